@@ -1,0 +1,69 @@
+"""The closed list of operations: a name maps to a handler and where it runs."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+Result = tuple[dict[str, Any], list[torch.Tensor]]
+
+
+class Cancelled(Exception):
+    """Raised by a handler that noticed its request was cancelled."""
+
+
+@dataclass
+class State:
+    """What lives across requests: the device and the training session."""
+
+    device: torch.device
+    devices: list[str]
+    session: Any = None  # gradprom_sidecar.session.Session once created
+
+
+@dataclass
+class Context:
+    """Per-request context handed to every handler."""
+
+    state: State
+    request_id: int
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled(f"request {self.request_id} was cancelled")
+
+
+Handler = Callable[[Context, dict[str, Any], list[torch.Tensor]], Result]
+
+# Ops answered by the I/O thread itself, never queued behind compute.
+IO_OPS = frozenset({"hello", "ping", "cancel", "shutdown"})
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def op(name: str) -> Callable[[Handler], Handler]:
+    """Register a compute handler under `name`."""
+
+    def register(fn: Handler) -> Handler:
+        if name in HANDLERS or name in IO_OPS:
+            raise ValueError(f"op {name!r} registered twice")
+        HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def require(args: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    """`args[key]` checked against `kind`; the error names the argument."""
+    if key not in args:
+        raise ValueError(f"args.{key}: required")
+    value = args[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))):
+        raise ValueError(f"args.{key}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    return value

@@ -1,0 +1,259 @@
+/** The manager: start, call, heartbeat, restart and stop one sidecar. */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { GradpromError, ProtocolVersionError, SidecarError, SidecarExitedError } from '../errors.js';
+import type { Tensor } from '../protocol/dtypes.js';
+import { DEFAULT_MAX_HEADER } from '../protocol/frames.js';
+import { parseOrThrow } from '../protocol/schema.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { Client, type CallOptions, type Reply } from './client.js';
+import { stderrLogger, type Logger } from './logger.js';
+import { installExitHooks, SidecarProcess } from './process.js';
+import { resolvePython } from './python.js';
+
+export interface SidecarOptions {
+  /** Torch device: 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'. */
+  device?: string;
+  /** `ipc` (a socket in a private 0700 folder, the default) or `tcp` on 127.0.0.1. */
+  transport?: 'ipc' | 'tcp';
+  /** tcp port; 0 lets the sidecar pick a free one. */
+  port?: number;
+  /** Interpreter; default GRADPROM_PYTHON, else python/.venv. */
+  python?: string;
+  logger?: Logger;
+  /** ms to wait for the sidecar to come up (torch import included). */
+  startTimeoutMs?: number;
+  /** ms between heartbeats, and ms without an answer before the sidecar counts as hung. */
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  /** ms `stop()` waits after each step (shutdown request, SIGTERM) before the next. */
+  stopGraceMs?: number;
+  /** restarts allowed over this object's life before it is marked dead. */
+  maxRestarts?: number;
+  maxHeaderBytes?: number;
+  /** Per-frame byte limit enforced by libzmq before allocation; -1 = none. */
+  maxMessageBytes?: number;
+  /** Per-operation deadlines in ms, overriding the defaults. */
+  timeouts?: Record<string, number>;
+}
+
+const DEFAULT_TIMEOUTS: Record<string, number> = {
+  hello: 30_000,
+  ping: 5_000,
+  cancel: 5_000,
+  shutdown: 5_000,
+  echo: 120_000,
+};
+const DEFAULT_TIMEOUT = 30 * 60_000; // compute ops: a long evaluation is legitimate
+
+const helloSchema = z.object({
+  protocol: z.number().int(),
+  torch: z.string(),
+  python: z.string(),
+  devices: z.array(z.string()),
+  device: z.string(),
+  pid: z.number().int(),
+  cuda: z.string().nullable(),
+});
+export type HelloInfo = z.infer<typeof helloSchema>;
+
+export type StoppedBy = 'request' | 'SIGTERM' | 'SIGKILL' | 'already-exited';
+
+export class Sidecar {
+  private proc!: SidecarProcess;
+  private client!: Client;
+  private dir: string | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private hung = false;
+  private stopping = false;
+  private restarts = 0;
+  private exitListeners: ((e: SidecarExitedError) => void)[] = [];
+  private readonly opts: Required<Omit<SidecarOptions, 'python' | 'port'>> & Pick<SidecarOptions, 'python' | 'port'>;
+  info!: HelloInfo;
+
+  private constructor(options: SidecarOptions) {
+    this.opts = {
+      device: 'auto',
+      transport: 'ipc',
+      logger: stderrLogger(),
+      startTimeoutMs: 120_000,
+      heartbeatIntervalMs: 1_000,
+      heartbeatTimeoutMs: 10_000,
+      stopGraceMs: 3_000,
+      maxRestarts: 3,
+      maxHeaderBytes: DEFAULT_MAX_HEADER,
+      maxMessageBytes: -1,
+      timeouts: {},
+      ...options,
+    };
+  }
+
+  /** Start a sidecar and complete the handshake. */
+  static async start(options: SidecarOptions = {}): Promise<Sidecar> {
+    const sc = new Sidecar(options);
+    await sc.launch();
+    return sc;
+  }
+
+  /** The sidecar's pid. */
+  get pid(): number {
+    return this.info.pid;
+  }
+
+  /** Where the sidecar listens (diagnostics and tests). */
+  get endpoint(): string {
+    return this.client.endpoint;
+  }
+
+  get alive(): boolean {
+    return !this.proc.exit;
+  }
+
+  /** Call an operation; rejects with SidecarError, SidecarTimeoutError, SidecarCancelledError or SidecarExitedError. */
+  call(op: string, args: Record<string, unknown> = {}, tensors: readonly Tensor[] = [], options: CallOptions = {}): Promise<Reply> {
+    return this.client.call(op, args, tensors, options);
+  }
+
+  /** Called when the sidecar exits without being asked to. */
+  onExit(listener: (e: SidecarExitedError) => void): () => void {
+    this.exitListeners.push(listener);
+    return () => (this.exitListeners = this.exitListeners.filter((l) => l !== listener));
+  }
+
+  /** Stop the current process (if alive) and start a fresh one with the same options. */
+  async restart(): Promise<void> {
+    if (this.restarts >= this.opts.maxRestarts) {
+      throw new GradpromError('SIDECAR_DEAD', `sidecar restarted ${this.restarts} times; limit ${this.opts.maxRestarts} reached, giving up`);
+    }
+    this.restarts++;
+    await this.stop();
+    await this.launch();
+  }
+
+  /** Shutdown request, then SIGTERM, then SIGKILL; returns which step ended it. */
+  async stop(): Promise<StoppedBy> {
+    this.stopping = true;
+    this.stopHeartbeat();
+    let by: StoppedBy = 'already-exited';
+    if (!this.proc.exit) {
+      by = 'request';
+      await this.client.call('shutdown', {}, [], { timeoutMs: this.opts.stopGraceMs }).catch(() => {});
+      if (!(await this.proc.waitExit(this.opts.stopGraceMs))) {
+        by = 'SIGTERM';
+        this.proc.signal('SIGTERM');
+        if (!(await this.proc.waitExit(this.opts.stopGraceMs))) {
+          by = 'SIGKILL';
+          this.proc.signal('SIGKILL');
+          await this.proc.exited;
+        }
+      }
+    }
+    this.client.close();
+    this.removeDir();
+    this.opts.logger.debug(`sidecar stopped (${by})`);
+    return by;
+  }
+
+  private async launch(): Promise<void> {
+    installExitHooks();
+    this.stopping = false;
+    this.hung = false;
+    const python = this.opts.python ?? resolvePython();
+    const token = randomBytes(32).toString('hex');
+    let endpoint: string;
+    if (this.opts.transport === 'tcp') {
+      endpoint = `tcp://127.0.0.1:${this.opts.port ?? 0}`;
+    } else {
+      this.dir = mkdtempSync(join(tmpdir(), 'gradprom-')); // mkdtemp makes it 0700
+      endpoint = `ipc://${join(this.dir, 'sidecar.sock')}`;
+    }
+    const args = ['--endpoint', endpoint, '--device', this.opts.device, '--parent-pid', String(process.pid)];
+    args.push('--max-header', String(this.opts.maxHeaderBytes), '--max-message', String(this.opts.maxMessageBytes));
+    const proc = new SidecarProcess({ python, args, token, logger: this.opts.logger });
+    this.proc = proc;
+    proc.child.unref();
+    let ready: { endpoint: string };
+    try {
+      ready = await withTimeout(proc.ready, this.opts.startTimeoutMs, () => {
+        proc.signal('SIGKILL');
+        return new GradpromError('SIDECAR_START', `sidecar did not come up within ${this.opts.startTimeoutMs} ms\n${proc.stderrTail().join('\n')}`);
+      });
+    } catch (e) {
+      this.removeDir();
+      if (e instanceof SidecarExitedError) {
+        throw new GradpromError('SIDECAR_START', `sidecar failed to start with ${python}: ${e.message}`, { cause: e });
+      }
+      throw e;
+    }
+    this.client = new Client({
+      endpoint: ready.endpoint,
+      token,
+      logger: this.opts.logger,
+      maxHeader: this.opts.maxHeaderBytes,
+      defaultTimeoutMs: (op) => this.opts.timeouts[op] ?? DEFAULT_TIMEOUTS[op] ?? DEFAULT_TIMEOUT,
+    });
+    const client = this.client;
+    void proc.exited.then(async (exit) => {
+      await new Promise((r) => setTimeout(r, 20)); // let the stderr reader catch the last lines
+      const err = proc.exitedError(exit);
+      if (this.hung) err.message += ' (killed: heartbeat unanswered)';
+      client.failAll(err);
+      if (!this.stopping && this.proc === proc) {
+        this.stopHeartbeat();
+        for (const l of this.exitListeners) l(err);
+      }
+    });
+    try {
+      const hello = await this.client.call('hello');
+      const protocol = (hello.result as { protocol?: unknown }).protocol;
+      if (protocol !== PROTOCOL_VERSION) {
+        throw new ProtocolVersionError(`sidecar speaks protocol ${String(protocol)}, this gradprom speaks ${PROTOCOL_VERSION}`);
+      }
+      this.info = parseOrThrow(helloSchema, hello.result, 'hello.result');
+    } catch (e) {
+      await this.stop();
+      if (e instanceof SidecarError && e.type === 'ProtocolVersionError') throw new ProtocolVersionError(e.detail);
+      throw e;
+    }
+    this.startHeartbeat();
+  }
+
+  private startHeartbeat(): void {
+    let inFlight = false;
+    this.heartbeat = setInterval(() => {
+      if (inFlight || this.proc.exit) return;
+      inFlight = true;
+      this.client
+        .call('ping', {}, [], { timeoutMs: this.opts.heartbeatTimeoutMs })
+        .catch((e: unknown) => {
+          if (this.stopping || this.proc.exit) return;
+          this.hung = true;
+          this.opts.logger.error(`sidecar unresponsive (${(e as Error).message}); killing it`);
+          this.proc.signal('SIGKILL');
+        })
+        .finally(() => (inFlight = false));
+    }, this.opts.heartbeatIntervalMs);
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  private removeDir(): void {
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    this.dir = null;
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms))),
+  ]);
+}

@@ -1,0 +1,36 @@
+/** Test helpers shared by the integration tests. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const root = join(new URL('.', import.meta.url).pathname, '..');
+export const realPython = process.env.GRADPROM_PYTHON ?? join(root, 'python', '.venv', 'bin', 'python');
+export const fakePython = join(root, 'test', 'fixtures', 'fake-python.sh');
+
+/** True while a process with this pid exists (and is not a zombie). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const stat = `/proc/${pid}/stat`;
+  if (existsSync(stat)) {
+    try {
+      const state = readFileSync(stat, 'utf8').split(') ')[1]?.[0];
+      return state !== 'Z';
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Poll `cond` every 50 ms until true or `ms` passes; returns the elapsed ms or -1. */
+export async function waitFor(cond: () => boolean, ms: number): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    if (cond()) return Date.now() - start;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond() ? Date.now() - start : -1;
+}

@@ -1,0 +1,112 @@
+/** Lifecycle: exits noticed, restarts, stop escalation, no orphans. Faults come from the fake sidecar. */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { Sidecar, SidecarExitedError, silentLogger, isGradpromError, type SidecarOptions } from '../../src/index.js';
+import { alive, fakePython, realPython, root, waitFor } from '../helpers.js';
+
+/** A sidecar started through the fake interpreter with the given FAKE_* faults. */
+async function startFake(faults: Record<string, string>, opts: SidecarOptions = {}): Promise<Sidecar> {
+  const saved = { ...process.env };
+  Object.assign(process.env, faults, { GRADPROM_REAL_PYTHON: realPython });
+  try {
+    return await Sidecar.start({ device: 'cpu', python: fakePython, logger: silentLogger, stopGraceMs: 500, ...opts });
+  } finally {
+    for (const k of Object.keys(faults)) if (!(k in saved)) delete process.env[k];
+  }
+}
+
+describe('sidecar lifecycle', () => {
+  it('rejects a pending request with SidecarExitedError within 1 s of SIGKILL, and restarts', async () => {
+    const sc = await Sidecar.start({ device: 'cpu', logger: silentLogger });
+    const oldPid = sc.pid;
+    const exits: SidecarExitedError[] = [];
+    sc.onExit((e) => exits.push(e));
+    const pending = sc.call('sleep', { seconds: 30 }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    process.kill(oldPid, 'SIGKILL');
+    const err = await pending;
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(err).toBeInstanceOf(SidecarExitedError);
+    expect((err as SidecarExitedError).signal).toBe('SIGKILL');
+    expect(exits).toHaveLength(1);
+    await sc.restart();
+    expect(sc.pid).not.toBe(oldPid);
+    expect((await sc.call('ping')).result.pid).toBe(sc.pid);
+    expect(await sc.stop()).toBe('request');
+    expect(alive(sc.pid)).toBe(false);
+  });
+
+  it('reports a failed start with the last stderr lines', async () => {
+    const err = await startFake({ FAKE_FAIL_START: '1' }).catch((e: unknown) => e);
+    expect(isGradpromError(err, 'SIDECAR_START')).toBe(true);
+    expect((err as Error).message).toMatch(/failing on start as asked/);
+    expect((err as Error).message).toMatch(/exit code 3/);
+  });
+
+  it('gives up on a start that takes too long', async () => {
+    const err = await startFake({ FAKE_SLOW_START: '30' }, { startTimeoutMs: 1000 }).catch((e: unknown) => e);
+    expect(isGradpromError(err, 'SIDECAR_START')).toBe(true);
+  });
+
+  it('names the missing interpreter and how to fix it', async () => {
+    const err = await Sidecar.start({ python: '/nonexistent/python3', logger: silentLogger }).catch((e: unknown) => e);
+    expect(isGradpromError(err, 'SIDECAR_START')).toBe(true);
+    expect((err as Error).message).toMatch(/nonexistent/);
+  });
+
+  it('escalates to SIGTERM when shutdown is ignored, and to SIGKILL when SIGTERM is too', async () => {
+    const a = await startFake({ FAKE_IGNORE_SHUTDOWN: '1' });
+    expect(await a.stop()).toBe('SIGTERM');
+    const b = await startFake({ FAKE_IGNORE_SHUTDOWN: '1', FAKE_IGNORE_SIGTERM: '1' });
+    expect(await b.stop()).toBe('SIGKILL');
+    expect(alive(a.pid) || alive(b.pid)).toBe(false);
+  });
+
+  it('kills a hung sidecar when heartbeats go unanswered', async () => {
+    const sc = await startFake({ FAKE_HANG_AFTER: '1' }, { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500 });
+    const exited = new Promise<SidecarExitedError>((r) => sc.onExit(r));
+    const err = await exited;
+    expect(err.message).toMatch(/heartbeat unanswered/);
+    expect(alive(sc.pid)).toBe(false);
+    await sc.stop();
+  });
+
+  it('marks the sidecar dead after too many restarts', async () => {
+    const sc = await Sidecar.start({ device: 'cpu', logger: silentLogger, maxRestarts: 1 });
+    await sc.restart();
+    expect(isGradpromError(await sc.restart().catch((e: unknown) => e), 'SIDECAR_DEAD')).toBe(true);
+    await sc.stop();
+  });
+});
+
+describe('no orphans', () => {
+  /** Start test/fixtures/child-sidecar.mjs in `mode`; resolves with the child and its sidecar's pid. */
+  async function child(mode: string) {
+    const proc = spawn(process.execPath, [join(root, 'test', 'fixtures', 'child-sidecar.mjs'), mode], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: proc.stdout }).once('line', resolve);
+      proc.once('exit', (c) => reject(new Error(`child exited ${c} before starting its sidecar`)));
+    });
+    return { proc, sidecarPid: (JSON.parse(line) as { sidecarPid: number }).sidecarPid };
+  }
+
+  it('ends the sidecar within 5 s when its Node parent is SIGKILLed', async () => {
+    const { proc, sidecarPid } = await child('wait');
+    expect(alive(sidecarPid)).toBe(true);
+    proc.kill('SIGKILL');
+    expect(await waitFor(() => !alive(sidecarPid), 5000)).toBeGreaterThanOrEqual(0);
+  });
+
+  it.each(['exit', 'throw'])('ends the sidecar when Node ends by %s', async (mode) => {
+    const { sidecarPid } = await child(mode);
+    expect(await waitFor(() => !alive(sidecarPid), 5000)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('ends the sidecar when Node gets SIGTERM', async () => {
+    const { proc, sidecarPid } = await child('wait');
+    proc.kill('SIGTERM');
+    expect(await waitFor(() => !alive(sidecarPid), 5000)).toBeGreaterThanOrEqual(0);
+  });
+});
