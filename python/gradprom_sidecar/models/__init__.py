@@ -1,0 +1,184 @@
+"""IP and VR networks, chosen by name from the experiment config.
+
+Built-in names:
+
+- IP (``build_ip``): ``srresnet``, ``dncnn``, ``unet``.
+- VR (``build_vr``): ``resnet18``, ``resnet34``, ``resnet50``, ``smallresnet``
+  (classifiers, N×num_classes logits) and ``unet`` (segmenter,
+  N×num_classes×H×W logits).
+
+Plugin contract: an ``arch`` of the form ``"package.module:ClassName"``
+names a user ``nn.Module`` subclass. ``cfg["plugin_path"]`` (optional) is a
+directory put on ``sys.path`` before the import, and ``cfg["kwargs"]``
+(optional dict) is passed to the constructor:
+
+- IP: ``Cls(in_channels=..., scale=..., **kwargs)``; maps N×C×h×w in [0,1]
+  to N×C×(h·scale)×(w·scale).
+- VR: ``Cls(in_channels=..., num_classes=..., **kwargs)``; returns logits.
+
+Any failure (module not found, import error, class missing, not an
+``nn.Module``, constructor error) is a ``ValueError`` naming the arch string.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from torch import nn
+
+from . import dncnn, resnet, smallresnet, srresnet, unet
+
+IPBuilder = Callable[[dict], nn.Module]
+VRBuilder = Callable[[dict, int, int], nn.Module]
+
+IP_REGISTRY: dict[str, IPBuilder] = {
+    "srresnet": srresnet.build,
+    "dncnn": dncnn.build,
+    "unet": unet.build_ip,
+}
+
+VR_REGISTRY: dict[str, VRBuilder] = {
+    "resnet18": lambda cfg, c, k: resnet.build(cfg, c, k, 18),
+    "resnet34": lambda cfg, c, k: resnet.build(cfg, c, k, 34),
+    "resnet50": lambda cfg, c, k: resnet.build(cfg, c, k, 50),
+    "smallresnet": smallresnet.build,
+    "unet": unet.build_vr,
+}
+
+# VR architectures whose output is a per-pixel map (task "segment").
+SEGMENTERS = frozenset({"unet"})
+
+__all__ = [
+    "IP_REGISTRY", "VR_REGISTRY", "SEGMENTERS", "build_ip", "build_vr", "count_params",
+    "register_ip", "register_vr", "load_plugin_class",
+]
+
+
+def register_ip(name: str, builder: IPBuilder) -> None:
+    """Add an IP network under a name (``builder(cfg) -> nn.Module``).
+
+    :param name: the ``arch`` value that selects it; must not contain ``:``.
+    :param builder: makes the module from the IP config dict.
+    """
+    if ":" in name:
+        raise ValueError(f"registered names may not contain ':' (reserved for plugins): {name!r}")
+    IP_REGISTRY[name] = builder
+
+
+def register_vr(name: str, builder: VRBuilder, segmenter: bool = False) -> None:
+    """Add a VR network under a name (``builder(cfg, in_channels, num_classes)``).
+
+    :param name: the ``arch`` value that selects it; must not contain ``:``.
+    :param builder: makes the module.
+    :param segmenter: True when it outputs N×num_classes×H×W maps.
+    """
+    global SEGMENTERS
+    if ":" in name:
+        raise ValueError(f"registered names may not contain ':' (reserved for plugins): {name!r}")
+    VR_REGISTRY[name] = builder
+    if segmenter:
+        SEGMENTERS = SEGMENTERS | {name}
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of parameters (trainable or not; buffers excluded).
+
+    :param module: the network.
+    """
+    return sum(p.numel() for p in module.parameters())
+
+
+def load_plugin_class(arch: str, plugin_path: str | Path | None = None) -> type[nn.Module]:
+    """Import ``"module.sub:ClassName"`` and return the class.
+
+    :param arch: the arch string.
+    :param plugin_path: a directory added to ``sys.path`` first (once).
+    :raises ValueError: naming ``arch`` and the problem.
+    """
+    module_name, _, class_name = arch.partition(":")
+    if not module_name or not class_name:
+        raise ValueError(f"plugin arch {arch!r}: expected 'module.path:ClassName'")
+    if plugin_path is not None:
+        folder = Path(plugin_path).expanduser().resolve()
+        if not folder.is_dir():
+            raise ValueError(f"plugin arch {arch!r}: plugin_path {str(folder)!r} is not a directory")
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+        importlib.invalidate_caches()  # the folder may have been written after startup
+    try:
+        mod = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        raise ValueError(f"plugin arch {arch!r}: module {module_name!r} not found ({e})") from e
+    except Exception as e:  # a plugin's own import-time error
+        raise ValueError(f"plugin arch {arch!r}: importing {module_name!r} failed: {type(e).__name__}: {e}") from e
+    cls: Any = mod
+    for part in class_name.split("."):
+        if not hasattr(cls, part):
+            raise ValueError(f"plugin arch {arch!r}: module {module_name!r} has no attribute {class_name!r}")
+        cls = getattr(cls, part)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"plugin arch {arch!r}: {class_name!r} is not an nn.Module subclass")
+    return cls
+
+
+def _build_plugin(arch: str, cfg: dict, **required: int) -> nn.Module:
+    kwargs = cfg.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"plugin arch {arch!r}: kwargs must be a mapping, got {type(kwargs).__name__}")
+    cls = load_plugin_class(arch, cfg.get("plugin_path"))
+    try:
+        module = cls(**required, **kwargs)
+    except Exception as e:
+        raise ValueError(f"plugin arch {arch!r}: constructor failed: {type(e).__name__}: {e}") from e
+    if not isinstance(module, nn.Module):  # e.g. a __new__ returning something else
+        raise ValueError(f"plugin arch {arch!r}: constructor returned {type(module).__name__}, not an nn.Module")
+    return module
+
+
+def _arch(cfg: dict, role: str) -> str:
+    arch = cfg.get("arch")
+    if not isinstance(arch, str) or not arch:
+        raise ValueError(f"{role} config needs an 'arch' string, got {arch!r}")
+    return arch
+
+
+def build_ip(cfg: dict) -> nn.Module:
+    """Make the IP (enhancement) network.
+
+    :param cfg: IP config: ``arch``, ``in_channels`` (default 1), ``scale``
+        (default 1) and the network's own keys; unknown keys are ignored.
+    :raises ValueError: unknown arch (the message lists the known ones) or a
+        plugin problem.
+    """
+    arch = _arch(cfg, "IP")
+    if ":" in arch:
+        return _build_plugin(arch, cfg, in_channels=int(cfg.get("in_channels", 1)), scale=int(cfg.get("scale", 1)))
+    if arch not in IP_REGISTRY:
+        raise ValueError(f"unknown IP arch {arch!r}; known: {', '.join(sorted(IP_REGISTRY))} or 'module:Class'")
+    return IP_REGISTRY[arch](cfg)
+
+
+def build_vr(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
+    """Make the VR (recognition) network.
+
+    :param cfg: VR config: ``arch``, optional ``task`` (``"classify"`` or
+        ``"segment"``; checked against the arch when given), and the network's
+        own keys; unknown keys are ignored.
+    :param in_channels: image channels.
+    :param num_classes: classes (per image, or per pixel for segmenters).
+    :raises ValueError: unknown arch, an arch that does not fit ``task``, or a
+        plugin problem.
+    """
+    arch = _arch(cfg, "VR")
+    if ":" in arch:
+        return _build_plugin(arch, cfg, in_channels=in_channels, num_classes=num_classes)
+    if arch not in VR_REGISTRY:
+        raise ValueError(f"unknown VR arch {arch!r}; known: {', '.join(sorted(VR_REGISTRY))} or 'module:Class'")
+    task = cfg.get("task")
+    if task == "segment" and arch not in SEGMENTERS:
+        raise ValueError(f"VR arch {arch!r} is a classifier; task 'segment' needs one of {sorted(SEGMENTERS)}")
+    if task == "classify" and arch in SEGMENTERS:
+        raise ValueError(f"VR arch {arch!r} is a segmenter; task 'classify' needs a classifier")
+    return VR_REGISTRY[arch](cfg, in_channels, num_classes)

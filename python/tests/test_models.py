@@ -1,0 +1,217 @@
+"""Networks: output shapes, torchvision key compatibility, input adaptation, plugins."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gradprom_sidecar.checkpoint import load_weights, save_atomic
+from gradprom_sidecar.models import IP_REGISTRY, VR_REGISTRY, build_ip, build_vr, count_params
+from gradprom_sidecar.models.resnet import load_torchvision
+
+FIXTURES = Path(__file__).parent / "fixtures"
+# Small widths keep the shape tests fast on CPU; the architecture is the same.
+SMALL_IP = {
+    "srresnet": {"channels": 16, "blocks": 2},
+    "unet": {"channels": 8, "depth": 3},
+    "dncnn": {"channels": 16, "depth": 5},
+}
+
+
+def read_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
+    """The checked-in torchvision key list: ``name<TAB>shape`` per line, empty shape = scalar."""
+    rows = []
+    for line in (FIXTURES / f"torchvision_{name}_keys.txt").read_text().splitlines():
+        key, shape = line.split("\t")
+        rows.append((key, tuple(int(s) for s in shape.split(",")) if shape else ()))
+    return rows
+
+
+@pytest.mark.parametrize("arch", ["srresnet", "unet"])
+@pytest.mark.parametrize("scale", [1, 2, 4])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ip_output_shape(arch: str, scale: int, channels: int) -> None:
+    net = build_ip({"arch": arch, "in_channels": channels, "scale": scale, **SMALL_IP[arch]})
+    x = torch.rand(2, channels, 12, 10)
+    y = net(x)
+    assert y.shape == (2, channels, 12 * scale, 10 * scale)
+    y.mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dncnn_shape_and_residual(channels: int) -> None:
+    net = build_ip({"arch": "dncnn", "in_channels": channels, **SMALL_IP["dncnn"]})
+    x = torch.rand(2, channels, 16, 16)
+    assert net(x).shape == x.shape
+
+
+def test_dncnn_rejects_scale() -> None:
+    with pytest.raises(ValueError, match="scale 2"):
+        build_ip({"arch": "dncnn", "scale": 2})
+
+
+@pytest.mark.parametrize("arch", ["srresnet", "unet", "dncnn"])
+def test_ip_starts_near_identity(arch: str) -> None:
+    # Global residual output: an untrained IP barely changes its input (documented choice).
+    net = build_ip({"arch": arch, "in_channels": 1, "scale": 1, "batch_norm": False, **SMALL_IP[arch]}).eval()
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        assert (net(x) - x).abs().mean() < 0.2
+
+
+def test_srresnet_default_has_batch_norm_and_scale_validation() -> None:
+    net = build_ip({"arch": "srresnet", "in_channels": 1, "blocks": 1, "channels": 8})
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    with pytest.raises(ValueError, match="scale"):
+        build_ip({"arch": "srresnet", "scale": 3})
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", "smallresnet"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_vr_logits_shape(arch: str, channels: int) -> None:
+    net = build_vr({"arch": arch}, channels, 5)
+    assert net(torch.rand(2, channels, 64, 64)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (30, 27)])
+def test_segment_output_shape(size: tuple[int, int]) -> None:
+    net = build_vr({"arch": "unet", "task": "segment", "channels": 8}, 3, 2)
+    assert net(torch.rand(2, 3, *size)).shape == (2, 2, *size)
+
+
+def test_task_arch_consistency() -> None:
+    with pytest.raises(ValueError, match="classifier"):
+        build_vr({"arch": "resnet18", "task": "segment"}, 1, 2)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_vr({"arch": "unet"}, 1, 1)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_resnet_keys_match_torchvision(name: str, tmp_path: Path) -> None:
+    expected = read_keys(name)
+    net = build_vr({"arch": name}, 3, 1000)
+    got = [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
+    assert got == expected
+    # A torchvision-shaped file (random tensors) loads strictly, gray input included.
+    sd = {k: (torch.tensor(7) if not s else torch.randn(s)) for k, s in expected}
+    save_atomic(sd, tmp_path / "tv.pth")
+    gray = build_vr({"arch": name}, 1, 1000)
+    report = load_weights(gray, tmp_path / "tv.pth", strict=True)
+    assert report.ok and report.loaded == len(expected)
+    assert torch.equal(gray.state_dict()["conv1.weight"], sd["conv1.weight"])
+
+
+def test_normalize_adds_no_keys() -> None:
+    a = build_vr({"arch": "resnet18", "normalize": "imagenet"}, 3, 10)
+    b = build_vr({"arch": "resnet18", "normalize": "none"}, 3, 10)
+    assert list(a.state_dict()) == list(b.state_dict())
+    with pytest.raises(ValueError, match="normalize"):
+        build_vr({"arch": "resnet18", "normalize": "zscore"}, 3, 10)
+
+
+def test_gray_input_replicated_to_three_channels() -> None:
+    gray_net = build_vr({"arch": "resnet18"}, 1, 4).eval()
+    rgb_net = build_vr({"arch": "resnet18"}, 3, 4).eval()
+    rgb_net.load_state_dict(gray_net.state_dict())
+    assert gray_net.conv1.weight.shape[1] == 3
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(gray_net(x), rgb_net(x.repeat(1, 3, 1, 1)), atol=1e-5)
+    one = build_vr({"arch": "resnet18", "weights_channels": 1}, 1, 4)
+    assert one.conv1.weight.shape == (64, 1, 7, 7)
+
+
+def test_load_torchvision_keeps_own_fc(tmp_path: Path) -> None:
+    sd = {k: (torch.tensor(0) if not s else torch.randn(s)) for k, s in read_keys("resnet18")}
+    torch.save(sd, tmp_path / "tv.pth")
+    net = build_vr({"arch": "resnet18", "weights_channels": 1}, 1, 4)
+    skipped = load_torchvision(net, tmp_path / "tv.pth")
+    assert skipped == ["fc.weight", "fc.bias"]
+    assert torch.allclose(net.conv1.weight, sd["conv1.weight"].sum(1, keepdim=True))
+    assert torch.equal(net.layer4[1].bn2.running_var, sd["layer4.1.bn2.running_var"])
+
+
+def test_param_counts() -> None:
+    assert count_params(build_vr({"arch": "resnet18"}, 3, 1000)) == 11_689_512
+    assert count_params(build_vr({"arch": "resnet50"}, 3, 1000)) == 25_557_032
+    assert count_params(build_vr({"arch": "smallresnet"}, 1, 4)) == 77_364
+    small = build_ip({"arch": "srresnet", "channels": 32, "blocks": 4, "batch_norm": False, "scale": 1, "in_channels": 1})
+    assert 80_000 < count_params(small) < 95_000
+    assert 1_000_000 < count_params(build_ip({"arch": "srresnet", "in_channels": 3, "scale": 4})) < 2_000_000
+
+
+def test_smallresnet_widths() -> None:
+    net = build_vr({"arch": "smallresnet", "widths": [8, 16]}, 3, 2)
+    assert net(torch.rand(1, 3, 32, 32)).shape == (1, 2)
+    assert net.fc.in_features == 16
+
+
+def test_unknown_arch_lists_known() -> None:
+    with pytest.raises(ValueError, match="srresnet") as e:
+        build_ip({"arch": "edsr"})
+    assert all(name in str(e.value) for name in IP_REGISTRY)
+    with pytest.raises(ValueError) as e:
+        build_vr({"arch": "vgg"}, 1, 2)
+    assert all(name in str(e.value) for name in VR_REGISTRY)
+
+
+PLUGIN = '''
+import torch.nn as nn
+import torch.nn.functional as F
+
+class Enhancer(nn.Module):
+    def __init__(self, in_channels, scale, width=4):
+        super().__init__()
+        self.scale = scale
+        self.conv = nn.Conv2d(in_channels, in_channels, 3, padding=1)
+        self.width = width
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=self.scale) if self.scale > 1 else x)
+
+class Classifier(nn.Module):
+    def __init__(self, in_channels, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.mean((2, 3)))
+
+NotAModule = int
+'''
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path) -> Path:
+    pkg = tmp_path / "gp_test_plugins"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text(PLUGIN)
+    return tmp_path
+
+
+def test_plugin_ip_and_vr(plugin_dir: Path) -> None:
+    ip = build_ip({"arch": "gp_test_plugins.nets:Enhancer", "plugin_path": str(plugin_dir),
+                   "in_channels": 3, "scale": 2, "kwargs": {"width": 9}})
+    assert ip.width == 9 and ip(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
+    vr = build_vr({"arch": "gp_test_plugins.nets:Classifier", "plugin_path": str(plugin_dir)}, 3, 7)
+    assert vr(torch.rand(2, 3, 8, 8)).shape == (2, 7)
+
+
+@pytest.mark.parametrize(("arch", "problem"), [
+    ("gp_no_such_module:Net", "not found"),
+    ("gp_test_plugins.nets:Missing", "no attribute"),
+    ("gp_test_plugins.nets:NotAModule", "not an nn.Module"),
+    ("gp_test_plugins.nets:", "module.path:ClassName"),
+])
+def test_plugin_errors(plugin_dir: Path, arch: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as e:
+        build_vr({"arch": arch, "plugin_path": str(plugin_dir)}, 1, 2)
+    assert repr(arch) in str(e.value)
+
+
+def test_plugin_constructor_error(plugin_dir: Path) -> None:
+    with pytest.raises(ValueError, match="constructor failed"):
+        build_ip({"arch": "gp_test_plugins.nets:Enhancer", "plugin_path": str(plugin_dir), "kwargs": {"bogus": 1}})
