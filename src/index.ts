@@ -5,3 +5,5 @@ export { tensor, numel, DTYPE_NAMES, type DType, type Tensor, type TypedArray } 
 export { Sidecar, type SidecarOptions, type HelloInfo, type StoppedBy } from './sidecar/sidecar.js';
 export type { CallOptions, Reply } from './sidecar/client.js';
 export { stderrLogger, silentLogger, type Logger, type LogLevel } from './sidecar/logger.js';
+export * from './policy/index.js';
+export { loadConfig, parseConfig, DEFAULTS, type Config, type ConfigIssue, type ConfigResult } from './config/index.js';

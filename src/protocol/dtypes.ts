@@ -13,8 +13,19 @@ export const DTYPES = {
 export type DType = keyof typeof DTYPES;
 export const DTYPE_NAMES = Object.keys(DTYPES) as DType[];
 
+interface ArrayMap {
+  float32: Float32Array;
+  float64: Float64Array;
+  float16: Uint16Array;
+  bfloat16: Uint16Array;
+  int64: BigInt64Array;
+  int32: Int32Array;
+  uint8: Uint8Array;
+  bool: Uint8Array;
+}
+
 /** The typed array a dtype is viewed as. */
-export type ArrayOf<D extends DType> = InstanceType<(typeof DTYPES)[D]['array']>;
+export type ArrayOf<D extends DType> = ArrayMap[D];
 export type TypedArray = ArrayOf<DType>;
 
 /** A tensor on the wire: dtype, shape and a typed-array view of its bytes. */

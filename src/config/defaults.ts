@@ -1,0 +1,149 @@
+/**
+ * Every default of the experiment config, in one block (units in the comments); a user file is deep-merged over it.
+ */
+
+/** Default per-kind fields of a `degradation` entry, filled in when an entry leaves them out. */
+export const DEGRADATION_DEFAULTS = {
+  gaussian: { sigma: 0.3, clip: false }, // sigma: noise std on [0,1] intensities; clip: clamp the result to [0,1]
+  poisson: { peak: 30 }, //                 peak: expected photon count at intensity 1.0
+  downsample: { scale: 2 }, //              scale: bicubic downsampling factor (2 or 4)
+} as const;
+
+/** The resolved config when the user gives nothing (snake_case: Python reads the same file). */
+export const DEFAULTS = {
+  seed: 0, //                          base RNG seed (each process seeds seed + rank)
+  device: "auto", //                   auto | cpu | cuda | cuda:N (auto: CUDA when present)
+  data: {
+    kind: "synthetic", //              synthetic | isic2018 | folder | dicom
+    seed: 0, //                        data seed: the generated set, the split and the test degradation (fixed across training seeds)
+    path: null, //                     data set root (required unless kind is synthetic)
+    size: 32, //                       image side after resizing, pixels
+    channels: 1, //                    1 (grayscale) | 3 (RGB)
+    classes: 4, //                     number of classes (classification) or of mask labels
+    counts: { train: 2000, val: 200, test: 1000 }, // images generated per split (synthetic only)
+    split: { train: 0.7, val: 0.1, test: 0.2 }, //  fractions of a real data set per split; sum to 1
+    labels_csv: "labels.csv", //       labels file, relative to path
+    image_column: "image", //          CSV column holding the image file name (without or with extension)
+    label_column: null, //             CSV column holding a class index or name (null: one-hot label_columns)
+    label_columns: null, //            one-hot CSV columns, one per class (ISIC 2018 Task 3 style)
+    masks_dir: null, //                folder of masks beside the images, relative to path (segmentation)
+    isic_task: "classify", //          classify (Task 3) | segment (Task 1)
+    window: null, //                   DICOM intensity window {center, width}, in stored units (HU for CT)
+    augment: { flip: false }, //       random horizontal/vertical flips of training images
+  },
+  degradation: [{ kind: "gaussian", ...DEGRADATION_DEFAULTS.gaussian }], // applied in order to the clean image
+  ip: {
+    arch: "srresnet", //               srresnet | dncnn | unet | "package.module:Class"
+    channels: 32, //                   feature channels
+    blocks: 4, //                      residual blocks (srresnet)
+    batch_norm: false, //              BatchNorm inside blocks
+    depth: 17, //                      convolution layers (dncnn)
+    scale: 1, //                       upscaling factor; must equal the product of downsample scales
+    weights: null, //                  checkpoint or state-dict file to start from
+    plugin_path: null, //              folder added to sys.path for a "module:Class" arch
+    kwargs: {}, //                     extra constructor arguments
+  },
+  vr: {
+    arch: "smallresnet", //            smallresnet | resnet18 | resnet34 | resnet50 | unet | "package.module:Class"
+    task: "classify", //               classify | segment
+    mode: "supervised", //             supervised (labels) | unsupervised (clean-image pseudo-labels) | frozen
+    weights: null, //                  state-dict file (torchvision names load unchanged)
+    normalize: "none", //              none | imagenet (mean/std normalisation of VR's input)
+    weights_channels: null, //         input channels of the loaded weights when they differ from data.channels
+    pretrain_steps: 300, //            steps of VR training on clean images before IP training
+    pretrain_lr: 1e-3, //              learning rate of that pre-training
+    plugin_path: null, //              folder added to sys.path for a "module:Class" arch
+    kwargs: {}, //                     extra constructor arguments
+  },
+  policy: {
+    name: "gradprom", //               ip-only | joint | gradprom | soft | pcgrad
+    lambda: 0.003, //                  weight of g_VR (dimensionless); ‖g_VR‖ is 200–1000× ‖g_IP‖, hence ~0.003 plain
+    lambda_mode: "plain", //           plain (λ_eff = λ) | normalized (λ_eff = λ‖g_IP‖/‖g_VR‖)
+    threshold: 0, //                   gate τ on the cosine, in [-1, 1]; the gate opens iff cos > τ
+    granularity: "global", //          global (one cosine) | layer (one decision per parameter tensor)
+  },
+  train: {
+    steps: 1000, //                    IP optimisation steps
+    batch_size: 16, //                 images per step
+    loss: "mse", //                    pixel loss: mse | l1
+    transport: "gram", //              gram (sidecar sends the per-block Gram) | vectors (flat gradients)
+    max_skips: 10, //                  non-finite steps skipped in a row before the run stops
+    ip_optim: {
+      name: "adam", //                 adam | sgd
+      lr: 1e-3, //                     peak learning rate
+      momentum: 0.9, //                sgd momentum (adam: beta1)
+      weight_decay: 0, //              L2 penalty
+      schedule: "constant", //         constant | cosine | step
+      step_size: 1000, //              steps between decays (step schedule)
+      gamma: 0.5, //                   decay factor per step_size (step schedule)
+      warmup_steps: 0, //              linear warm-up steps
+    },
+    vr_optim: {
+      name: "adam",
+      lr: 1e-3,
+      momentum: 0.9,
+      weight_decay: 0,
+      schedule: "constant",
+      step_size: 1000,
+      gamma: 0.5,
+      warmup_steps: 0,
+    },
+    eval_every: 250, //                steps between evaluations (0: only at the end)
+    checkpoint_every: 250, //          steps between checkpoints (0: only at the end)
+  },
+  eval: {
+    batch_size: 200, //                images per evaluation batch
+    limit: null, //                    test images used (null: all)
+  },
+  output: {
+    dir: "runs", //                    parent folder of run folders
+    name: null, //                     run folder name (null: generated from time and policy)
+  },
+} as const;
+
+/** A plain JSON-like object. */
+export type Obj = Record<string, unknown>;
+
+/** True for a non-null, non-array object. */
+export function isPlainObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Sets an own property even for names like "__proto__" (so the schema reports them as unknown keys). */
+export function setOwn(obj: Obj, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Deep copy of plain objects and arrays; other values are shared (no structuredClone: it throws on functions). */
+function copy(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(copy);
+  if (!isPlainObject(v)) return v;
+  const out: Obj = {};
+  for (const k of Object.keys(v)) setOwn(out, k, copy(v[k]));
+  return out;
+}
+
+/** Deep-merges `over` onto a copy of `base`: objects merge key by key, anything else (arrays included) replaces. */
+function merge(base: unknown, over: unknown): unknown {
+  if (over === undefined) return copy(base);
+  if (isPlainObject(base) && isPlainObject(over)) {
+    const out: Obj = {};
+    for (const k of Object.keys(base)) setOwn(out, k, copy(base[k]));
+    for (const k of Object.keys(over)) setOwn(out, k, merge(base[k], over[k]));
+    return out;
+  }
+  return copy(over);
+}
+
+/** Merges a user config over DEFAULTS and fills each degradation entry's per-kind defaults (idempotent). */
+export function withDefaults(raw: unknown): unknown {
+  const merged = merge(DEFAULTS, raw);
+  if (isPlainObject(merged) && Array.isArray(merged.degradation)) {
+    const table: Obj = DEGRADATION_DEFAULTS;
+    merged.degradation = merged.degradation.map((d: unknown) => {
+      const kind = isPlainObject(d) && typeof d.kind === "string" && Object.hasOwn(table, d.kind) ? d.kind : null;
+      return kind ? merge(table[kind], d) : d;
+    });
+  }
+  return merged;
+}

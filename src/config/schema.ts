@@ -1,0 +1,266 @@
+/**
+ * The experiment config schema (zod 4, strict objects, snake_case keys) and `parseConfig`, which returns issues instead of throwing.
+ */
+import * as z from "zod";
+import { policies, POLICY_NAMES, type PolicyName } from "../policy/index.js";
+import type { PolicyInput } from "../policy/types.js";
+import { DEFAULTS, DEGRADATION_DEFAULTS, isPlainObject, withDefaults, type Obj } from "./defaults.js";
+
+/** One problem with a config: a stable code, the dotted path (`degradation.0.sigma`), and a message naming the bad value. */
+export interface ConfigIssue {
+  code: string;
+  path: string;
+  message: string;
+}
+
+/** Shows a received value in a message, shortened. */
+export function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (typeof value === "function") return "a function";
+  let s: string;
+  try {
+    s = JSON.stringify(value) ?? String(value);
+  } catch {
+    s = String(value);
+  }
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+const posInt = z.int().positive();
+const nonNegInt = z.int().nonnegative();
+const posNum = z.number().positive();
+const fraction = z.number().min(0).max(1);
+const nullableName = z.string().min(1).nullable();
+const kwargs = z.record(z.string(), z.json());
+
+/** A built-in architecture name, or a user class as "package.module:Class". */
+function arch(names: readonly string[]) {
+  const plugin = /^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/;
+  const list = [...names, "module:Class"].map((n) => `"${n}"`).join(" | ");
+  return z
+    .string()
+    .refine((s) => names.includes(s) || plugin.test(s), { error: (iss) => `expected one of ${list}, got ${show(iss.input)}` });
+}
+
+const optim = z.strictObject({
+  name: z.enum(["adam", "sgd"]),
+  lr: posNum,
+  momentum: z.number().min(0).lt(1),
+  weight_decay: z.number().min(0),
+  schedule: z.enum(["constant", "cosine", "step"]),
+  step_size: posInt,
+  gamma: z.number().gt(0).max(1),
+  warmup_steps: nonNegInt,
+});
+
+const degradation = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("gaussian"), sigma: posNum, clip: z.boolean() }),
+  z.strictObject({ kind: z.literal("poisson"), peak: posNum }),
+  z.strictObject({ kind: z.literal("downsample"), scale: z.literal([2, 4]) }),
+]);
+
+const data = z
+  .strictObject({
+    kind: z.enum(["synthetic", "isic2018", "folder", "dicom"]),
+    seed: z.number().int().nonnegative(),
+    path: nullableName,
+    size: posInt,
+    channels: z.literal([1, 3]),
+    classes: posInt,
+    counts: z.strictObject({ train: posInt, val: posInt, test: posInt }),
+    split: z.strictObject({ train: fraction, val: fraction, test: fraction }),
+    labels_csv: z.string().min(1),
+    image_column: z.string().min(1),
+    label_column: nullableName,
+    label_columns: z.array(z.string().min(1)).min(1).nullable(),
+    masks_dir: nullableName,
+    isic_task: z.enum(["classify", "segment"]),
+    window: z.strictObject({ center: z.number(), width: posNum }).nullable(),
+    augment: z.strictObject({ flip: z.boolean() }),
+  })
+  .superRefine((d, ctx) => {
+    if (d.kind !== "synthetic" && d.path === null) {
+      ctx.addIssue({ code: "custom", path: ["path"], params: { code: "required" }, message: `required when data.kind is "${d.kind}"` });
+    }
+    const sum = d.split.train + d.split.val + d.split.test;
+    if (Math.abs(sum - 1) > 1e-6) {
+      ctx.addIssue({ code: "custom", path: ["split"], params: { code: "split_sum" }, message: `train + val + test must sum to 1, got ${sum}` });
+    }
+    if (d.label_column !== null && d.label_columns !== null) {
+      ctx.addIssue({ code: "custom", path: ["label_columns"], params: { code: "conflict" }, message: "set label_column or label_columns, not both" });
+    }
+  });
+
+/** Options for building the schema: where the cross-field checks look up a policy's declared input. */
+export interface SchemaOptions {
+  policyInput?: (name: PolicyName) => PolicyInput;
+}
+
+/** Builds the config schema; `configSchema()` is the one the CLI uses. */
+export function configSchema(options: SchemaOptions = {}) {
+  const policyInput = options.policyInput ?? ((name: PolicyName) => policies[name].input);
+  return z
+    .strictObject({
+      seed: nonNegInt,
+      device: z
+        .string()
+        .refine((s) => /^(auto|cpu|cuda(:\d+)?)$/.test(s), { error: (iss) => `expected auto | cpu | cuda | cuda:N, got ${show(iss.input)}` }),
+      data,
+      degradation: z.array(degradation),
+      ip: z.strictObject({
+        arch: arch(["srresnet", "dncnn", "unet"]),
+        channels: posInt,
+        blocks: posInt,
+        batch_norm: z.boolean(),
+        depth: posInt,
+        scale: posInt,
+        weights: nullableName,
+        plugin_path: nullableName,
+        kwargs,
+      }),
+      vr: z.strictObject({
+        arch: arch(["smallresnet", "resnet18", "resnet34", "resnet50", "unet"]),
+        task: z.enum(["classify", "segment"]),
+        mode: z.enum(["supervised", "unsupervised", "frozen"]),
+        weights: nullableName,
+        normalize: z.enum(["none", "imagenet"]),
+        weights_channels: z.literal([1, 3]).nullable(),
+        pretrain_steps: nonNegInt,
+        pretrain_lr: posNum,
+        plugin_path: nullableName,
+        kwargs,
+      }),
+      policy: z.strictObject({
+        name: z.enum(POLICY_NAMES),
+        lambda: z.number().min(0),
+        lambda_mode: z.enum(["plain", "normalized"]),
+        threshold: z.number().min(-1).max(1),
+        granularity: z.enum(["global", "layer"]),
+      }),
+      train: z.strictObject({
+        steps: posInt,
+        batch_size: posInt,
+        loss: z.enum(["mse", "l1"]),
+        transport: z.enum(["gram", "vectors"]),
+        max_skips: nonNegInt,
+        ip_optim: optim,
+        vr_optim: optim,
+        eval_every: nonNegInt,
+        checkpoint_every: nonNegInt,
+      }),
+      eval: z.strictObject({ batch_size: posInt, limit: posInt.nullable() }),
+      output: z.strictObject({ dir: z.string().min(1), name: nullableName }),
+    })
+    .superRefine((c, ctx) => {
+      const product = c.degradation.reduce((p, d) => (d.kind === "downsample" ? p * d.scale : p), 1);
+      if (c.ip.scale !== product) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["ip", "scale"],
+          params: { code: "scale_mismatch" },
+          message: `expected ${product} (the product of the downsample scales in degradation), got ${c.ip.scale}`,
+        });
+      }
+      if (c.train.transport === "gram" && policyInput(c.policy.name) === "vectors") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["train", "transport"],
+          params: { code: "transport_policy" },
+          message: `policy "${c.policy.name}" needs the gradient vectors: set train.transport to "vectors"`,
+        });
+      }
+    });
+}
+
+/** The experiment config schema. */
+export const ConfigSchema = configSchema();
+
+/** The resolved experiment config. */
+export type Config = z.infer<typeof ConfigSchema>;
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
+
+/** Levenshtein distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The keys the schema allows at `path`, from the defaults (degradation entries by kind). */
+function knownKeys(path: PropertyKey[], value: unknown): string[] {
+  if (path[0] === "degradation" && isPlainObject(value) && typeof value.kind === "string") {
+    const table: Obj = DEGRADATION_DEFAULTS;
+    const d = table[value.kind];
+    return isPlainObject(d) ? ["kind", ...Object.keys(d)] : [];
+  }
+  let node: unknown = DEFAULTS;
+  for (const p of path) node = isPlainObject(node) ? node[String(p)] : undefined;
+  if (path.join(".") === "data.window") return ["center", "width"];
+  return isPlainObject(node) ? Object.keys(node) : [];
+}
+
+function sizeBound(iss: { origin?: string; inclusive?: boolean }, op: "<" | ">", bound: unknown): string {
+  const eq = iss.inclusive ? "=" : "";
+  if (iss.origin === "array") return `at ${op === ">" ? "least" : "most"} ${String(bound)} item(s)`;
+  if (iss.origin === "string") return `at ${op === ">" ? "least" : "most"} ${String(bound)} character(s)`;
+  return `${iss.origin === "int" ? "integer" : "number"} ${op}${eq} ${String(bound)}`;
+}
+
+/** Turns zod issues into ConfigIssues with dotted paths and "expected X, got Y" messages. */
+export function toConfigIssues(issues: readonly z.core.$ZodIssue[]): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const iss of issues) {
+    const path = iss.path.map(String).join(".");
+    const got = show(iss.input);
+    switch (iss.code) {
+      case "invalid_type":
+        out.push({ code: iss.code, path, message: `expected ${iss.expected === "int" ? "integer" : iss.expected}, got ${got}` });
+        break;
+      case "invalid_value":
+        out.push({ code: iss.code, path, message: `expected one of ${iss.values.map((v) => show(v)).join(" | ")}, got ${got}` });
+        break;
+      case "too_small":
+        out.push({ code: iss.code, path, message: `expected ${sizeBound(iss, ">", iss.minimum)}, got ${got}` });
+        break;
+      case "too_big":
+        out.push({ code: iss.code, path, message: `expected ${sizeBound(iss, "<", iss.maximum)}, got ${got}` });
+        break;
+      case "unrecognized_keys":
+        for (const key of iss.keys) {
+          const known = knownKeys(iss.path, iss.input);
+          const near = known.filter((k) => distance(k, key) <= 2).sort((a, b) => distance(a, key) - distance(b, key))[0];
+          const hint = near ? ` (did you mean "${near}"?)` : known.length ? ` (allowed: ${known.join(", ")})` : "";
+          out.push({ code: "unrecognized_key", path: path ? `${path}.${key}` : key, message: `unknown key "${key}"${hint}` });
+        }
+        break;
+      case "invalid_union": {
+        const values = "options" in iss && Array.isArray(iss.options) ? iss.options.map((v) => show(v)).join(" | ") : null;
+        const message = values ? `expected one of ${values}, got ${show(isPlainObject(iss.input) ? iss.input.kind : iss.input)}` : `${iss.message}, got ${got}`;
+        out.push({ code: iss.code, path, message });
+        break;
+      }
+      case "custom": {
+        const code = typeof iss.params?.code === "string" ? iss.params.code : "custom";
+        out.push({ code, path, message: iss.message });
+        break;
+      }
+      default:
+        out.push({ code: iss.code, path, message: `${iss.message}, got ${got}` });
+    }
+  }
+  return out;
+}
+
+/** Validates a raw config (deep-merged over the defaults first); never throws. */
+export function parseConfig(raw: unknown, options: SchemaOptions = {}): ConfigResult {
+  const schema = options.policyInput ? configSchema(options) : ConfigSchema;
+  const result = schema.safeParse(withDefaults(raw), { reportInput: true });
+  return result.success ? { ok: true, config: result.data } : { ok: false, issues: toConfigIssues(result.error.issues) };
+}
