@@ -1,0 +1,120 @@
+"""Degradations: validation messages, each kind's statistics, composition, and per-sample seeding."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradprom_sidecar.data.synthetic import generate
+from gradprom_sidecar.degrade import build_degradation, sample_seed
+from gradprom_sidecar.metrics import psnr
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize(
+    "cfg,message",
+    [
+        ([{"kind": "gaussian", "sigma": 0.1}, {"kind": "gaussian", "sigma": 0}], r"^degradation\[1\]\.sigma: must be > 0$"),
+        ([{"kind": "gaussian"}], r"degradation\[0\]\.sigma: required"),
+        ([{"kind": "gaussian", "sigma": "x"}], r"degradation\[0\]\.sigma: expected a number"),
+        ([{"kind": "gaussian", "sigma": 0.1, "clip": "yes"}], r"degradation\[0\]\.clip"),
+        ([{"kind": "poisson", "peak": -1}], r"degradation\[0\]\.peak: must be > 0"),
+        ([{"kind": "blur"}], r"degradation\[0\]\.kind: expected one of"),
+        ([{"kind": "downsample", "scale": 3}], r"degradation\[0\]\.scale: expected 2 or 4"),
+        ([{"kind": "downsample", "scale": 2, "sigma": 1}], r"degradation\[0\]\.sigma: unknown field"),
+        ([42], r"degradation\[0\]: expected an object"),
+        ({"kind": "gaussian"}, r"degradation: expected a list"),
+    ],
+)
+def test_bad_config_names_index_and_field(cfg: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_degradation(cfg)  # type: ignore[arg-type]
+
+
+def test_identity_when_empty() -> None:
+    x = torch.rand(2, 1, 8, 8)
+    for cfg in ([], None):
+        d = build_degradation(cfg)
+        assert d.scale == 1 and d(x, gen()) is x and d.seeded(x, [0, 1], 0) is x
+
+
+def test_gaussian_is_unclipped_by_default() -> None:
+    clean = torch.full((64, 1, 32, 32), 0.5)
+    x = build_degradation([{"kind": "gaussian", "sigma": 0.3}])(clean, gen())
+    noise = x - clean
+    assert abs(float(noise.std()) - 0.3) < 0.005 and abs(float(noise.mean())) < 0.005
+    assert float(x.min()) < 0.0 and float(x.max()) > 1.0
+    xc = build_degradation([{"kind": "gaussian", "sigma": 0.3, "clip": True}])(clean, gen())
+    assert float(xc.min()) == 0.0 and float(xc.max()) == 1.0
+
+
+def test_noisy_psnr_on_synthetic_matches_calibration() -> None:
+    clean = generate(1000, 32, 1, 4, seed=3).images
+    x = build_degradation([{"kind": "gaussian", "sigma": 0.3}]).seeded(clean, range(1000), 7)
+    # PSNR clamps x; ≈ 11.9 dB for σ = 0.3 (CALIBRATION.md).
+    assert 11.6 < float(psnr(x, clean).mean()) < 12.2
+
+
+def test_poisson_statistics() -> None:
+    clean = torch.full((32, 1, 32, 32), 0.25)
+    peak = 40.0
+    x = build_degradation([{"kind": "poisson", "peak": peak}])(clean, gen())
+    counts = x * peak
+    assert torch.allclose(counts, counts.round(), atol=1e-4)  # whole counts / peak
+    assert abs(float(x.mean()) - 0.25) < 0.005
+    assert abs(float(x.var()) - 0.25 / peak) < 0.0005  # Poisson: var = mean / peak
+
+
+def test_downsample_bicubic_and_scale() -> None:
+    clean = torch.rand(3, 2, 16, 16)
+    d = build_degradation([{"kind": "downsample", "scale": 2}])
+    out = d(clean, gen())
+    assert d.scale == 2 and out.shape == (3, 2, 8, 8)
+    ref = F.interpolate(clean, size=(8, 8), mode="bicubic", align_corners=False, antialias=True)
+    assert torch.equal(out, ref)
+    const = torch.full((1, 1, 16, 16), 0.4)
+    assert torch.allclose(d(const, gen()), torch.full((1, 1, 8, 8), 0.4), atol=1e-6)
+    chain = build_degradation([{"kind": "downsample", "scale": 2}, {"kind": "downsample", "scale": 4}, {"kind": "gaussian", "sigma": 0.1}])
+    assert chain.scale == 8 and chain(torch.rand(1, 1, 32, 32), gen()).shape == (1, 1, 4, 4)
+    with pytest.raises(ValueError, match="not divisible by scale 4"):
+        build_degradation([{"kind": "downsample", "scale": 4}])(torch.rand(1, 1, 10, 10), gen())
+
+
+def test_composition_runs_in_list_order() -> None:
+    clean = torch.rand(2, 1, 16, 16)
+    noise_then_down = build_degradation([{"kind": "gaussian", "sigma": 0.2}, {"kind": "downsample", "scale": 2}])(clean, gen(1))
+    down_then_noise = build_degradation([{"kind": "downsample", "scale": 2}, {"kind": "gaussian", "sigma": 0.2}])(clean, gen(1))
+    # Downsampling averages the noise away when it comes second.
+    small = F.interpolate(clean, size=(8, 8), mode="bicubic", antialias=True)
+    assert float((noise_then_down - small).std()) < 0.6 * float((down_then_noise - small).std())
+
+
+def test_training_call_follows_the_generator() -> None:
+    d = build_degradation([{"kind": "gaussian", "sigma": 0.1}, {"kind": "poisson", "peak": 50}])
+    clean = torch.rand(4, 1, 8, 8)
+    assert torch.equal(d(clean, gen(5)), d(clean, gen(5)))
+    assert not torch.equal(d(clean, gen(5)), d(clean, gen(6)))
+
+
+def test_seeded_depends_only_on_seed_and_index() -> None:
+    d = build_degradation([{"kind": "gaussian", "sigma": 0.2}, {"kind": "poisson", "peak": 30}])
+    clean = torch.rand(6, 1, 8, 8)
+    full = d.seeded(clean, range(6), seed=11)
+    # Another batch composition and order: the same samples get the same inputs.
+    part = d.seeded(clean[[4, 1]], [4, 1], seed=11)
+    assert torch.equal(part[0], full[4]) and torch.equal(part[1], full[1])
+    assert torch.equal(d.seeded(clean, range(6), seed=11), full)
+    assert not torch.equal(d.seeded(clean, range(6), seed=12), full)
+    same_image = clean[:1].expand(2, -1, -1, -1)
+    two = d.seeded(same_image, [0, 1], seed=11)
+    assert not torch.equal(two[0], two[1])  # different indices, different noise
+    with pytest.raises(ValueError, match="2 indices for a batch of 6"):
+        d.seeded(clean, [0, 1], seed=11)
+
+
+def test_sample_seed_is_spread() -> None:
+    seeds = {sample_seed(s, i) for s in range(4) for i in range(1000)}
+    assert len(seeds) == 4000 and all(0 <= v < 2**63 for v in seeds)

@@ -1,0 +1,162 @@
+"""Metrics against hand-computed values, and SSIM against scikit-image."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradprom_sidecar.metrics import (
+    SSIM_CONVENTION,
+    accuracy,
+    auc_ovr,
+    balanced_accuracy,
+    dice,
+    iou,
+    macro_f1,
+    psnr,
+    ssim,
+)
+
+# ---------------------------------------------------------------- PSNR
+
+
+def test_psnr_known_mse() -> None:
+    y = torch.full((2, 1, 8, 8), 0.5)
+    x = y.clone()
+    x[0] += 0.1  # MSE 0.01 → 20 dB
+    x[1, :, :4] += 0.2  # MSE 0.02 → 10·log10(50) dB
+    assert psnr(x, y).tolist() == pytest.approx([20.0, 10 * math.log10(50)], abs=1e-4)
+
+
+def test_psnr_clamps_the_estimate_and_handles_range() -> None:
+    y = torch.full((1, 1, 4, 4), 0.5)
+    # x = 2.5 is clamped to 1.0: MSE 0.25 → 6.0206 dB (unclamped would be 4 → -6.02 dB).
+    assert float(psnr(y + 2.0, y)) == pytest.approx(10 * math.log10(4), abs=1e-4)
+    assert float(psnr(y * 255 + 10, y * 255, data_range=255.0)) == pytest.approx(10 * math.log10(255**2 / 100), abs=1e-4)
+    assert math.isinf(float(psnr(y, y)))
+    with pytest.raises(ValueError, match="one shape"):
+        psnr(y, y[:, :, :2])
+
+
+# ---------------------------------------------------------------- SSIM
+
+
+def _skimage_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    from skimage.metrics import structural_similarity
+
+    a_np, b_np = a.double().numpy(), b.double().numpy()
+    return float(
+        structural_similarity(a_np, b_np, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+    )
+
+
+def _test_pairs() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    smooth = F.avg_pool2d(torch.rand(1, 3, 44, 52, generator=g), 3, 1, 1)
+    noisy = (smooth + 0.1 * torch.randn(smooth.shape, generator=g)).clamp(0, 1)
+    blurred = F.avg_pool2d(smooth, 5, 1, 2)
+    gray = torch.rand(1, 1, 32, 32, generator=g)
+    return [(noisy, smooth), (blurred, smooth), (gray, gray.flip(-1)), (gray * 0.8 + 0.1, gray)]
+
+
+@pytest.mark.parametrize("pair", range(4))
+def test_ssim_matches_skimage(pair: int) -> None:
+    x, y = _test_pairs()[pair]
+    ours = float(ssim(x, y))
+    assert ours == pytest.approx(_skimage_ssim(x[0], y[0]), abs=1e-3)
+
+
+def test_ssim_batch_identity_and_convention() -> None:
+    x, y = _test_pairs()[0]
+    batch = ssim(torch.cat([x, y]), torch.cat([y, y]))
+    assert batch.shape == (2,) and float(batch[1]) == pytest.approx(1.0, abs=1e-6) and float(batch[0]) < 0.99
+    assert "11x11" in SSIM_CONVENTION and "1.5" in SSIM_CONVENTION
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
+
+
+# ---------------------------------------------------------------- classification
+
+
+def test_accuracy_from_logits_or_predictions() -> None:
+    labels = torch.tensor([0, 1, 2, 1])
+    logits = torch.tensor([[2.0, 0, 0], [0, 1, 0], [0, 3, 0], [0, 0.5, 0.1]])
+    assert accuracy(logits, labels) == pytest.approx(0.75)
+    assert accuracy(torch.tensor([0, 0, 2, 1]), labels) == pytest.approx(0.75)
+
+
+def test_balanced_accuracy_and_macro_f1_hand_values() -> None:
+    labels = torch.tensor([0, 0, 0, 1])
+    pred = torch.tensor([0, 0, 1, 1])
+    # Recall: class 0 2/3, class 1 1/1 → 5/6.
+    assert balanced_accuracy(pred, labels) == pytest.approx(5 / 6)
+    # F1: class 0 = 2·2/(3+2) = 0.8; class 1 = 2·1/(1+2) = 2/3 → 0.7333.
+    assert macro_f1(pred, labels) == pytest.approx((0.8 + 2 / 3) / 2)
+    # A predicted class that never occurs counts with F1 = 0; balanced accuracy ignores it.
+    pred2 = torch.tensor([0, 0, 2, 1])
+    assert macro_f1(pred2, labels) == pytest.approx((0.8 + 1.0 + 0.0) / 3)
+    assert balanced_accuracy(pred2, labels) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_auc_rank_statistic_with_ties() -> None:
+    # Binary, class 1 scores: positives {0.9, 0.5}, negatives {0.5, 0.1}: pairs won 1, 1, ½ (tie), 1 → 3.5/4.
+    s1 = torch.tensor([0.9, 0.5, 0.5, 0.1])
+    probs = torch.stack([1 - s1, s1], 1)
+    labels = torch.tensor([1, 1, 0, 0])
+    assert auc_ovr(probs, labels) == pytest.approx(0.875)  # class 0 mirrors class 1
+
+
+def test_auc_skips_absent_classes() -> None:
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1]])
+    labels = torch.tensor([0, 0, 1, 1])  # class 2 absent: skipped
+    # Class 0: positives {0.7, 0.6} vs negatives {0.2, 0.5}: 4/4. Class 1: {0.7, 0.4} vs {0.2, 0.3}: 4/4.
+    assert auc_ovr(probs, labels) == pytest.approx(1.0)
+    probs[3] = torch.tensor([0.65, 0.25, 0.1])
+    # Class 0: 0.7, 0.6 vs 0.2, 0.65 → 1 + 1 + 1 + 0 = 3/4; class 1: 0.7, 0.25 vs 0.2, 0.3 → 1+1+1+0 = 3/4.
+    assert auc_ovr(probs, labels) == pytest.approx(0.75)
+    assert math.isnan(auc_ovr(probs, torch.zeros(4, dtype=torch.long)))
+
+
+def test_auc_matches_pairwise_count() -> None:
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 5, (60, 3), generator=g).double()  # many ties
+    labels = torch.randint(0, 3, (60,), generator=g)
+    expected = []
+    for c in range(3):
+        pos, neg = scores[labels == c, c], scores[labels != c, c]
+        diff = pos[:, None] - neg[None, :]
+        expected.append(float(((diff > 0).double() + 0.5 * (diff == 0).double()).mean()))
+    assert auc_ovr(scores, labels) == pytest.approx(float(np.mean(expected)))
+
+
+# ---------------------------------------------------------------- segmentation
+
+
+def test_dice_and_iou_hand_values() -> None:
+    truth = torch.zeros(1, 4, 4, dtype=torch.long)
+    truth[0, :2, :2] = 1  # 4 pixels
+    pred = torch.zeros(1, 4, 4, dtype=torch.long)
+    pred[0, :2, :3] = 1  # 6 pixels, 4 shared
+    assert dice(pred, truth, 2).tolist() == pytest.approx([2 * 4 / 10])
+    assert iou(pred, truth, 2).tolist() == pytest.approx([4 / 6])
+    logits = F.one_hot(pred, 2).permute(0, 3, 1, 2).float()
+    assert dice(logits, truth, 2).tolist() == pytest.approx([0.8])
+
+
+def test_empty_mask_conventions_and_class_average() -> None:
+    empty = torch.zeros(1, 4, 4, dtype=torch.long)
+    some = empty.clone()
+    some[0, 0, 0] = 1
+    assert dice(empty, empty, 2).tolist() == [1.0] and iou(empty, empty, 2).tolist() == [1.0]
+    assert dice(some, empty, 2).tolist() == [0.0] and dice(empty, some, 2).tolist() == [0.0]
+    # Three classes: class 1 perfect, class 2 absent in both (1.0), class 3 missed (0.0).
+    truth = torch.tensor([[[1, 1], [3, 0]]])
+    pred = torch.tensor([[[1, 1], [0, 0]]])
+    assert dice(pred, truth, 4).tolist() == pytest.approx([2 / 3])
+    batch = dice(torch.cat([pred, empty[:, :2, :2]]), torch.cat([truth, empty[:, :2, :2]]), 4)
+    assert batch.shape == (2,) and batch.tolist() == pytest.approx([2 / 3, 1.0])
+    with pytest.raises(ValueError, match="num_classes"):
+        dice(pred, truth, 1)
