@@ -1,0 +1,93 @@
+"""The ROUTER loop, driven by a raw DEALER: token, version, liveness while busy, shutdown."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgpack
+import pytest
+import zmq
+
+from gradprom_sidecar import PROTOCOL_VERSION
+
+TOKEN = "test-token"
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
+    endpoint = f"ipc://{tmp_path}/s.sock"
+    env = {**os.environ, "GRADPROM_TOKEN": TOKEN}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("GRADPROM_READY "), proc.stderr.read() if proc.stderr else line
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    yield sock, proc
+    sock.close()
+    proc.kill()
+    proc.wait()
+
+
+def call(sock: zmq.Socket, header: dict[str, Any], *frames: bytes) -> dict[str, Any]:
+    sock.send_multipart([msgpack.packb(header), *frames])
+    return msgpack.unpackb(sock.recv_multipart()[0])
+
+
+def req(op: str, rid: int = 1, **kw: Any) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "token": TOKEN, "id": rid, "op": op, "args": {}, **kw}
+
+
+def test_hello_reports_versions(sidecar: Any) -> None:
+    sock, proc = sidecar
+    r = call(sock, req("hello"))
+    assert r["status"] == "ok" and r["result"]["protocol"] == PROTOCOL_VERSION and r["result"]["pid"] == proc.pid
+
+
+def test_wrong_version_is_refused_and_serving_continues(sidecar: Any) -> None:
+    sock, _ = sidecar
+    r = call(sock, {**req("ping"), "v": PROTOCOL_VERSION + 1})
+    assert r["status"] == "error" and r["error"]["type"] == "ProtocolVersionError"
+    assert "protocol version" in r["error"]["message"]
+    assert call(sock, req("ping", 2))["status"] == "ok"
+
+
+def test_wrong_token_and_unknown_op(sidecar: Any) -> None:
+    sock, _ = sidecar
+    assert call(sock, {**req("ping"), "token": "x"})["error"]["type"] == "AuthError"
+    r = call(sock, req("no.such.op"))
+    assert r["error"]["type"] == "UnknownOp" and "header.op" in r["error"]["message"]
+
+
+def test_ping_answers_while_compute_is_busy(sidecar: Any) -> None:
+    sock, _ = sidecar
+    sock.send_multipart([msgpack.packb(req("sleep", 1, args={"seconds": 2}))])
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    r = call(sock, req("ping", 2))
+    assert time.monotonic() - t0 < 1.0
+    assert r["id"] == 2 and r["result"]["busy"] is True and r["result"]["op"] == "sleep"
+
+
+def test_shutdown_exits_cleanly(sidecar: Any) -> None:
+    sock, proc = sidecar
+    assert call(sock, req("shutdown"))["status"] == "ok"
+    assert proc.wait(timeout=10) == 0
+
+
+def test_refuses_to_start_without_a_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GRADPROM_TOKEN"}
+    r = subprocess.run(
+        [sys.executable, "-m", "gradprom_sidecar", "--endpoint", f"ipc://{tmp_path}/x.sock"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 2 and "GRADPROM_TOKEN" in r.stderr

@@ -1,0 +1,105 @@
+/** Typed wrappers over the sidecar's compute operations; every reply is parsed by a zod schema. */
+import { z } from 'zod';
+import type { Config } from '../config/index.js';
+import type { Decision, Gram, Layout } from '../policy/index.js';
+import { tensor, type Tensor } from '../protocol/dtypes.js';
+import { parseOrThrow } from '../protocol/schema.js';
+import type { Sidecar } from '../sidecar/sidecar.js';
+import type { CallOptions } from '../sidecar/client.js';
+
+const blockSchema = z.object({ name: z.string(), shape: z.array(z.number().int()), numel: z.number().int(), offset: z.number().int() });
+
+const createSchema = z.object({
+  layout: z.object({ blocks: z.array(blockSchema), numel: z.number().int() }),
+  ip_params: z.number().int(),
+  vr_params: z.number().int(),
+  device: z.string(),
+  data: z.object({ train: z.number().int(), val: z.number().int(), test: z.number().int(), num_classes: z.number().int() }).loose(),
+});
+export type SessionInfo = z.infer<typeof createSchema>;
+
+const gramSchema = z.object({ ip_ip: z.array(z.number()), vr_vr: z.array(z.number()), ip_vr: z.array(z.number()) });
+const gradsSchema = z.object({ step: z.number().int(), loss_ip: z.number(), loss_vr: z.number(), finite: z.boolean(), gram: gramSchema });
+const applySchema = z.object({ step: z.number().int(), lr_ip: z.number(), lr_vr: z.number() });
+const pretrainSchema = z.object({ loss: z.number(), accuracy: z.number() });
+const loadSchema = z.object({ step: z.number().int(), extra: z.unknown(), config: z.unknown() }).loose();
+
+/** Per-evaluation metrics: numbers keyed by name (psnr, ssim, fixed_enhanced_acc, ...). */
+export type EvalMetrics = Record<string, number | string>;
+const evalSchema = z.record(z.string(), z.union([z.number(), z.string(), z.null()]));
+
+export interface StepGradsReply {
+  step: number;
+  lossIp: number;
+  lossVr: number;
+  finite: boolean;
+  gram: Gram;
+  gIp?: Float32Array;
+  gVr?: Float32Array;
+}
+
+/** One training session in a sidecar: create, pretrain, grads/apply, eval, checkpoints. */
+export class RemoteSession {
+  private constructor(
+    readonly sidecar: Sidecar,
+    readonly info: SessionInfo,
+    readonly layout: Layout,
+  ) {}
+
+  static async create(sidecar: Sidecar, config: Config, options?: CallOptions): Promise<RemoteSession> {
+    const reply = await sidecar.call('session.create', { config }, [], options);
+    const info = parseOrThrow(createSchema, reply.result, 'session.create.result');
+    return new RemoteSession(sidecar, info, info.layout.blocks);
+  }
+
+  async pretrain(steps: number, options?: CallOptions): Promise<z.infer<typeof pretrainSchema>> {
+    const reply = await this.sidecar.call('vr.pretrain', { steps }, [], options);
+    return parseOrThrow(pretrainSchema, reply.result, 'vr.pretrain.result');
+  }
+
+  async grads(transport: 'gram' | 'vectors'): Promise<StepGradsReply> {
+    const reply = await this.sidecar.call('train.grads', { transport });
+    const r = parseOrThrow(gradsSchema, reply.result, 'train.grads.result');
+    const gram: Gram = { ipIp: Float64Array.from(r.gram.ip_ip), vrVr: Float64Array.from(r.gram.vr_vr), ipVr: Float64Array.from(r.gram.ip_vr) };
+    const out: StepGradsReply = { step: r.step, lossIp: r.loss_ip, lossVr: r.loss_vr, finite: r.finite, gram };
+    if (transport === 'vectors') {
+      const [gIp, gVr] = reply.tensors;
+      if (gIp?.dtype !== 'float32' || gVr?.dtype !== 'float32') throw new Error('train.grads: expected two float32 vectors in vectors transport');
+      out.gIp = gIp.data as Float32Array;
+      out.gVr = gVr.data as Float32Array;
+    }
+    return out;
+  }
+
+  async apply(decision: Decision): Promise<z.infer<typeof applySchema>> {
+    const reply =
+      decision.kind === 'weights'
+        ? await this.sidecar.call('train.apply', { weights: { ip: Array.from(decision.ip), vr: Array.from(decision.vr) } })
+        : await this.sidecar.call('train.apply', {}, [tensor('float32', decision.merged)]);
+    return parseOrThrow(applySchema, reply.result, 'train.apply.result');
+  }
+
+  async skip(): Promise<void> {
+    await this.sidecar.call('train.skip');
+  }
+
+  async evaluate(split: 'val' | 'test', limit: number | null, options?: CallOptions): Promise<EvalMetrics> {
+    const reply = await this.sidecar.call('eval', { split, limit }, [], options);
+    const r = parseOrThrow(evalSchema, reply.result, 'eval.result');
+    return Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null)) as EvalMetrics;
+  }
+
+  async enhance(images: Tensor<'float32'>): Promise<Tensor> {
+    const reply = await this.sidecar.call('enhance', {}, [images]);
+    return reply.tensors[0]!;
+  }
+
+  async save(path: string, extra: Record<string, unknown>): Promise<void> {
+    await this.sidecar.call('checkpoint.save', { path, extra });
+  }
+
+  async load(path: string): Promise<z.infer<typeof loadSchema>> {
+    const reply = await this.sidecar.call('checkpoint.load', { path });
+    return parseOrThrow(loadSchema, reply.result, 'checkpoint.load.result');
+  }
+}
