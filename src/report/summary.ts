@@ -1,0 +1,125 @@
+/** One run's records reduced to the numbers the reports show. */
+import { isEval, isPretrain, isResume, isStep, latestRecords } from './records.js';
+import type { EvalRecord, MetricRecord, MetricValue, StepRecord } from './records.js';
+import { finite, mean, median } from './stats.js';
+
+/** What the report writers need to know about a run beside its records. */
+export interface RunMeta {
+  runDir: string;
+  name: string;
+  policy: string;
+  lambda: number;
+  lambdaMode: string;
+  seed: number;
+  steps: number;
+  task: 'classify' | 'segment';
+  wallSeconds: number;
+  config: unknown;
+}
+
+/** An evaluation's metrics (with its `step` and `split`, without `type`). */
+export type EvalMetrics = Record<string, MetricValue>;
+
+/** The per-run numbers; statistics with no data are null. */
+export interface RunSummary {
+  name: string;
+  policy: string;
+  lambda: number;
+  lambdaMode: string;
+  seed: number;
+  steps: number;
+  task: 'classify' | 'segment';
+  /** Metrics of the last test evaluation (the last val one when there is no test); empty without evaluations. */
+  final: EvalMetrics;
+  gateOpenRate: number | null;
+  cosEarly: number | null;
+  cosLate: number | null;
+  normRatio: number | null;
+  skipped: number;
+  stepMsMedian: number | null;
+  wallSeconds: number;
+  recognitionKey: string;
+  /** Step records in force (after resumes). */
+  loggedSteps: number;
+  /** Steps the run resumed at, in order. */
+  resumedAt: number[];
+  /** VR pre-training result, when logged. */
+  pretrain: { loss: number; accuracy: number } | null;
+}
+
+/** The recognition metric suffix of a task: accuracy for classification, Dice for segmentation. */
+export function recognitionUnit(task: 'classify' | 'segment'): 'acc' | 'dice' {
+  return task === 'segment' ? 'dice' : 'acc';
+}
+
+/** The numeric value of metric `key` in `m`, or null when absent or not a finite number. */
+export function metricOf(m: EvalMetrics, key: string): number | null {
+  const v = m[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** Step records in force, in step order. */
+export function stepsOf(records: readonly MetricRecord[]): StepRecord[] {
+  return latestRecords(records).filter(isStep).sort((a, b) => a.step - b.step);
+}
+
+/** Evaluation records in force for `split`, in step order. */
+export function evalsOf(records: readonly MetricRecord[], split: 'val' | 'test'): EvalRecord[] {
+  return latestRecords(records)
+    .filter(isEval)
+    .filter((r) => r.split === split)
+    .sort((a, b) => a.step - b.step);
+}
+
+/** The number of leading (or trailing) items that make up 10% of `n`, at least one. */
+function tenth(n: number): number {
+  return Math.max(1, Math.ceil(n * 0.1));
+}
+
+/** Mean of finite values, or null when there are none. */
+function meanOrNull(xs: number[]): number | null {
+  const v = finite(xs);
+  return v.length ? mean(v) : null;
+}
+
+/** Median of finite values, or null when there are none. */
+function medianOrNull(xs: number[]): number | null {
+  const v = finite(xs);
+  return v.length ? median(v) : null;
+}
+
+/** Reduce a run's records (resumes resolved here) to its summary. */
+export function summarizeRun(records: readonly MetricRecord[], meta: RunMeta): RunSummary {
+  const live = latestRecords(records);
+  const steps = stepsOf(live);
+  const active = steps.filter((s) => !s.skipped);
+  const withCos = active.filter((s) => Number.isFinite(s.cos));
+  const k = tenth(withCos.length);
+  const lastEval = evalsOf(live, 'test').at(-1) ?? evalsOf(live, 'val').at(-1);
+  const final: EvalMetrics = {};
+  if (lastEval) for (const [key, v] of Object.entries(lastEval)) if (key !== 'type') final[key] = v;
+  const unit = recognitionUnit(meta.task);
+  const fixedKey = `fixed_enhanced_${unit}`;
+  const pre = live.filter(isPretrain).at(-1);
+  return {
+    name: meta.name,
+    policy: meta.policy,
+    lambda: meta.lambda,
+    lambdaMode: meta.lambdaMode,
+    seed: meta.seed,
+    steps: meta.steps,
+    task: meta.task,
+    final,
+    gateOpenRate: meanOrNull(active.map((s) => s.gate_rate)),
+    cosEarly: withCos.length ? mean(withCos.slice(0, k).map((s) => s.cos)) : null,
+    cosLate: withCos.length ? mean(withCos.slice(-k).map((s) => s.cos)) : null,
+    normRatio: medianOrNull(active.filter((s) => s.vr_norm > 0).map((s) => s.ip_norm / s.vr_norm)),
+    skipped: steps.filter((s) => s.skipped).length,
+    stepMsMedian: medianOrNull(steps.map((s) => s.time_ms)),
+    wallSeconds: meta.wallSeconds,
+    recognitionKey: metricOf(final, fixedKey) !== null ? fixedKey : `cotrained_enhanced_${unit}`,
+    loggedSteps: steps.length,
+    resumedAt: live.filter(isResume).map((r) => r.step),
+    pretrain: pre ? { loss: pre.loss, accuracy: pre.accuracy } : null,
+  };
+}
