@@ -1,0 +1,340 @@
+"""The compute session and its ops (gradprom_sidecar.session), on tiny synthetic configs."""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import DEVICE
+from gradprom_sidecar import grads as G
+from gradprom_sidecar import session as S
+from gradprom_sidecar.registry import HANDLERS, Context, State
+
+
+def _optim() -> dict:
+    return {"name": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0, "schedule": "constant",
+            "step_size": 1000, "gamma": 0.5, "warmup_steps": 0}
+
+
+def tiny_config(**over: dict) -> dict:
+    """A complete, resolved config small enough for a test (16×16, 48 train images, tiny nets)."""
+    cfg = {
+        "seed": 0, "device": "cpu",
+        "data": {"kind": "synthetic", "path": None, "size": 16, "channels": 1, "classes": 3,
+                 "counts": {"train": 48, "val": 12, "test": 12}, "split": {"train": 0.7, "val": 0.1, "test": 0.2},
+                 "seed": 0, "augment": {"flip": False}, "window": None},
+        "degradation": [{"kind": "gaussian", "sigma": 0.3, "clip": False}],
+        "ip": {"arch": "srresnet", "channels": 4, "blocks": 1, "batch_norm": False, "depth": None, "scale": 1,
+               "weights": None, "plugin_path": None, "kwargs": {}},
+        "vr": {"arch": "smallresnet", "task": "classify", "mode": "supervised", "weights": None, "normalize": "none",
+               "weights_channels": None, "pretrain_steps": 2, "pretrain_lr": 1e-3, "plugin_path": None,
+               "kwargs": {"widths": [4, 8]}},
+        "policy": {"name": "gradprom", "lambda": 0.003, "lambda_mode": "plain", "threshold": 0, "granularity": "global"},
+        "train": {"steps": 5, "batch_size": 8, "loss": "mse", "transport": "gram", "max_skips": 3,
+                  "ip_optim": _optim(), "vr_optim": _optim(), "eval_every": 0, "checkpoint_every": 0},
+        "eval": {"batch_size": 8, "limit": None},
+        "output": {"dir": "runs", "name": None},
+    }
+    for section, values in over.items():
+        if isinstance(values, dict) and isinstance(cfg.get(section), dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    return cfg
+
+
+def call(state: State, name: str, args: dict | None = None, tensors: list | None = None) -> tuple[dict, list]:
+    """Run a compute op the way the server does (its result must survive msgpack)."""
+    result, out = HANDLERS[name](Context(state, request_id=1), args or {}, tensors or [])
+    assert msgpack.unpackb(msgpack.packb(result)) == result
+    return result, out
+
+
+def new_state() -> State:
+    return State(device=DEVICE, devices=[str(DEVICE)])
+
+
+def make(cfg: dict | None = None, pretrain: int = 2) -> tuple[State, S.Session]:
+    state = new_state()
+    call(state, "session.create", {"config": cfg or tiny_config()})
+    call(state, "vr.pretrain", {"steps": pretrain})
+    return state, state.session
+
+
+def step(state: State, weights: float = 0.003) -> dict:
+    res, _ = call(state, "train.grads", {"transport": "gram"})
+    n = len(state.session.layout)
+    call(state, "train.apply", {"weights": {"ip": [1.0] * n, "vr": [weights] * n}})
+    return res
+
+
+def params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def test_create_reports_layout_params_and_data() -> None:
+    state = new_state()
+    res, _ = call(state, "session.create", {"config": tiny_config()})
+    s = state.session
+    assert res["layout"] == s.layout.to_dict() and res["layout"]["numel"] == sum(p.numel() for p in s.ip.parameters())
+    assert res["ip_params"] > 0 and res["vr_params"] > 0 and res["device"] == str(DEVICE)
+    assert res["data"]["train"] == 48 and res["data"]["num_classes"] == 3 and res["data"]["size"] == 16
+    assert res["data"]["class_names"] == s.bundle.class_names
+    desc, _ = call(state, "data.describe", {})
+    assert desc["train"]["count"] == 48 and desc["num_classes"] == 3
+
+
+def test_pretrain_sets_a_frozen_fixed_vr() -> None:
+    state = new_state()
+    call(state, "session.create", {"config": tiny_config()})
+    res, _ = call(state, "vr.pretrain", {"steps": 3})
+    s = state.session
+    assert math.isfinite(res["loss"]) and 0.0 <= res["accuracy"] <= 1.0
+    assert not s.fixed_vr.training and not any(p.requires_grad for p in s.fixed_vr.parameters())
+    for a, b in zip(s.fixed_vr.parameters(), s.vr.parameters()):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()
+    step(state)
+    assert any(not torch.equal(a, b) for a, b in zip(s.fixed_vr.parameters(), s.vr.parameters()))
+
+
+def test_grads_result_and_vectors_transport() -> None:
+    state, s = make()
+    res, tensors = call(state, "train.grads", {"transport": "vectors"})
+    assert set(res) == {"step", "loss_ip", "loss_vr", "finite", "gram"} and res["finite"] is True
+    g_ip, g_vr = tensors
+    assert g_ip.dtype == torch.float32 and g_ip.device.type == "cpu" and g_ip.shape == (s.layout.numel,)
+    gram = G.gram(g_ip, g_vr, s.layout)
+    for k in ("ip_ip", "vr_vr", "ip_vr"):
+        assert res["gram"][k] == pytest.approx(gram[k], rel=1e-12, abs=1e-30)
+    assert all(p.grad is not None for p in s.vr.parameters())  # ∇φ kept for the VR step
+
+
+def test_weights_and_merged_vector_decisions_give_the_same_parameters() -> None:
+    state_a, a = make()
+    state_b, b = make()
+    n = len(a.layout)
+    w_ip, w_vr = [1.0] * n, [0.003 * (1 + i % 2) for i in range(n)]
+    for _ in range(2):
+        call(state_a, "train.grads", {"transport": "gram"})
+        call(state_a, "train.apply", {"weights": {"ip": w_ip, "vr": w_vr}})
+        _, (g_ip, g_vr) = call(state_b, "train.grads", {"transport": "vectors"})
+        merged = G.merge_weights(g_ip, g_vr, b.layout, w_ip, w_vr)
+        call(state_b, "train.apply", {}, [merged])
+    for x, y in zip(params(a.ip) + params(a.vr), params(b.ip) + params(b.vr)):
+        assert torch.equal(x, y)
+
+
+def test_frozen_mode_never_changes_vr() -> None:
+    state, s = make(tiny_config(vr={"mode": "frozen"}))
+    before = params(s.vr)
+    assert not any(p.requires_grad for p in s.vr.parameters())
+    for _ in range(2):
+        step(state, weights=1.0)
+    assert all(torch.equal(x, y) for x, y in zip(before, params(s.vr)))
+    assert all(p.grad is None for p in s.vr.parameters())
+    assert s.vr_optim is None
+
+
+def test_unsupervised_target_is_vr_on_the_clean_image() -> None:
+    state, s = make(tiny_config(vr={"mode": "unsupervised"}))
+    seen: list[tuple[torch.Tensor, torch.Tensor, bool]] = []
+    hook = s.vr.register_forward_hook(lambda m, inp, out: seen.append((inp[0].detach().clone(), out.detach().clone(), torch.is_grad_enabled())))
+    res, _ = call(state, "train.grads", {"transport": "gram"})
+    hook.remove()
+    (clean_in, clean_out, clean_grad), (hat_in, hat_out, hat_grad) = seen
+    idx = s.sampler.perm[s.sampler.pos - s.sampler.batch : s.sampler.pos]
+    assert torch.equal(clean_in, s.bundle.train.images[idx].to(DEVICE)) and not clean_grad
+    assert hat_grad and not torch.equal(hat_in, clean_in)
+    expected = -(F.softmax(clean_out, 1) * F.log_softmax(hat_out, 1)).sum(1).mean()
+    assert res["loss_vr"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_two_sessions_with_one_config_are_identical() -> None:
+    state_a, _ = make()
+    state_b, _ = make()
+    for _ in range(3):
+        ra, rb = step(state_a), step(state_b)
+        assert (ra["loss_ip"], ra["loss_vr"], ra["gram"]) == (rb["loss_ip"], rb["loss_vr"], rb["gram"])
+
+
+def test_eval_does_not_perturb_training() -> None:
+    state_a, _ = make()
+    state_b, _ = make()
+    call(state_a, "eval", {"split": "val"})
+    for _ in range(2):
+        ra = step(state_a)
+        call(state_a, "eval", {"split": "test", "limit": 5})
+        rb = step(state_b)
+        assert ra["loss_ip"] == rb["loss_ip"] and ra["loss_vr"] == rb["loss_vr"]
+
+
+def test_checkpoint_resume_is_bit_identical(tmp_path: Path) -> None:
+    cfg = tiny_config(train={"ip_optim": {**_optim(), "schedule": "cosine", "warmup_steps": 2}})
+    state, s = make(cfg)
+    for _ in range(7):  # crosses an epoch boundary (48 / 8 = 6 batches)
+        step(state)
+    path = tmp_path / "ckpt.pt"
+    res, _ = call(state, "checkpoint.save", {"path": str(path), "extra": {"note": "x", "best": 1.5}})
+    assert res["bytes"] == path.stat().st_size > 0
+    assert torch.load(path, weights_only=True)["format"] == "gradprom-checkpoint"
+    straight = [step(state) for _ in range(3)]
+    resumed_state = new_state()
+    res, _ = call(resumed_state, "checkpoint.load", {"path": str(path)})
+    assert res["step"] == 7 and res["extra"] == {"note": "x", "best": 1.5} and res["config"] == cfg
+    resumed = [step(resumed_state) for _ in range(3)]
+    assert [(r["loss_ip"], r["loss_vr"], r["gram"]) for r in straight] == [(r["loss_ip"], r["loss_vr"], r["gram"]) for r in resumed]
+    r = resumed_state.session
+    for x, y in zip(params(s.ip) + params(s.vr) + params(s.fixed_vr), params(r.ip) + params(r.vr) + params(r.fixed_vr)):
+        assert torch.equal(x, y)
+
+
+def test_eval_keys_and_ranges_classify() -> None:
+    state, _ = make()
+    step(state)
+    m, _ = call(state, "eval", {"split": "test"})
+    assert m["n"] == 12 and isinstance(m["ssim_convention"], str)
+    for k in ("psnr", "psnr_degraded"):
+        assert 0 < m[k] < 100
+    for k in ("ssim", "ssim_degraded", "fixed_clean_acc", "fixed_degraded_acc", "fixed_enhanced_acc",
+              "fixed_enhanced_bacc", "fixed_enhanced_f1", "fixed_enhanced_auc", "cotrained_clean_acc", "cotrained_enhanced_acc"):
+        assert -1.0 <= m[k] <= 1.0, k
+    assert call(state, "eval", {"split": "val", "limit": 5})[0]["n"] == 5
+    assert state.session.ip.training and state.session.vr.training
+
+
+def test_eval_without_fixed_vr_has_no_fixed_keys() -> None:
+    state = new_state()
+    call(state, "session.create", {"config": tiny_config()})
+    m, _ = call(state, "eval", {"split": "val"})
+    assert "cotrained_enhanced_acc" in m and not any(k.startswith("fixed_") for k in m)
+
+
+def test_segmentation_and_super_resolution() -> None:
+    cfg = tiny_config(
+        vr={"arch": "unet", "task": "segment", "kwargs": {"channels": 4, "depth": 2}},
+        ip={"scale": 2}, degradation=[{"kind": "downsample", "scale": 2, "clip": False}],
+    )
+    state, s = make(cfg, pretrain=1)
+    assert s.num_classes == 2  # the synthetic masks' own classes
+    res = step(state)
+    assert res["finite"]
+    m, _ = call(state, "eval", {"split": "val"})
+    for k in ("fixed_clean_dice", "fixed_degraded_dice", "fixed_enhanced_dice", "fixed_enhanced_iou",
+              "cotrained_clean_dice", "cotrained_enhanced_dice"):
+        assert 0.0 <= m[k] <= 1.0, k
+    assert "fixed_enhanced_acc" not in m and m["psnr_degraded"] > 0
+    _, (out,) = call(state, "enhance", {}, [torch.rand(3, 1, 8, 8)])
+    assert out.shape == (3, 1, 16, 16) and out.min() >= 0 and out.max() <= 1
+
+
+def test_enhance_shapes_and_range() -> None:
+    state, _ = make()
+    _, (out,) = call(state, "enhance", {}, [torch.rand(20, 1, 16, 16) * 3 - 1])
+    assert out.shape == (20, 1, 16, 16) and out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
+    with pytest.raises(ValueError, match=r"tensors\[0\].shape"):
+        call(state, "enhance", {}, [torch.rand(2, 3, 16, 16)])
+
+
+def test_errors_name_what_and_where() -> None:
+    state = new_state()
+    with pytest.raises(RuntimeError, match="no session"):
+        call(state, "train.grads", {"transport": "gram"})
+    with pytest.raises(ValueError, match="config.ip.scale"):
+        call(state, "session.create", {"config": tiny_config(ip={"scale": 2})})
+    with pytest.raises(ValueError, match="config.vr.mode"):
+        call(state, "session.create", {"config": tiny_config(vr={"mode": "sometimes"})})
+    with pytest.raises(ValueError, match="config.ip.arch"):
+        call(state, "session.create", {"config": tiny_config(ip={"arch": "nope"})})
+    with pytest.raises(ValueError, match="config.train.ip_optim.name"):
+        call(state, "session.create", {"config": tiny_config(train={"ip_optim": {**_optim(), "name": "rmsprop"}})})
+    state, s = make()
+    with pytest.raises(RuntimeError, match="train.apply: no pending gradients"):
+        call(state, "train.apply", {"weights": {"ip": [1.0], "vr": [0.0]}})
+    with pytest.raises(RuntimeError, match="train.skip: no pending gradients"):
+        call(state, "train.skip", {})
+    call(state, "train.grads", {"transport": "gram"})
+    n = len(s.layout)
+    with pytest.raises(ValueError, match=f"args.weights.ip: expected {n} blocks, got 2"):
+        call(state, "train.apply", {"weights": {"ip": [1.0, 1.0], "vr": [0.0] * n}})
+    with pytest.raises(ValueError, match=r"args.weights.vr\[0\]: expected a finite number"):
+        call(state, "train.apply", {"weights": {"ip": [1.0] * n, "vr": [float("nan")] * n}})
+    with pytest.raises(ValueError, match=r"tensors\[0\].shape"):
+        call(state, "train.apply", {}, [torch.zeros(3)])
+    with pytest.raises(ValueError, match="args.transport"):
+        call(state, "train.grads", {"transport": "smoke"})
+    with pytest.raises(ValueError, match="args.split"):
+        call(state, "eval", {"split": "dev"})
+
+
+def test_skip_drops_the_step_and_counts() -> None:
+    state, s = make()
+    before = params(s.ip)
+    call(state, "train.grads", {"transport": "gram"})
+    res, _ = call(state, "train.skip", {})
+    assert res == {"step": 0, "skipped": 1}
+    assert all(torch.equal(x, y) for x, y in zip(before, params(s.ip)))
+    assert all(p.grad is None for p in list(s.ip.parameters()) + list(s.vr.parameters()))
+
+
+def test_lr_schedules() -> None:
+    o = {**_optim(), "schedule": "step", "step_size": 10, "gamma": 0.5}
+    assert [S.lr_factor(o, k, 100) for k in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    o = {**_optim(), "schedule": "cosine", "warmup_steps": 4}
+    assert S.lr_factor(o, 0, 104) == 0.25 and S.lr_factor(o, 3, 104) == 1.0
+    assert S.lr_factor(o, 54, 104) == pytest.approx(0.5) and S.lr_factor(o, 104, 104) == pytest.approx(0.0, abs=1e-12)
+    state, _ = make(tiny_config(train={"ip_optim": {**_optim(), "schedule": "step", "step_size": 1, "gamma": 0.1}}))
+    call(state, "train.grads", {"transport": "gram"})
+    n = len(state.session.layout)
+    res, _ = call(state, "train.apply", {"weights": {"ip": [1.0] * n, "vr": [0.0] * n}})
+    assert res == {"step": 1, "lr_ip": 1e-3, "lr_vr": 1e-3}
+    call(state, "train.grads", {"transport": "gram"})
+    res, _ = call(state, "train.apply", {"weights": {"ip": [1.0] * n, "vr": [0.0] * n}})
+    assert res["lr_ip"] == pytest.approx(1e-4)
+
+
+def test_enhance_files_png_and_dicom(tmp_path: Path) -> None:
+    from PIL import Image
+
+    state, _ = make()
+    png = tmp_path / "in" / "a.png"
+    png.parent.mkdir()
+    Image.fromarray((np.random.default_rng(0).random((20, 24)) * 255).astype(np.uint8)).save(png)
+    dcm = _write_dicom(tmp_path / "in" / "b.dcm")
+    res, _ = call(state, "enhance.files", {"inputs": [str(png), str(dcm)], "out_dir": str(tmp_path / "out")})
+    out_png, out_dcm = map(Path, res["written"])
+    assert out_png.name == "a.png" and Image.open(out_png).size == (24, 20)
+    import pydicom
+
+    src, out = pydicom.dcmread(dcm), pydicom.dcmread(out_dcm)
+    assert out.pixel_array.shape == (18, 18) and out.pixel_array.dtype == src.pixel_array.dtype
+    assert out.PatientID == src.PatientID and out.SOPInstanceUID != src.SOPInstanceUID
+    assert out.pixel_array.min() >= 0 and out.pixel_array.max() <= 4095
+    with pytest.raises(ValueError, match="missing.png: no such file"):
+        call(state, "enhance.files", {"inputs": [str(tmp_path / "missing.png")], "out_dir": str(tmp_path / "out")})
+
+
+def _write_dicom(path: Path) -> Path:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientID, ds.Modality = "TEST01", "CT"
+    ds.Rows = ds.Columns = 18
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.PixelData = (np.random.default_rng(1).random((18, 18)) * 4095).astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
