@@ -7,3 +7,8 @@ export type { CallOptions, Reply } from './sidecar/client.js';
 export { stderrLogger, silentLogger, type Logger, type LogLevel } from './sidecar/logger.js';
 export * from './policy/index.js';
 export { loadConfig, parseConfig, DEFAULTS, type Config, type ConfigIssue, type ConfigResult } from './config/index.js';
+export { runExperiment, defaultRunName, type RunOptions, type RunResult } from './train/runner.js';
+export { runCompare, comparePlan, type CompareOptions, type CompareRun } from './train/compare.js';
+export { RemoteSession, type SessionInfo, type EvalMetrics } from './train/remote.js';
+export type { Progress } from './train/progress.js';
+export { withPython, callPython } from './control/pythonia.js';

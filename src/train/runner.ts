@@ -1,0 +1,175 @@
+/** The training loop: train.grads → policy → train.apply, with evaluation, checkpoints and a run folder. */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Config } from '../config/index.js';
+import { GradpromError } from '../errors.js';
+import { makePolicy, type Decision, type Policy } from '../policy/index.js';
+import { readRecords, writeRunReport, type RunSummary } from '../report/index.js';
+import { Sidecar } from '../sidecar/sidecar.js';
+import type { Logger } from '../sidecar/logger.js';
+import { noProgress, type Progress } from './progress.js';
+import { RemoteSession } from './remote.js';
+import { MetricsLog, prepareRunFolder, writeAtomic, type RunPaths } from './run-folder.js';
+
+export interface RunOptions {
+  /** The run folder; default `<output.dir>/<output.name or a name from policy, λ and seed>`. */
+  runDir?: string;
+  /** Continue the run in `runDir` from its last checkpoint. */
+  resume?: boolean;
+  /** Replace what `runDir` holds (it is renamed aside, not deleted). */
+  force?: boolean;
+  /** A sidecar to reuse; otherwise one is started and stopped here. */
+  sidecar?: Sidecar;
+  /** A user-defined policy, instead of `config.policy`. */
+  policy?: Policy;
+  /** Start at step 0 from this checkpoint (a shared pretrained start) instead of pretraining. */
+  startFrom?: string;
+  /** After pretraining, save the starting state here (for `startFrom` in sibling runs). */
+  savePretrain?: string;
+  progress?: Progress;
+  logger?: Logger;
+  /** Stops the run after the current step; a checkpoint is written first. */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  runDir: string;
+  summary: RunSummary;
+}
+
+/** The folder name for a run without `output.name`. */
+export function defaultRunName(config: Config): string {
+  const p = config.policy;
+  const lam = p.name === 'ip-only' ? '' : `-l${p.lambda}${p.lambda_mode === 'normalized' ? 'n' : ''}`;
+  return `${p.name}${lam}-s${config.seed}`;
+}
+
+/** Train one configuration end to end and write its report; resolves with the run's summary. */
+export async function runExperiment(config: Config, options: RunOptions = {}): Promise<RunResult> {
+  const runDir = options.runDir ?? `${config.output.dir}/${config.output.name ?? defaultRunName(config)}`;
+  const paths = prepareRunFolder(runDir, options.resume ? 'resume' : options.force ? 'force' : 'new');
+  if (options.resume) config = JSON.parse(readFileSync(paths.config, 'utf8')) as Config;
+  else writeAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
+  const policy = options.policy ?? makePolicy(config.policy);
+  const transport = policy.input === 'vectors' ? 'vectors' : config.train.transport;
+  const started = Date.now();
+  const sidecar = options.sidecar ?? (await Sidecar.start({ device: config.device, ...(options.logger ? { logger: options.logger } : {}) }));
+  try {
+    const session = await RemoteSession.create(sidecar, config);
+    const log = new MetricsLog(paths.metrics);
+    const state = await startState(session, config, paths, log, options);
+    await trainLoop(session, config, policy, transport, paths, log, state, options);
+    const final = await session.evaluate('test', config.eval.limit);
+    log.append({ type: 'eval', step: state.step, split: 'test', ...final });
+    await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: 0 });
+    const summary = await writeRunReport(paths.dir, {
+      runDir: paths.dir,
+      name: basename(paths.dir),
+      policy: policy.name,
+      lambda: config.policy.lambda,
+      lambdaMode: config.policy.lambda_mode,
+      seed: config.seed,
+      steps: config.train.steps,
+      task: config.vr.task,
+      wallSeconds: (Date.now() - started) / 1000,
+      config,
+    }, await readRecords(paths.metrics));
+    return { runDir: paths.dir, summary };
+  } finally {
+    if (!options.sidecar) await sidecar.stop();
+  }
+}
+
+interface LoopState {
+  step: number;
+  skips: number;
+  consecutiveSkips: number;
+}
+
+/** Pretrain (or load a shared start, or resume) and take the step-0 evaluation. */
+async function startState(session: RemoteSession, config: Config, paths: RunPaths, log: MetricsLog, options: RunOptions): Promise<LoopState> {
+  if (options.resume) {
+    const loaded = await session.load(paths.checkpoint);
+    const extra = (loaded.extra ?? {}) as Partial<LoopState>;
+    log.append({ type: 'resume', step: loaded.step });
+    return { step: loaded.step, skips: extra.skips ?? 0, consecutiveSkips: extra.consecutiveSkips ?? 0 };
+  }
+  if (options.startFrom) {
+    await session.load(options.startFrom);
+  } else {
+    const pre = await session.pretrain(config.vr.pretrain_steps);
+    log.append({ type: 'pretrain', ...pre });
+    if (options.savePretrain) await session.save(options.savePretrain, {});
+  }
+  log.append({ type: 'eval', step: 0, split: 'val', ...(await session.evaluate('val', config.eval.limit)) });
+  return { step: 0, skips: 0, consecutiveSkips: 0 };
+}
+
+async function trainLoop(
+  session: RemoteSession,
+  config: Config,
+  policy: Policy,
+  transport: 'gram' | 'vectors',
+  paths: RunPaths,
+  log: MetricsLog,
+  state: LoopState,
+  options: RunOptions,
+): Promise<void> {
+  const { steps, eval_every: evalEvery, checkpoint_every: ckptEvery, max_skips: maxSkips } = config.train;
+  const progress = options.progress ?? noProgress;
+  progress.start(basename(paths.dir), steps, state.step);
+  try {
+    while (state.step < steps) {
+      if (options.signal?.aborted) {
+        await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: state.consecutiveSkips });
+        throw new GradpromError('INTERRUPTED', `interrupted at step ${state.step}; checkpoint written, resume with --resume ${paths.dir}`);
+      }
+      const t0 = performance.now();
+      const g = await session.grads(transport); // host-device sync: losses and Gram come back
+      const decision: Decision =
+        transport === 'vectors' ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!) : policy.decide({ layout: session.layout, gram: g.gram });
+      const t = decision.telemetry;
+      const skipped = !g.finite || t.skipped;
+      let lr = { lr_ip: 0, lr_vr: 0 };
+      if (skipped) {
+        await session.skip();
+        state.skips++;
+        state.consecutiveSkips++;
+      } else {
+        const applied = await session.apply(decision);
+        state.step = applied.step;
+        state.consecutiveSkips = 0;
+        lr = { lr_ip: applied.lr_ip, lr_vr: applied.lr_vr };
+      }
+      log.append({
+        type: 'step',
+        step: state.step,
+        loss_ip: g.lossIp,
+        loss_vr: g.lossVr,
+        cos: t.cos,
+        gate: t.gate,
+        gate_rate: t.gateRate,
+        ip_norm: t.ipNorm,
+        vr_norm: t.vrNorm,
+        lambda_eff: t.lambdaEff,
+        ...lr,
+        skipped,
+        ...(skipped ? { reason: t.reason ?? 'loss or gradient not finite' } : {}),
+        time_ms: performance.now() - t0,
+      });
+      if (state.consecutiveSkips > maxSkips) {
+        throw new GradpromError('RUN', `step ${state.step + 1}: ${state.consecutiveSkips} consecutive steps skipped (non-finite loss or gradient; limit train.max_skips = ${maxSkips}); the last good checkpoint is ${paths.checkpoint}`);
+      }
+      if (skipped) continue;
+      progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate });
+      if (evalEvery > 0 && state.step % evalEvery === 0 && state.step < steps) {
+        log.append({ type: 'eval', step: state.step, split: 'val', ...(await session.evaluate('val', config.eval.limit)) });
+      }
+      if (ckptEvery > 0 && state.step % ckptEvery === 0 && state.step < steps) {
+        await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: state.consecutiveSkips });
+      }
+    }
+  } finally {
+    progress.stop();
+  }
+}

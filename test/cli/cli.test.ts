@@ -1,0 +1,60 @@
+/** The command line as a user meets it: help, config errors, exit codes (runs the built bin/gradprom.js). */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { root } from '../helpers.js';
+
+function gradprom(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('gradprom CLI', () => {
+  it.each(['train', 'compare', 'eval', 'enhance', 'doctor', 'inspect'])('%s --help describes the command', (cmd) => {
+    const r = gradprom(cmd, '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`Usage: gradprom ${cmd}`));
+  });
+
+  it('lists the commands and exit codes in the top-level help', () => {
+    const r = gradprom('--help');
+    expect(r.code).toBe(0);
+    for (const cmd of ['train', 'compare', 'eval', 'enhance', 'doctor', 'inspect']) expect(r.stdout).toContain(cmd);
+    expect(r.stdout).toMatch(/Exit codes/);
+  });
+
+  it('reports a bad config value with its path and exits 2 before any work starts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gradprom-cli-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'train:\n  batch_size: "x"\npolicy:\n  name: magic\n');
+    const r = gradprom('train', '--config', file, '--out', join(dir, 'run'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/train\.batch_size/);
+    expect(r.stderr).toMatch(/policy\.name/);
+  });
+
+  it('reports a bad --set with its path', () => {
+    const r = gradprom('train', '--set', 'train.steps=-3');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/train\.steps/);
+  });
+
+  it('refuses an unknown flag with exit 2', () => {
+    expect(gradprom('train', '--no-such-flag').code).toBe(2);
+  });
+
+  it('refuses unknown policies in compare', () => {
+    const r = gradprom('compare', '--policies', 'gradprom,magic');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/magic/);
+  });
+
+  it('doctor reports torch and the protocol', () => {
+    const r = gradprom('doctor', '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { python: { torch: string; protocol: number }; node: { protocol: number } };
+    expect(report.python.torch).toMatch(/^\d+\.\d+/);
+    expect(report.python.protocol).toBe(report.node.protocol);
+  });
+});
