@@ -4,7 +4,7 @@
  * A user policy in a script (a stricter gate, cos > 0.5, from the Gram only):
  *
  * ```ts
- * import { definePolicy, weighBlocks } from "gradprom/policy";
+ * import { definePolicy, weighBlocks } from "gradprom";
  *
  * export const strictGate = definePolicy({
  *   name: "strict-gate",

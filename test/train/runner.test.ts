@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { isGradpromError, loadConfig, runExperiment, type Config, type Progress } from 'gradprom';
 import { realPython, root } from '../helpers.js';
 
+/** Integration runs take seconds each on an idle 2-core machine, far more under load. */
+const LONG = 300_000;
+
 /** A config small enough for seconds per run; λ large enough that a wrong gate decision shows in the parameters. */
 const TINY = [
   'data.counts.train=64', 'data.counts.val=16', 'data.counts.test=32',
@@ -72,6 +75,7 @@ describe('runExperiment', () => {
       expect(tsGates).toEqual(refGates);
       expect(new Set(tsGates).size).toBe(2); // both branches of the gate were taken, so the check has teeth
     },
+    LONG,
   );
 
   it('writes a complete run folder', async () => {
@@ -85,7 +89,7 @@ describe('runExperiment', () => {
     expect(summary.gateOpenRate).toBeGreaterThanOrEqual(0);
     expect(summary.gateOpenRate).toBeLessThanOrEqual(1);
     expect(readFileSync(join(runDir, 'report.md'), 'utf8')).toMatch(/Gate-open rate/);
-  });
+  }, LONG);
 
   it('resumes an interrupted run where it stopped, appending to metrics.jsonl, and ends where an uninterrupted run does', async () => {
     const config = await tinyConfig();
@@ -105,7 +109,7 @@ describe('runExperiment', () => {
     expect(records.find((l) => l.type === 'resume')?.step).toBe(7);
     expect(records.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
     expect(maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(whole.runDir, 'checkpoints', 'last.pt'))).toBe(0);
-  });
+  }, LONG);
 
   it('refuses to write over an existing run', async () => {
     const config = await tinyConfig('train.steps=2');
@@ -113,7 +117,7 @@ describe('runExperiment', () => {
     const err = await runExperiment(config, { runDir: join(dir, 'run') }).catch((e: unknown) => e);
     expect(isGradpromError(err, 'RUN')).toBe(true);
     expect(readFileSync(join(dir, 'run', 'report.md'), 'utf8')).toMatch(/Run run/);
-  });
+  }, LONG);
 });
 
 describe('examples/custom-policy.ts', () => {
@@ -122,5 +126,5 @@ describe('examples/custom-policy.ts', () => {
     const summary = await main(join(dir, 'custom'), TINY);
     expect(summary.policy).toBe('strict-gate');
     expect(summary.gateOpenRate).not.toBeNull();
-  });
+  }, LONG);
 });
