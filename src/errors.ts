@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'SIDECAR_START'
   | 'SIDECAR_ERROR'
   | 'SIDECAR_EXITED'
+  | 'SIDECAR_RANK_EXITED'
   | 'SIDECAR_TIMEOUT'
   | 'SIDECAR_CANCELLED'
   | 'SIDECAR_DEAD'
@@ -52,6 +53,36 @@ export class SidecarExitedError extends GradpromError {
     const how = signal ? `signal ${signal}` : `exit code ${exitCode}`;
     const tail = stderrTail.length ? `\n--- last sidecar stderr ---\n${stderrTail.join('\n')}` : '';
     super('SIDECAR_EXITED', `sidecar exited (${how})${op ? ` during '${op}'` : ''}${tail}`);
+  }
+}
+
+/** Failure details a rank of a distributed sidecar printed before exiting (its op raised). */
+export interface RankOpFailure {
+  op: string;
+  type: string;
+  message: string;
+}
+
+/**
+ * One rank of a distributed sidecar ended, or failed an op; `rank` is null for a torchrun agent.
+ * Its own code: a run stops on it (recovery restarts SIDECAR_EXITED only).
+ */
+export class RankExitedError extends SidecarExitedError {
+  override readonly code = 'SIDECAR_RANK_EXITED' as const;
+  constructor(
+    readonly rank: number | null,
+    readonly worldSize: number,
+    exitCode: number | null,
+    signal: string | null,
+    stderrTail: string[],
+    readonly failure?: RankOpFailure,
+  ) {
+    super(exitCode, signal, stderrTail);
+    const how = signal ? `signal ${signal}` : `exit code ${exitCode}`;
+    const who = rank === null ? `sidecar ranks of this machine (torchrun, ${worldSize} ranks in all)` : `sidecar rank ${rank} of ${worldSize}`;
+    const what = failure ? `failed in '${failure.op}': ${failure.type}: ${failure.message.split('\n')[0]} (${how})` : `exited (${how})`;
+    const tail = stderrTail.length ? `\n--- last stderr of ${rank === null ? 'torchrun' : `rank ${rank}`} ---\n${stderrTail.join('\n')}` : '';
+    this.message = `${who} ${what}${tail}`;
   }
 }
 

@@ -3,6 +3,7 @@ export * from './errors.js';
 export { PROTOCOL_VERSION } from './protocol/version.js';
 export { tensor, numel, DTYPE_NAMES, type DType, type Tensor, type TypedArray } from './protocol/dtypes.js';
 export { Sidecar, type SidecarOptions, type HelloInfo, type StoppedBy } from './sidecar/sidecar.js';
+export { distributedOptions, type DistributedOptions } from './sidecar/ranks.js';
 export type { CallOptions, Reply } from './sidecar/client.js';
 export { stderrLogger, silentLogger, type Logger, type LogLevel } from './sidecar/logger.js';
 export * from './policy/index.js';

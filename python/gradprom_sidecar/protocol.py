@@ -28,6 +28,7 @@ DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 ITEMSIZE = {name: torch.empty(0, dtype=dt).element_size() for name, dt in DTYPES.items()}
 
 DEFAULT_MAX_HEADER = 1 << 20  # 1 MiB: headers carry arguments, never tensors
+DEFAULT_MAX_MESSAGE = 1 << 30  # 1 GiB per frame, either direction (libzmq refuses larger before allocating)
 
 
 class FrameError(ValueError):
@@ -57,11 +58,23 @@ def _tensor_bytes(t: torch.Tensor) -> memoryview:
     return memoryview(t.numpy().reshape(-1)).cast("B")
 
 
-def encode(header: dict[str, Any], tensors: Sequence[torch.Tensor] = ()) -> list[bytes | memoryview]:
-    """Frames for a header and its tensors; `header["tensors"]` is filled in here."""
+def encode(header: dict[str, Any], tensors: Sequence[torch.Tensor] = (), max_message: int = -1) -> list[bytes | memoryview]:
+    """Frames for a header and its tensors; `header["tensors"]` is filled in here.
+
+    :param max_message: bytes per frame (-1: no limit); a larger frame is a FrameError naming it,
+        raised before anything is sent (the peer's libzmq would drop the connection instead).
+    """
     head = dict(header)
     head["tensors"] = [describe(t) for t in tensors]
-    return [msgpack.packb(head, use_bin_type=True), *(_tensor_bytes(t) for t in tensors)]
+    if max_message >= 0:
+        for i, t in enumerate(tensors):
+            size = t.numel() * t.element_size()
+            if size > max_message:
+                raise FrameError(f"tensors[{i}]: {size} bytes exceeds the message limit of {max_message} bytes per frame")
+    packed = msgpack.packb(head, use_bin_type=True)
+    if 0 <= max_message < len(packed):
+        raise FrameError(f"header: {len(packed)} bytes exceeds the message limit of {max_message} bytes per frame")
+    return [packed, *(_tensor_bytes(t) for t in tensors)]
 
 
 def decode(frames: Sequence[bytes | memoryview], max_header: int = DEFAULT_MAX_HEADER) -> Message:

@@ -21,6 +21,7 @@ class State:
     device: torch.device
     devices: list[str]
     session: Any = None  # gradprom_sidecar.session.Session once created
+    dist: Any = None  # gradprom_sidecar.distributed.RankGroup when this process is one rank of several
 
 
 @dataclass
@@ -46,14 +47,24 @@ IO_OPS = frozenset({"hello", "ping", "cancel", "shutdown"})
 
 HANDLERS: dict[str, Handler] = {}
 
+# Ops that change or read the state every rank holds: under torch.distributed, rank 0 runs them
+# on every rank (see distributed.RankGroup.run); the others run on rank 0 alone.
+ALL_RANKS: set[str] = set()
 
-def op(name: str) -> Callable[[Handler], Handler]:
-    """Register a compute handler under `name`."""
+
+def op(name: str, all_ranks: bool = False) -> Callable[[Handler], Handler]:
+    """Register a compute handler under `name`.
+
+    :param name: the operation name on the wire.
+    :param all_ranks: with several ranks, every rank runs it (session state, collectives).
+    """
 
     def register(fn: Handler) -> Handler:
         if name in HANDLERS or name in IO_OPS:
             raise ValueError(f"op {name!r} registered twice")
         HANDLERS[name] = fn
+        if all_ranks:
+            ALL_RANKS.add(name)
         return fn
 
     return register

@@ -30,7 +30,7 @@ class Options:
     endpoint: str
     token: str
     max_header: int = protocol.DEFAULT_MAX_HEADER
-    max_message: int = -1  # bytes per frame, enforced by libzmq before allocation; -1 = none
+    max_message: int = protocol.DEFAULT_MAX_MESSAGE  # bytes per frame, both ways; libzmq enforces it on receipt before allocation; -1 = none
 
 
 @dataclass
@@ -178,8 +178,12 @@ class Server:
         self.running = job
         try:
             job.ctx.check_cancelled()
-            result, tensors = HANDLERS[job.op](job.ctx, job.args, job.tensors)
-            return protocol.encode({"v": PROTOCOL_VERSION, "id": rid, "status": "ok", "result": result}, tensors)
+            if self.state.dist is None:
+                result, tensors = HANDLERS[job.op](job.ctx, job.args, job.tensors)
+            else:  # several ranks: rank 0 runs all-rank ops on every rank first
+                result, tensors = self.state.dist.run(job.op, job.ctx, job.args, job.tensors)
+            # A reply the client's libzmq would refuse becomes an error reply naming the frame, not a silent drop.
+            return protocol.encode({"v": PROTOCOL_VERSION, "id": rid, "status": "ok", "result": result}, tensors, self.opts.max_message)
         except Cancelled as exc:
             return protocol.encode(error_header(rid, "Cancelled", str(exc)))
         except Exception as exc:  # every failure becomes an error reply, never a dead sidecar

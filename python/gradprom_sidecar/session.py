@@ -277,7 +277,8 @@ class Session:
             for _ in range(steps):
                 check()
                 clean, target = self._batch(sampler.next(), self.pretrain_generator)
-                loss = G.task_loss(self.vr(clean), target)
+                clean, target = self._local(clean), self._local(target)
+                loss = G.task_loss(self._vr_forward(clean), target)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -287,7 +288,11 @@ class Session:
                 self.vr.requires_grad_(False)
                 self.vr.eval()
         self.fixed_vr = self._frozen_copy(self.vr)
-        tail = torch.stack(losses[-20:]).mean().item() if losses else math.nan  # host-device sync
+        tail = math.nan
+        if losses:
+            mean = torch.stack(losses[-20:]).mean()
+            self._average([mean])
+            tail = mean.item()  # host-device sync
         score = self._clean_score(self.fixed_vr, "val")
         return {"loss": tail, "accuracy": score, "steps": steps}
 
@@ -319,6 +324,27 @@ class Session:
         model.train(was)
         return float(torch.cat(hits).mean())
 
+    # ----------------------------------------------------------------- hooks (distributed.DistributedSession)
+    # One process computes the whole batch; a rank of several overrides these to take its share.
+    def _local(self, t: Tensor) -> Tensor:
+        """This process's share of a global batch (all of it)."""
+        return t
+
+    def _average(self, tensors: list[Tensor]) -> None:
+        """Average tensors over the processes, in place (one process: nothing to do)."""
+
+    def _vr_forward(self, x: Tensor) -> Tensor:
+        """VR's forward pass for training (a rank of several goes through DistributedDataParallel)."""
+        return self.vr(x)
+
+    def _eval_range(self, n: int) -> tuple[int, int]:
+        """The images ``[start, end)`` of the first ``n`` this process evaluates (all of them)."""
+        return 0, n
+
+    def _gather_eval(self, parts: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per-image results of every process, concatenated in image order (one process: its own)."""
+        return parts
+
     # ----------------------------------------------------------------- training steps
     def grads(self) -> G.StepGrads:
         """Sample a batch, run the two backward passes, keep g_IP/g_VR pending until apply or skip."""
@@ -327,16 +353,19 @@ class Session:
             p.grad = None
         idx = self.sampler.next()
         clean, target = self._batch(idx, self.generator)
-        x = self.degradation(clean, self.generator)
+        x = self.degradation(clean, self.generator)  # drawn for the whole batch, so a slice matches one process
+        clean, target, x = self._local(clean), self._local(target), self._local(x)
         y_hat = self.ip(x)
         loss_ip = G.pixel_loss(y_hat, clean, self.loss_kind)
         if self.mode == "unsupervised":
             with torch.no_grad():
                 target = F.softmax(self.vr(clean), dim=1)  # VR on the CLEAN image: the pseudo-label
-        loss_vr = G.task_loss(self.vr(y_hat), target)
+        loss_vr = G.task_loss(self._vr_forward(y_hat), target)
         g_ip, g_vr = G.two_pass(loss_ip, loss_vr, self.buffers)
+        losses = torch.stack([loss_ip.detach(), loss_vr.detach()])
+        self._average([g_ip, g_vr, losses])  # the global batch's gradients (several ranks)
         gram = G.gram(g_ip, g_vr, self.layout)  # host-device sync
-        li, lv = torch.stack([loss_ip.detach(), loss_vr.detach()]).tolist()
+        li, lv = losses.tolist()
         finite = G.all_finite(li, lv, gram["ip_ip"], gram["vr_vr"], gram["ip_vr"])
         self.pending = G.StepGrads(li, lv, g_ip, g_vr, gram, finite)
         return self.pending
@@ -418,9 +447,10 @@ class Session:
         do_ssim = self.bundle.size >= 11
         self.ip.eval()
         self.vr.eval()
+        lo, hi = self._eval_range(n)
         try:
-            for s in range(0, n, bs):
-                e = min(n, s + bs)
+            for s in range(lo, hi, bs):
+                e = min(hi, s + bs)
                 clean_cpu = split.images[s:e]
                 x = self.degradation.seeded(clean_cpu, range(s, e), self.data_seed + EVAL_SEED_OFFSET).to(self.device)
                 clean = clean_cpu.to(self.device)
@@ -446,24 +476,31 @@ class Session:
         finally:
             self.ip.train()
             self.vr.train(self.mode != "frozen")
+        # Per-image results by name; with several processes, every process's share, in image order.
+        per_image = {k: torch.cat(v) for k, v in quality.items() if v}
+        per_image.update({f"score:{w[0]}:{w[1]}": torch.cat(v) for w, v in scores.items() if v})
+        per_image.update({f"iou:{w[0]}:{w[1]}": torch.cat(v) for w, v in ious.items() if v})
+        if probs:
+            per_image["probs"] = torch.cat(probs)
+        per_image = self._gather_eval(per_image)
         out: dict[str, Any] = {"split": split_name, "step": self.step, "n": n}
-        for k, v in quality.items():
-            out[k] = float(torch.cat(v).mean()) if v else math.nan  # psnr of a perfect image is +inf
+        for k in quality:
+            out[k] = float(per_image[k].mean()) if k in per_image else math.nan  # psnr of a perfect image is +inf
         labels = split.labels[:n]
-        for (who, what), parts in scores.items():
+        for who, what in wanted:
             key = f"{who}_{what}"
-            if not parts:
+            pred = per_image.get(f"score:{who}:{what}")
+            if pred is None:
                 continue
             if seg:
-                out[f"{key}_dice"] = float(torch.cat(parts).mean())
-                out[f"{key}_iou"] = float(torch.cat(ious[(who, what)]).mean())
+                out[f"{key}_dice"] = float(pred.mean())
+                out[f"{key}_iou"] = float(per_image[f"iou:{who}:{what}"].mean())
                 continue
-            pred = torch.cat(parts)
             out[f"{key}_acc"] = M.accuracy(pred, labels)
             if (who, what) == ("fixed", "enhanced"):
                 out[f"{key}_bacc"] = M.balanced_accuracy(pred, labels)
                 out[f"{key}_f1"] = M.macro_f1(pred, labels)
-                out[f"{key}_auc"] = M.auc_ovr(torch.cat(probs), labels)
+                out[f"{key}_auc"] = M.auc_ovr(per_image["probs"], labels)
         out["ssim_convention"] = M.SSIM_CONVENTION
         return out
 
@@ -682,22 +719,29 @@ def to_channels_batch(x: Tensor, channels: int) -> Tensor:
 
 
 # --------------------------------------------------------------------- ops
+def _new_session(ctx: Context, config: dict, load_model_weights: bool = True) -> Session:
+    """A session for this process: a plain one, or a rank's share of a distributed one."""
+    if ctx.state.dist is not None:
+        return ctx.state.dist.new_session(config, ctx.state.device, load_model_weights)
+    return Session(config, ctx.state.device, load_model_weights)
+
+
 def _session(ctx: Context) -> Session:
     if ctx.state.session is None:
         raise RuntimeError("no session: call session.create (or checkpoint.load) first")
     return ctx.state.session
 
 
-@op("session.create")
+@op("session.create", all_ranks=True)
 def session_create(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """Build data, models, optimizers and RNG from the resolved config (replacing any session)."""
     config = require(args, "config", dict)
     ctx.state.session = None  # free the old one first
-    ctx.state.session = Session(config, ctx.state.device)
+    ctx.state.session = _new_session(ctx, config)
     return ctx.state.session.describe(), []
 
 
-@op("vr.pretrain")
+@op("vr.pretrain", all_ranks=True)
 def vr_pretrain(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     steps = require(args, "steps", int)
     if steps < 0:
@@ -705,7 +749,7 @@ def vr_pretrain(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
     return _session(ctx).pretrain(steps, ctx.check_cancelled), []
 
 
-@op("train.grads")
+@op("train.grads", all_ranks=True)
 def train_grads(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     transport = args.get("transport", "gram")
     if transport not in ("gram", "vectors"):
@@ -733,7 +777,7 @@ def _weights_arg(weights: Any, key: str, n: int) -> list[float]:
     return out
 
 
-@op("train.apply")
+@op("train.apply", all_ranks=True)
 def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """Apply per-block weights (``args.weights``) or a merged vector (``tensors[0]``)."""
     s = _session(ctx)
@@ -757,12 +801,12 @@ def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
     return s.apply(merged=merged), []
 
 
-@op("train.skip")
+@op("train.skip", all_ranks=True)
 def train_skip(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     return _session(ctx).skip(), []
 
 
-@op("eval")
+@op("eval", all_ranks=True)
 def eval_op(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     split = require(args, "split", str)
     if split not in ("train", "val", "test"):
@@ -797,15 +841,15 @@ def checkpoint_save(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -
     return {"path": path, "bytes": Path(path).stat().st_size}, []
 
 
-@op("checkpoint.load")
+@op("checkpoint.load", all_ranks=True)
 def checkpoint_load(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """Restore a checkpoint; with no session yet, build one from the checkpoint's own config."""
     path = require(args, "path", str)
-    ckpt = load_checkpoint(path)
+    ckpt = ctx.state.dist.load_checkpoint(path) if ctx.state.dist is not None else load_checkpoint(path)
     if not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"{path}: not a gradprom checkpoint (no config)")
     if ctx.state.session is None:
-        ctx.state.session = Session(ckpt["config"], ctx.state.device, load_model_weights=False)
+        ctx.state.session = _new_session(ctx, ckpt["config"], load_model_weights=False)
     s = ctx.state.session
     s.restore(ckpt, path)
     return {"step": s.step, "skipped": s.skipped, "extra": ckpt.get("extra"), "config": s.config}, []

@@ -79,8 +79,10 @@ export function buildProgram(): Command {
     .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
     .option('--out <dir>', 'run folder (default: <output.dir>/<output.name or policy-λ-seed>)')
     .option('--force', 'replace an existing run folder (the old one is renamed aside)')
-    .action(async (opts: Common & { resume?: string; out?: string; force?: boolean }) => {
-      const config = await configFrom(opts);
+    .option('--nproc <n>', 'sidecar ranks under torch.distributed on this machine (distributed.nproc); one GPU each on a GPU machine')
+    .action(async (opts: Common & { resume?: string; out?: string; force?: boolean; nproc?: string }) => {
+      if (opts.nproc !== undefined && !/^[1-9]\d*$/.test(opts.nproc)) usage(`--nproc: expected a positive integer, got "${opts.nproc}"`);
+      const config = await configFrom(opts, opts.nproc ? [`distributed.nproc=${opts.nproc}`] : []);
       const runDir = opts.resume ?? opts.out;
       const r = await runExperiment(config, {
         ...(runDir ? { runDir } : {}),

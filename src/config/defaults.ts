@@ -68,6 +68,7 @@ export const DEFAULTS = {
     loss: "mse", //                    pixel loss: mse | l1
     transport: "gram", //              gram (sidecar sends the per-block Gram) | vectors (flat gradients)
     max_skips: 10, //                  non-finite steps skipped in a row before the run stops
+    max_restarts: 3, //                sidecar restarts (crash, hang) the run survives, each resuming from the last checkpoint
     ip_optim: {
       name: "adam", //                 adam | sgd
       lr: 1e-3, //                     peak learning rate
@@ -98,6 +99,14 @@ export const DEFAULTS = {
   output: {
     dir: "runs", //                    parent folder of run folders
     name: null, //                     run folder name (null: generated from time and policy)
+  },
+  distributed: {
+    nproc: 1, //                       sidecar ranks on this machine under torch.distributed (1: one process); CLI --nproc
+    backend: "gloo", //                gloo (CPU, or GPUs) | nccl (GPUs: rank r uses cuda:r)
+    nnodes: 1, //                      machines; beyond 1 this one is node 0 and the others join with torchrun (README)
+    master_addr: "127.0.0.1", //       rendezvous address: loopback on one machine, this machine's address on several
+    master_port: null, //              rendezvous TCP port (null: a free one; required with several machines)
+    timeout_s: 1800, //                seconds a collective, or the start-up rendezvous, waits for a peer
   },
 } as const;
 

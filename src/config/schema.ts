@@ -91,6 +91,31 @@ const data = z
     }
   });
 
+type RefineCtx = { addIssue(issue: { code: "custom"; path: (string | number)[]; params: { code: string }; message: string }): void };
+
+/** Cross-field checks of the `distributed` section: ranks share each batch equally, one GPU per rank. */
+function distributedIssues(c: { device: string; train: { batch_size: number }; distributed: { nproc: number; nnodes: number; backend: string; master_port: number | null } }, ctx: RefineCtx): void {
+  const d = c.distributed;
+  const world = d.nproc * d.nnodes;
+  if (world > 1 && c.train.batch_size % world !== 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["train", "batch_size"],
+      params: { code: "batch_ranks" },
+      message: `expected a multiple of ${world} (the ${world} ranks of distributed.nproc x distributed.nnodes share each batch equally), got ${c.train.batch_size}`,
+    });
+  }
+  if (world > 1 && /^cuda:\d+$/.test(c.device)) {
+    ctx.addIssue({ code: "custom", path: ["device"], params: { code: "device_ranks" }, message: `"${c.device}" pins one GPU; with several ranks use auto or cuda (rank r uses cuda:r), got ${show(c.device)}` });
+  }
+  if (d.backend === "nccl" && c.device === "cpu") {
+    ctx.addIssue({ code: "custom", path: ["distributed", "backend"], params: { code: "backend_device" }, message: 'nccl needs GPUs; with device "cpu" use gloo' });
+  }
+  if (d.nnodes > 1 && d.master_port === null) {
+    ctx.addIssue({ code: "custom", path: ["distributed", "master_port"], params: { code: "required" }, message: "required when distributed.nnodes > 1 (the other machines join on it)" });
+  }
+}
+
 /** Options for building the schema: where the cross-field checks look up a policy's declared input. */
 export interface SchemaOptions {
   policyInput?: (name: PolicyName) => PolicyInput;
@@ -143,6 +168,7 @@ export function configSchema(options: SchemaOptions = {}) {
         loss: z.enum(["mse", "l1"]),
         transport: z.enum(["gram", "vectors"]),
         max_skips: nonNegInt,
+        max_restarts: nonNegInt,
         ip_optim: optim,
         vr_optim: optim,
         eval_every: nonNegInt,
@@ -150,8 +176,17 @@ export function configSchema(options: SchemaOptions = {}) {
       }),
       eval: z.strictObject({ batch_size: posInt, limit: posInt.nullable() }),
       output: z.strictObject({ dir: z.string().min(1), name: nullableName }),
+      distributed: z.strictObject({
+        nproc: posInt,
+        backend: z.enum(["gloo", "nccl"]),
+        nnodes: posInt,
+        master_addr: z.string().min(1),
+        master_port: z.int().min(1).max(65535).nullable(),
+        timeout_s: posNum,
+      }),
     })
     .superRefine((c, ctx) => {
+      distributedIssues(c, ctx);
       const product = c.degradation.reduce((p, d) => (d.kind === "downsample" ? p * d.scale : p), 1);
       if (c.ip.scale !== product) {
         ctx.addIssue({

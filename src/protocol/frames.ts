@@ -9,6 +9,18 @@ import { z } from 'zod';
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 
 export const DEFAULT_MAX_HEADER = 1 << 20;
+/** Bytes per frame, either direction, unless configured otherwise (1 GiB: far above any IP gradient). */
+export const DEFAULT_MAX_MESSAGE = 1 << 30;
+
+/** Refuse frames over `maxBytes` (-1: no limit) before they are sent; names the frame. */
+export function checkFrameSizes(frames: readonly Buffer[], maxBytes: number): void {
+  if (maxBytes < 0) return;
+  frames.forEach((f, i) => {
+    if (f.length > maxBytes) {
+      throw new ProtocolError(i === 0 ? 'header' : `tensors[${i - 1}]`, `${f.length} bytes exceeds the message limit of ${maxBytes} bytes per frame`);
+    }
+  });
+}
 
 /** Frames for a header and its tensors; `tensors` descriptors are added to the header here. */
 export function encodeFrames(header: Record<string, unknown>, tensors: readonly Tensor[] = []): Buffer[] {

@@ -130,6 +130,11 @@ export function latestRecords(records: readonly MetricRecord[]): MetricRecord[] 
       kept.push(r);
       continue;
     }
+    if (r.type === 'step' && r.skipped) {
+      // A skip at step S is an attempt at S + 1 after S's checkpoint: each one counts, unless a resume at S abandoned it.
+      if (r.step < cutoff) kept.push(r);
+      continue;
+    }
     if (r.step > cutoff) continue;
     const key = r.type === 'eval' ? `eval/${r.split}/${r.step}` : `step/${r.step}`;
     if (seen.has(key)) continue;

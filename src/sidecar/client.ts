@@ -2,7 +2,7 @@
 import { Dealer } from 'zeromq';
 import { GradpromError, ProtocolError, SidecarCancelledError, SidecarError, SidecarTimeoutError } from '../errors.js';
 import type { Tensor } from '../protocol/dtypes.js';
-import { decodeFrames, encodeFrames, peekHeader, DEFAULT_MAX_HEADER } from '../protocol/frames.js';
+import { checkFrameSizes, decodeFrames, encodeFrames, peekHeader, DEFAULT_MAX_HEADER } from '../protocol/frames.js';
 import { parseOrThrow, replyHeaderSchema } from '../protocol/schema.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { Logger } from './logger.js';
@@ -32,12 +32,14 @@ export interface ClientOptions {
   token: string;
   logger: Logger;
   maxHeader?: number;
+  /** Per-frame byte limit, checked before sending and enforced by libzmq on receipt (before allocation); -1 = none. */
+  maxMessageBytes?: number;
   /** Sent with every request whose caller gives none. */
   defaultTimeoutMs: (op: string) => number;
 }
 
 export class Client {
-  private readonly socket = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+  private readonly socket: Dealer;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private sending: Promise<void> = Promise.resolve();
@@ -45,6 +47,7 @@ export class Client {
   readonly readerDone: Promise<void>;
 
   constructor(private readonly opts: ClientOptions) {
+    this.socket = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0, maxMessageSize: opts.maxMessageBytes ?? -1 });
     this.socket.connect(opts.endpoint);
     this.readerDone = this.readLoop();
   }
@@ -54,7 +57,13 @@ export class Client {
     if (this.closedWith) return Promise.reject(this.closedWith);
     if (options.signal?.aborted) return Promise.reject(new SidecarCancelledError(op));
     const id = this.nextId++;
-    const frames = encodeFrames({ v: PROTOCOL_VERSION, token: this.opts.token, id, op, args }, tensors);
+    let frames: Buffer[];
+    try {
+      frames = encodeFrames({ v: PROTOCOL_VERSION, token: this.opts.token, id, op, args }, tensors);
+      checkFrameSizes(frames, this.opts.maxMessageBytes ?? -1);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const timeoutMs = options.timeoutMs ?? this.opts.defaultTimeoutMs(op);
     return new Promise<Reply>((resolve, reject) => {
       const onAbort = () => this.abandon(id, new SidecarCancelledError(op));

@@ -13,6 +13,12 @@ export interface ProcessOptions {
   args: string[];
   token: string;
   logger: Logger;
+  /** Extra environment variables (a rank's RANK, WORLD_SIZE, ...). */
+  env?: Record<string, string>;
+  /** Interpreter arguments before `-m gradprom_sidecar` (torchrun: `-m torch.distributed.run ...`). */
+  launcher?: string[];
+  /** How log lines name the process; default `sidecar`. */
+  label?: string;
 }
 
 export interface Exit {
@@ -29,8 +35,8 @@ export class SidecarProcess {
   exit: Exit | null = null;
 
   constructor(opts: ProcessOptions) {
-    this.child = spawn(opts.python, ['-m', 'gradprom_sidecar', ...opts.args], {
-      env: pythonEnv({ GRADPROM_TOKEN: opts.token }),
+    this.child = spawn(opts.python, [...(opts.launcher ?? []), '-m', 'gradprom_sidecar', ...opts.args], {
+      env: pythonEnv({ ...opts.env, GRADPROM_TOKEN: opts.token }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     live.add(this);
@@ -54,13 +60,13 @@ export class SidecarProcess {
     stderr.on('line', (line) => {
       this.tail.push(line);
       if (this.tail.length > STDERR_TAIL) this.tail.shift();
-      opts.logger[levelOfLine(line, 'stderr')](`sidecar: ${line}`);
+      opts.logger[levelOfLine(line, 'stderr')](`${opts.label ?? 'sidecar'}: ${line}`);
     });
     const stdout = createInterface({ input: this.child.stdout! });
     this.ready = new Promise((resolve, reject) => {
       stdout.on('line', (line) => {
         if (line.startsWith(READY)) resolve(JSON.parse(line.slice(READY.length)));
-        else opts.logger[levelOfLine(line, 'stdout')](`sidecar: ${line}`);
+        else opts.logger[levelOfLine(line, 'stdout')](`${opts.label ?? 'sidecar'}: ${line}`);
       });
       void this.exited.then(async (e) => {
         await streamsDone(this.child);
@@ -100,7 +106,7 @@ export class SidecarProcess {
 }
 
 /** Resolves once the child's output streams have closed, so its last stderr lines are read. */
-function streamsDone(child: ChildProcess): Promise<void> {
+export function streamsDone(child: ChildProcess): Promise<void> {
   const closed = (s: NodeJS.ReadableStream | null) =>
     new Promise<void>((r) => (!s || (s as NodeJS.ReadableStream & { closed?: boolean }).closed ? r() : s.once('close', () => r())));
   return Promise.race([Promise.all([closed(child.stdout), closed(child.stderr)]).then(() => {}), new Promise<void>((r) => setTimeout(r, 200))]);
@@ -120,12 +126,13 @@ export function installExitHooks(): void {
   process.on('exit', killAll);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = () => {
+      // Another listener means the application handles the signal (the CLI finishes the step and writes a
+      // checkpoint, which needs the sidecar alive); the 'exit' hook still kills the sidecars when Node ends.
+      if (process.listenerCount(sig) > 1) return;
       killAll();
       // Only ours: restore the default so the signal still ends Node.
-      if (process.listenerCount(sig) === 1) {
-        process.removeListener(sig, onSignal);
-        process.kill(process.pid, sig);
-      }
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
     };
     process.on(sig, onSignal);
   }

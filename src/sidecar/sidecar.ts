@@ -6,21 +6,28 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { GradpromError, ProtocolVersionError, SidecarError, SidecarExitedError } from '../errors.js';
 import type { Tensor } from '../protocol/dtypes.js';
-import { DEFAULT_MAX_HEADER } from '../protocol/frames.js';
+import { DEFAULT_MAX_HEADER, DEFAULT_MAX_MESSAGE } from '../protocol/frames.js';
 import { parseOrThrow } from '../protocol/schema.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { Client, type CallOptions, type Reply } from './client.js';
 import { stderrLogger, type Logger } from './logger.js';
 import { installExitHooks, SidecarProcess } from './process.js';
 import { resolvePython } from './python.js';
+import { RankGroup, type DistributedOptions } from './ranks.js';
 
 export interface SidecarOptions {
   /** Torch device: 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'. */
   device?: string;
+  /** Run as several ranks under torch.distributed (rank 0 answers; every rank computes its share). */
+  distributed?: DistributedOptions;
   /** `ipc` (a socket in a private 0700 folder, the default) or `tcp` on 127.0.0.1. */
   transport?: 'ipc' | 'tcp';
   /** tcp port; 0 lets the sidecar pick a free one. */
   port?: number;
+  /** tcp address to bind; default 127.0.0.1. Anything but loopback is refused unless `allowRemote` is set. */
+  host?: string;
+  /** Allow a non-loopback `host` (anyone who can reach it and holds the token can drive the sidecar). */
+  allowRemote?: boolean;
   /** Interpreter; default GRADPROM_PYTHON, else python/.venv. */
   python?: string;
   logger?: Logger;
@@ -34,7 +41,7 @@ export interface SidecarOptions {
   /** restarts allowed over this object's life before it is marked dead. */
   maxRestarts?: number;
   maxHeaderBytes?: number;
-  /** Per-frame byte limit enforced by libzmq before allocation; -1 = none. */
+  /** Per-frame byte limit, both directions, enforced by libzmq before allocation; -1 = none. Default GRADPROM_MAX_MESSAGE_BYTES, else 1 GiB. */
   maxMessageBytes?: number;
   /** Per-operation deadlines in ms, overriding the defaults. */
   timeouts?: Record<string, number>;
@@ -71,7 +78,9 @@ export class Sidecar {
   private stopping = false;
   private restarts = 0;
   private exitListeners: ((e: SidecarExitedError) => void)[] = [];
-  private readonly opts: Required<Omit<SidecarOptions, 'python' | 'port'>> & Pick<SidecarOptions, 'python' | 'port'>;
+  private ranks: RankGroup | null = null;
+  private readonly opts: Required<Omit<SidecarOptions, 'python' | 'port' | 'host' | 'distributed'>> &
+    Pick<SidecarOptions, 'python' | 'port' | 'host' | 'distributed'>;
   info!: HelloInfo;
 
   private constructor(options: SidecarOptions) {
@@ -85,9 +94,10 @@ export class Sidecar {
       stopGraceMs: 3_000,
       maxRestarts: 3,
       maxHeaderBytes: DEFAULT_MAX_HEADER,
-      maxMessageBytes: -1,
+      allowRemote: false,
       timeouts: {},
       ...options,
+      maxMessageBytes: options.maxMessageBytes ?? defaultMaxMessage(), // the environment is read (and checked) only when needed
     };
   }
 
@@ -109,12 +119,19 @@ export class Sidecar {
   }
 
   get alive(): boolean {
-    return !this.proc.exit;
+    return !this.proc.exit && !this.ranks?.failure;
+  }
+
+  /** Every process this sidecar started on this machine: rank 0 (or torchrun) first, then the other ranks. */
+  get pids(): number[] {
+    return [this.proc.pid, ...(this.ranks?.workerPids ?? [])].filter((p): p is number => p !== undefined);
   }
 
   /** Call an operation; rejects with SidecarError, SidecarTimeoutError, SidecarCancelledError or SidecarExitedError. */
   call(op: string, args: Record<string, unknown> = {}, tensors: readonly Tensor[] = [], options: CallOptions = {}): Promise<Reply> {
-    return this.client.call(op, args, tensors, options);
+    const reply = this.client.call(op, args, tensors, options);
+    const ranks = this.ranks;
+    return ranks ? reply.catch((e: unknown) => ranks.explain(e)) : reply; // several ranks: name the one that died
   }
 
   /** Called when the sidecar exits without being asked to. */
@@ -136,6 +153,7 @@ export class Sidecar {
   /** Shutdown request, then SIGTERM, then SIGKILL; returns which step ended it. */
   async stop(): Promise<StoppedBy> {
     this.stopping = true;
+    this.ranks?.expectExit();
     this.stopHeartbeat();
     let by: StoppedBy = 'already-exited';
     if (!this.proc.exit) {
@@ -151,6 +169,7 @@ export class Sidecar {
         }
       }
     }
+    await this.ranks?.stop(this.opts.stopGraceMs); // rank 0 has told them to exit
     this.client.close();
     this.removeDir();
     this.opts.logger.debug(`sidecar stopped (${by})`);
@@ -165,23 +184,36 @@ export class Sidecar {
     const token = randomBytes(32).toString('hex');
     let endpoint: string;
     if (this.opts.transport === 'tcp') {
-      endpoint = `tcp://127.0.0.1:${this.opts.port ?? 0}`;
+      const host = this.opts.host ?? '127.0.0.1';
+      if (!isLoopback(host) && !this.opts.allowRemote) {
+        throw new GradpromError('SIDECAR_START', `refusing to bind the sidecar to ${host}: only loopback (127.0.0.1, localhost) unless allowRemote is set`);
+      }
+      endpoint = `tcp://${host}:${this.opts.port ?? 0}`;
     } else {
       this.dir = mkdtempSync(join(tmpdir(), 'gradprom-')); // mkdtemp makes it 0700
       endpoint = `ipc://${join(this.dir, 'sidecar.sock')}`;
     }
     const args = ['--endpoint', endpoint, '--device', this.opts.device, '--parent-pid', String(process.pid)];
     args.push('--max-header', String(this.opts.maxHeaderBytes), '--max-message', String(this.opts.maxMessageBytes));
-    const proc = new SidecarProcess({ python, args, token, logger: this.opts.logger });
+    if (this.opts.allowRemote) args.push('--allow-remote');
+    const ranks = this.opts.distributed ? await RankGroup.create(this.opts.distributed) : null;
+    this.ranks = ranks;
+    const rank0 = ranks?.rank0();
+    const proc = new SidecarProcess({ python, args: [...args, ...(ranks?.args ?? [])], token, logger: this.opts.logger, ...rank0 });
     this.proc = proc;
     proc.child.unref();
+    ranks?.startWorkers(python, args, this.opts.logger);
     let ready: { endpoint: string };
     try {
-      ready = await withTimeout(proc.ready, this.opts.startTimeoutMs, () => {
+      // Rank 0 is ready once every rank has joined; a rank that dies first fails the start at once.
+      const up = ranks ? Promise.race([proc.ready, ranks.failed.then((e) => Promise.reject(e))]) : proc.ready;
+      ready = await withTimeout(up, this.opts.startTimeoutMs, () => {
         proc.signal('SIGKILL');
         return new GradpromError('SIDECAR_START', `sidecar did not come up within ${this.opts.startTimeoutMs} ms\n${proc.stderrTail().join('\n')}`);
       });
     } catch (e) {
+      ranks?.kill();
+      proc.signal('SIGKILL');
       this.removeDir();
       if (e instanceof SidecarExitedError) {
         throw new GradpromError('SIDECAR_START', `sidecar failed to start with ${python}: ${e.message}`, { cause: e });
@@ -193,13 +225,27 @@ export class Sidecar {
       token,
       logger: this.opts.logger,
       maxHeader: this.opts.maxHeaderBytes,
+      maxMessageBytes: this.opts.maxMessageBytes,
       defaultTimeoutMs: (op) => this.opts.timeouts[op] ?? DEFAULT_TIMEOUTS[op] ?? DEFAULT_TIMEOUT,
     });
     const client = this.client;
+    ranks?.onFailure((err) => {
+      // Without one rank the others cannot go on; the client now refuses calls (a shutdown request too): end them.
+      client.failAll(err);
+      proc.signal('SIGTERM');
+      ranks.terminate();
+      if (!this.stopping && this.ranks === ranks) {
+        this.stopHeartbeat();
+        for (const l of this.exitListeners) l(err);
+      }
+    });
     void proc.exited.then(async (exit) => {
       await new Promise((r) => setTimeout(r, 20)); // let the stderr reader catch the last lines
-      const err = proc.exitedError(exit);
-      if (this.hung) err.message += ' (killed: heartbeat unanswered)';
+      const rankErr = ranks?.rankError(ranks.torchrun ? null : 0, proc, exit);
+      const err = rankErr ?? proc.exitedError(exit);
+      // On the first line: the CLI prints only that one.
+      if (this.hung) err.message = err.message.replace(/^[^\n]*/, (first) => `${first} (killed: heartbeat unanswered)`);
+      if (ranks && rankErr && !this.stopping) return ranks.fail(rankErr); // reported once for the group, by onFailure above
       client.failAll(err);
       if (!this.stopping && this.proc === proc) {
         this.stopHeartbeat();
@@ -248,6 +294,22 @@ export class Sidecar {
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
     this.dir = null;
   }
+}
+
+/** 1 GiB per frame, or GRADPROM_MAX_MESSAGE_BYTES (-1 lifts the limit). */
+function defaultMaxMessage(): number {
+  const env = process.env.GRADPROM_MAX_MESSAGE_BYTES;
+  if (env === undefined || env === '') return DEFAULT_MAX_MESSAGE;
+  const n = Number(env);
+  if (!Number.isInteger(n) || (n < 1 && n !== -1)) {
+    throw new GradpromError('CONFIG', `GRADPROM_MAX_MESSAGE_BYTES: expected a positive integer or -1, got "${env}"`);
+  }
+  return n;
+}
+
+/** True for an address only this machine can reach. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {

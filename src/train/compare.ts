@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import type { PolicyName } from '../policy/index.js';
 import { writeCompareReport, type CompareResult, type RunSummary } from '../report/index.js';
+import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { Logger } from '../sidecar/logger.js';
 import type { Progress } from './progress.js';
@@ -46,7 +47,8 @@ export async function runCompare(config: Config, opts: CompareOptions): Promise<
   const dir = opts.outDir ?? join(config.output.dir, config.output.name ?? 'compare');
   prepareRunFolder(dir, opts.force ? 'force' : 'new');
   mkdirSync(join(dir, 'runs'), { recursive: true });
-  const sidecar = await Sidecar.start({ device: config.device, ...(opts.logger ? { logger: opts.logger } : {}) });
+  const distributed = distributedOptions(config.distributed);
+  const sidecar = await Sidecar.start({ device: config.device, distributed, ...(opts.logger ? { logger: opts.logger } : {}) });
   const summaries: RunSummary[] = [];
   try {
     const pretrained = new Set<number>();

@@ -18,15 +18,17 @@ const createSchema = z.object({
 });
 export type SessionInfo = z.infer<typeof createSchema>;
 
-const gramSchema = z.object({ ip_ip: z.array(z.number()), vr_vr: z.array(z.number()), ip_vr: z.array(z.number()) });
-const gradsSchema = z.object({ step: z.number().int(), loss_ip: z.number(), loss_vr: z.number(), finite: z.boolean(), gram: gramSchema });
+// zod's z.number() refuses NaN and ±Infinity, but a diverging step reports exactly those: the trainer skips it.
+const anyNumber = z.custom<number>((v) => typeof v === 'number', { message: 'expected a number' });
+const gramSchema = z.object({ ip_ip: z.array(anyNumber), vr_vr: z.array(anyNumber), ip_vr: z.array(anyNumber) });
+const gradsSchema = z.object({ step: z.number().int(), loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema });
 const applySchema = z.object({ step: z.number().int(), lr_ip: z.number(), lr_vr: z.number() });
-const pretrainSchema = z.object({ loss: z.number(), accuracy: z.number() });
+const pretrainSchema = z.object({ loss: anyNumber, accuracy: anyNumber }); // 0 steps: no loss (NaN)
 const loadSchema = z.object({ step: z.number().int(), extra: z.unknown(), config: z.unknown() }).loose();
 
 /** Per-evaluation metrics: numbers keyed by name (psnr, ssim, fixed_enhanced_acc, ...). */
 export type EvalMetrics = Record<string, number | string>;
-const evalSchema = z.record(z.string(), z.union([z.number(), z.string(), z.null()]));
+const evalSchema = z.record(z.string(), z.union([anyNumber, z.string(), z.null()]));
 
 export interface StepGradsReply {
   step: number;

@@ -1,13 +1,15 @@
 /** The training loop: train.grads → policy → train.apply, with evaluation, checkpoints and a run folder. */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Config } from '../config/index.js';
+import { DEFAULTS, type Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
 import { makePolicy, type Decision, type Policy } from '../policy/index.js';
 import { readRecords, writeRunReport, type RunSummary } from '../report/index.js';
+import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { Logger } from '../sidecar/logger.js';
 import { noProgress, type Progress } from './progress.js';
+import { removeStaleTemps, withRecovery } from './recover.js';
 import { RemoteSession } from './remote.js';
 import { MetricsLog, prepareRunFolder, writeAtomic, type RunPaths } from './run-folder.js';
 
@@ -48,20 +50,29 @@ export function defaultRunName(config: Config): string {
 export async function runExperiment(config: Config, options: RunOptions = {}): Promise<RunResult> {
   const runDir = options.runDir ?? `${config.output.dir}/${config.output.name ?? defaultRunName(config)}`;
   const paths = prepareRunFolder(runDir, options.resume ? 'resume' : options.force ? 'force' : 'new');
-  if (options.resume) config = JSON.parse(readFileSync(paths.config, 'utf8')) as Config;
+  // The ranks are how this invocation runs, not part of the experiment: a run resumes on any number of them.
+  if (options.resume) config = { ...(JSON.parse(readFileSync(paths.config, 'utf8')) as Config), distributed: config.distributed };
   else writeAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
   const policy = options.policy ?? makePolicy(config.policy);
   const transport = policy.input === 'vectors' ? 'vectors' : config.train.transport;
   const started = Date.now();
-  const sidecar = options.sidecar ?? (await Sidecar.start({ device: config.device, ...(options.logger ? { logger: options.logger } : {}) }));
+  const maxRestarts = config.train.max_restarts ?? DEFAULTS.train.max_restarts;
+  const distributed = distributedOptions(config.distributed);
+  const sidecar = options.sidecar ?? (await Sidecar.start({ device: config.device, maxRestarts, distributed, ...(options.logger ? { logger: options.logger } : {}) }));
   try {
-    const session = await RemoteSession.create(sidecar, config);
+    if (options.resume) removeStaleTemps(paths.checkpoint);
     const log = new MetricsLog(paths.metrics);
-    const state = await startState(session, config, paths, log, options);
-    await trainLoop(session, config, policy, transport, paths, log, state, options);
-    const final = await session.evaluate('test', config.eval.limit);
-    log.append({ type: 'eval', step: state.step, split: 'test', ...final });
-    await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: 0 });
+    const first = await RemoteSession.create(sidecar, config);
+    const state = await startState(first, config, paths, log, options);
+    // A step-0 checkpoint: a sidecar lost before the first periodic one does not cost the pretraining.
+    if (!options.resume) await first.save(paths.checkpoint, { skips: 0, consecutiveSkips: 0 });
+    const recovery = { sidecar, config, paths, log, maxRestarts, signal: options.signal, logger: options.logger };
+    await withRecovery(recovery, first, state, async (session) => {
+      await trainLoop(session, config, policy, transport, paths, log, state, options);
+      const final = await session.evaluate('test', config.eval.limit);
+      log.append({ type: 'eval', step: state.step, split: 'test', ...final });
+      await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: 0 });
+    });
     const summary = await writeRunReport(paths.dir, {
       runDir: paths.dir,
       name: basename(paths.dir),

@@ -1,0 +1,123 @@
+/** withRecovery's rules, against a scripted stand-in sidecar: what is retried, how often, and what a restore sets. */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GradpromError, isGradpromError, parseConfig, RemoteSession, SidecarError, SidecarExitedError, SidecarTimeoutError, type Sidecar } from '../../src/index.js';
+import { isRecoverable, removeStaleTemps, withRecovery, type ResumeState } from '../../src/train/recover.js';
+import { MetricsLog, runPaths } from '../../src/train/run-folder.js';
+import { tempDir } from '../reliability/harness.js';
+
+const config = (() => {
+  const r = parseConfig({ train: { max_restarts: 2 } });
+  if (!r.ok) throw new Error('config');
+  return r.config;
+})();
+
+const CREATE = {
+  layout: { blocks: [{ name: 'w', shape: [2], numel: 2, offset: 0 }], numel: 2 },
+  ip_params: 2,
+  vr_params: 2,
+  device: 'cpu',
+  data: { train: 1, val: 1, test: 1, num_classes: 2 },
+};
+
+/** A stand-in sidecar: counts restarts and answers session.create and checkpoint.load (at `step`). */
+function fakeSidecar(step = 5) {
+  const fake = {
+    restarts: 0,
+    async restart() {
+      fake.restarts++;
+    },
+    async call(op: string) {
+      if (op === 'session.create') return { result: CREATE, tensors: [] };
+      if (op === 'checkpoint.load') return { result: { step, extra: { skips: 2, consecutiveSkips: 1 }, config: {} }, tensors: [] };
+      throw new Error(`unexpected op ${op}`);
+    },
+  };
+  return fake;
+}
+
+let tmp: ReturnType<typeof tempDir>;
+beforeEach(() => {
+  tmp = tempDir('gradprom-recover-');
+  mkdirSync(join(tmp.dir, 'checkpoints'));
+});
+afterEach(() => tmp.remove());
+
+async function setup(step = 5) {
+  const fake = fakeSidecar(step);
+  const sidecar = fake as unknown as Sidecar;
+  const paths = runPaths(tmp.dir);
+  const log = new MetricsLog(paths.metrics);
+  const session = await RemoteSession.create(sidecar, config);
+  const state: ResumeState = { step: 0, skips: 0, consecutiveSkips: 0 };
+  return { fake, opts: { sidecar, config, paths, log }, session, state };
+}
+
+const exited = () => new SidecarExitedError(null, 'SIGKILL', ['boom']);
+
+test('only a dead or timed-out sidecar is recoverable', () => {
+  expect(isRecoverable(exited())).toBe(true);
+  expect(isRecoverable(new SidecarTimeoutError('train.grads', 10))).toBe(true);
+  expect(isRecoverable(new SidecarError('eval', 'ValueError', 'x', ''))).toBe(false);
+  expect(isRecoverable(new GradpromError('RUN', 'x'))).toBe(false);
+  expect(isRecoverable(new Error('plain'))).toBe(false);
+});
+
+test('a failure is followed by a restart, a restore into the state, a resume record, and the body again', async () => {
+  const { fake, opts, session, state } = await setup(5);
+  let runs = 0;
+  await withRecovery(opts, session, state, async (_s, st) => {
+    runs++;
+    if (runs === 1) {
+      st.step = 7;
+      throw exited();
+    }
+    expect(st).toEqual({ step: 5, skips: 2, consecutiveSkips: 1 });
+  });
+  expect(runs).toBe(2);
+  expect(fake.restarts).toBe(1);
+  const records = readFileSync(opts.paths.metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(records).toEqual([{ type: 'resume', step: 5, restart: 1, reason: 'sidecar exited (signal SIGKILL)' }]);
+});
+
+test('past train.max_restarts the run ends with SIDECAR_DEAD, the failure as its cause', async () => {
+  const { fake, opts, session, state } = await setup();
+  const last = exited();
+  const err = await withRecovery(opts, session, state, async () => {
+    throw last;
+  }).catch((e: unknown) => e);
+  expect(isGradpromError(err, 'SIDECAR_DEAD')).toBe(true);
+  expect((err as Error).cause).toBe(last);
+  expect(fake.restarts).toBe(2);
+});
+
+test('other errors pass through untouched, without a restart', async () => {
+  const { fake, opts, session, state } = await setup();
+  const boom = new GradpromError('RUN', 'diverged');
+  await expect(withRecovery(opts, session, state, async () => Promise.reject(boom))).rejects.toBe(boom);
+  expect(fake.restarts).toBe(0);
+});
+
+test('once the run is being interrupted, a dead sidecar means INTERRUPTED, not a restart', async () => {
+  const { fake, opts, session, state } = await setup();
+  const ac = new AbortController();
+  ac.abort();
+  const err = await withRecovery({ ...opts, signal: ac.signal }, session, state, async () => Promise.reject(exited())).catch((e: unknown) => e);
+  expect(isGradpromError(err, 'INTERRUPTED')).toBe(true);
+  expect(fake.restarts).toBe(0);
+});
+
+test('a config read back without max_restarts falls back to the default limit, never to none', async () => {
+  const { fake, opts, session, state } = await setup();
+  const old = { ...config, train: { ...config.train, max_restarts: undefined as unknown as number } };
+  const err = await withRecovery({ ...opts, config: old }, session, state, async () => Promise.reject(exited())).catch((e: unknown) => e);
+  expect(isGradpromError(err, 'SIDECAR_DEAD')).toBe(true);
+  expect(fake.restarts).toBe(3);
+});
+
+test('removeStaleTemps removes only the temporary files of cut-short saves', () => {
+  const dir = join(tmp.dir, 'checkpoints');
+  for (const n of ['last.pt', '.last.pt.abc123.tmp', '.last.pt.x.tmp', 'other.tmp', '.other.pt.q.tmp']) writeFileSync(join(dir, n), '');
+  expect(removeStaleTemps(join(dir, 'last.pt')).sort()).toEqual(['.last.pt.abc123.tmp', '.last.pt.x.tmp']);
+  expect(readdirSync(dir).sort()).toEqual(['.other.pt.q.tmp', 'last.pt', 'other.tmp']);
+});
