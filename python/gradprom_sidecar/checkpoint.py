@@ -65,14 +65,16 @@ def _strip_prefix(sd: dict[str, Tensor], prefix: str | None, path: Path) -> dict
     return picked
 
 
-def read_state_dict(path: str | Path, prefix: str | None = None) -> dict[str, Tensor]:
+def read_state_dict(path: str | Path, prefix: str | None = None, part: str | None = None) -> dict[str, Tensor]:
     """Read a name → tensor mapping from a .pt/.pth/.bin or .safetensors file.
 
-    A ``{"state_dict": {...}}`` or ``{"model": {...}}`` wrapper is unwrapped.
+    A ``{"state_dict": {...}}`` or ``{"model": {...}}`` wrapper is unwrapped, and so is
+    ``{part: {...}}`` (a run checkpoint holds ``ip`` and ``vr``).
 
     :param path: the weights file.
     :param prefix: ``None`` strips a ``module.`` or ``model.`` prefix shared by
         all keys; a string keeps only keys starting with it, with it removed.
+    :param part: the sub-network to take from a run checkpoint, e.g. ``"ip"``.
     :raises CheckpointError: unreadable, corrupt, refused, or not tensors.
     """
     path = Path(path)
@@ -88,7 +90,7 @@ def read_state_dict(path: str | Path, prefix: str | None = None) -> dict[str, Te
     else:
         obj = _torch_load(path)
     if isinstance(obj, dict) and not _is_tensor_dict(obj):
-        for key in ("state_dict", "model"):
+        for key in ((part,) if part else ()) + ("state_dict", "model"):
             if _is_tensor_dict(obj.get(key)):
                 obj = obj[key]
                 break
@@ -140,7 +142,8 @@ class LoadReport:
         return "; ".join(parts) if parts else "all keys match"
 
 
-def load_weights(module: nn.Module, path: str | Path, strict: bool = True, prefix: str | None = None) -> LoadReport:
+def load_weights(module: nn.Module, path: str | Path, strict: bool = True, prefix: str | None = None,
+                 part: str | None = None) -> LoadReport:
     """Copy a weights file into ``module`` and report how the names matched.
 
     :param module: the network to fill.
@@ -149,9 +152,10 @@ def load_weights(module: nn.Module, path: str | Path, strict: bool = True, prefi
         False, the tensors that match in name and shape are loaded and the
         rest reported.
     :param prefix: see :func:`read_state_dict`.
+    :param part: see :func:`read_state_dict`.
     :raises CheckpointError: unreadable file, or a mismatch under ``strict``.
     """
-    sd = read_state_dict(path, prefix)
+    sd = read_state_dict(path, prefix, part)
     own = module.state_dict()
     report = LoadReport(path=str(path))
     report.missing = [k for k in own if k not in sd]

@@ -223,7 +223,7 @@ class Session:
     def _load_weights(self, ip_cfg: dict, vr_cfg: dict) -> None:
         if ip_cfg.get("weights"):
             try:
-                load_weights(self.ip, ip_cfg["weights"], strict=True)
+                load_weights(self.ip, ip_cfg["weights"], strict=True, part="ip")
             except CheckpointError as e:
                 raise ValueError(f"config.ip.weights: {e}") from e
         if vr_cfg.get("weights"):
@@ -233,7 +233,7 @@ class Session:
 
                     self.vr_left_at_init = load_torchvision(self.vr, vr_cfg["weights"])  # type: ignore[arg-type]
                 else:
-                    load_weights(self.vr, vr_cfg["weights"], strict=True)
+                    load_weights(self.vr, vr_cfg["weights"], strict=True, part="vr")
             except CheckpointError as e:
                 raise ValueError(f"config.vr.weights: {e}") from e
 

@@ -194,6 +194,21 @@ def test_checkpoint_resume_is_bit_identical(tmp_path: Path) -> None:
         assert torch.equal(x, y)
 
 
+def test_run_checkpoint_serves_as_ip_and_vr_weights(tmp_path: Path) -> None:
+    """``gradprom eval --ip RUN/checkpoints/last.pt --vr ...``: each model takes its part of the checkpoint."""
+    state, s = make()
+    for _ in range(3):
+        step(state)
+    path = tmp_path / "last.pt"
+    call(state, "checkpoint.save", {"path": str(path), "extra": {}})
+    cfg = copy.deepcopy(tiny_config())
+    cfg["ip"]["weights"] = cfg["vr"]["weights"] = str(path)
+    other = new_state()
+    call(other, "session.create", {"config": cfg})
+    for x, y in zip(params(s.ip) + params(s.vr), params(other.session.ip) + params(other.session.vr)):
+        assert torch.equal(x, y)
+
+
 def test_eval_keys_and_ranges_classify() -> None:
     state, _ = make()
     step(state)

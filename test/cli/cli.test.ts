@@ -1,6 +1,6 @@
 /** The command line as a user meets it: help, config errors, exit codes (runs the built bin/gradprom.js). */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { root } from '../helpers.js';
@@ -49,6 +49,25 @@ describe('gradprom CLI', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/magic/);
   });
+
+  it('eval reproduces a run\'s test metrics from its checkpoint given as --ip and --vr weights', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gradprom-cli-'));
+    try {
+      const config = join(dir, 'tiny.yaml');
+      writeFileSync(config, 'device: cpu\ndata: {counts: {train: 64, val: 16, test: 32}}\nip: {channels: 8, blocks: 1}\nvr: {pretrain_steps: 5}\ntrain: {steps: 4, batch_size: 8}\n');
+      const run = join(dir, 'run');
+      expect(gradprom('train', '--config', config, '--out', run, '--quiet').code).toBe(0);
+      const ckpt = join(run, 'checkpoints', 'last.pt');
+      const r = gradprom('eval', '--config', config, '--ip', ckpt, '--vr', ckpt, '--json');
+      expect(r.code).toBe(0);
+      const metrics = JSON.parse(r.stdout) as { psnr: number; n: number };
+      const summary = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as { final: { psnr: number } };
+      expect(metrics.n).toBe(32);
+      expect(metrics.psnr).toBeCloseTo(summary.final.psnr, 6);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 
   it('doctor reports torch and the protocol', () => {
     const r = gradprom('doctor', '--json');
