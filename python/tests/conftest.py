@@ -1,12 +1,18 @@
-"""Shared fixtures: a seeded RNG for every test and a device-aware tensor factory."""
+"""Shared fixtures: a seeded RNG for every test, a device-aware tensor factory, a live sidecar."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
+import zmq
 
 DEVICE = torch.device(os.environ.get("GRADPROM_TEST_DEVICE", "cpu"))
+SIDECAR_TOKEN = "test-token"
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +32,30 @@ def randn(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a slower case (seconds, not minutes)")
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
+    """A real sidecar on an ipc endpoint (token ``SIDECAR_TOKEN``) and a DEALER connected to it.
+
+    Its stderr goes to a file, not a pipe: a fuzz run logs more than a pipe holds unread.
+    """
+    endpoint = f"ipc://{tmp_path}/s.sock"
+    log = tmp_path / "sidecar.stderr"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu"],
+            env={**os.environ, "GRADPROM_TOKEN": SIDECAR_TOKEN, "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("GRADPROM_READY "), log.read_text() or line
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    yield sock, proc
+    sock.close()
+    proc.kill()
+    proc.wait()

@@ -1,24 +1,21 @@
 """Fuzzing the Python decoder (10,000 random or mutated frame lists) and the running sidecar behind it."""
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgpack
 import pytest
 import torch
 import zmq
+from conftest import SIDECAR_TOKEN
 
 from gradprom_sidecar import PROTOCOL_VERSION, protocol
 
 SEED = 20250106
 DECODER_FRAMES = 10_000
-TOKEN = "fuzz-token"
+TOKEN = SIDECAR_TOKEN
 PING_ID = 987_654_321  # never produced by the generators (their ids stay below 10**6 or are edge values)
 KEYS = ["v", "id", "op", "args", "token", "status", "result", "error", "tensors", "dtype", "shape", "k"]
 OPS = ["ping", "hello", "cancel", "echo", "eval", "train.grads", "train.apply", "train.skip", "vr.pretrain",
@@ -127,23 +124,6 @@ def test_decoder_fuzz_gives_a_message_or_a_frame_error() -> None:
     assert time.monotonic() - t0 < 60
 
 
-@pytest.fixture
-def sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
-    endpoint = f"ipc://{tmp_path}/s.sock"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu", "--log-level", "ERROR"],
-        env={**os.environ, "GRADPROM_TOKEN": TOKEN, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().startswith("GRADPROM_READY ")
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.RCVTIMEO, 10_000)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    yield sock, proc
-    sock.close()
-    proc.kill()
-    proc.wait()
 
 
 def test_sidecar_answers_2000_fuzzed_messages_and_keeps_serving(sidecar: Any) -> None:

@@ -6,36 +6,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgpack
 import pytest
 import zmq
+from conftest import SIDECAR_TOKEN
 
 from gradprom_sidecar import PROTOCOL_VERSION
 
-TOKEN = "test-token"
-
-
-@pytest.fixture
-def sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
-    endpoint = f"ipc://{tmp_path}/s.sock"
-    env = {**os.environ, "GRADPROM_TOKEN": TOKEN}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("GRADPROM_READY "), proc.stderr.read() if proc.stderr else line
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.RCVTIMEO, 10_000)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    yield sock, proc
-    sock.close()
-    proc.kill()
-    proc.wait()
+TOKEN = SIDECAR_TOKEN
 
 
 def call(sock: zmq.Socket, header: dict[str, Any], *frames: bytes) -> dict[str, Any]:
