@@ -1,0 +1,215 @@
+"""Python side of ``npm run bench``: in-process step timings, memcpy, a shared-memory echo, pythonia echoes.
+
+Not part of the sidecar (it registers no ops). ``scripts/bench.ts`` starts it as a worker:
+
+    python -m gradprom_sidecar.bench serve
+
+and talks to it in JSON lines over stdin/stdout, one request and one reply at a time:
+
+- ``{"cmd": "create", "name", "config", "pretrain"}``: build a :class:`Session` and pre-train VR.
+- ``{"cmd": "step", "name", "kind"}``: one timed step; ``kind`` is ``ref`` (what ``reference.py``
+  times: ``grads`` → ``policies.weights`` → ``apply``) or ``gradcosine`` (Du et al., arXiv
+  1812.02224: one ``autograd.grad`` per loss with retained graphs, then a full backward).
+- ``{"cmd": "memcpy", "bytes", "reps"}``: ``dst.copy_(src)`` times in ms.
+- ``{"cmd": "shm_echo", "endpoint", "path", "bytes", "count"}``: serve ``count`` shared-memory
+  echoes (a ZeroMQ REP control message names a region of a mapped file; the reply names the same
+  region, viewed with ``torch.frombuffer``, so no byte is copied on this side).
+- ``{"cmd": "quit"}``.
+
+Each reply is ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. Timings are taken here,
+in-process, so the pipe never counts. ``echo_b64`` and ``echo_list`` are the pythonia comparison.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import mmap
+import platform
+import sys
+import time
+import warnings
+from typing import Any
+
+import torch
+
+from . import grads as G
+from . import policies
+from .session import Session, cfg_get
+
+
+def reference_step(s: Session, policy_cfg: dict) -> float:
+    """One in-process GradProm step exactly as ``reference.run_reference`` times it.
+
+    :param s: the session.
+    :param policy_cfg: the config's ``policy`` section.
+    :returns: the step time in ms (grads + policy + apply, or skip).
+    """
+    t0 = time.perf_counter()
+    g = s.grads()
+    if g.finite:
+        w_ip, w_vr, _ = policies.weights(policy_cfg, g.gram)
+        s.apply(w_ip, w_vr)
+    else:
+        s.skip()
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def gradcosine_step(s: Session, policy_cfg: dict) -> float:
+    """One step the GradCosine way: ``autograd.grad`` per loss (graphs retained), then a full backward.
+
+    Same batch sampling, losses, gate and optimisers as :func:`reference_step`; the update is the
+    same up to float rounding: θ.grad = ∇θ(L_IP + w·L_VR) with the gate's weight w, φ.grad = ∇φ L_VR.
+    Supervised VR only (the benchmark's configuration).
+
+    :param s: the session (its private batch and learning-rate helpers are used as ``grads`` does).
+    :param policy_cfg: the config's ``policy`` section (global granularity).
+    :returns: the step time in ms.
+    """
+    t0 = time.perf_counter()
+    theta = s.layout.params
+    phi = [p for p in s.vr.parameters() if p.requires_grad]
+    for p in phi:
+        p.grad = None
+    clean, target = s._batch(s.sampler.next(), s.generator)
+    x = s.degradation(clean, s.generator)
+    y_hat = s.ip(x)
+    loss_ip = G.pixel_loss(y_hat, clean, s.loss_kind)
+    loss_vr = G.task_loss(s.vr(y_hat), target)
+    g_ip = torch.autograd.grad(loss_ip, theta, retain_graph=True)  # pass 1
+    g_all = torch.autograd.grad(loss_vr, [*theta, *phi], retain_graph=True)  # pass 2
+    flat_ip = torch.cat([g.reshape(-1) for g in g_ip])
+    flat_vr = torch.cat([g.reshape(-1) for g in g_all[: len(theta)]])
+    gram = G.gram(flat_ip, flat_vr, s.layout)  # host-device sync
+    _, w_vr, _ = policies.weights(policy_cfg, gram)
+    (loss_ip + w_vr[0] * loss_vr).backward()  # pass 3: the full backward, frees the graph
+    for p, g in zip(phi, g_all[len(theta):]):
+        p.grad = g  # VR trains on its own loss, as in the two-pass step
+    s._set_lr(s.ip_optim, "train.ip_optim")
+    s.ip_optim.step()
+    if s.vr_optim is not None:
+        s._set_lr(s.vr_optim, "train.vr_optim")
+        s.vr_optim.step()
+    s._zero()
+    s.step += 1
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def memcpy_ms(nbytes: int, reps: int) -> list[float]:
+    """Times of copying ``nbytes`` between two preallocated, already touched CPU buffers.
+
+    :param nbytes: bytes per copy (a multiple of 4).
+    :param reps: timed copies (after one untimed).
+    """
+    src = torch.ones(nbytes // 4, dtype=torch.float32)
+    dst = torch.zeros_like(src)
+    dst.copy_(src)
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def shm_echo(endpoint: str, path: str, nbytes: int, count: int) -> int:
+    """Serve ``count`` shared-memory echoes on a ZeroMQ REP socket, then return.
+
+    A request is a JSON header ``{offset, nbytes}`` naming float32 data in the mapped file; the
+    tensor is a view over the mapping (no copy) and the reply names the same region.
+
+    :param endpoint: where to bind the REP socket.
+    :param path: the shared file (tmpfs), at least ``nbytes`` long.
+    :param nbytes: bytes to map.
+    :param count: requests to answer.
+    :returns: the number answered.
+    """
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.REP)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(endpoint)
+    with open(path, "r+b") as f:
+        mm = mmap.mmap(f.fileno(), nbytes)
+    try:
+        for _ in range(count):
+            head = json.loads(sock.recv())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                t = torch.frombuffer(mm, dtype=torch.float32, count=int(head["nbytes"]) // 4, offset=int(head["offset"]))
+            sock.send(json.dumps({"offset": int(head["offset"]), "nbytes": t.numel() * 4}).encode())
+            del t
+    finally:
+        sock.close()
+        mm.close()
+    return count
+
+
+def echo_b64(data: str) -> str:
+    """pythonia comparison: base64 float32 bytes in, the same tensor base64-encoded back.
+
+    :param data: base64 of little-endian float32 values.
+    """
+    t = torch.frombuffer(bytearray(base64.b64decode(data)), dtype=torch.float32)
+    return base64.b64encode(t.numpy().tobytes()).decode("ascii")
+
+
+def echo_list(values: list[float]) -> list[float]:
+    """pythonia comparison: a list of numbers in, through a float32 tensor, the list back.
+
+    :param values: the vector as plain numbers.
+    """
+    return torch.tensor(values, dtype=torch.float32).tolist()
+
+
+def _handle(req: dict[str, Any], sessions: dict[str, Session]) -> dict[str, Any]:
+    cmd = req.get("cmd")
+    if cmd == "create":
+        t0 = time.perf_counter()
+        s = Session(req["config"], torch.device("cpu"))
+        s.pretrain(int(req.get("pretrain", 0)))
+        sessions[req["name"]] = s
+        return {"params": s.layout.numel, "ms": (time.perf_counter() - t0) * 1000.0}
+    if cmd == "step":
+        s = sessions[req["name"]]
+        fn = {"ref": reference_step, "gradcosine": gradcosine_step}[req["kind"]]
+        return {"ms": fn(s, cfg_get(s.config, "policy")), "step": s.step}
+    if cmd == "drop":
+        sessions.pop(req["name"], None)
+        return {}
+    if cmd == "memcpy":
+        return {"ms": memcpy_ms(int(req["bytes"]), int(req["reps"]))}
+    if cmd == "shm_echo":
+        return {"served": shm_echo(req["endpoint"], req["path"], int(req["bytes"]), int(req["count"]))}
+    if cmd == "info":
+        import zmq
+
+        return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version()}
+    raise ValueError(f"cmd: unknown command {cmd!r}")
+
+
+def serve() -> int:
+    """Answer JSON-line requests on stdin until ``quit`` or end of input."""
+    sessions: dict[str, Session] = {}
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing but replies on the reply channel
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        if req.get("cmd") == "quit":
+            break
+        try:
+            reply = {"ok": True, **_handle(req, sessions)}
+        except Exception as exc:  # reported to the bench, which stops with it
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["serve"]:
+        print("usage: python -m gradprom_sidecar.bench serve", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(serve())

@@ -1,0 +1,206 @@
+/**
+ * `npm run bench`: measures the bridge against in-process PyTorch and regenerates docs/BENCHMARKS.md.
+ *
+ *   npm run bench                      # the full run (≤ 15 min on 2 idle cores), writes docs/BENCHMARKS.md
+ *   npm run bench -- --quick           # reduced sizes, to check the script; writes runs/bench-quick.md
+ *   npm run bench -- --only 2,4        # some sections only; --out PATH to write elsewhere
+ *
+ * GRADPROM_BENCH_QUICK=1 is the same as --quick.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { packageRoot } from '../src/sidecar/python.js';
+import { memorySection, peerSection, policySection, pythoniaSection, stepSection, transportSection } from './bench-sections.js';
+import { layoutOf, stepRounds, type StepResult } from './bench-step.js';
+import { benchConfig, PyWorker, type Section } from './bench-util.js';
+import { loadNow, renderReport } from './bench-report.js';
+import { policyCompute } from './bench-policy.js';
+import { pythonia, transport, type TransportResult } from './bench-transport.js';
+import { runMemoryChild, type MemoryResult } from './bench-memory.js';
+
+/** The sizes of one run; the full plan is sized to stay inside 15 minutes on 2 cores. */
+export interface Plan {
+  quick: boolean;
+  small: StepSize;
+  large: StepSize;
+  transportBytes: number[];
+  pythoniaBytes: number;
+  pythoniaReps: number;
+  pythoniaListReps: number;
+  policyReps: number;
+  memorySteps: number;
+  memoryWarmup: number;
+  memoryTransports: ('gram' | 'vectors')[];
+}
+
+export interface StepSize {
+  label: string;
+  channels: number;
+  blocks: number;
+  size: number;
+  batch: number;
+  rounds: number;
+  warmup: number;
+  pretrain: number;
+}
+
+const FULL: Plan = {
+  quick: false,
+  small: { label: 'SRResNet (~1.5 M)', channels: 64, blocks: 20, size: 32, batch: 16, rounds: 15, warmup: 3, pretrain: 20 },
+  large: { label: 'large IP (~25 M)', channels: 256, blocks: 21, size: 16, batch: 1, rounds: 8, warmup: 2, pretrain: 5 },
+  transportBytes: [1e6, 1e7, 1e8],
+  pythoniaBytes: 1e7,
+  pythoniaReps: 3,
+  pythoniaListReps: 1,
+  policyReps: 5,
+  memorySteps: 1000,
+  memoryWarmup: 100,
+  memoryTransports: ['gram', 'vectors'],
+};
+
+const QUICK: Plan = {
+  quick: true,
+  small: { label: 'SRResNet (~1.5 M)', channels: 64, blocks: 20, size: 8, batch: 2, rounds: 3, warmup: 1, pretrain: 2 },
+  large: { label: 'large IP (reduced: quick)', channels: 128, blocks: 4, size: 8, batch: 1, rounds: 2, warmup: 1, pretrain: 2 },
+  transportBytes: [1e6, 1e7, 1e8],
+  pythoniaBytes: 1e6,
+  pythoniaReps: 2,
+  pythoniaListReps: 1,
+  policyReps: 2,
+  memorySteps: 60,
+  memoryWarmup: 20,
+  memoryTransports: ['gram', 'vectors'],
+};
+
+/** The config of a step-benchmark size: defaults, a small synthetic data set, the given IP, batch and image size. */
+function stepConfig(s: StepSize) {
+  return benchConfig({
+    data: { size: s.size, counts: { train: 256, val: 32, test: 32 } },
+    ip: { arch: 'srresnet', channels: s.channels, blocks: s.blocks, batch_norm: false },
+    vr: { pretrain_steps: s.pretrain },
+    train: { batch_size: s.batch, steps: 100_000 },
+  });
+}
+
+/** The default (demo-sized) configuration, for the 1000-step memory run. */
+function memoryConfig(plan: Plan, transport: 'gram' | 'vectors') {
+  return benchConfig({
+    data: { counts: plan.quick ? { train: 256, val: 32, test: 32 } : { train: 2000, val: 200, test: 200 } },
+    vr: { pretrain_steps: plan.quick ? 5 : 50 },
+    train: { steps: plan.memorySteps, transport, eval_every: 250, checkpoint_every: 250 },
+  });
+}
+
+function parseArgs(argv: string[]): { quick: boolean; only: Set<number> | null; out: string | null } {
+  let quick = process.env.GRADPROM_BENCH_QUICK === '1';
+  let only: Set<number> | null = null;
+  let out: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quick') quick = true;
+    else if (a === '--only') only = new Set((argv[++i] ?? '').split(',').map(Number));
+    else if (a === '--out') out = argv[++i] ?? null;
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: npm run bench [-- --quick] [--only 1,2,3,4,5,6] [--out FILE]\n');
+      process.exit(0);
+    } else {
+      process.stderr.write(`bench: unknown argument ${a}\n`);
+      process.exit(2);
+    }
+  }
+  return { quick, only, out };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const plan = args.quick ? QUICK : FULL;
+  const want = (n: number) => !args.only || args.only.has(n);
+  const started = new Date();
+  const t0 = performance.now();
+  const loadStart = loadNow();
+  const worker = new PyWorker();
+  const sections: Section[] = [];
+  const marks: [string, number][] = [];
+  const log = (m: string) => {
+    marks.push([m, performance.now()]);
+    process.stderr.write(`bench: ${m} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+  };
+  try {
+    const python = await worker.request('info');
+    const steps: StepResult[] = [];
+    if (want(1) || want(6)) {
+      log(`section 1/6: ${plan.small.label}`);
+      steps.push(await stepRounds(plan.small.label, stepConfig(plan.small), { ...plan.small, gradcosine: want(6), worker }));
+    }
+    if (want(1)) {
+      log(`section 1: ${plan.large.label}`);
+      steps.push(await stepRounds(plan.large.label, stepConfig(plan.large), { ...plan.large, gradcosine: false, worker }));
+    }
+    let tr: TransportResult | null = null;
+    if (want(1) || want(2) || want(3)) {
+      log('section 2: transport');
+      tr = await transport(worker, plan.transportBytes, plan.quick);
+      if (want(2)) sections.push(transportSection(tr));
+      if (want(3)) {
+        log('section 3: pythonia');
+        const py = await pythonia(plan.pythoniaBytes, plan.pythoniaReps, plan.pythoniaListReps);
+        sections.push(pythoniaSection(py, tr, plan.pythoniaBytes));
+      }
+    }
+    if (want(1)) sections.push(stepSection(steps, plan, tr));
+    if (want(4)) {
+      log('section 4: policy compute');
+      const layout = steps.find((s) => s.label === plan.large.label)?.layout ?? (await layoutOf(stepConfig(plan.large)));
+      sections.push(policySection(await policyCompute(layout, plan.policyReps), plan));
+    }
+    if (want(5)) {
+      const runs: MemoryResult[] = [];
+      for (const t of plan.memoryTransports) {
+        log(`section 5: memory, ${plan.memorySteps} steps, ${t} transport`);
+        runs.push(await runMemoryChild(memoryConfig(plan, t), plan.memoryWarmup));
+      }
+      sections.push(memorySection(runs, plan));
+    }
+    if (want(6) && steps[0]?.times.gradcosine) sections.push(peerSection(steps[0]));
+    sections.sort((a, b) => Number(a.id) - Number(b.id));
+    const wallSeconds = (performance.now() - t0) / 1000;
+    // Only a full run of every section replaces docs/BENCHMARKS.md.
+    const partial = args.quick ? 'bench-quick.md' : args.only ? 'bench-partial.md' : null;
+    const out = args.out ?? (partial ? join(packageRoot, 'runs', partial) : join(packageRoot, 'docs', 'BENCHMARKS.md'));
+    const cmd = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+    const setup = setupLines(plan, steps);
+    // Where the wall time went: each logged phase until the next one (or the end).
+    const ends = [...marks.slice(1).map(([, t]) => t), performance.now()];
+    setup.push(`- Wall time by phase: ${marks.map(([m, t], i) => `${m} — ${((ends[i]! - t) / 1000).toFixed(0)} s`).join('; ')}.`);
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, renderReport({ command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), python, setup }, sections));
+    log(`wrote ${relative(process.cwd(), out)}; wall time ${(wallSeconds / 60).toFixed(1)} min`);
+  } finally {
+    await worker.close();
+  }
+}
+
+function setupLines(plan: Plan, steps: StepResult[]): string[] {
+  const size = (s: StepSize, r?: StepResult) =>
+    `- ${s.label}: SRResNet, ${s.channels} channels, ${s.blocks} residual blocks, no BN, scale 1` +
+    `${r ? ` (${(r.params / 1e6).toFixed(2)} M parameters)` : ''}; ${s.size}×${s.size} grayscale, batch ${s.batch}; ` +
+    `VR smallresnet (supervised); ${s.warmup} warm-up + ${s.rounds} timed rounds.`;
+  return [
+    ...(plan.quick ? ['- **Quick run (`--quick`): reduced sizes, figures not comparable with the full run.**'] : []),
+    size(plan.small, steps.find((r) => r.label === plan.small.label)),
+    size(plan.large, steps.find((r) => r.label === plan.large.label)),
+    '- Both: synthetic data (256 train images), Gaussian noise σ = 0.3, GradProm (λ = 0.003, global), Adam, seed 0, CPU, ' +
+      'VR pre-trained for a few steps only (the step cost does not depend on it).',
+    '- Image size and batch: the SRResNet size runs at the demo\'s 32×32 × 16. At 25 M parameters that batch costs about 17× the compute ' +
+      'of the SRResNet step (tens of seconds per step on 2 cores), which leaves no room for enough rounds in 15 minutes; the large IP takes ' +
+      'one 16×16 image per step instead. A short step makes the bridge\'s fixed and per-parameter costs look larger, so the large-IP ratios lean pessimistic.',
+    '- A round takes one step of every mode, in an order rotated each round, so that load from other processes falls on all modes alike. ' +
+      'The reference runs in a separate Python worker (`python -m gradprom_sidecar.bench serve`) and times itself in-process; ' +
+      'gram and vectors each drive their own sidecar; all three build the same session from the same config, so they see the same batches.',
+  ];
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
