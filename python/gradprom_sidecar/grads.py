@@ -72,17 +72,6 @@ class Layout:
         """
         return [flat[b.offset : b.offset + b.numel].view(b.shape) for b in self.blocks]
 
-    def expand(self, per_block: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
-        """A flat vector holding ``per_block[b]`` at every element of block b.
-
-        :param per_block: one value per block.
-        :param dtype: the result's dtype.
-        :param device: the result's device.
-        """
-        values = torch.tensor(list(per_block), dtype=dtype)
-        counts = torch.tensor([b.numel for b in self.blocks], dtype=torch.long)
-        return torch.repeat_interleave(values, counts).to(device)
-
 
 class GradBuffers:
     """The preallocated flat float32 buffers of one session: g_IP, g_VR and the merged update.
@@ -203,6 +192,8 @@ def merge_weights(g_ip: Tensor, g_vr: Tensor, layout: Layout, w_ip: Sequence[flo
     """θ.grad_b = w_ip[b]·g_IP_b + w_vr[b]·g_VR_b, in float64 arithmetic with a float32 result.
 
     Weights (1, 0) give g_IP bit for bit, the same arithmetic as the TypeScript ``applyDecision``.
+    Block by block, like :func:`gram`: full-length float64 temporaries would be fresh memory of
+    several times the model's size on every step (at 25 M parameters, most of the step's time).
 
     :param g_ip: flat g_IP.
     :param g_vr: flat g_VR.
@@ -211,12 +202,17 @@ def merge_weights(g_ip: Tensor, g_vr: Tensor, layout: Layout, w_ip: Sequence[flo
     :param w_vr: one weight per block.
     :param out: optional float32 buffer for the result.
     """
-    wi = layout.expand(w_ip, torch.float64, g_ip.device)
-    wv = layout.expand(w_vr, torch.float64, g_ip.device)
-    merged = (g_ip.double() * wi + g_vr.double() * wv).float()
-    if out is None:
-        return merged
-    return out.copy_(merged)
+    if len(w_ip) != len(layout) or len(w_vr) != len(layout):
+        raise ValueError(f"weights: expected {len(layout)} per block, got {len(w_ip)} (IP) and {len(w_vr)} (VR)")
+    merged = torch.empty_like(g_ip) if out is None else out
+    for b, wi, wv in zip(layout.blocks, w_ip, w_vr):
+        s = slice(b.offset, b.offset + b.numel)
+        if wi == 1.0 and wv == 0.0:
+            merged[s].copy_(g_ip[s])  # exact: x·1 + y·0 = x for the finite gradients that reach a step
+        else:
+            # Two products, then the sum (no fused multiply-add): the rounding TypeScript's float64 gives.
+            merged[s].copy_(g_ip[s].double().mul_(float(wi)).add_(g_vr[s].double().mul_(float(wv))))
+    return merged
 
 
 def apply_vector(params: Sequence[nn.Parameter], layout: Layout, merged: Tensor) -> None:

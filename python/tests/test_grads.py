@@ -122,6 +122,8 @@ def test_merge_weights_matches_float64_formula_and_keeps_g_ip_exact() -> None:
         s = slice(b.offset, b.offset + b.numel)
         ref = (g_ip[s].double() * w_ip[i] + g_vr[s].double() * w_vr[i]).float()
         assert torch.equal(merged[s], ref)
+    with pytest.raises(ValueError, match=f"weights: expected {n} per block"):
+        G.merge_weights(g_ip, g_vr, layout, w_ip[:-1], w_vr)
 
 
 def test_apply_weights_sets_grads_as_views_of_the_merged_vector() -> None:
