@@ -13,6 +13,9 @@ import { runExperiment } from '../src/train/runner.js';
 import type { Progress } from '../src/train/progress.js';
 import { median, procMemory } from './bench-util.js';
 
+/** The long memory run's model: a tiny IP and VR input (16×16, batch 2), so that a step takes ~10 ms. */
+export const LONG_MODEL = { channels: 4, blocks: 1, size: 16, batch: 2 };
+
 /** What the memory run saw; sizes in bytes. */
 export interface MemoryResult {
   steps: number;
@@ -64,6 +67,9 @@ async function main(arg: string): Promise<void> {
   let nodePeak = 0;
   let nodeHwmFirstStep = 0;
   let nodeHwmLastStep = 0;
+  // VmHWM of this process's own memory map; resourceUsage().maxRSS would also count the parent's RSS at spawn time
+  // (Linux carries the pre-exec high-water mark over exec), which is the bench's, not the training loop's.
+  const hwm = (): number => procMemory(process.pid)?.peak ?? process.resourceUsage().maxRSS * 1024;
   const liveAfterGc = { warm: Number.NaN, end: Number.NaN };
   const fullGc = (): number => {
     (globalThis as { gc?: () => void }).gc?.();
@@ -72,8 +78,8 @@ async function main(arg: string): Promise<void> {
   const progress: Progress = {
     start() {},
     update({ step }) {
-      if (nodeRss.length === 0) nodeHwmFirstStep = process.resourceUsage().maxRSS * 1024;
-      if (step === config.train.steps) nodeHwmLastStep = process.resourceUsage().maxRSS * 1024;
+      if (nodeRss.length === 0) nodeHwmFirstStep = hwm();
+      if (step === config.train.steps) nodeHwmLastStep = hwm();
       const m = process.memoryUsage();
       nodeRss.push(m.rss);
       nodeHeap.push(m.heapUsed);
@@ -93,8 +99,8 @@ async function main(arg: string): Promise<void> {
     await runExperiment(config, { runDir: join(dir, 'run'), sidecar, progress });
     const seconds = (performance.now() - t0) / 1000;
     const sidecarPeak = procMemory(sidecar.pid)?.peak ?? Number.NaN;
-    // resourceUsage().maxRSS (KiB) also sees what the samples miss: startup, evaluation, the report written at the end.
-    const nodeHwm = process.resourceUsage().maxRSS * 1024;
+    // The high-water mark also sees what the samples miss: startup, evaluation, the report written at the end.
+    const nodeHwm = hwm();
     const result: MemoryResult = {
       steps: config.train.steps, transport: config.train.transport, warmupSteps, seconds,
       nodeRss, nodeHeap, nodeHeapTotal, nodePeak, nodeHwm, nodeHwmFirstStep, nodeHwmLastStep, liveAfterGc, sidecarRss, sidecarPeak,

@@ -5,7 +5,8 @@ import { Sidecar } from '../src/sidecar/sidecar.js';
 import { RemoteSession } from '../src/train/remote.js';
 import { median, PyWorker, quantile } from './bench-util.js';
 
-export type StepMode = 'ref' | 'gram' | 'vectors' | 'gradcosine';
+/** ref2: the same in-process reference in a second worker process, the noise floor of the comparison. */
+export type StepMode = 'ref' | 'ref2' | 'gram' | 'vectors' | 'gradcosine';
 
 /** Per-phase times of one TypeScript-driven step (ms). */
 interface Phases {
@@ -44,20 +45,22 @@ async function tsStep(session: RemoteSession, policy: Policy, transport: 'gram' 
 }
 
 /**
- * Interleaved rounds of one step per mode: the reference (and GradCosine) in the Python worker, gram and
- * vectors each in its own sidecar, all built from the same config (same seed, model, batches), the
- * order rotated every round so that load from elsewhere falls on every mode alike.
+ * Interleaved rounds of one step per mode: the reference (and GradCosine) in the Python worker, the same
+ * reference again in a second worker (how far two identical runs differ here), gram and vectors each in
+ * its own sidecar, all built from the same config (same seed, model, batches), the order rotated every
+ * round so that load from elsewhere falls on every mode alike.
  */
 export async function stepRounds(
   label: string,
   config: Config,
-  opts: { rounds: number; warmup: number; pretrain: number; gradcosine: boolean; worker: PyWorker },
+  opts: { rounds: number; warmup: number; pretrain: number; gradcosine: boolean; worker: PyWorker; worker2: PyWorker },
 ): Promise<StepResult> {
-  const { worker } = opts;
-  const modes: StepMode[] = ['ref', 'gram', 'vectors', ...(opts.gradcosine ? (['gradcosine'] as const) : [])];
+  const { worker, worker2 } = opts;
+  const modes: StepMode[] = ['ref', 'ref2', 'gram', 'vectors', ...(opts.gradcosine ? (['gradcosine'] as const) : [])];
   const [scGram, scVec] = await Promise.all([Sidecar.start({ device: 'cpu' }), Sidecar.start({ device: 'cpu' })]);
   try {
     const ref = (await worker.request('create', { name: 'ref', config, pretrain: opts.pretrain })) as { params: number };
+    await worker2.request('create', { name: 'ref', config, pretrain: opts.pretrain });
     if (opts.gradcosine) await worker.request('create', { name: 'gradcosine', config, pretrain: opts.pretrain });
     const [sGram, sVec] = await Promise.all([RemoteSession.create(scGram, config), RemoteSession.create(scVec, config)]);
     await Promise.all([sGram.pretrain(opts.pretrain), sVec.pretrain(opts.pretrain)]);
@@ -70,8 +73,10 @@ export async function stepRounds(
       const order = modes.map((_, i) => modes[(i + r) % modes.length]!);
       const round: Partial<Record<StepMode, number>> = {};
       for (const mode of order) {
-        if (mode === 'ref' || mode === 'gradcosine') {
-          round[mode] = ((await worker.request('step', { name: mode, kind: mode })) as { ms: number }).ms;
+        if (mode === 'ref' || mode === 'ref2' || mode === 'gradcosine') {
+          const kind = mode === 'gradcosine' ? 'gradcosine' : 'ref';
+          const w = mode === 'ref2' ? worker2 : worker;
+          round[mode] = ((await w.request('step', { name: kind, kind })) as { ms: number }).ms;
         } else {
           const s = await tsStep(mode === 'gram' ? sGram : sVec, policy, mode);
           round[mode] = s.ms;
@@ -95,6 +100,7 @@ export async function stepRounds(
     return { label, params: ref.params, times, phases, paired, rounds: opts.rounds, warmup: opts.warmup, layout: sGram.layout };
   } finally {
     await worker.request('drop', { name: 'ref' });
+    await worker2.request('drop', { name: 'ref' });
     await worker.request('drop', { name: 'gradcosine' });
     await Promise.all([scGram.stop(), scVec.stop()]);
   }

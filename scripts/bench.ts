@@ -13,10 +13,10 @@ import { packageRoot } from '../src/sidecar/python.js';
 import { memorySection, peerSection, policySection, pythoniaSection, stepSection, transportSection } from './bench-sections.js';
 import { layoutOf, stepRounds, type StepResult } from './bench-step.js';
 import { benchConfig, PyWorker, type Section } from './bench-util.js';
-import { loadNow, renderReport } from './bench-report.js';
+import { cpuBusy, loadNow, renderReport } from './bench-report.js';
 import { policyCompute } from './bench-policy.js';
 import { pythonia, transport, type TransportResult } from './bench-transport.js';
-import { runMemoryChild, type MemoryResult } from './bench-memory.js';
+import { LONG_MODEL, runMemoryChild, type MemoryResult } from './bench-memory.js';
 
 /** The sizes of one run; the full plan is sized to stay inside 15 minutes on 2 cores. */
 export interface Plan {
@@ -31,6 +31,9 @@ export interface Plan {
   memorySteps: number;
   memoryWarmup: number;
   memoryTransports: ('gram' | 'vectors')[];
+  /** The long run: a tiny model (a step of ~10 ms) for many steps, to see whether Node's RSS levels off. */
+  longSteps: number;
+  longWarmup: number;
 }
 
 export interface StepSize {
@@ -47,7 +50,7 @@ export interface StepSize {
 const FULL: Plan = {
   quick: false,
   small: { label: 'SRResNet (~1.5 M)', channels: 64, blocks: 20, size: 32, batch: 16, rounds: 15, warmup: 3, pretrain: 20 },
-  large: { label: 'large IP (~25 M)', channels: 256, blocks: 21, size: 16, batch: 1, rounds: 8, warmup: 2, pretrain: 5 },
+  large: { label: 'large IP (~25 M)', channels: 256, blocks: 21, size: 16, batch: 1, rounds: 16, warmup: 2, pretrain: 5 },
   transportBytes: [1e6, 1e7, 1e8],
   pythoniaBytes: 1e7,
   pythoniaReps: 3,
@@ -56,6 +59,8 @@ const FULL: Plan = {
   memorySteps: 1000,
   memoryWarmup: 100,
   memoryTransports: ['gram', 'vectors'],
+  longSteps: 6000,
+  longWarmup: 1000,
 };
 
 const QUICK: Plan = {
@@ -70,6 +75,8 @@ const QUICK: Plan = {
   memorySteps: 60,
   memoryWarmup: 20,
   memoryTransports: ['gram', 'vectors'],
+  longSteps: 300,
+  longWarmup: 100,
 };
 
 /** The config of a step-benchmark size: defaults, a small synthetic data set, the given IP, batch and image size. */
@@ -88,6 +95,16 @@ function memoryConfig(plan: Plan, transport: 'gram' | 'vectors') {
     data: { counts: plan.quick ? { train: 256, val: 32, test: 32 } : { train: 2000, val: 200, test: 200 } },
     vr: { pretrain_steps: plan.quick ? 5 : 50 },
     train: { steps: plan.memorySteps, transport, eval_every: 250, checkpoint_every: 250 },
+  });
+}
+
+/** The long memory run's config: LONG_MODEL, no evaluation or checkpoints. */
+function longConfig(plan: Plan, transport: 'gram' | 'vectors') {
+  return benchConfig({
+    data: { size: LONG_MODEL.size, counts: { train: 64, val: 8, test: 8 } },
+    ip: { arch: 'srresnet', channels: LONG_MODEL.channels, blocks: LONG_MODEL.blocks, batch_norm: false },
+    vr: { pretrain_steps: 2 },
+    train: { steps: plan.longSteps, batch_size: LONG_MODEL.batch, transport, eval_every: 0, checkpoint_every: 0 },
   });
 }
 
@@ -118,7 +135,9 @@ async function main(): Promise<void> {
   const started = new Date();
   const t0 = performance.now();
   const loadStart = loadNow();
+  const busyStart = await cpuBusy(); // before any process of ours starts
   const worker = new PyWorker();
+  const worker2 = new PyWorker(); // a second in-process reference: the noise floor of the step comparison
   const sections: Section[] = [];
   const marks: [string, number][] = [];
   const log = (m: string) => {
@@ -130,11 +149,11 @@ async function main(): Promise<void> {
     const steps: StepResult[] = [];
     if (want(1) || want(6)) {
       log(`section 1/6: ${plan.small.label}`);
-      steps.push(await stepRounds(plan.small.label, stepConfig(plan.small), { ...plan.small, gradcosine: want(6), worker }));
+      steps.push(await stepRounds(plan.small.label, stepConfig(plan.small), { ...plan.small, gradcosine: want(6), worker, worker2 }));
     }
     if (want(1)) {
       log(`section 1: ${plan.large.label}`);
-      steps.push(await stepRounds(plan.large.label, stepConfig(plan.large), { ...plan.large, gradcosine: false, worker }));
+      steps.push(await stepRounds(plan.large.label, stepConfig(plan.large), { ...plan.large, gradcosine: false, worker, worker2 }));
     }
     let tr: TransportResult | null = null;
     if (want(1) || want(2) || want(3)) {
@@ -159,7 +178,12 @@ async function main(): Promise<void> {
         log(`section 5: memory, ${plan.memorySteps} steps, ${t} transport`);
         runs.push(await runMemoryChild(memoryConfig(plan, t), plan.memoryWarmup));
       }
-      sections.push(memorySection(runs, plan));
+      const long: MemoryResult[] = [];
+      for (const t of plan.memoryTransports) {
+        log(`section 5: memory, ${plan.longSteps} steps of a tiny model, ${t} transport`);
+        long.push(await runMemoryChild(longConfig(plan, t), plan.longWarmup));
+      }
+      sections.push(memorySection(runs, long, plan));
     }
     if (want(6) && steps[0]?.times.gradcosine) sections.push(peerSection(steps[0]));
     sections.sort((a, b) => Number(a.id) - Number(b.id));
@@ -172,11 +196,12 @@ async function main(): Promise<void> {
     // Where the wall time went: each logged phase until the next one (or the end).
     const ends = [...marks.slice(1).map(([, t]) => t), performance.now()];
     setup.push(`- Wall time by phase: ${marks.map(([m, t], i) => `${m} — ${((ends[i]! - t) / 1000).toFixed(0)} s`).join('; ')}.`);
+    const busyEnd = await cpuBusy(); // the workers are idle now
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, renderReport({ command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), python, setup }, sections));
+    writeFileSync(out, renderReport({ command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), busyStart, busyEnd, python, setup }, sections));
     log(`wrote ${relative(process.cwd(), out)}; wall time ${(wallSeconds / 60).toFixed(1)} min`);
   } finally {
-    await worker.close();
+    await Promise.all([worker.close(), worker2.close()]);
   }
 }
 
@@ -196,7 +221,9 @@ function setupLines(plan: Plan, steps: StepResult[]): string[] {
       'one 16×16 image per step instead. A short step makes the bridge\'s fixed and per-parameter costs look larger, so the large-IP ratios lean pessimistic.',
     '- A round takes one step of every mode, in an order rotated each round, so that load from other processes falls on all modes alike. ' +
       'The reference runs in a separate Python worker (`python -m gradprom_sidecar.bench serve`) and times itself in-process; ' +
-      'gram and vectors each drive their own sidecar; all three build the same session from the same config, so they see the same batches.',
+      'a second worker runs the same reference again, so the run shows how far two identical in-process steps in two processes differ ' +
+      '(the resolution of every ratio); gram and vectors each drive their own sidecar; all build the same session from the same config, ' +
+      'so they see the same batches.',
   ];
 }
 
