@@ -5,7 +5,7 @@ import { Sidecar } from '../src/sidecar/sidecar.js';
 import { RemoteSession } from '../src/train/remote.js';
 import { median, PyWorker, quantile } from './bench-util.js';
 
-/** ref2: the same in-process reference in a second worker process, the noise floor of the comparison. */
+/** ref: the in-process step inside the sidecar (`train.step`); ref2: the same step in the separate Python worker. */
 export type StepMode = 'ref' | 'ref2' | 'gram' | 'vectors' | 'gradcosine';
 
 /** Per-phase times of one TypeScript-driven step (ms). */
@@ -45,26 +45,27 @@ async function tsStep(session: RemoteSession, policy: Policy, transport: 'gram' 
 }
 
 /**
- * Interleaved rounds of one step per mode: the reference (and GradCosine) in the Python worker, the same
- * reference again in a second worker (how far two identical runs differ here), gram and vectors each in
- * its own sidecar, all built from the same config (same seed, model, batches), the order rotated every
- * round so that load from elsewhere falls on every mode alike.
+ * Interleaved rounds of one step per mode, the order rotated every round so that load from elsewhere falls
+ * on every mode alike. The reference (`train.step`: the whole step inside the sidecar, timed there), gram
+ * and vectors all step ONE session in ONE sidecar, so the ratios compare the bridge and nothing else: two
+ * processes running the same step can differ by several per cent (memory placement, page sizes), which
+ * the worker's reference (ref2, a separate `python -m gradprom_sidecar.bench` process) shows. GradCosine
+ * runs in that worker too, beside its own reference.
  */
 export async function stepRounds(
   label: string,
   config: Config,
-  opts: { rounds: number; warmup: number; pretrain: number; gradcosine: boolean; worker: PyWorker; worker2: PyWorker },
+  opts: { rounds: number; warmup: number; pretrain: number; gradcosine: boolean; worker: PyWorker },
 ): Promise<StepResult> {
-  const { worker, worker2 } = opts;
-  const modes: StepMode[] = ['ref', 'ref2', 'gram', 'vectors', ...(opts.gradcosine ? (['gradcosine'] as const) : [])];
-  const [scGram, scVec] = await Promise.all([Sidecar.start({ device: 'cpu' }), Sidecar.start({ device: 'cpu' })]);
+  const { worker } = opts;
+  const modes: StepMode[] = ['ref', 'gram', 'vectors', 'ref2', ...(opts.gradcosine ? (['gradcosine'] as const) : [])];
+  const sc = await Sidecar.start({ device: 'cpu' });
   try {
     const ref = (await worker.request('create', { name: 'ref', config, pretrain: opts.pretrain })) as { params: number };
-    await worker2.request('create', { name: 'ref', config, pretrain: opts.pretrain });
     if (opts.gradcosine) await worker.request('create', { name: 'gradcosine', config, pretrain: opts.pretrain });
-    const [sGram, sVec] = await Promise.all([RemoteSession.create(scGram, config), RemoteSession.create(scVec, config)]);
-    await Promise.all([sGram.pretrain(opts.pretrain), sVec.pretrain(opts.pretrain)]);
-    if (sGram.info.layout.numel !== ref.params) throw new Error(`${label}: sidecar and worker disagree on the IP size`);
+    const session = await RemoteSession.create(sc, config);
+    await session.pretrain(opts.pretrain);
+    if (session.info.layout.numel !== ref.params) throw new Error(`${label}: sidecar and worker disagree on the IP size`);
     const policy = makePolicy(config.policy);
     const times: Partial<Record<StepMode, number[]>> = {};
     const phaseLog: Record<'gram' | 'vectors', Phases[]> = { gram: [], vectors: [] };
@@ -73,12 +74,15 @@ export async function stepRounds(
       const order = modes.map((_, i) => modes[(i + r) % modes.length]!);
       const round: Partial<Record<StepMode, number>> = {};
       for (const mode of order) {
-        if (mode === 'ref' || mode === 'ref2' || mode === 'gradcosine') {
+        if (mode === 'ref') {
+          const { ms } = (await sc.call('train.step')).result;
+          if (typeof ms !== 'number') throw new Error('train.step: no ms in the reply');
+          round.ref = ms;
+        } else if (mode === 'ref2' || mode === 'gradcosine') {
           const kind = mode === 'gradcosine' ? 'gradcosine' : 'ref';
-          const w = mode === 'ref2' ? worker2 : worker;
-          round[mode] = ((await w.request('step', { name: kind, kind })) as { ms: number }).ms;
+          round[mode] = ((await worker.request('step', { name: kind, kind })) as { ms: number }).ms;
         } else {
-          const s = await tsStep(mode === 'gram' ? sGram : sVec, policy, mode);
+          const s = await tsStep(session, policy, mode);
           round[mode] = s.ms;
           if (r >= opts.warmup) phaseLog[mode].push(s.phases);
         }
@@ -86,7 +90,8 @@ export async function stepRounds(
       if (r < opts.warmup) continue;
       for (const m of modes) {
         (times[m] ??= []).push(round[m]!);
-        if (m !== 'ref') (ratios[m] ??= []).push(round[m]! / round.ref!);
+        // Each ratio against the reference in the same process: GradCosine against the worker's.
+        if (m !== 'ref') (ratios[m] ??= []).push(round[m]! / (m === 'gradcosine' ? round.ref2! : round.ref!));
       }
       process.stderr.write(`  ${label} round ${r + 1 - opts.warmup}/${opts.rounds}: ${modes.map((m) => `${m} ${round[m]!.toFixed(0)} ms`).join(', ')}\n`);
     }
@@ -97,12 +102,11 @@ export async function stepRounds(
     }
     const paired: Partial<Record<StepMode, number>> = {};
     for (const [m, rs] of Object.entries(ratios)) paired[m as StepMode] = median(rs);
-    return { label, params: ref.params, times, phases, paired, rounds: opts.rounds, warmup: opts.warmup, layout: sGram.layout };
+    return { label, params: ref.params, times, phases, paired, rounds: opts.rounds, warmup: opts.warmup, layout: session.layout };
   } finally {
     await worker.request('drop', { name: 'ref' });
-    await worker2.request('drop', { name: 'ref' });
     await worker.request('drop', { name: 'gradcosine' });
-    await Promise.all([scGram.stop(), scVec.stop()]);
+    await sc.stop();
   }
 }
 

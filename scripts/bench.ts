@@ -137,7 +137,6 @@ async function main(): Promise<void> {
   const loadStart = loadNow();
   const busyStart = await cpuBusy(); // before any process of ours starts
   const worker = new PyWorker();
-  const worker2 = new PyWorker(); // a second in-process reference: the noise floor of the step comparison
   const sections: Section[] = [];
   const marks: [string, number][] = [];
   const log = (m: string) => {
@@ -149,11 +148,11 @@ async function main(): Promise<void> {
     const steps: StepResult[] = [];
     if (want(1) || want(6)) {
       log(`section 1/6: ${plan.small.label}`);
-      steps.push(await stepRounds(plan.small.label, stepConfig(plan.small), { ...plan.small, gradcosine: want(6), worker, worker2 }));
+      steps.push(await stepRounds(plan.small.label, stepConfig(plan.small), { ...plan.small, gradcosine: want(6), worker }));
     }
     if (want(1)) {
       log(`section 1: ${plan.large.label}`);
-      steps.push(await stepRounds(plan.large.label, stepConfig(plan.large), { ...plan.large, gradcosine: false, worker, worker2 }));
+      steps.push(await stepRounds(plan.large.label, stepConfig(plan.large), { ...plan.large, gradcosine: false, worker }));
     }
     let tr: TransportResult | null = null;
     if (want(1) || want(2) || want(3)) {
@@ -201,7 +200,7 @@ async function main(): Promise<void> {
     writeFileSync(out, renderReport({ command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), busyStart, busyEnd, python, setup }, sections));
     log(`wrote ${relative(process.cwd(), out)}; wall time ${(wallSeconds / 60).toFixed(1)} min`);
   } finally {
-    await Promise.all([worker.close(), worker2.close()]);
+    await worker.close();
   }
 }
 
@@ -220,10 +219,10 @@ function setupLines(plan: Plan, steps: StepResult[]): string[] {
       'of the SRResNet step (tens of seconds per step on 2 cores), which leaves no room for enough rounds in 15 minutes; the large IP takes ' +
       'one 16×16 image per step instead. A short step makes the bridge\'s fixed and per-parameter costs look larger, so the large-IP ratios lean pessimistic.',
     '- A round takes one step of every mode, in an order rotated each round, so that load from other processes falls on all modes alike. ' +
-      'The reference runs in a separate Python worker (`python -m gradprom_sidecar.bench serve`) and times itself in-process; ' +
-      'a second worker runs the same reference again, so the run shows how far two identical in-process steps in two processes differ ' +
-      '(the resolution of every ratio); gram and vectors each drive their own sidecar; all build the same session from the same config, ' +
-      'so they see the same batches.',
+      'The reference (`train.step`: the whole step inside the sidecar, timed there with no message), gram and vectors all step one session ' +
+      'in one sidecar, so each ratio compares the bridge and nothing else. The same step also runs in a separate Python worker ' +
+      '(`python -m gradprom_sidecar.bench serve`, beside GradCosine for section 6): two processes running the same step can differ by ' +
+      'several per cent, which is why no ratio is taken across processes.',
   ];
 }
 

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         # (finish the step, write a checkpoint, then stop us), so the sidecar must not die of it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     protocol.self_check()
-    from . import bridge_ops, session  # noqa: F401  (registers the ops)
+    from . import bridge_ops, reference, session  # noqa: F401  (registers the ops)
 
     if rank is None:
         state = State(device=resolve_device(args.device), devices=list_devices())

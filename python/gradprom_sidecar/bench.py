@@ -34,24 +34,8 @@ import torch
 
 from . import grads as G
 from . import policies
+from .reference import reference_step
 from .session import Session, cfg_get
-
-
-def reference_step(s: Session, policy_cfg: dict) -> float:
-    """One in-process GradProm step exactly as ``reference.run_reference`` times it.
-
-    :param s: the session.
-    :param policy_cfg: the config's ``policy`` section.
-    :returns: the step time in ms (grads + policy + apply, or skip).
-    """
-    t0 = time.perf_counter()
-    g = s.grads()
-    if g.finite:
-        w_ip, w_vr, _ = policies.weights(policy_cfg, g.gram)
-        s.apply(w_ip, w_vr)
-    else:
-        s.skip()
-    return (time.perf_counter() - t0) * 1000.0
 
 
 def gradcosine_step(s: Session, policy_cfg: dict) -> float:
@@ -171,8 +155,9 @@ def _handle(req: dict[str, Any], sessions: dict[str, Session]) -> dict[str, Any]
         return {"params": s.layout.numel, "ms": (time.perf_counter() - t0) * 1000.0}
     if cmd == "step":
         s = sessions[req["name"]]
-        fn = {"ref": reference_step, "gradcosine": gradcosine_step}[req["kind"]]
-        return {"ms": fn(s, cfg_get(s.config, "policy")), "step": s.step}
+        policy_cfg = cfg_get(s.config, "policy")
+        ms = reference_step(s, policy_cfg)[2] if req["kind"] == "ref" else gradcosine_step(s, policy_cfg)
+        return {"ms": ms, "step": s.step}
     if cmd == "drop":
         sessions.pop(req["name"], None)
         return {}

@@ -25,14 +25,41 @@ from typing import Any, Callable
 import torch
 
 from . import policies
+from .grads import StepGrads
+from .registry import Context, Result, op
 from .server import resolve_device
-from .session import Session, cfg_get
+from .session import Session, cfg_get, session_of
 
 WARMUP_STEPS = 10  # steps left out of the timing median
 
 
 class TooManySkips(RuntimeError):
     """More than ``train.max_skips`` non-finite steps in a row."""
+
+
+def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict, float]:
+    """One step with no bridge: grads → ``policies.weights`` → apply, or skip when not finite.
+
+    :returns: the gradients' summary, the policy's telemetry, and the step's time in ms.
+    """
+    t0 = time.perf_counter()
+    g = session.grads()
+    if g.finite:
+        w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram)
+        session.apply(w_ip, w_vr)
+    else:
+        session.skip()
+        tel = {"cos": 0.0, "gate": None, "gate_rate": 0.0, "ip_norm": math.nan, "vr_norm": math.nan, "lambda_eff": 0.0}
+    return g, tel, (time.perf_counter() - t0) * 1000.0
+
+
+@op("train.step", all_ranks=True)
+def train_step(ctx: Context, args: dict[str, Any], tensors: list[torch.Tensor]) -> Result:
+    """One whole step inside the sidecar with the config's built-in policy: the in-process reference
+    on the session the bridge drives (``npm run bench`` times the bridge against it)."""
+    s = session_of(ctx)
+    g, tel, ms = reference_step(s, cfg_get(s.config, "policy"))
+    return {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, **tel, "ms": ms}, []
 
 
 def run_reference(config: dict, steps: int | None = None, device: torch.device | None = None,
@@ -68,17 +95,8 @@ def run_reference(config: dict, steps: int | None = None, device: torch.device |
         if eval_every and session.step % eval_every == 0 and in_a_row == 0:
             evals.append(session.evaluate("val"))
             emit({"kind": "eval", **evals[-1]})
-        t0 = time.perf_counter()
-        g = session.grads()
-        if g.finite:
-            w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram)
-            session.apply(w_ip, w_vr)
-            in_a_row = 0
-        else:
-            session.skip()
-            tel = {"cos": 0.0, "gate": None, "gate_rate": 0.0, "ip_norm": math.nan, "vr_norm": math.nan, "lambda_eff": 0.0}
-            in_a_row += 1
-        ms = (time.perf_counter() - t0) * 1000.0
+        g, tel, ms = reference_step(session, policy_cfg)
+        in_a_row = 0 if g.finite else in_a_row + 1
         times.append(ms)
         if g.finite:
             gates.append(tel["gate_rate"])

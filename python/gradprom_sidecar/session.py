@@ -726,7 +726,7 @@ def _new_session(ctx: Context, config: dict, load_model_weights: bool = True) ->
     return Session(config, ctx.state.device, load_model_weights)
 
 
-def _session(ctx: Context) -> Session:
+def session_of(ctx: Context) -> Session:
     if ctx.state.session is None:
         raise RuntimeError("no session: call session.create (or checkpoint.load) first")
     return ctx.state.session
@@ -746,7 +746,7 @@ def vr_pretrain(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
     steps = require(args, "steps", int)
     if steps < 0:
         raise ValueError(f"args.steps: expected >= 0, got {steps}")
-    return _session(ctx).pretrain(steps, ctx.check_cancelled), []
+    return session_of(ctx).pretrain(steps, ctx.check_cancelled), []
 
 
 @op("train.grads", all_ranks=True)
@@ -754,7 +754,7 @@ def train_grads(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
     transport = args.get("transport", "gram")
     if transport not in ("gram", "vectors"):
         raise ValueError(f"args.transport: expected gram or vectors, got {transport!r}")
-    s = _session(ctx)
+    s = session_of(ctx)
     g = s.grads()
     result = {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, "gram": g.gram}
     out = [g.g_ip.detach().cpu().clone(), g.g_vr.detach().cpu().clone()] if transport == "vectors" else []
@@ -780,7 +780,7 @@ def _weights_arg(weights: Any, key: str, n: int) -> list[float]:
 @op("train.apply", all_ranks=True)
 def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """Apply per-block weights (``args.weights``) or a merged vector (``tensors[0]``)."""
-    s = _session(ctx)
+    s = session_of(ctx)
     s._require_pending("train.apply")
     n = len(s.layout)
     if "weights" in args and args["weights"] is not None:
@@ -803,7 +803,7 @@ def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
 
 @op("train.skip", all_ranks=True)
 def train_skip(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    return _session(ctx).skip(), []
+    return session_of(ctx).skip(), []
 
 
 @op("eval", all_ranks=True)
@@ -814,14 +814,14 @@ def eval_op(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result
     limit = args.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"args.limit: expected a positive integer or null, got {limit!r}")
-    return _session(ctx).evaluate(split, limit), []
+    return session_of(ctx).evaluate(split, limit), []
 
 
 @op("enhance")
 def enhance_op(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     if len(tensors) != 1:
         raise ValueError(f"enhance: expected one tensor of images, got {len(tensors)}")
-    return {}, [_session(ctx).enhance(tensors[0])]
+    return {}, [session_of(ctx).enhance(tensors[0])]
 
 
 @op("enhance.files")
@@ -830,13 +830,13 @@ def enhance_files_op(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) 
     out_dir = require(args, "out_dir", str)
     if not all(isinstance(p, str) for p in inputs):
         raise ValueError("args.inputs: expected a list of file paths")
-    return {"written": enhance_files(_session(ctx), inputs, out_dir, ctx.check_cancelled)}, []
+    return {"written": enhance_files(session_of(ctx), inputs, out_dir, ctx.check_cancelled)}, []
 
 
 @op("checkpoint.save")
 def checkpoint_save(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     path = require(args, "path", str)
-    s = _session(ctx)
+    s = session_of(ctx)
     save_atomic(s.checkpoint(args.get("extra")), path)
     return {"path": path, "bytes": Path(path).stat().st_size}, []
 
@@ -857,7 +857,7 @@ def checkpoint_load(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -
 
 @op("data.describe")
 def data_describe(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    s = _session(ctx)
+    s = session_of(ctx)
     out = s.bundle.describe()
     split = args.get("split")
     if split is not None:

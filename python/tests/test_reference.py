@@ -97,3 +97,24 @@ def test_huge_threshold_gradprom_is_exactly_ip_only() -> None:
         assert torch.equal(gated["ip_state"][k], v), k
     joint = run_reference(_ref_config(name="joint"), steps=4, device=DEVICE)
     assert any(not torch.equal(joint["ip_state"][k], v) for k, v in plain["ip_state"].items())
+
+
+def test_train_step_op_is_the_reference_loop_inside_the_sidecar() -> None:
+    """`train.step` on a session (what the bench times the bridge against) takes the reference's steps exactly."""
+    from test_session import call, new_state
+
+    cfg = _ref_config()
+    cfg["policy"]["lambda"] = 0.5  # large enough that a different gate decision would show in the parameters
+    cfg["train"]["eval_every"] = 0
+    ref = run_reference(cfg, steps=4, device=DEVICE)
+    state = new_state()
+    call(state, "session.create", {"config": cfg})
+    call(state, "vr.pretrain", {"steps": int(cfg["vr"]["pretrain_steps"])})
+    results = [call(state, "train.step")[0] for _ in range(4)]
+    ref_steps = [line for line in ref["log"] if line["kind"] == "step"]
+    assert [r["step"] for r in results] == [1, 2, 3, 4]
+    assert [r["loss_ip"] for r in results] == [line["loss_ip"] for line in ref_steps]
+    assert [r["gate"] for r in results] == [line["gate"] for line in ref_steps]
+    assert all(r["ms"] > 0 for r in results)
+    for k, v in state.session.ip.state_dict().items():
+        assert torch.equal(v, ref["ip_state"][k]), k

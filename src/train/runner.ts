@@ -1,7 +1,6 @@
 /** The training loop: train.grads → policy → train.apply, with evaluation, checkpoints and a run folder. */
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { DEFAULTS, type Config } from '../config/index.js';
+import { DEFAULTS, loadConfig, type Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
 import { makePolicy, type Decision, type Policy } from '../policy/index.js';
 import { readRecords, writeRunReport, type RunSummary } from '../report/index.js';
@@ -39,6 +38,15 @@ export interface RunResult {
   summary: RunSummary;
 }
 
+/** The resolved config a run folder holds, checked by the same schema as any config (it may have been edited or damaged). */
+async function savedConfig(file: string): Promise<Config> {
+  const r = await loadConfig(file);
+  if (r.ok) return r.config;
+  // A file-level issue (unreadable, not JSON) already names the file.
+  const issues = r.issues.map((i) => (i.path ? `${file}: ${i.path}: ${i.message}` : i.message)).join('; ');
+  throw new GradpromError('CONFIG', `cannot resume: ${issues}`);
+}
+
 /** The folder name for a run without `output.name`. */
 export function defaultRunName(config: Config): string {
   const p = config.policy;
@@ -51,7 +59,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   const runDir = options.runDir ?? `${config.output.dir}/${config.output.name ?? defaultRunName(config)}`;
   const paths = prepareRunFolder(runDir, options.resume ? 'resume' : options.force ? 'force' : 'new');
   // The ranks are how this invocation runs, not part of the experiment: a run resumes on any number of them.
-  if (options.resume) config = { ...(JSON.parse(readFileSync(paths.config, 'utf8')) as Config), distributed: config.distributed };
+  if (options.resume) config = { ...(await savedConfig(paths.config)), distributed: config.distributed };
   else writeAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
   const policy = options.policy ?? makePolicy(config.policy);
   const transport = policy.input === 'vectors' ? 'vectors' : config.train.transport;

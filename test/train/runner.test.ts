@@ -1,6 +1,6 @@
 /** The training loop from TypeScript: equality with the in-process reference, run folders, resume. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isGradpromError, loadConfig, runExperiment, type Config, type Progress } from 'gradprom';
@@ -118,6 +118,21 @@ describe('runExperiment', () => {
     expect(isGradpromError(err, 'RUN')).toBe(true);
     expect(readFileSync(join(dir, 'run', 'report.md'), 'utf8')).toMatch(/Run run/);
   }, LONG);
+
+  it('refuses to resume a run whose config.json no longer passes the schema, naming the file and field', async () => {
+    const runDir = join(dir, 'damaged');
+    mkdirSync(join(runDir, 'checkpoints'), { recursive: true });
+    writeFileSync(join(runDir, 'checkpoints', 'last.pt'), 'a checkpoint');
+    writeFileSync(join(runDir, 'config.json'), JSON.stringify({ ...(await tinyConfig()), train: { steps: -3 } }));
+    const err = await runExperiment(await tinyConfig(), { runDir, resume: true }).catch((e: unknown) => e);
+    expect(isGradpromError(err, 'CONFIG')).toBe(true);
+    expect((err as Error).message).toMatch(/cannot resume: .*config\.json: train\.steps: /);
+    writeFileSync(join(runDir, 'config.json'), '{"seed": ');
+    const bad = await runExperiment(await tinyConfig(), { runDir, resume: true }).catch((e: unknown) => e);
+    expect(isGradpromError(bad, 'CONFIG')).toBe(true);
+    expect((bad as Error).message).toMatch(/config\.json: .*invalid JSON/);
+    expect(readFileSync(join(runDir, 'checkpoints', 'last.pt'), 'utf8')).toBe('a checkpoint');
+  });
 });
 
 describe('examples/custom-policy.ts', () => {
