@@ -172,16 +172,17 @@ async function main(): Promise<void> {
       sections.push(policySection(await policyCompute(layout, plan.policyReps), plan));
     }
     if (want(5)) {
-      const runs: MemoryResult[] = [];
-      for (const t of plan.memoryTransports) {
-        log(`section 5: memory, ${plan.memorySteps} steps, ${t} transport`);
-        runs.push(await runMemoryChild(memoryConfig(plan, t), plan.memoryWarmup));
-      }
-      const long: MemoryResult[] = [];
-      for (const t of plan.memoryTransports) {
-        log(`section 5: memory, ${plan.longSteps} steps of a tiny model, ${t} transport`);
-        long.push(await runMemoryChild(longConfig(plan, t), plan.longWarmup));
-      }
+      // One memory run per transport, each in a Node process of its own.
+      const memoryRuns = async (what: string, configOf: typeof memoryConfig, warmup: number): Promise<MemoryResult[]> => {
+        const out: MemoryResult[] = [];
+        for (const t of plan.memoryTransports) {
+          log(`section 5: memory, ${what}, ${t} transport`);
+          out.push(await runMemoryChild(configOf(plan, t), warmup));
+        }
+        return out;
+      };
+      const runs = await memoryRuns(`${plan.memorySteps} steps`, memoryConfig, plan.memoryWarmup);
+      const long = await memoryRuns(`${plan.longSteps} steps of a tiny model`, longConfig, plan.longWarmup);
       sections.push(memorySection(runs, long, plan));
     }
     if (want(6) && steps[0]?.times.gradcosine) sections.push(peerSection(steps[0]));

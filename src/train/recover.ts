@@ -62,7 +62,7 @@ export async function withRecovery(
   state: ResumeState,
   body: (session: RemoteSession, state: ResumeState) => Promise<void>,
 ): Promise<RemoteSession> {
-  // A config read back from an older run folder may lack the field: fall back to the default, never to "no limit".
+  // A config not built by the schema (a plain object from an untyped caller) may lack the field: the default, never "no limit".
   const limit = opts.maxRestarts ?? opts.config.train.max_restarts ?? DEFAULTS.train.max_restarts;
   const { checkpoint, dir } = opts.paths;
   let restarts = 0;
