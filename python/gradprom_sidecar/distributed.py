@@ -224,12 +224,13 @@ class RankGroup:
         dist.destroy_process_group()
 
     # ----------------------------------------------------------------- workers
-    def serve(self, state: State) -> int:
-        """Workers: run the ops rank 0 broadcasts until told to exit.
+    def serve(self, state: State) -> NoReturn:
+        """Workers: run the ops rank 0 broadcasts until told to exit, then end the process.
+
+        The process ends with 0 once rank 0 says so; on a failure at once, with
+        ``EXIT_OP_FAILED`` (an op raised) or ``EXIT_LOST`` (rank 0 is gone).
 
         :param state: this rank's state (device, session).
-        :returns: 0 once rank 0 says so; on a failure the process ends at once, with
-            ``EXIT_OP_FAILED`` (an op raised) or ``EXIT_LOST`` (rank 0 is gone).
         """
         while True:
             box: list[Any] = [None]
@@ -241,7 +242,9 @@ class RankGroup:
             op_name, args, tensors = box[0]
             if op_name == _EXIT:
                 dist.destroy_process_group()
-                return 0
+                # Even after a clean destroy, the interpreter's teardown can hit std::terminate (SIGABRT) while
+                # rank 0, which hosts the store, exits at the same moment: seen with a torchrun-started node.
+                exit_now(0)
             try:
                 HANDLERS[op_name](Context(state, request_id=0), args, tensors)
             except Exception as e:
