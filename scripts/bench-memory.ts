@@ -45,7 +45,9 @@ export function runMemoryChild(config: Config, warmupSteps: number): Promise<Mem
   const self = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
     // --expose-gc: two forced collections (mid warm-up, last step) tell retained objects from garbage not yet collected.
-    const child = spawn(process.execPath, ['--expose-gc', self, JSON.stringify({ config, warmupSteps })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--expose-gc', self, JSON.stringify({ config, warmupSteps })], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => {
@@ -90,7 +92,10 @@ async function main(arg: string): Promise<void> {
       if (step === Math.floor(warmupSteps / 2)) liveAfterGc.warm = fullGc();
       if (step === config.train.steps) liveAfterGc.end = fullGc();
       if (step % 10 === 0) sidecarRss.push(procMemory(sidecar.pid)?.rss ?? Number.NaN);
-      if (step % 100 === 0) process.stderr.write(`  memory: step ${step}/${config.train.steps}, node rss ${(median(nodeRss.slice(-100)) / 2 ** 20).toFixed(1)} MiB\n`);
+      if (step % 100 === 0)
+        process.stderr.write(
+          `  memory: step ${step}/${config.train.steps}, node rss ${(median(nodeRss.slice(-100)) / 2 ** 20).toFixed(1)} MiB\n`,
+        );
     },
     stop() {},
   };
@@ -102,8 +107,20 @@ async function main(arg: string): Promise<void> {
     // The high-water mark also sees what the samples miss: startup, evaluation, the report written at the end.
     const nodeHwm = hwm();
     const result: MemoryResult = {
-      steps: config.train.steps, transport: config.train.transport, warmupSteps, seconds,
-      nodeRss, nodeHeap, nodeHeapTotal, nodePeak, nodeHwm, nodeHwmFirstStep, nodeHwmLastStep, liveAfterGc, sidecarRss, sidecarPeak,
+      steps: config.train.steps,
+      transport: config.train.transport,
+      warmupSteps,
+      seconds,
+      nodeRss,
+      nodeHeap,
+      nodeHeapTotal,
+      nodePeak,
+      nodeHwm,
+      nodeHwmFirstStep,
+      nodeHwmLastStep,
+      liveAfterGc,
+      sidecarRss,
+      sidecarPeak,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {

@@ -31,7 +31,9 @@ function packageVersion(name: string): string {
 
 function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     return 'unknown';
   }
@@ -53,9 +55,11 @@ export function machineLines(meta: RunMeta): string[] {
     `- Python ${String(py.python)}; torch ${String(py.torch)} (${String(py.threads)} threads, CPU); pyzmq ${String(py.pyzmq)}; libzmq ${String(py.libzmq)}`,
     // The busy sample decides, not the load average: on some VMs it reads ~2 with every core idle.
     ...(Math.max(meta.busyStart ?? 0, meta.busyEnd ?? 0) > SHARED_BUSY
-      ? [`- **The machine was shared with other work during this run** (CPU busy above): step times spread widely and ` +
-          'single figures can land either side of a target by chance; read the p25–p75 spreads and the paired per-round ratios with them, and ' +
-          'rerun on an idle machine before quoting a ratio.']
+      ? [
+          `- **The machine was shared with other work during this run** (CPU busy above): step times spread widely and ` +
+            'single figures can land either side of a target by chance; read the p25–p75 spreads and the paired per-round ratios with them, and ' +
+            'rerun on an idle machine before quoting a ratio.',
+        ]
       : []),
   ];
 }
@@ -64,7 +68,8 @@ export function machineLines(meta: RunMeta): string[] {
 function status(f: Figure, long: boolean): string {
   if (f.met === undefined) return '';
   const face = f.met ? 'met' : 'missed';
-  if (f.inconclusive) return long ? `**inconclusive**: ${f.inconclusive} (at face value ${face})` : `**inconclusive** (${face} at face value)`;
+  if (f.inconclusive)
+    return long ? `**inconclusive**: ${f.inconclusive} (at face value ${face})` : `**inconclusive** (${face} at face value)`;
   if (f.met) return 'met';
   return long && f.note ? `**missed**: ${f.note}` : '**missed**';
 }
@@ -85,7 +90,9 @@ function table(section: Section): string[] {
 /** The whole document. */
 export function renderReport(meta: RunMeta, sections: Section[]): string {
   const targets = sections.flatMap((s) => s.figures.filter((f) => f.met !== undefined).map((f) => ({ s, f })));
-  const summary = targets.map(({ s, f }) => `| ${s.id}. ${s.title} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.target ?? ''} | ${status(f, false)} |`);
+  const summary = targets.map(
+    ({ s, f }) => `| ${s.id}. ${s.title} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.target ?? ''} | ${status(f, false)} |`,
+  );
   const out = [
     '# Benchmarks',
     '',
@@ -114,7 +121,10 @@ export function renderReport(meta: RunMeta, sections: Section[]): string {
     out.push(`## ${s.id}. ${s.title}`, '', s.lead, '', ...table(s), '');
     for (const n of s.notes) out.push(n, '');
   }
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 const BUSY_SAMPLE_MS = 2000;

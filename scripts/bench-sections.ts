@@ -16,10 +16,18 @@ export function stepSection(results: StepResult[], plan: Plan, tr: TransportResu
   for (const r of results) {
     const ref = median(r.times.ref!);
     const small = r.label === plan.small.label;
-    figures.push({ name: `${r.label}: in-process reference step (\`train.step\`, timed inside the sidecar)`, value: ref, unit: 'ms', detail: `${spread(r.times.ref!)}` });
     figures.push({
-      name: `${r.label}: the same step in a separate Python process / reference`, value: median(r.times.ref2!) / ref, unit: '×',
-      detail: `not a target: how far two processes running the same step differ, which is why every ratio here is taken within one process; ` +
+      name: `${r.label}: in-process reference step (\`train.step\`, timed inside the sidecar)`,
+      value: ref,
+      unit: 'ms',
+      detail: `${spread(r.times.ref!)}`,
+    });
+    figures.push({
+      name: `${r.label}: the same step in a separate Python process / reference`,
+      value: median(r.times.ref2!) / ref,
+      unit: '×',
+      detail:
+        `not a target: how far two processes running the same step differ, which is why every ratio here is taken within one process; ` +
         `paired per-round median ${fmt(r.paired.ref2!)}×`,
     });
     for (const mode of ['gram', 'vectors'] as const) {
@@ -29,7 +37,9 @@ export function stepSection(results: StepResult[], plan: Plan, tr: TransportResu
       const v = bound === null ? null : verdict(ratio, bound, 'max', '×');
       figures.push({ name: `${r.label}: ${mode} step`, value: t, unit: 'ms', detail: `${spread(r.times[mode]!)}` });
       figures.push({
-        name: `${r.label}: ${mode} / reference`, value: ratio, unit: '×',
+        name: `${r.label}: ${mode} / reference`,
+        value: ratio,
+        unit: '×',
         detail: `paired per-round median ${fmt(r.paired[mode]!)}×`,
         ...(bound === null ? { target: '— (none set)' } : { target: `≤ ${bound}×`, met: v!.met, note: v!.note }),
         ...(bound === null ? {} : inconclusive(noisy([r.times.ref!, r.times[mode]!], ratio, 0.95))),
@@ -59,7 +69,10 @@ export function stepSection(results: StepResult[], plan: Plan, tr: TransportResu
   if (misses.length) {
     const call = tr ? median(tr.empty) : Number.NaN;
     const gaps = results
-      .map((r) => `${r.label}: gram ${fmt(median(r.times.gram!) - median(r.times.ref!))} ms, vectors ${fmt(median(r.times.vectors!) - median(r.times.ref!))} ms`)
+      .map(
+        (r) =>
+          `${r.label}: gram ${fmt(median(r.times.gram!) - median(r.times.ref!))} ms, vectors ${fmt(median(r.times.vectors!) - median(r.times.ref!))} ms`,
+      )
       .join('; ');
     notes.push(
       'Why a ratio target is missed: the reference is the same two-pass step with no process boundary, so what is above 1× is the bridge — ' +
@@ -70,17 +83,25 @@ export function stepSection(results: StepResult[], plan: Plan, tr: TransportResu
     );
   }
   return {
-    id: '1', title: 'Step overhead: TypeScript-driven step vs the in-process reference',
-    lead: 'One GradProm step (train.grads → policy → train.apply) driven from TypeScript over the bridge, against the same step run in-process in ' +
+    id: '1',
+    title: 'Step overhead: TypeScript-driven step vs the in-process reference',
+    lead:
+      'One GradProm step (train.grads → policy → train.apply) driven from TypeScript over the bridge, against the same step run in-process in ' +
       'Python the way `python -m gradprom_sidecar.reference --timing` times it (grads + policy + apply). Same config, seed, model, batch and device.',
-    figures, notes,
+    figures,
+    notes,
   };
 }
 
 /** Section 2: round-trip throughput against memcpy, and the copies per direction. */
 export function transportSection(tr: TransportResult): Section {
   const figures: Figure[] = [
-    { name: 'empty call (echo, no tensor) round trip, ipc', value: median(tr.empty), unit: 'ms', detail: `the fixed cost of one request; p25–p75 ${fmt(quantile(tr.empty, 0.25))}–${fmt(quantile(tr.empty, 0.75))} ms, n = ${tr.empty.length}` },
+    {
+      name: 'empty call (echo, no tensor) round trip, ipc',
+      value: median(tr.empty),
+      unit: 'ms',
+      detail: `the fixed cost of one request; p25–p75 ${fmt(quantile(tr.empty, 0.25))}–${fmt(quantile(tr.empty, 0.75))} ms, n = ${tr.empty.length}`,
+    },
   ];
   const sizes = [...tr.memcpyNode.keys()];
   for (const bytes of sizes) {
@@ -89,15 +110,27 @@ export function transportSection(tr: TransportResult): Section {
     const limit = limitAt(tr, bytes);
     const fresh = gbps(bytes, tr.memcpyFresh.get(bytes)!);
     figures.push({
-      name: `${mb(bytes)}: memcpy in-process (the limit)`, value: limit, unit: 'GB/s',
+      name: `${mb(bytes)}: memcpy in-process (the limit)`,
+      value: limit,
+      unit: 'GB/s',
       detail: `Node TypedArray.set ${fmt(node)} GB/s, torch copy_ ${fmt(py)} GB/s; into a freshly allocated buffer (Node) ${fmt(fresh)} GB/s`,
     });
     for (const row of tr.rows.filter((r) => r.bytes === bytes)) {
       const thr = gbps(2 * bytes, row.roundTrip);
       const pct = (100 * thr) / limit;
       const oneWay = row.oneWay ? `; TS→sidecar alone ${fmt(median(row.oneWay))} ms` : '';
-      const label = { ipc: 'ZeroMQ ipc (default)', tcp: 'ZeroMQ tcp', 'ipc-thp': 'ZeroMQ ipc, glibc.malloc.hugetlb=1', shm: 'shared-memory prototype' }[row.path];
-      const fig: Figure = { name: `${mb(bytes)}: ${label} round trip`, value: thr, unit: 'GB/s', detail: `${fmt(pct, 1)} % of memcpy; round trip ${fmt(median(row.roundTrip))} ms${oneWay}` };
+      const label = {
+        ipc: 'ZeroMQ ipc (default)',
+        tcp: 'ZeroMQ tcp',
+        'ipc-thp': 'ZeroMQ ipc, glibc.malloc.hugetlb=1',
+        shm: 'shared-memory prototype',
+      }[row.path];
+      const fig: Figure = {
+        name: `${mb(bytes)}: ${label} round trip`,
+        value: thr,
+        unit: 'GB/s',
+        detail: `${fmt(pct, 1)} % of memcpy; round trip ${fmt(median(row.roundTrip))} ms${oneWay}`,
+      };
       if (bytes === 1e8 && row.path === 'ipc') {
         const v = verdict(pct, 40, 'min', ' points');
         Object.assign(fig, { target: '≥ 40 % of memcpy', met: v.met, note: v.note });
@@ -110,14 +143,14 @@ export function transportSection(tr: TransportResult): Section {
     'Throughput counts the bytes moved both ways: 2 × size / round-trip time. memcpy is one copy of the same bytes between two warm, ' +
       'preallocated buffers in one process (the faster of Node and torch). The round trip is the `echo` op, which hands the received tensors back unchanged.',
     '**Copies per byte, per direction: 2, both made by the kernel; none in user space on either side.** TypeScript → sidecar: ' +
-      '`encodeFrames` (src/protocol/frames.ts) wraps the Float32Array\'s memory in a Buffer view (0); zeromq.js gives buffers over 128 bytes to libzmq with ' +
+      "`encodeFrames` (src/protocol/frames.ts) wraps the Float32Array's memory in a Buffer view (0); zeromq.js gives buffers over 128 bytes to libzmq with " +
       '`zmq_msg_init_data` (node_modules/zeromq/src/outgoing_msg.cc, 0); libzmq writes a large frame straight from that memory into the socket ' +
-      '(copy 1, user → kernel); the sidecar\'s libzmq reads a large frame straight into a freshly allocated message (copy 2, kernel → user); ' +
+      "(copy 1, user → kernel); the sidecar's libzmq reads a large frame straight into a freshly allocated message (copy 2, kernel → user); " +
       '`recv_multipart(copy=False)` (python/gradprom_sidecar/server.py) and `torch.frombuffer` (python/gradprom_sidecar/protocol.py, `_frame_tensor`) view it (0). ' +
-      'Sidecar → TypeScript: `_tensor_bytes` (protocol.py) is a memoryview of the CPU tensor (0); the compute thread\'s PUSH → PULL over inproc and the ' +
-      'I/O thread\'s ROUTER send all use `copy=False` (server.py, 0); the socket write and read (copies 1 and 2); zeromq.js wraps the received message ' +
+      "Sidecar → TypeScript: `_tensor_bytes` (protocol.py) is a memoryview of the CPU tensor (0); the compute thread's PUSH → PULL over inproc and the " +
+      "I/O thread's ROUTER send all use `copy=False` (server.py, 0); the socket write and read (copies 1 and 2); zeromq.js wraps the received message " +
       'in an external Buffer (node_modules/zeromq/src/incoming_msg.cc, 0) and `view` (frames.ts) makes the Float32Array over it (0; it copies only a ' +
-      'misaligned frame, and libzmq\'s buffers are aligned). One op adds a copy of its own: `train.grads` in vectors mode clones the gradient buffers ' +
+      "misaligned frame, and libzmq's buffers are aligned). One op adds a copy of its own: `train.grads` in vectors mode clones the gradient buffers " +
       'before replying (session.py), which section 1 pays and this section does not.',
     'The shared-memory prototype (scripts/bench-transport.ts, python/gradprom_sidecar/bench.py) writes the vector into a tmpfs file the Python ' +
       'worker keeps mapped, sends a ZeroMQ control message naming the region, the worker views it with `torch.frombuffer` and names it back, and Node reads it out: ' +
@@ -125,7 +158,10 @@ export function transportSection(tr: TransportResult): Section {
   ];
   const miss = figures.find((f) => f.met === false);
   if (miss && ipc100?.oneWay) {
-    const pct = (row?: TransportRow) => (row ? `${fmt((100 * gbps(2e8, row.roundTrip)) / limitAt(tr, 1e8), 1)} % of memcpy, round trip ${fmt(median(row.roundTrip))} ms` : 'not measured');
+    const pct = (row?: TransportRow) =>
+      row
+        ? `${fmt((100 * gbps(2e8, row.roundTrip)) / limitAt(tr, 1e8), 1)} % of memcpy, round trip ${fmt(median(row.roundTrip))} ms`
+        : 'not measured';
     const thp = tr.rows.find((r) => r.path === 'ipc-thp' && r.bytes === 1e8);
     const shm = tr.rows.find((r) => r.path === 'shm' && r.bytes === 1e8);
     notes.push(
@@ -140,9 +176,11 @@ export function transportSection(tr: TransportResult): Section {
     );
   }
   return {
-    id: '2', title: 'Transport: float32 vectors TypeScript ↔ sidecar',
+    id: '2',
+    title: 'Transport: float32 vectors TypeScript ↔ sidecar',
     lead: 'Round trips of 1, 10 and 100 MB float32 vectors through a sidecar, against an in-process memcpy of the same bytes measured in the same run.',
-    figures, notes,
+    figures,
+    notes,
   };
 }
 
@@ -155,15 +193,29 @@ export function pythoniaSection(py: { b64: number[]; list: number[] }, tr: Trans
   const list = median(py.list);
   const scale = bytes / zb; // ZeroMQ time scales with bytes: compare like sizes
   return {
-    id: '3', title: 'pythonia vs ZeroMQ for one vector',
-    lead: `The same ${mb(bytes)} float32 vector sent to Python and back. pythonia serialises every call as JSON over a pipe, so a vector must travel ` +
+    id: '3',
+    title: 'pythonia vs ZeroMQ for one vector',
+    lead:
+      `The same ${mb(bytes)} float32 vector sent to Python and back. pythonia serialises every call as JSON over a pipe, so a vector must travel ` +
       'as text: base64 of its bytes (the best case) or a list of numbers (what passing an array naturally gives).',
     figures: [
       { name: `ZeroMQ ipc round trip (${mb(zb)})`, value: z, unit: 'ms', detail: 'section 2' },
-      { name: 'pythonia, base64 string round trip', value: b64, unit: 'ms', detail: `${fmt(b64 / (z * scale), 1)}× ZeroMQ; ${py.b64.length} timed` },
-      { name: 'pythonia, list of numbers round trip', value: list, unit: 'ms', detail: `${fmt(list / (z * scale), 1)}× ZeroMQ; ${py.list.length} timed` },
+      {
+        name: 'pythonia, base64 string round trip',
+        value: b64,
+        unit: 'ms',
+        detail: `${fmt(b64 / (z * scale), 1)}× ZeroMQ; ${py.b64.length} timed`,
+      },
+      {
+        name: 'pythonia, list of numbers round trip',
+        value: list,
+        unit: 'ms',
+        detail: `${fmt(list / (z * scale), 1)}× ZeroMQ; ${py.list.length} timed`,
+      },
     ],
-    notes: ['This is why the data plane is ZeroMQ with raw frames: pythonia stays for small interactive calls (`doctor`, `inspect`), never tensors in the loop.'],
+    notes: [
+      'This is why the data plane is ZeroMQ with raw frames: pythonia stays for small interactive calls (`doctor`, `inspect`), never tensors in the loop.',
+    ],
   };
 }
 
@@ -174,17 +226,24 @@ export function policySection(rows: PolicyRow[], plan: Plan): Section {
     const gated = r.what.includes('decideFromVectors');
     const v = verdict(g, 2, 'min', ' GB/s');
     return {
-      name: r.what, value: g, unit: 'GB/s', detail: `${fmt(median(r.ms))} ms for ${fmt(r.bytes / 1e6)} MB read`,
+      name: r.what,
+      value: g,
+      unit: 'GB/s',
+      detail: `${fmt(median(r.ms))} ms for ${fmt(r.bytes / 1e6)} MB read`,
       ...(gated ? { target: '≥ 2 GB/s', met: v.met, note: v.note } : {}),
     };
   });
   const n = rows[0] ? rows[0].bytes / 8 : 0;
   return {
-    id: '4', title: 'Policy compute in TypeScript',
-    lead: `GradProm and pcgrad deciding from two flat float32 vectors of ${fmt(n / 1e6, 2)} M elements (the large IP's layout${plan.quick ? ', reduced in --quick' : ''}), ` +
+    id: '4',
+    title: 'Policy compute in TypeScript',
+    lead:
+      `GradProm and pcgrad deciding from two flat float32 vectors of ${fmt(n / 1e6, 2)} M elements (the large IP's layout${plan.quick ? ', reduced in --quick' : ''}), ` +
       'single-threaded in Node: the vectors-mode path, one fused float64 pass per block for the Gram, then the rule. GB/s of gradient data read (both vectors).',
     figures,
-    notes: ['The rule itself reads only the Gram (three numbers per block); the pass over the vectors is all of the cost, so policies cost alike.'],
+    notes: [
+      'The rule itself reads only the Gram (three numbers per block); the pass over the vectors is all of the cost, so policies cost alike.',
+    ],
   };
 }
 
@@ -201,13 +260,26 @@ export function memorySection(runs: MemoryResult[], long: MemoryResult[], plan: 
     const sGrowth = (median(r.sidecarRss.slice(-10)) - median(sEarly)) / MiB;
     figures.push(
       {
-        name: `${r.transport}: Node peak RSS during the steps`, value: r.nodePeak / MiB, unit: 'MiB',
-        detail: `process high-water mark ${fmt(r.nodeHwm / MiB, 1)} MiB: ${fmt(r.nodeHwmFirstStep / MiB, 1)} MiB by the first step (start, ` +
+        name: `${r.transport}: Node peak RSS during the steps`,
+        value: r.nodePeak / MiB,
+        unit: 'MiB',
+        detail:
+          `process high-water mark ${fmt(r.nodeHwm / MiB, 1)} MiB: ${fmt(r.nodeHwmFirstStep / MiB, 1)} MiB by the first step (start, ` +
           `pre-training, first evaluation), ${fmt(r.nodeHwmLastStep / MiB, 1)} MiB by the last, the rest in the final evaluation and report; ` +
           `heap in use ${fmt(median(r.nodeHeap) / MiB, 1)} MiB (median)`,
       },
-      { name: `${r.transport}: Node RSS change, steps ${r.warmupSteps}–${r.warmupSteps + 100} → last 100`, value: g.rss, unit: 'MiB', detail: g.detail },
-      { name: `${r.transport}: sidecar peak RSS`, value: r.sidecarPeak / MiB, unit: 'MiB', detail: `high-water mark (data set, models, pre-training included); growth after warm-up ${fmt(sGrowth, 1)} MiB (every 10th step sampled)` },
+      {
+        name: `${r.transport}: Node RSS change, steps ${r.warmupSteps}–${r.warmupSteps + 100} → last 100`,
+        value: g.rss,
+        unit: 'MiB',
+        detail: g.detail,
+      },
+      {
+        name: `${r.transport}: sidecar peak RSS`,
+        value: r.sidecarPeak / MiB,
+        unit: 'MiB',
+        detail: `high-water mark (data set, models, pre-training included); growth after warm-up ${fmt(sGrowth, 1)} MiB (every 10th step sampled)`,
+      },
     );
     notes.push(`${r.transport}: ${r.steps} steps in ${fmt(r.seconds, 1)} s, evaluations and checkpoints included.`);
   }
@@ -222,10 +294,15 @@ export function memorySection(runs: MemoryResult[], long: MemoryResult[], plan: 
     const flat = rise <= 2;
     const perStep = (g.retained * MiB) / (r.steps - Math.floor(r.warmupSteps / 2));
     figures.push({
-      name: `long run, ${r.transport}: rise of Node's peak RSS after warm-up`, value: rise, unit: 'MiB',
-      detail: `highest RSS over steps ${r.warmupSteps}–${r.warmupSteps + mid} ${fmt(p1, 1)} MiB, over steps ${r.warmupSteps + mid}–${r.steps} ` +
+      name: `long run, ${r.transport}: rise of Node's peak RSS after warm-up`,
+      value: rise,
+      unit: 'MiB',
+      detail:
+        `highest RSS over steps ${r.warmupSteps}–${r.warmupSteps + mid} ${fmt(p1, 1)} MiB, over steps ${r.warmupSteps + mid}–${r.steps} ` +
         `${fmt(p2, 1)} MiB; median change ${fmt(g.rss, 1)} MiB; ${g.detail}`,
-      target: 'flat (≤ 2 MiB)', met: flat, ...(flat ? {} : { note: `peak rose ${fmt(rise, 1)} MiB over ${r.steps - r.warmupSteps} steps` }),
+      target: 'flat (≤ 2 MiB)',
+      met: flat,
+      ...(flat ? {} : { note: `peak rose ${fmt(rise, 1)} MiB over ${r.steps - r.warmupSteps} steps` }),
     });
     notes.push(
       `long run, ${r.transport}: ${r.steps} steps in ${fmt(r.seconds, 1)} s; sidecar peak RSS ${fmt(r.sidecarPeak / MiB, 1)} MiB. ` +
@@ -249,15 +326,18 @@ export function memorySection(runs: MemoryResult[], long: MemoryResult[], plan: 
     );
   }
   return {
-    id: '5', title: 'Memory over a training run',
-    lead: `The small configuration — the defaults (SRResNet 32 channels × 4 blocks, 84 k parameters; 32×32, batch 16) — trained for ${plan.memorySteps} steps with ` +
+    id: '5',
+    title: 'Memory over a training run',
+    lead:
+      `The small configuration — the defaults (SRResNet 32 channels × 4 blocks, 84 k parameters; 32×32, batch 16) — trained for ${plan.memorySteps} steps with ` +
       '`runExperiment` (the loop `gradprom train` runs, evaluation every 250 steps and checkpoints included) in a Node process of its own, once per transport. ' +
       `Then a long run per transport: the same loop with a tiny model (SRResNet ${LONG_MODEL.channels} channels × ${LONG_MODEL.blocks} block, ` +
       `${LONG_MODEL.size}×${LONG_MODEL.size}, batch ${LONG_MODEL.batch}, no evaluation) for ${plan.longSteps} steps, so that many steps fit the bench's time. ` +
       `Node's RSS is read after every step, the sidecar's from /proc every 10th; peaks are the processes' high-water marks. ` +
       'Change: median RSS of the 100 steps after warm-up against the median of the last 100; for the long runs, whose RSS is a sawtooth ' +
       '(V8 grows its heap, then hands pages back), the target compares the highest RSS of the earlier and the later half after warm-up.',
-    figures, notes,
+    figures,
+    notes,
   };
 }
 
@@ -270,7 +350,8 @@ function growthOf(r: MemoryResult): { rss: number; retained: number; detail: str
   return {
     rss: grow(r.nodeRss),
     retained: (r.liveAfterGc.end - r.liveAfterGc.warm) / MiB,
-    detail: `fitted slope ${fmt(slope)} MiB / 100 steps (second half ${fmt(half)}); heap in use ${fmt(grow(r.nodeHeap))} MiB, ` +
+    detail:
+      `fitted slope ${fmt(slope)} MiB / 100 steps (second half ${fmt(half)}); heap in use ${fmt(grow(r.nodeHeap))} MiB, ` +
       `V8 reserved heap ${fmt(grow(r.nodeHeapTotal))} MiB; live heap after a full GC ${fmt(r.liveAfterGc.warm / MiB, 2)} MiB ` +
       `(step ${Math.floor(w / 2)}) → ${fmt(r.liveAfterGc.end / MiB, 2)} MiB (step ${r.steps})`,
   };
@@ -284,22 +365,33 @@ export function peerSection(r: StepResult): Section {
   const v = verdict(ref / gc, 0.75, 'max', '×');
   const noise = noisy([r.times.ref2!, r.times.gradcosine!], ref / gc);
   return {
-    id: '6', title: 'Peer: two backward passes vs the GradCosine way (three)',
-    lead: 'The in-process two-pass step against Du et al.\'s GradCosine approach (arXiv 1812.02224) as it is usually written: one `autograd.grad` per loss ' +
+    id: '6',
+    title: 'Peer: two backward passes vs the GradCosine way (three)',
+    lead:
+      "The in-process two-pass step against Du et al.'s GradCosine approach (arXiv 1812.02224) as it is usually written: one `autograd.grad` per loss " +
       'with retained graphs, the cosine, then a full backward of L_IP + w·L_VR (python/gradprom_sidecar/bench.py, `gradcosine_step`). ' +
       `Same model, batch and optimisers (${r.label}), both in the same Python worker process, interleaved in the same rounds as section 1.`,
     figures: [
       { name: 'in-process two-pass step', value: ref, unit: 'ms', detail: `${spread(r.times.ref2!)}` },
       { name: 'GradCosine-style three-pass step', value: gc, unit: 'ms', detail: `${spread(r.times.gradcosine!)}` },
       {
-        name: 'two-pass / three-pass', value: ref / gc, unit: '×', detail: `paired per-round median ${fmt(1 / r.paired.gradcosine!)}×`,
-        target: '≤ 0.75×', met: v.met, note: v.note, ...inconclusive(noise),
+        name: 'two-pass / three-pass',
+        value: ref / gc,
+        unit: '×',
+        detail: `paired per-round median ${fmt(1 / r.paired.gradcosine!)}×`,
+        target: '≤ 0.75×',
+        met: v.met,
+        note: v.note,
+        ...inconclusive(noise),
       },
     ],
-    notes: v.met || noise ? [] : [
-      'Why: the saving is one backward pass out of one forward and three backward passes; where the optimiser step and the Gram are a larger share of ' +
-        'the step (small images, small batches), the two-pass step saves proportionally less.',
-    ],
+    notes:
+      v.met || noise
+        ? []
+        : [
+            'Why: the saving is one backward pass out of one forward and three backward passes; where the optimiser step and the Gram are a larger share of ' +
+              'the step (small images, small batches), the two-pass step saves proportionally less.',
+          ],
   };
 }
 

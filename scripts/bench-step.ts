@@ -36,7 +36,9 @@ async function tsStep(session: RemoteSession, policy: Policy, transport: 'gram' 
   const g = await session.grads(transport); // host-device sync: losses and Gram come back
   const t1 = performance.now();
   const decision =
-    transport === 'vectors' ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!) : policy.decide({ layout: session.layout, gram: g.gram });
+    transport === 'vectors'
+      ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!)
+      : policy.decide({ layout: session.layout, gram: g.gram });
   const t2 = performance.now();
   if (!g.finite || decision.telemetry.skipped) await session.skip();
   else await session.apply(decision);
@@ -93,7 +95,9 @@ export async function stepRounds(
         // Each ratio against the reference in the same process: GradCosine against the worker's.
         if (m !== 'ref') (ratios[m] ??= []).push(round[m]! / (m === 'gradcosine' ? round.ref2! : round.ref!));
       }
-      process.stderr.write(`  ${label} round ${r + 1 - opts.warmup}/${opts.rounds}: ${modes.map((m) => `${m} ${round[m]!.toFixed(0)} ms`).join(', ')}\n`);
+      process.stderr.write(
+        `  ${label} round ${r + 1 - opts.warmup}/${opts.rounds}: ${modes.map((m) => `${m} ${round[m]!.toFixed(0)} ms`).join(', ')}\n`,
+      );
     }
     const phases: StepResult['phases'] = {};
     for (const m of ['gram', 'vectors'] as const) {

@@ -42,7 +42,12 @@ function repsFor(bytes: number, quick: boolean): number {
   return quick ? Math.max(3, Math.floor(r / 4)) : r;
 }
 
-async function zmqRows(path: 'ipc' | 'tcp' | 'ipc-thp', sizes: number[], vectors: Map<number, Float32Array>, quick: boolean): Promise<TransportRow[]> {
+async function zmqRows(
+  path: 'ipc' | 'tcp' | 'ipc-thp',
+  sizes: number[],
+  vectors: Map<number, Float32Array>,
+  quick: boolean,
+): Promise<TransportRow[]> {
   const sc = await Sidecar.start({ device: 'cpu', transport: path === 'tcp' ? 'tcp' : 'ipc' });
   try {
     const rows: TransportRow[] = [];
@@ -90,11 +95,11 @@ async function shmRows(worker: PyWorker, sizes: number[], vectors: Map<number, F
       const out = new Float32Array(v.length);
       const dst = new Uint8Array(out.buffer);
       const echo = async () => {
-        for (let off = 0; off < bytes; ) off += writeSync(fd, src, off, bytes - off, off);
+        for (let off = 0; off < bytes;) off += writeSync(fd, src, off, bytes - off, off);
         await sock.send(JSON.stringify({ offset: 0, nbytes: bytes }));
         const [reply] = await sock.receive();
         const head = JSON.parse(reply!.toString()) as { offset: number; nbytes: number };
-        for (let off = 0; off < head.nbytes; ) off += readSync(fd, dst, off, head.nbytes - off, head.offset + off);
+        for (let off = 0; off < head.nbytes;) off += readSync(fd, dst, off, head.nbytes - off, head.offset + off);
       };
       await echo();
       if (out[out.length - 1] !== v[v.length - 1]) throw new Error('shared-memory echo did not return the vector');
@@ -118,10 +123,15 @@ function thpRows(sizes: number[], quick: boolean): Promise<TransportRow[]> {
   const tunables = [process.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1'].filter(Boolean).join(':');
   const args = [fileURLToPath(import.meta.url), '--thp-rows', JSON.stringify({ sizes, quick })];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, GLIBC_TUNABLES: tunables }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, GLIBC_TUNABLES: tunables },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as TransportRow[]) : reject(new Error(`transport child exited with ${code}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out) as TransportRow[]) : reject(new Error(`transport child exited with ${code}`)),
+    );
   });
 }
 
@@ -164,7 +174,8 @@ export async function pythonia(bytes: number, reps: number, listReps: number): P
     };
     const viaList = async () => Float32Array.from((await (await mod.echo_list!(Array.from(v))).valueOf()) as number[]);
     const check = await viaB64();
-    if (check.length !== v.length || check[v.length - 1] !== v[v.length - 1]) throw new Error('pythonia base64 echo did not return the vector');
+    if (check.length !== v.length || check[v.length - 1] !== v[v.length - 1])
+      throw new Error('pythonia base64 echo did not return the vector');
     const b64 = await timeIt(viaB64, reps, 1);
     const list = await timeIt(viaList, listReps, 0);
     return { b64, list };

@@ -198,7 +198,10 @@ async function main(): Promise<void> {
     setup.push(`- Wall time by phase: ${marks.map(([m, t], i) => `${m} — ${((ends[i]! - t) / 1000).toFixed(0)} s`).join('; ')}.`);
     const busyEnd = await cpuBusy(); // the workers are idle now
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, renderReport({ command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), busyStart, busyEnd, python, setup }, sections));
+    writeFileSync(
+      out,
+      renderReport({ command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), busyStart, busyEnd, python, setup }, sections),
+    );
     log(`wrote ${relative(process.cwd(), out)}; wall time ${(wallSeconds / 60).toFixed(1)} min`);
   } finally {
     await worker.close();
@@ -212,13 +215,19 @@ function setupLines(plan: Plan, steps: StepResult[]): string[] {
     `VR smallresnet (supervised); ${s.warmup} warm-up + ${s.rounds} timed rounds.`;
   return [
     ...(plan.quick ? ['- **Quick run (`--quick`): reduced sizes, figures not comparable with the full run.**'] : []),
-    size(plan.small, steps.find((r) => r.label === plan.small.label)),
-    size(plan.large, steps.find((r) => r.label === plan.large.label)),
+    size(
+      plan.small,
+      steps.find((r) => r.label === plan.small.label),
+    ),
+    size(
+      plan.large,
+      steps.find((r) => r.label === plan.large.label),
+    ),
     '- Both: synthetic data (256 train images), Gaussian noise σ = 0.3, GradProm (λ = 0.003, global), Adam, seed 0, CPU, ' +
       'VR pre-trained for a few steps only (the step cost does not depend on it).',
-    '- Image size and batch: the SRResNet size runs at the demo\'s 32×32 × 16. At 25 M parameters that batch costs about 17× the compute ' +
+    "- Image size and batch: the SRResNet size runs at the demo's 32×32 × 16. At 25 M parameters that batch costs about 17× the compute " +
       'of the SRResNet step (tens of seconds per step on 2 cores), which leaves no room for enough rounds in 15 minutes; the large IP takes ' +
-      'one 16×16 image per step instead. A short step makes the bridge\'s fixed and per-parameter costs look larger, so the large-IP ratios lean pessimistic.',
+      "one 16×16 image per step instead. A short step makes the bridge's fixed and per-parameter costs look larger, so the large-IP ratios lean pessimistic.",
     '- A round takes one step of every mode, in an order rotated each round, so that load from other processes falls on all modes alike. ' +
       'The reference (`train.step`: the whole step inside the sidecar, timed there with no message), gram and vectors all step one session ' +
       'in one sidecar, so each ratio compares the bridge and nothing else. The same step also runs in a separate Python worker ' +

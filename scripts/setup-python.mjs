@@ -31,8 +31,13 @@ function missingModules(python) {
 if (process.env.GRADPROM_PYTHON) {
   const python = process.env.GRADPROM_PYTHON;
   const missing = missingModules(python);
-  if (missing === null) fail([`GRADPROM_PYTHON=${python} does not run.`, 'Point it at a Python 3.9+ interpreter, or unset it to let npm install create python/.venv.']);
-  if (missing.length) fail([`GRADPROM_PYTHON=${python} lacks: ${missing.join(', ')}.`, `Fix: ${python} -m pip install -r python/requirements.txt`]);
+  if (missing === null)
+    fail([
+      `GRADPROM_PYTHON=${python} does not run.`,
+      'Point it at a Python 3.9+ interpreter, or unset it to let npm install create python/.venv.',
+    ]);
+  if (missing.length)
+    fail([`GRADPROM_PYTHON=${python} lacks: ${missing.join(', ')}.`, `Fix: ${python} -m pip install -r python/requirements.txt`]);
   console.log(`gradprom: using GRADPROM_PYTHON=${python}`);
   process.exit(0);
 }
@@ -52,8 +57,14 @@ rmSync(venvDir, { recursive: true, force: true });
 if (run(base, ['-m', 'venv', venvDir], { stdio: 'inherit' }).status !== 0) {
   fail([`${base} -m venv failed.`, 'On Debian/Ubuntu: apt-get install python3-venv. Or set GRADPROM_PYTHON.']);
 }
-const pip = run(venvPython, ['-m', 'pip', 'install', '--retries', '0', '--disable-pip-version-check', '-q', '-r', requirements], { stdio: 'inherit' });
-if (pip.status !== 0) fail(['pip could not install python/requirements.txt (see above).', 'Check your pip sources, or set GRADPROM_PYTHON to an interpreter that has them.']);
+const pip = run(venvPython, ['-m', 'pip', 'install', '--retries', '0', '--disable-pip-version-check', '-q', '-r', requirements], {
+  stdio: 'inherit',
+});
+if (pip.status !== 0)
+  fail([
+    'pip could not install python/requirements.txt (see above).',
+    'Check your pip sources, or set GRADPROM_PYTHON to an interpreter that has them.',
+  ]);
 const missing = missingModules(venvPython);
 if (missing?.length) fail([`python/.venv still lacks: ${missing.join(', ')}.`]);
 writeFileSync(stampFile, stamp);

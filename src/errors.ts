@@ -79,9 +79,12 @@ export class RankExitedError extends SidecarExitedError {
   ) {
     super(exitCode, signal, stderrTail);
     const how = signal ? `signal ${signal}` : `exit code ${exitCode}`;
-    const who = rank === null ? `sidecar ranks of this machine (torchrun, ${worldSize} ranks in all)` : `sidecar rank ${rank} of ${worldSize}`;
+    const who =
+      rank === null ? `sidecar ranks of this machine (torchrun, ${worldSize} ranks in all)` : `sidecar rank ${rank} of ${worldSize}`;
     const what = failure ? `failed in '${failure.op}': ${failure.type}: ${failure.message.split('\n')[0]} (${how})` : `exited (${how})`;
-    const tail = stderrTail.length ? `\n--- last stderr of ${rank === null ? 'torchrun' : `rank ${rank}`} ---\n${stderrTail.join('\n')}` : '';
+    const tail = stderrTail.length
+      ? `\n--- last stderr of ${rank === null ? 'torchrun' : `rank ${rank}`} ---\n${stderrTail.join('\n')}`
+      : '';
     this.message = `${who} ${what}${tail}`;
   }
 }

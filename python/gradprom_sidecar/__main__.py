@@ -3,6 +3,7 @@
 The session token comes in the environment (GRADPROM_TOKEN), never on the
 command line, where other users could read it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-message", type=int, default=protocol.DEFAULT_MAX_MESSAGE, help="bytes per frame, both ways; -1 = no limit")
     p.add_argument("--allow-remote", action="store_true", help="allow a tcp endpoint that is not loopback")
     p.add_argument("--log-level", default="INFO")
-    p.add_argument("--dist-backend", choices=("gloo", "nccl"), default=None,
-                   help="join a torch.distributed group (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT from the "
-                        "environment, as torchrun sets them): rank 0 serves, the other ranks follow it")
+    p.add_argument(
+        "--dist-backend",
+        choices=("gloo", "nccl"),
+        default=None,
+        help="join a torch.distributed group (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT from the "
+        "environment, as torchrun sets them): rank 0 serves, the other ranks follow it",
+    )
     p.add_argument("--dist-timeout", type=float, default=1800.0, help="seconds a collective or the rendezvous waits for a peer")
     return p.parse_args(argv)
 
@@ -62,13 +67,13 @@ def check_endpoint(endpoint: str, allow_remote: bool = False) -> str | None:
     :param allow_remote: accept a non-loopback tcp host.
     """
     if endpoint.startswith("tcp://"):
-        host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+        host = endpoint[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
         loopback = host == "localhost" or host == "::1" or host.startswith("127.")
         if not loopback and not allow_remote:
             return f"--endpoint {endpoint}: tcp binds loopback only (127.0.0.1, localhost); pass --allow-remote to bind {host}"
         return None
     if endpoint.startswith("ipc://"):
-        folder = os.path.dirname(endpoint[len("ipc://"):]) or "."
+        folder = os.path.dirname(endpoint[len("ipc://") :]) or "."
         try:
             st = os.stat(folder)
         except OSError as e:
@@ -92,7 +97,7 @@ def _alive(pid: int) -> bool:
 def cleanup_ipc(endpoint: str) -> None:
     """Remove the ipc socket's private folder (only the one TypeScript made for us)."""
     if endpoint.startswith("ipc://"):
-        folder = os.path.dirname(endpoint[len("ipc://"):])
+        folder = os.path.dirname(endpoint[len("ipc://") :])
         if os.path.basename(folder).startswith("gradprom-"):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -141,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         try:  # waits (up to --dist-timeout) until every rank has joined
             state.dist = distributed.RankGroup(rank, args.dist_backend, state.device, args.dist_timeout)
         except Exception as e:
-            print(f"gradprom sidecar: rank {rank.rank} of {rank.world_size} could not join the group at "
-                  f"{rank.master_addr}:{rank.master_port}: {type(e).__name__}: {e}", file=sys.stderr)
+            print(
+                f"gradprom sidecar: rank {rank.rank} of {rank.world_size} could not join the group at "
+                f"{rank.master_addr}:{rank.master_port}: {type(e).__name__}: {e}",
+                file=sys.stderr,
+            )
             return 1
         if worker:
             return state.dist.serve(state)

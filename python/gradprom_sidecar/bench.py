@@ -19,6 +19,7 @@ and talks to it in JSON lines over stdin/stdout, one request and one reply at a 
 Each reply is ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. Timings are taken here,
 in-process, so the pipe never counts. ``echo_b64`` and ``echo_list`` are the pythonia comparison.
 """
+
 from __future__ import annotations
 
 import base64
@@ -66,7 +67,7 @@ def gradcosine_step(s: Session, policy_cfg: dict) -> float:
     gram = G.gram(flat_ip, flat_vr, s.layout)  # host-device sync
     _, w_vr, _ = policies.weights(policy_cfg, gram)
     (loss_ip + w_vr[0] * loss_vr).backward()  # pass 3: the full backward, frees the graph
-    for p, g in zip(phi, g_all[len(theta):]):
+    for p, g in zip(phi, g_all[len(theta) :]):
         p.grad = g  # VR trains on its own loss, as in the two-pass step
     s._set_lr(s.ip_optim, "train.ip_optim")
     s.ip_optim.step()
@@ -168,8 +169,13 @@ def _handle(req: dict[str, Any], sessions: dict[str, Session]) -> dict[str, Any]
     if cmd == "info":
         import zmq
 
-        return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version()}
+        return {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "pyzmq": zmq.__version__,
+            "libzmq": zmq.zmq_version(),
+        }
     raise ValueError(f"cmd: unknown command {cmd!r}")
 
 

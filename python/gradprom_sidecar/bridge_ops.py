@@ -1,4 +1,5 @@
 """Bridge operations that run on the compute thread: echo and sleep."""
+
 from __future__ import annotations
 
 import time

@@ -6,6 +6,7 @@ instead of executed. Writes go to a temporary file in the target folder,
 are fsynced, then renamed over the target, so a crash or a failing save never
 leaves a half-written checkpoint where the previous good one was.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,11 +55,11 @@ def _strip_prefix(sd: dict[str, Tensor], prefix: str | None, path: Path) -> dict
         # Auto: DataParallel/DDP ("module.") or Lightning-style ("model.") wrappers, only when every key has it.
         for auto in ("module.", "model."):
             if sd and all(k.startswith(auto) for k in sd):
-                return {k[len(auto):]: v for k, v in sd.items()}
+                return {k[len(auto) :]: v for k, v in sd.items()}
         return sd
     # Explicit: keep exactly the keys under the prefix (this also selects a
     # sub-network, e.g. "encoder.", out of a larger checkpoint).
-    picked = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    picked = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     if not picked:
         sample = ", ".join(list(sd)[:5])
         raise CheckpointError(f"{path}: no key starts with prefix {prefix!r} (keys begin: {sample})")
@@ -127,6 +128,7 @@ class LoadReport:
 
     def describe(self) -> str:
         """One line per problem kind, first 10 names each, with counts."""
+
         def part(label: str, items: list[str]) -> str:
             more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
             return f"{len(items)} {label}: {', '.join(items[:_SHOW])}{more}"
@@ -142,8 +144,9 @@ class LoadReport:
         return "; ".join(parts) if parts else "all keys match"
 
 
-def load_weights(module: nn.Module, path: str | Path, strict: bool = True, prefix: str | None = None,
-                 part: str | None = None) -> LoadReport:
+def load_weights(
+    module: nn.Module, path: str | Path, strict: bool = True, prefix: str | None = None, part: str | None = None
+) -> LoadReport:
     """Copy a weights file into ``module`` and report how the names matched.
 
     :param module: the network to fill.
@@ -160,9 +163,7 @@ def load_weights(module: nn.Module, path: str | Path, strict: bool = True, prefi
     report = LoadReport(path=str(path))
     report.missing = [k for k in own if k not in sd]
     report.unexpected = [k for k in sd if k not in own]
-    report.mismatched = [
-        (k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own if k in sd and sd[k].shape != own[k].shape
-    ]
+    report.mismatched = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own if k in sd and sd[k].shape != own[k].shape]
     if strict and not report.ok:
         raise CheckpointError(f"{path}: weights do not match the model: {report.describe()}")
     bad = {n for n, _, _ in report.mismatched}

@@ -12,10 +12,11 @@ Randomness: ``__call__`` draws from the caller's generator (training). ``seeded`
 noise that depends only on (seed, index i) — drawn on the CPU from its own generator — so every
 run, batch composition and device sees the same validation and test inputs.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -27,6 +27,7 @@ WORLD_SIZE, LOCAL_RANK), whoever started them: TypeScript on one machine, torchr
   with ``EXIT_OP_FAILED``; a failed op on rank 0 marks the group out of step and refuses further
   all-rank ops. Either way the run ends; TypeScript names the rank and stops the others.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -38,8 +39,9 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, NoReturn
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -81,7 +83,9 @@ def rank_env(environ: Mapping[str, str] | None = None) -> RankEnv:
     env = os.environ if environ is None else environ
     missing = [k for k in _ENV if not env.get(k)]
     if missing:
-        raise ValueError(f"torch.distributed environment incomplete: {', '.join(missing)} not set (torchrun sets them; so does gradprom for --nproc)")
+        raise ValueError(
+            f"torch.distributed environment incomplete: {', '.join(missing)} not set (torchrun sets them; so does gradprom for --nproc)"
+        )
 
     def integer(key: str, low: int, high: int) -> int:
         try:
@@ -93,8 +97,9 @@ def rank_env(environ: Mapping[str, str] | None = None) -> RankEnv:
         return value
 
     world = integer("WORLD_SIZE", 1, 1 << 20)
-    return RankEnv(integer("RANK", 0, world - 1), world, integer("LOCAL_RANK", 0, world - 1),
-                   env["MASTER_ADDR"], integer("MASTER_PORT", 1, 65535))
+    return RankEnv(
+        integer("RANK", 0, world - 1), world, integer("LOCAL_RANK", 0, world - 1), env["MASTER_ADDR"], integer("MASTER_PORT", 1, 65535)
+    )
 
 
 def rank_device(spec: str, local_rank: int) -> torch.device:
@@ -160,8 +165,9 @@ class RankGroup:
             dist.init_process_group(backend, store=store, rank=env.rank, world_size=env.world_size, timeout=timeout)
         else:
             dist.init_process_group(backend, init_method="env://", rank=env.rank, world_size=env.world_size, timeout=timeout)
-        log.info("rank %d of %d joined (%s, %s, local rank %d, pid %d)", self.rank, self.world_size, backend, device,
-                 env.local_rank, os.getpid())
+        log.info(
+            "rank %d of %d joined (%s, %s, local rank %d, pid %d)", self.rank, self.world_size, backend, device, env.local_rank, os.getpid()
+        )
 
     def _loopback_store(self, timeout: datetime.timedelta) -> dist.TCPStore | None:
         """On one machine, the rendezvous store listens on the loopback address only.
@@ -183,8 +189,9 @@ class RankGroup:
             sock.bind((addr, port))
         except OSError as e:
             sock.close()
-            raise SystemExit(f"gradprom sidecar: cannot listen on MASTER_ADDR {addr} port {port} ({e.strerror}); "
-                             "choose another distributed.master_port") from None
+            raise SystemExit(
+                f"gradprom sidecar: cannot listen on MASTER_ADDR {addr} port {port} ({e.strerror}); choose another distributed.master_port"
+            ) from None
         sock.listen(self.world_size)
         store = dist.TCPStore(addr, port, self.world_size, True, timeout, wait_for_workers=False, master_listen_fd=sock.fileno())
         sock.detach()  # the store owns the fd now (it closes it); Python must not close it under the store
@@ -270,7 +277,7 @@ class RankGroup:
         :param buffers_only: leave the parameters (equal on every rank once training runs in step).
         """
         with torch.no_grad():
-            for t in (module.buffers() if buffers_only else module.state_dict().values()):
+            for t in module.buffers() if buffers_only else module.state_dict().values():
                 dist.broadcast(t, src=0)
 
     def gather(self, obj: Any) -> list[Any]:
@@ -323,8 +330,10 @@ class DistributedSession(Session):
         super().__init__(config, device, load_model_weights)
         world, batch = group.world_size, self.sampler.batch
         if batch % world:
-            raise ValueError(f"config.train.batch_size: {batch} images per step cannot be split evenly over {world} ranks "
-                             f"(distributed.nproc x nodes); use a multiple of {world}")
+            raise ValueError(
+                f"config.train.batch_size: {batch} images per step cannot be split evenly over {world} ranks "
+                f"(distributed.nproc x nodes); use a multiple of {world}"
+            )
         # Same seed, same networks; this makes it so even for a nondeterministic initialisation.
         group.broadcast_state(self.ip)
         group.broadcast_state(self.vr)

@@ -11,19 +11,30 @@ graph is freed by the second. Before each pass every IP ``p.grad`` is made a vie
 preallocated, zeroed flat float32 buffer: autograd accumulates into an existing ``.grad`` in place
 (0 + g = g exactly), so the flat vectors come out with no copy at all.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "Block", "Layout", "GradBuffers", "StepGrads", "pixel_loss", "task_loss", "two_pass",
-    "gram", "apply_weights", "apply_vector", "merge_weights", "all_finite",
+    "Block",
+    "Layout",
+    "GradBuffers",
+    "StepGrads",
+    "pixel_loss",
+    "task_loss",
+    "two_pass",
+    "gram",
+    "apply_weights",
+    "apply_vector",
+    "merge_weights",
+    "all_finite",
 ]
 
 
@@ -188,7 +199,9 @@ def all_finite(*values: float | Iterable[float]) -> bool:
     return True
 
 
-def merge_weights(g_ip: Tensor, g_vr: Tensor, layout: Layout, w_ip: Sequence[float], w_vr: Sequence[float], out: Tensor | None = None) -> Tensor:
+def merge_weights(
+    g_ip: Tensor, g_vr: Tensor, layout: Layout, w_ip: Sequence[float], w_vr: Sequence[float], out: Tensor | None = None
+) -> Tensor:
     """θ.grad_b = w_ip[b]·g_IP_b + w_vr[b]·g_VR_b, in float64 arithmetic with a float32 result.
 
     Weights (1, 0) give g_IP bit for bit, the same arithmetic as the TypeScript ``applyDecision``.
@@ -228,8 +241,15 @@ def apply_vector(params: Sequence[nn.Parameter], layout: Layout, merged: Tensor)
         p.grad = v
 
 
-def apply_weights(params: Sequence[nn.Parameter], layout: Layout, g_ip: Tensor, g_vr: Tensor,
-                  w_ip: Sequence[float], w_vr: Sequence[float], out: Tensor | None = None) -> Tensor:
+def apply_weights(
+    params: Sequence[nn.Parameter],
+    layout: Layout,
+    g_ip: Tensor,
+    g_vr: Tensor,
+    w_ip: Sequence[float],
+    w_vr: Sequence[float],
+    out: Tensor | None = None,
+) -> Tensor:
     """Form the merged update from per-block weights and set it as the IP grads.
 
     :param params: the layout's parameters.

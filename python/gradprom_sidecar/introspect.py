@@ -1,4 +1,5 @@
 """Control-plane helpers called from TypeScript through pythonia: environment and checkpoint inspection."""
+
 from __future__ import annotations
 
 import platform

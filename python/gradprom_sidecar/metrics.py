@@ -3,6 +3,7 @@
 Everything runs under ``torch.no_grad``. Image metrics return an N-vector (aggregate with
 ``.mean()``); classification metrics return a Python float over the whole set.
 """
+
 from __future__ import annotations
 
 import math

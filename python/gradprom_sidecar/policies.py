@@ -16,6 +16,7 @@ Policies (θ.grad_b = w_ip[b]·g_IP_b + w_vr[b]·g_VR_b):
 - ``pcgrad``: with d = g_IP·g_VR < 0: (1 − λ_eff·d/‖g_IP‖², λ_eff − d/‖g_VR‖²), else (1, λ_eff)
   (arXiv 2001.06782).
 """
+
 from __future__ import annotations
 
 import math
@@ -66,17 +67,21 @@ def _rule(name: str, tau: float) -> Rule:
     if name == "joint":
         return lambda aa, bb, dot, cos, lam: (1.0, lam, True)
     if name == "gradprom":
+
         def gate(aa: float, bb: float, dot: float, cos: float, lam: float) -> tuple[float, float, bool]:
             open_ = aa > 0 and bb > 0 and cos > tau
             return (1.0, lam, True) if open_ else (1.0, 0.0, False)
+
         return gate
     if name == "soft":
         return lambda aa, bb, dot, cos, lam: (1.0, cos * lam, True) if cos > 0 else (1.0, 0.0, False)
     if name == "pcgrad":
+
         def project(aa: float, bb: float, dot: float, cos: float, lam: float) -> tuple[float, float, bool]:
             if not (aa > 0 and bb > 0 and dot < 0):
                 return 1.0, lam, True
             return 1.0 - lam * (dot / aa), lam - dot / bb, False
+
         return project
     raise ValueError(f"config.policy.name: expected one of {', '.join(NAMES)}, got {name!r}")
 
@@ -123,5 +128,12 @@ def weights(policy_cfg: dict, gram: dict) -> tuple[list[float], list[float], dic
         gate_rate = opens / n if n else 0.0
     else:
         raise ValueError(f"config.policy.granularity: expected global or layer, got {granularity!r}")
-    telemetry = {"cos": cos, "gate": gate, "gate_rate": gate_rate, "ip_norm": math.sqrt(aa), "vr_norm": math.sqrt(bb), "lambda_eff": lam_eff}
+    telemetry = {
+        "cos": cos,
+        "gate": gate,
+        "gate_rate": gate_rate,
+        "ip_norm": math.sqrt(aa),
+        "vr_norm": math.sqrt(bb),
+        "lambda_eff": lam_eff,
+    }
     return w_ip, w_vr, telemetry

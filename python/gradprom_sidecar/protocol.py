@@ -3,11 +3,13 @@
 This module knows no operation names (STYLE rule 5): it maps a header and a
 list of tensors to frames, and frames to a validated header and tensors.
 """
+
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import msgpack
 import torch

@@ -11,6 +11,7 @@ Log lines (JSONL): ``{kind: "pretrain", ...}``, ``{kind: "step", step, loss_ip, 
 gate_rate, ip_norm, vr_norm, lambda_eff, skipped, ms}``, ``{kind: "eval", split, step, ...metrics}``.
 ``--timing`` prints the median step time (grads + policy + apply, ms) after a warm-up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,9 @@ def train_step(ctx: Context, args: dict[str, Any], tensors: list[torch.Tensor]) 
     return {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, **tel, "ms": ms}, []
 
 
-def run_reference(config: dict, steps: int | None = None, device: torch.device | None = None,
-                  on_line: Callable[[dict], None] | None = None) -> dict:
+def run_reference(
+    config: dict, steps: int | None = None, device: torch.device | None = None, on_line: Callable[[dict], None] | None = None
+) -> dict:
     """Run the reference loop and return what it saw.
 
     :param config: the resolved experiment config.
@@ -100,8 +102,7 @@ def run_reference(config: dict, steps: int | None = None, device: torch.device |
         times.append(ms)
         if g.finite:
             gates.append(tel["gate_rate"])
-        emit({"kind": "step", "step": session.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, **tel,
-              "skipped": not g.finite, "ms": ms})
+        emit({"kind": "step", "step": session.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, **tel, "skipped": not g.finite, "ms": ms})
         if in_a_row > max_skips:
             raise TooManySkips(f"train.max_skips: {in_a_row} non-finite steps in a row at step {session.step}")
     for split in ("val", "test"):
@@ -126,8 +127,9 @@ def _json_line(obj: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gradprom_sidecar.reference", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m gradprom_sidecar.reference", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("config", help="resolved experiment config (JSON)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default train.steps)")
     p.add_argument("--out", default=None, help="write the final IP state_dict here (.safetensors)")
@@ -142,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     log_file = open(args.log, "w") if args.log else None
     try:
+
         def on_line(line: dict) -> None:
             if log_file is not None:
                 log_file.write(_json_line(line) + "\n")

@@ -1,4 +1,5 @@
 """The closed list of operations: a name maps to a handler and where it runs."""
+
 from __future__ import annotations
 
 import threading

@@ -4,6 +4,7 @@ hello, ping, cancel and shutdown are answered by the I/O thread, so liveness
 never waits behind a long training step. Compute replies come back to the
 I/O thread over an inproc PUSH/PULL pair (a zmq socket belongs to one thread).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -30,7 +31,9 @@ class Options:
     endpoint: str
     token: str
     max_header: int = protocol.DEFAULT_MAX_HEADER
-    max_message: int = protocol.DEFAULT_MAX_MESSAGE  # bytes per frame, both ways; libzmq enforces it on receipt before allocation; -1 = none
+    max_message: int = (
+        protocol.DEFAULT_MAX_MESSAGE
+    )  # bytes per frame, both ways; libzmq enforces it on receipt before allocation; -1 = none
 
 
 @dataclass

@@ -11,6 +11,7 @@ and test inputs are degraded per sample with seed ``data.seed + 7919``, so runs 
 training seeds share one data set and one degraded test set, and evaluation never touches the
 training generator (results do not depend on how often one evaluates).
 """
+
 from __future__ import annotations
 
 import copy
@@ -157,7 +158,7 @@ class Session:
         self.data_seed = int(data_cfg.get("seed") or 0)
         self.bundle = build_data(data_cfg, self.data_seed)
         self.degradation = build_degradation(cfg_get(config, "degradation"))
-        ip_cfg, vr_cfg, train = cfg_get(config, "ip"), cfg_get(config, "vr"), cfg_get(config, "train")
+        ip_cfg, vr_cfg = cfg_get(config, "ip"), cfg_get(config, "vr")
         self.task = _choice(config, "vr.task", ("classify", "segment"))
         self.mode = _choice(config, "vr.mode", MODES)
         self.loss_kind = _choice(config, "train.loss", ("mse", "l1"))
@@ -190,8 +191,11 @@ class Session:
         else:
             self.vr.train()
         self.ip_optim = make_optimizer(self.layout.params, cfg_get(config, "train.ip_optim"), "train.ip_optim")
-        self.vr_optim = None if self.mode == "frozen" else make_optimizer(
-            [p for p in self.vr.parameters() if p.requires_grad], cfg_get(config, "train.vr_optim"), "train.vr_optim")
+        self.vr_optim = (
+            None
+            if self.mode == "frozen"
+            else make_optimizer([p for p in self.vr.parameters() if p.requires_grad], cfg_get(config, "train.vr_optim"), "train.vr_optim")
+        )
         self.generator = torch.Generator().manual_seed(self.seed)
         self.pretrain_generator = torch.Generator().manual_seed(self.seed + PRETRAIN_SEED_OFFSET)
         self.sampler = Sampler(len(self.bundle.train), self.batch_size, self.generator)
@@ -245,9 +249,16 @@ class Session:
             "ip_params": count_params(self.ip),
             "vr_params": count_params(self.vr),
             "device": str(self.device),
-            "data": {"train": len(b.train), "val": len(b.val), "test": len(b.test), "num_classes": b.num_classes,
-                     "task_classes": self.num_classes, "channels": b.channels, "size": b.size,
-                     "class_names": list(b.class_names)},
+            "data": {
+                "train": len(b.train),
+                "val": len(b.val),
+                "test": len(b.test),
+                "num_classes": b.num_classes,
+                "task_classes": self.num_classes,
+                "channels": b.channels,
+                "size": b.size,
+                "class_names": list(b.class_names),
+            },
         }
 
     # ----------------------------------------------------------------- batches
@@ -527,26 +538,39 @@ class Session:
     # ----------------------------------------------------------------- checkpoints
     def checkpoint(self, extra: Any = None) -> dict:
         """Everything needed to continue bit-identically (CPU tensors and plain containers only)."""
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "generator": self.generator.get_state(),
-                               "pretrain_generator": self.pretrain_generator.get_state()}
+        rng: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "generator": self.generator.get_state(),
+            "pretrain_generator": self.pretrain_generator.get_state(),
+        }
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         sched = {"step": self.step, "total": self.total_steps}
         return {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": self.config,
-            "step": self.step, "skipped": self.skipped, "seed": self.seed,
-            "ip": _state_cpu(self.ip), "vr": _state_cpu(self.vr),
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "config": self.config,
+            "step": self.step,
+            "skipped": self.skipped,
+            "seed": self.seed,
+            "ip": _state_cpu(self.ip),
+            "vr": _state_cpu(self.vr),
             "fixed_vr": _state_cpu(self.fixed_vr) if self.fixed_vr is not None else None,
             "ip_optim": self.ip_optim.state_dict(),
             "vr_optim": self.vr_optim.state_dict() if self.vr_optim is not None else None,
-            "ip_sched": dict(sched), "vr_sched": dict(sched),
-            "rng": rng, "sampler": self.sampler.state(), "extra": extra,
+            "ip_sched": dict(sched),
+            "vr_sched": dict(sched),
+            "rng": rng,
+            "sampler": self.sampler.state(),
+            "extra": extra,
         }
 
     def restore(self, ckpt: dict, path: str) -> None:
         """Load a :meth:`checkpoint` dict into this session; errors name ``path`` and the part."""
         if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("version") != CHECKPOINT_VERSION:
-            raise CheckpointError(f"{path}: not a gradprom checkpoint v{CHECKPOINT_VERSION} (format {ckpt.get('format')!r}, version {ckpt.get('version')!r})")
+            raise CheckpointError(
+                f"{path}: not a gradprom checkpoint v{CHECKPOINT_VERSION} (format {ckpt.get('format')!r}, version {ckpt.get('version')!r})"
+            )
         try:
             self.ip.load_state_dict(ckpt["ip"])
             self.vr.load_state_dict(ckpt["vr"])

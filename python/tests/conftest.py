@@ -1,11 +1,12 @@
 """Shared fixtures: a seeded RNG for every test, a device-aware tensor factory, a live sidecar."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -46,7 +47,9 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]
         proc = subprocess.Popen(
             [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu"],
             env={**os.environ, "GRADPROM_TOKEN": SIDECAR_TOKEN, "OMP_NUM_THREADS": "1"},
-            stdout=subprocess.PIPE, stderr=err, text=True,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
         )
     assert proc.stdout is not None
     line = proc.stdout.readline()

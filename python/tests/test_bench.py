@@ -1,4 +1,5 @@
 """The benchmark worker's pieces: the GradCosine step does the reference step's work, and the helpers round-trip."""
+
 from __future__ import annotations
 
 import base64
@@ -8,11 +9,11 @@ import sys
 from pathlib import Path
 
 import torch
+from test_session import tiny_config
 
 from gradprom_sidecar import bench
 from gradprom_sidecar.reference import reference_step
 from gradprom_sidecar.session import Session
-from test_session import tiny_config
 
 
 def test_gradcosine_step_makes_the_same_update_as_the_reference_step() -> None:
@@ -41,10 +42,22 @@ def test_helpers_round_trip() -> None:
 
 def test_serve_answers_json_lines_and_reports_errors() -> None:
     python_dir = Path(bench.__file__).resolve().parent.parent
-    lines = [{"cmd": "info"}, {"cmd": "nope"}, {"cmd": "create", "name": "s", "config": tiny_config(), "pretrain": 0},
-             {"cmd": "step", "name": "s", "kind": "ref"}, {"cmd": "quit"}]
-    out = subprocess.run([sys.executable, "-m", "gradprom_sidecar.bench", "serve"], input="".join(json.dumps(x) + "\n" for x in lines),
-                         capture_output=True, text=True, timeout=120, cwd=python_dir, check=True).stdout
+    lines = [
+        {"cmd": "info"},
+        {"cmd": "nope"},
+        {"cmd": "create", "name": "s", "config": tiny_config(), "pretrain": 0},
+        {"cmd": "step", "name": "s", "kind": "ref"},
+        {"cmd": "quit"},
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "gradprom_sidecar.bench", "serve"],
+        input="".join(json.dumps(x) + "\n" for x in lines),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=python_dir,
+        check=True,
+    ).stdout
     replies = [json.loads(line) for line in out.splitlines()]
     assert [r["ok"] for r in replies] == [True, False, True, True]
     assert replies[0]["torch"] == torch.__version__

@@ -1,4 +1,5 @@
 """Checkpoints: safe reading, mismatch reports, prefix stripping, atomic writes."""
+
 from __future__ import annotations
 
 import pickle

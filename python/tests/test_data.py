@@ -1,4 +1,5 @@
 """Data sets: the synthetic default, the file layouts (folder, ISIC 2018, DICOM), splits and errors."""
+
 from __future__ import annotations
 
 import math
@@ -149,7 +150,7 @@ def _fit_probe(x: torch.Tensor, y: torch.Tensor, k: int):
         return loss
 
     opt.step(closure)
-    return lambda z: (((z - mu) / sd @ w + b).argmax(1))
+    return lambda z: ((z - mu) / sd @ w + b).argmax(1)
 
 
 def test_synthetic_class_is_in_the_texture_and_noise_destroys_it() -> None:
@@ -229,7 +230,17 @@ def test_folder_one_hot_index_and_split_columns(tmp_path: Path) -> None:
     d = build_data({"kind": "folder", "path": str(tmp_path), "labels_csv": "oh.csv", "size": 8, "label_columns": ["x", "y", "z"]}, 0)
     assert d.class_names == ["x", "y", "z"] and d.channels == 3
     write_csv(tmp_path / "idx.csv", ["file,cls,split", "a0.jpg,2,train", "a1.jpg,0,train", "a2.jpg,1,validation", "a3.jpg,0,test"])
-    d = build_data({"kind": "folder", "path": str(tmp_path), "labels_csv": str(tmp_path / "idx.csv"), "image_column": "file", "label_column": "cls", "size": 8}, 0)
+    d = build_data(
+        {
+            "kind": "folder",
+            "path": str(tmp_path),
+            "labels_csv": str(tmp_path / "idx.csv"),
+            "image_column": "file",
+            "label_column": "cls",
+            "size": 8,
+        },
+        0,
+    )
     assert d.train.names == ["a0.jpg", "a1.jpg"] and d.train.labels.tolist() == [2, 0]
     assert d.val.names == ["a2.jpg"] and d.test.names == ["a3.jpg"] and d.class_names == ["0", "1", "2"]
 
@@ -334,10 +345,17 @@ def test_error_unknown_image(tmp_path: Path) -> None:
 
 
 def test_error_duplicate_row(tmp_path: Path) -> None:
-    _folder_error(tmp_path, ["image,label", "im0.png,a", "im1.png,b", "im0.png,b"], r"labels\.csv: duplicate row for image 'im0\.png' \(lines 2 and 4\)")
+    _folder_error(
+        tmp_path,
+        ["image,label", "im0.png,a", "im1.png,b", "im0.png,b"],
+        r"labels\.csv: duplicate row for image 'im0\.png' \(lines 2 and 4\)",
+    )
 
 
-@pytest.mark.parametrize("row,what", [("im1.png,0,0", "0 ones"), ("im1.png,1,1", "2 ones"), ("im1.png,0.5,0", "must be 0 or 1"), ("im1.png,yes,0", "non-numeric")])
+@pytest.mark.parametrize(
+    "row,what",
+    [("im1.png,0,0", "0 ones"), ("im1.png,1,1", "2 ones"), ("im1.png,0.5,0", "must be 0 or 1"), ("im1.png,yes,0", "non-numeric")],
+)
 def test_error_not_one_hot(tmp_path: Path, row: str, what: str) -> None:
     _folder_error(tmp_path, ["image,a,b", "im0.png,1,0", row], rf"labels\.csv: line 3 \(im1\.png\).*{what}")
 

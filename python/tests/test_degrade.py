@@ -1,4 +1,5 @@
 """Degradations: validation messages, each kind's statistics, composition, and per-sample seeding."""
+
 from __future__ import annotations
 
 import pytest

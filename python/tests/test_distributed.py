@@ -10,6 +10,7 @@ BatchNorm (srresnet without batch_norm, smallresnet with GroupNorm), whose stati
 per rank, and are narrow, with one thread per rank: a ReLU whose input sits within rounding of 0
 passes the gradient or not, which a wider VR with 2 threads per rank showed after 2 steps.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_session import call, new_state, tiny_config
 
 from gradprom_sidecar import distributed as D
 from gradprom_sidecar import policies
 from gradprom_sidecar.registry import ALL_RANKS, HANDLERS
-from test_session import call, new_state, tiny_config
 
 TOL = 1e-5  # max |Δ| of any IP parameter, 2 ranks vs 1 process, after STEPS steps
 STEPS, SPLIT = 10, 5
@@ -33,8 +34,16 @@ FIXTURE = Path(__file__).parent / "fixtures" / "ddp_rank.py"
 
 
 def ddp_config() -> dict:
-    sgd = {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0, "schedule": "constant", "step_size": 1000,
-           "gamma": 0.5, "warmup_steps": 0}
+    sgd = {
+        "name": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 0,
+        "schedule": "constant",
+        "step_size": 1000,
+        "gamma": 0.5,
+        "warmup_steps": 0,
+    }
     return tiny_config(
         data={"counts": {"train": 64, "val": 16, "test": 32}},
         ip={"channels": 8, "blocks": 1},
@@ -85,10 +94,26 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     port = free_port()
     procs = []
     for rank in (0, 1):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-        args = [sys.executable, str(FIXTURE), str(tmp / "config.json"), str(tmp / "out.pt"), str(tmp / "ckpt1.pt"),
-                str(tmp / "ckpt2.pt"), str(STEPS), str(SPLIT)]
+        env = {
+            **os.environ,
+            "RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+        args = [
+            sys.executable,
+            str(FIXTURE),
+            str(tmp / "config.json"),
+            str(tmp / "out.pt"),
+            str(tmp / "ckpt1.pt"),
+            str(tmp / "ckpt2.pt"),
+            str(STEPS),
+            str(SPLIT),
+        ]
         procs.append(subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True))
     errs = []
     for p in procs:
@@ -99,8 +124,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 q.kill()
             raise
     assert procs[0].returncode == 0, errs[0]
-    return {"single": single, "ranks": torch.load(tmp / "out.pt", weights_only=False), "config": config, "tmp": tmp,
-            "worker_code": procs[1].returncode, "worker_stderr": errs[1]}
+    return {
+        "single": single,
+        "ranks": torch.load(tmp / "out.pt", weights_only=False),
+        "config": config,
+        "tmp": tmp,
+        "worker_code": procs[1].returncode,
+        "worker_stderr": errs[1],
+    }
 
 
 @pytest.mark.slow
@@ -155,7 +186,7 @@ def test_a_failed_op_stops_the_worker_and_puts_rank_0_out_of_step(runs: dict) ->
     assert runs["worker_code"] == D.EXIT_OP_FAILED
     last = runs["worker_stderr"].strip().splitlines()[-1]
     assert last.startswith(D.RANK_FAILED)
-    report = json.loads(last[len(D.RANK_FAILED):])
+    report = json.loads(last[len(D.RANK_FAILED) :])
     assert report["rank"] == 1 and report["op"] == "train.apply" and report["type"] == "ValueError"
 
 

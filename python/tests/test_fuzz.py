@@ -1,4 +1,5 @@
 """Fuzzing the Python decoder (10,000 random or mutated frame lists) and the running sidecar behind it."""
+
 from __future__ import annotations
 
 import random
@@ -8,7 +9,6 @@ from typing import Any
 import msgpack
 import pytest
 import torch
-import zmq
 from conftest import SIDECAR_TOKEN
 
 from gradprom_sidecar import PROTOCOL_VERSION, protocol
@@ -18,8 +18,23 @@ DECODER_FRAMES = 10_000
 TOKEN = SIDECAR_TOKEN
 PING_ID = 987_654_321  # never produced by the generators (their ids stay below 10**6 or are edge values)
 KEYS = ["v", "id", "op", "args", "token", "status", "result", "error", "tensors", "dtype", "shape", "k"]
-OPS = ["ping", "hello", "cancel", "echo", "eval", "train.grads", "train.apply", "train.skip", "vr.pretrain",
-       "data.describe", "checkpoint.load", "session.create", "no.such.op", "", "__init__"]
+OPS = [
+    "ping",
+    "hello",
+    "cancel",
+    "echo",
+    "eval",
+    "train.grads",
+    "train.apply",
+    "train.skip",
+    "vr.pretrain",
+    "data.describe",
+    "checkpoint.load",
+    "session.create",
+    "no.such.op",
+    "",
+    "__init__",
+]
 
 
 def random_value(rng: random.Random, depth: int = 3) -> Any:
@@ -44,8 +59,7 @@ def random_value(rng: random.Random, depth: int = 3) -> Any:
 def valid_message(rng: random.Random, token: str = TOKEN, ops: list[str] = OPS) -> list[bytes]:
     """A well-formed request carrying 0-3 tensors of any wire dtype."""
     tensors = [torch.zeros(rng.randrange(6), dtype=rng.choice(list(protocol.DTYPES.values()))) for _ in range(rng.randrange(4))]
-    header = {"v": PROTOCOL_VERSION, "token": token, "id": rng.randrange(10**6), "op": rng.choice(ops),
-              "args": {"k": rng.randrange(9)}}
+    header = {"v": PROTOCOL_VERSION, "token": token, "id": rng.randrange(10**6), "op": rng.choice(ops), "args": {"k": rng.randrange(9)}}
     return [bytes(f) for f in protocol.encode(header, tensors)]
 
 
@@ -79,9 +93,13 @@ def mutate(rng: random.Random, frames: list[bytes]) -> list[bytes]:
         out[i], out[j] = out[j], out[i]
     elif kind in (6, 7) and (h := _header_of(bytes(out[0]))) is not None:
         if kind == 6:
-            h["tensors"] = [{"dtype": rng.choice(list(protocol.DTYPES)) if rng.random() < 0.8 else random_value(rng, 0),
-                             "shape": [rng.choice([0, 1, 2, 3, 4, 8, -1, 2**40, 1.5, True]) for _ in range(rng.randrange(4))]}
-                            for _ in range(rng.randrange(4))]
+            h["tensors"] = [
+                {
+                    "dtype": rng.choice(list(protocol.DTYPES)) if rng.random() < 0.8 else random_value(rng, 0),
+                    "shape": [rng.choice([0, 1, 2, 3, 4, 8, -1, 2**40, 1.5, True]) for _ in range(rng.randrange(4))],
+                }
+                for _ in range(rng.randrange(4))
+            ]
         else:
             h[rng.choice(KEYS)] = random_value(rng)
         out[0] = bytearray(msgpack.packb(h))
@@ -122,8 +140,6 @@ def test_decoder_fuzz_gives_a_message_or_a_frame_error() -> None:
     assert accepted + refused == DECODER_FRAMES
     assert refused > DECODER_FRAMES // 2 and accepted > 0
     assert time.monotonic() - t0 < 60
-
-
 
 
 def test_sidecar_answers_2000_fuzzed_messages_and_keeps_serving(sidecar: Any) -> None:

@@ -1,12 +1,13 @@
 """The two-pass gradients, the per-block Gram and applying a decision (gradprom_sidecar.grads)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DEVICE
 from torch import nn
 
-from conftest import DEVICE
 from gradprom_sidecar import grads as G
 from gradprom_sidecar.models import build_ip, build_vr
 
@@ -81,7 +82,7 @@ def test_g_vr_and_vr_grads_equal_autograd_of_l_vr() -> None:
     grads = torch.autograd.grad(l_vr, layout.params + vr_params)
     ref = torch.cat([g.reshape(-1) for g in grads[: len(layout.params)]])
     assert torch.equal(g_vr, ref)
-    for (n, _), g in zip(vr.named_parameters(), grads[len(layout.params):]):
+    for (n, _), g in zip(vr.named_parameters(), grads[len(layout.params) :]):
         assert torch.equal(vr_grads[n], g)
 
 

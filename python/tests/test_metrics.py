@@ -1,4 +1,5 @@
 """Metrics against hand-computed values, and SSIM against scikit-image."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Networks: output shapes, torchvision key compatibility, input adaptation, plugins."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -157,7 +158,7 @@ def test_unknown_arch_lists_known() -> None:
     assert all(name in str(e.value) for name in VR_REGISTRY)
 
 
-PLUGIN = '''
+PLUGIN = """
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -180,7 +181,7 @@ class Classifier(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 NotAModule = int
-'''
+"""
 
 
 @pytest.fixture
@@ -193,19 +194,23 @@ def plugin_dir(tmp_path: Path) -> Path:
 
 
 def test_plugin_ip_and_vr(plugin_dir: Path) -> None:
-    ip = build_ip({"arch": "gp_test_plugins.nets:Enhancer", "plugin_path": str(plugin_dir),
-                   "in_channels": 3, "scale": 2, "kwargs": {"width": 9}})
+    ip = build_ip(
+        {"arch": "gp_test_plugins.nets:Enhancer", "plugin_path": str(plugin_dir), "in_channels": 3, "scale": 2, "kwargs": {"width": 9}}
+    )
     assert ip.width == 9 and ip(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
     vr = build_vr({"arch": "gp_test_plugins.nets:Classifier", "plugin_path": str(plugin_dir)}, 3, 7)
     assert vr(torch.rand(2, 3, 8, 8)).shape == (2, 7)
 
 
-@pytest.mark.parametrize(("arch", "problem"), [
-    ("gp_no_such_module:Net", "not found"),
-    ("gp_test_plugins.nets:Missing", "no attribute"),
-    ("gp_test_plugins.nets:NotAModule", "not an nn.Module"),
-    ("gp_test_plugins.nets:", "module.path:ClassName"),
-])
+@pytest.mark.parametrize(
+    ("arch", "problem"),
+    [
+        ("gp_no_such_module:Net", "not found"),
+        ("gp_test_plugins.nets:Missing", "no attribute"),
+        ("gp_test_plugins.nets:NotAModule", "not an nn.Module"),
+        ("gp_test_plugins.nets:", "module.path:ClassName"),
+    ],
+)
 def test_plugin_errors(plugin_dir: Path, arch: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem) as e:
         build_vr({"arch": arch, "plugin_path": str(plugin_dir)}, 1, 2)

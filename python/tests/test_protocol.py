@@ -1,4 +1,5 @@
 """Framing: every dtype round-trips; malformed frames are refused with the field named."""
+
 from __future__ import annotations
 
 import msgpack

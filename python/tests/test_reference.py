@@ -1,4 +1,5 @@
 """The in-process reference loop (gradprom_sidecar.reference) and the Python policy mirrors (policies)."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import DEVICE
+from test_session import tiny_config
+
 from gradprom_sidecar import policies as P
 from gradprom_sidecar.reference import main, run_reference
-from test_session import tiny_config
 
 
 def _gram(aa: list[float], bb: list[float], ab: list[float]) -> dict:

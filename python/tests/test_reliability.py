@@ -1,4 +1,5 @@
 """A process killed inside a checkpoint write keeps the previous checkpoint; Ctrl-C belongs to the sidecar's parent."""
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,10 @@ def test_sidecar_with_a_parent_ignores_ctrl_c_but_not_sigterm(tmp_path: Path) ->
     endpoint = f"ipc://{tmp_path}/s.sock"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu", "--parent-pid", str(os.getpid())],
-        env={**os.environ, "GRADPROM_TOKEN": "t"}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "GRADPROM_TOKEN": "t"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().startswith("GRADPROM_READY ")

@@ -1,4 +1,5 @@
 """Who may talk to the sidecar and what it accepts: endpoints, message size, tokens, no pickle on the wire."""
+
 from __future__ import annotations
 
 import ast
@@ -6,8 +7,9 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import msgpack
 import pytest
@@ -51,7 +53,10 @@ def test_ipc_folder_must_be_private(tmp_path: Path) -> None:
 def test_sidecar_refuses_to_start_on_a_public_address() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "gradprom_sidecar", "--endpoint", "tcp://0.0.0.0:0", "--device", "cpu"],
-        env={**os.environ, "GRADPROM_TOKEN": TOKEN}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "GRADPROM_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 2 and "loopback" in r.stderr
 
@@ -83,9 +88,23 @@ def small_sidecar(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]
     os.chmod(tmp_path, 0o700)
     endpoint = f"ipc://{tmp_path}/s.sock"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu", "--max-message", "4096",
-         "--parent-pid", str(os.getpid())],
-        env={**os.environ, "GRADPROM_TOKEN": TOKEN}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gradprom_sidecar",
+            "--endpoint",
+            endpoint,
+            "--device",
+            "cpu",
+            "--max-message",
+            "4096",
+            "--parent-pid",
+            str(os.getpid()),
+        ],
+        env={**os.environ, "GRADPROM_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None and proc.stdout.readline().startswith("GRADPROM_READY ")
     yield endpoint, proc
@@ -151,8 +170,11 @@ def test_pickles_on_the_wire_stay_inert_bytes(small_sidecar: Any, tmp_path: Path
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(_Boom(str(marker)))
     sock = _dealer(endpoint, 10_000)
-    head = {**_req("echo", 1), "args": {"blob": payload, "ext": msgpack.ExtType(1, payload)},
-            "tensors": [{"dtype": "uint8", "shape": [len(payload)]}]}
+    head = {
+        **_req("echo", 1),
+        "args": {"blob": payload, "ext": msgpack.ExtType(1, payload)},
+        "tensors": [{"dtype": "uint8", "shape": [len(payload)]}],
+    }
     r = _call(sock, [msgpack.packb(head), payload])
     assert r["status"] == "ok"
     for op in ("checkpoint.load", "session.create"):

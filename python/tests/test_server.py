@@ -1,4 +1,5 @@
 """The ROUTER loop, driven by a raw DEALER: token, version, liveness while busy, shutdown."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-import pytest
 import zmq
 from conftest import SIDECAR_TOKEN
 
@@ -68,6 +68,9 @@ def test_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "GRADPROM_TOKEN"}
     r = subprocess.run(
         [sys.executable, "-m", "gradprom_sidecar", "--endpoint", f"ipc://{tmp_path}/x.sock"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2 and "GRADPROM_TOKEN" in r.stderr

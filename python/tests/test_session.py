@@ -1,4 +1,5 @@
 """The compute session and its ops (gradprom_sidecar.session), on tiny synthetic configs."""
+
 from __future__ import annotations
 
 import copy
@@ -10,34 +11,79 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import DEVICE
+
 from gradprom_sidecar import grads as G
 from gradprom_sidecar import session as S
 from gradprom_sidecar.registry import HANDLERS, Context, State
 
 
 def _optim() -> dict:
-    return {"name": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0, "schedule": "constant",
-            "step_size": 1000, "gamma": 0.5, "warmup_steps": 0}
+    return {
+        "name": "adam",
+        "lr": 1e-3,
+        "momentum": 0.9,
+        "weight_decay": 0,
+        "schedule": "constant",
+        "step_size": 1000,
+        "gamma": 0.5,
+        "warmup_steps": 0,
+    }
 
 
 def tiny_config(**over: dict) -> dict:
     """A complete, resolved config small enough for a test (16×16, 48 train images, tiny nets)."""
     cfg = {
-        "seed": 0, "device": "cpu",
-        "data": {"kind": "synthetic", "path": None, "size": 16, "channels": 1, "classes": 3,
-                 "counts": {"train": 48, "val": 12, "test": 12}, "split": {"train": 0.7, "val": 0.1, "test": 0.2},
-                 "seed": 0, "augment": {"flip": False}, "window": None},
+        "seed": 0,
+        "device": "cpu",
+        "data": {
+            "kind": "synthetic",
+            "path": None,
+            "size": 16,
+            "channels": 1,
+            "classes": 3,
+            "counts": {"train": 48, "val": 12, "test": 12},
+            "split": {"train": 0.7, "val": 0.1, "test": 0.2},
+            "seed": 0,
+            "augment": {"flip": False},
+            "window": None,
+        },
         "degradation": [{"kind": "gaussian", "sigma": 0.3, "clip": False}],
-        "ip": {"arch": "srresnet", "channels": 4, "blocks": 1, "batch_norm": False, "depth": None, "scale": 1,
-               "weights": None, "plugin_path": None, "kwargs": {}},
-        "vr": {"arch": "smallresnet", "task": "classify", "mode": "supervised", "weights": None, "normalize": "none",
-               "weights_channels": None, "pretrain_steps": 2, "pretrain_lr": 1e-3, "plugin_path": None,
-               "kwargs": {"widths": [4, 8]}},
+        "ip": {
+            "arch": "srresnet",
+            "channels": 4,
+            "blocks": 1,
+            "batch_norm": False,
+            "depth": None,
+            "scale": 1,
+            "weights": None,
+            "plugin_path": None,
+            "kwargs": {},
+        },
+        "vr": {
+            "arch": "smallresnet",
+            "task": "classify",
+            "mode": "supervised",
+            "weights": None,
+            "normalize": "none",
+            "weights_channels": None,
+            "pretrain_steps": 2,
+            "pretrain_lr": 1e-3,
+            "plugin_path": None,
+            "kwargs": {"widths": [4, 8]},
+        },
         "policy": {"name": "gradprom", "lambda": 0.003, "lambda_mode": "plain", "threshold": 0, "granularity": "global"},
-        "train": {"steps": 5, "batch_size": 8, "loss": "mse", "transport": "gram", "max_skips": 3,
-                  "ip_optim": _optim(), "vr_optim": _optim(), "eval_every": 0, "checkpoint_every": 0},
+        "train": {
+            "steps": 5,
+            "batch_size": 8,
+            "loss": "mse",
+            "transport": "gram",
+            "max_skips": 3,
+            "ip_optim": _optim(),
+            "vr_optim": _optim(),
+            "eval_every": 0,
+            "checkpoint_every": 0,
+        },
         "eval": {"batch_size": 8, "limit": None},
         "output": {"dir": "runs", "name": None},
     }
@@ -144,7 +190,9 @@ def test_frozen_mode_never_changes_vr() -> None:
 def test_unsupervised_target_is_vr_on_the_clean_image() -> None:
     state, s = make(tiny_config(vr={"mode": "unsupervised"}))
     seen: list[tuple[torch.Tensor, torch.Tensor, bool]] = []
-    hook = s.vr.register_forward_hook(lambda m, inp, out: seen.append((inp[0].detach().clone(), out.detach().clone(), torch.is_grad_enabled())))
+    hook = s.vr.register_forward_hook(
+        lambda m, inp, out: seen.append((inp[0].detach().clone(), out.detach().clone(), torch.is_grad_enabled()))
+    )
     res, _ = call(state, "train.grads", {"transport": "gram"})
     hook.remove()
     (clean_in, clean_out, clean_grad), (hat_in, hat_out, hat_grad) = seen
@@ -216,8 +264,18 @@ def test_eval_keys_and_ranges_classify() -> None:
     assert m["n"] == 12 and isinstance(m["ssim_convention"], str)
     for k in ("psnr", "psnr_degraded"):
         assert 0 < m[k] < 100
-    for k in ("ssim", "ssim_degraded", "fixed_clean_acc", "fixed_degraded_acc", "fixed_enhanced_acc",
-              "fixed_enhanced_bacc", "fixed_enhanced_f1", "fixed_enhanced_auc", "cotrained_clean_acc", "cotrained_enhanced_acc"):
+    for k in (
+        "ssim",
+        "ssim_degraded",
+        "fixed_clean_acc",
+        "fixed_degraded_acc",
+        "fixed_enhanced_acc",
+        "fixed_enhanced_bacc",
+        "fixed_enhanced_f1",
+        "fixed_enhanced_auc",
+        "cotrained_clean_acc",
+        "cotrained_enhanced_acc",
+    ):
         assert -1.0 <= m[k] <= 1.0, k
     assert call(state, "eval", {"split": "val", "limit": 5})[0]["n"] == 5
     assert state.session.ip.training and state.session.vr.training
@@ -233,15 +291,22 @@ def test_eval_without_fixed_vr_has_no_fixed_keys() -> None:
 def test_segmentation_and_super_resolution() -> None:
     cfg = tiny_config(
         vr={"arch": "unet", "task": "segment", "kwargs": {"channels": 4, "depth": 2}},
-        ip={"scale": 2}, degradation=[{"kind": "downsample", "scale": 2, "clip": False}],
+        ip={"scale": 2},
+        degradation=[{"kind": "downsample", "scale": 2, "clip": False}],
     )
     state, s = make(cfg, pretrain=1)
     assert s.num_classes == 2  # the synthetic masks' own classes
     res = step(state)
     assert res["finite"]
     m, _ = call(state, "eval", {"split": "val"})
-    for k in ("fixed_clean_dice", "fixed_degraded_dice", "fixed_enhanced_dice", "fixed_enhanced_iou",
-              "cotrained_clean_dice", "cotrained_enhanced_dice"):
+    for k in (
+        "fixed_clean_dice",
+        "fixed_degraded_dice",
+        "fixed_enhanced_dice",
+        "fixed_enhanced_iou",
+        "cotrained_clean_dice",
+        "cotrained_enhanced_dice",
+    ):
         assert 0.0 <= m[k] <= 1.0, k
     assert "fixed_enhanced_acc" not in m and m["psnr_degraded"] > 0
     _, (out,) = call(state, "enhance", {}, [torch.rand(3, 1, 8, 8)])

@@ -14,7 +14,9 @@ export async function inspect(file: string): Promise<InspectInfo> {
 }
 
 export function formatInspect(info: InspectInfo): string {
-  const lines = [`${info.path}: ${info.format}${info.step !== undefined && info.step !== null ? `, step ${info.step}` : ''}, ${info.bytes ?? '?'} bytes`];
+  const lines = [
+    `${info.path}: ${info.format}${info.step !== undefined && info.step !== null ? `, step ${info.step}` : ''}, ${info.bytes ?? '?'} bytes`,
+  ];
   for (const [group, g] of Object.entries(info.groups)) {
     lines.push('', `${group}: ${g.tensors.length} tensors, ${g.params.toLocaleString('en-US')} elements`);
     for (const t of g.tensors) lines.push(`  ${t.name.padEnd(48)} ${t.dtype.padEnd(9)} [${t.shape.join(', ')}]`);

@@ -69,7 +69,9 @@ function withCommon(cmd: Command, config = true): Command {
 
 export function buildProgram(): Command {
   const program = new Command('gradprom')
-    .description('Task-driven medical image enhancement with Gradient Promotion (GradProm), trained from TypeScript over a PyTorch sidecar.')
+    .description(
+      'Task-driven medical image enhancement with Gradient Promotion (GradProm), trained from TypeScript over a PyTorch sidecar.',
+    )
     .showHelpAfterError()
     // Before the subcommands are added: they copy this setting when created.
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage))
@@ -123,16 +125,22 @@ export function buildProgram(): Command {
       out(opts, `${r.markdown}\n\nreport: ${join(r.dir, 'compare.md')}`, { dir: r.dir, groups: r.groups });
     });
 
-  withCommon(program.command('eval').description('reproduce with existing weights: PSNR/SSIM and recognition on clean, degraded and enhanced test images'))
+  withCommon(
+    program
+      .command('eval')
+      .description('reproduce with existing weights: PSNR/SSIM and recognition on clean, degraded and enhanced test images'),
+  )
     .option('--ip <weights>', 'IP weights (.pt/.pth/.safetensors)')
     .option('--vr <weights>', 'VR weights, read as the fixed recognition model')
-    .option('--run <dir>', 'evaluate a run folder\'s last checkpoint instead')
+    .option('--run <dir>', "evaluate a run folder's last checkpoint instead")
     .option('--split <split>', 'val or test', 'test')
     .option('--out <dir>', 'also write eval.md and eval.json here')
     .action(async (opts: Common & { ip?: string; vr?: string; run?: string; split: string; out?: string }) => {
       if (!opts.run && !opts.ip) usage('eval needs --ip WEIGHTS (with --vr WEIGHTS) or --run DIR');
       if (opts.split !== 'val' && opts.split !== 'test') usage(`--split: expected val or test, got "${opts.split}"`);
-      const sets = opts.run ? [] : [`ip.weights=${resolve(opts.ip!)}`, 'vr.pretrain_steps=0', ...(opts.vr ? [`vr.weights=${resolve(opts.vr)}`] : [])];
+      const sets = opts.run
+        ? []
+        : [`ip.weights=${resolve(opts.ip!)}`, 'vr.pretrain_steps=0', ...(opts.vr ? [`vr.weights=${resolve(opts.vr)}`] : [])];
       const config = opts.run ? await configFrom({ ...opts, config: join(opts.run, 'config.json') }) : await configFrom(opts, sets);
       const metrics = await withSession(config, opts, async (session) => {
         if (opts.run) await session.load(join(opts.run, 'checkpoints', 'last.pt'));
@@ -155,7 +163,10 @@ export function buildProgram(): Command {
     .action(async (opts: Common & { ip: string; in: string; out: string }) => {
       if (!existsSync(opts.in)) usage(`--in: ${opts.in} does not exist`);
       const inputs = statSync(opts.in).isDirectory()
-        ? readdirSync(opts.in).filter((f) => /\.(png|jpe?g|dcm)$/i.test(f)).sort().map((f) => resolve(opts.in, f))
+        ? readdirSync(opts.in)
+            .filter((f) => /\.(png|jpe?g|dcm)$/i.test(f))
+            .sort()
+            .map((f) => resolve(opts.in, f))
         : [resolve(opts.in)];
       if (!inputs.length) usage(`--in: no .png, .jpg or .dcm files in ${opts.in}`);
       const config = await configFrom(opts, [`ip.weights=${resolve(opts.ip)}`, 'vr.pretrain_steps=0']);
@@ -165,19 +176,22 @@ export function buildProgram(): Command {
       out(opts, `${written.length} file(s) written to ${opts.out}`, { written });
     });
 
-  withCommon(program.command('doctor').description('print Node, Python, torch, CUDA, libzmq and protocol versions'), false).action(async (opts: Common) => {
-    const report = await doctor();
-    out(opts, formatDoctor(report), report);
-    if (!report.python.torch) process.exitCode = EXIT.pythonEnv;
-  });
-
-  withCommon(program.command('inspect').description('list the tensors of a checkpoint or weights file').argument('<checkpoint>'), false).action(
-    async (file: string, opts: Common) => {
-      if (!existsSync(file)) usage(`${file} does not exist`);
-      const info = await inspect(resolve(file));
-      out(opts, formatInspect(info), info);
+  withCommon(program.command('doctor').description('print Node, Python, torch, CUDA, libzmq and protocol versions'), false).action(
+    async (opts: Common) => {
+      const report = await doctor();
+      out(opts, formatDoctor(report), report);
+      if (!report.python.torch) process.exitCode = EXIT.pythonEnv;
     },
   );
+
+  withCommon(
+    program.command('inspect').description('list the tensors of a checkpoint or weights file').argument('<checkpoint>'),
+    false,
+  ).action(async (file: string, opts: Common) => {
+    if (!existsSync(file)) usage(`${file} does not exist`);
+    const info = await inspect(resolve(file));
+    out(opts, formatInspect(info), info);
+  });
   program.addOption(new Option('--no-color').hideHelp());
   return program;
 }
@@ -204,7 +218,7 @@ export async function main(argv = process.argv): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     const verbose = argv.includes('--verbose') || argv.includes('-v');
-    const msg = isGradpromError(e) ? e.message : (e as Error)?.message ?? String(e);
+    const msg = isGradpromError(e) ? e.message : ((e as Error)?.message ?? String(e));
     process.stderr.write(`gradprom: ${verbose && e instanceof Error ? e.stack : msg.split('\n')[0]}\n`);
     if (!verbose && msg.includes('\n')) process.stderr.write('gradprom: (run with --verbose for details)\n');
     process.exit(exitCodeOf(e));

@@ -12,9 +12,9 @@ export const DEGRADATION_DEFAULTS = {
 /** The resolved config when the user gives nothing (snake_case: Python reads the same file). */
 export const DEFAULTS = {
   seed: 0, //                          base RNG seed (each process seeds seed + rank)
-  device: "auto", //                   auto | cpu | cuda | cuda:N (auto: CUDA when present)
+  device: 'auto', //                   auto | cpu | cuda | cuda:N (auto: CUDA when present)
   data: {
-    kind: "synthetic", //              synthetic | isic2018 | folder | dicom
+    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom
     seed: 0, //                        data seed: the generated set, the split and the test degradation (fixed across training seeds)
     path: null, //                     data set root (required unless kind is synthetic)
     size: 32, //                       image side after resizing, pixels
@@ -22,18 +22,18 @@ export const DEFAULTS = {
     classes: 4, //                     number of classes (classification) or of mask labels
     counts: { train: 2000, val: 200, test: 1000 }, // images generated per split (synthetic only)
     split: { train: 0.7, val: 0.1, test: 0.2 }, //  fractions of a real data set per split; sum to 1
-    labels_csv: "labels.csv", //       labels file, relative to path
-    image_column: "image", //          CSV column holding the image file name (without or with extension)
+    labels_csv: 'labels.csv', //       labels file, relative to path
+    image_column: 'image', //          CSV column holding the image file name (without or with extension)
     label_column: null, //             CSV column holding a class index or name (null: one-hot label_columns)
     label_columns: null, //            one-hot CSV columns, one per class (ISIC 2018 Task 3 style)
     masks_dir: null, //                folder of masks beside the images, relative to path (segmentation)
-    isic_task: "classify", //          classify (Task 3) | segment (Task 1)
+    isic_task: 'classify', //          classify (Task 3) | segment (Task 1)
     window: null, //                   DICOM intensity window {center, width}, in stored units (HU for CT)
     augment: { flip: false }, //       random horizontal/vertical flips of training images
   },
-  degradation: [{ kind: "gaussian", ...DEGRADATION_DEFAULTS.gaussian }], // applied in order to the clean image
+  degradation: [{ kind: 'gaussian', ...DEGRADATION_DEFAULTS.gaussian }], // applied in order to the clean image
   ip: {
-    arch: "srresnet", //               srresnet | dncnn | unet | "package.module:Class"
+    arch: 'srresnet', //               srresnet | dncnn | unet | "package.module:Class"
     channels: 32, //                   feature channels
     blocks: 4, //                      residual blocks (srresnet)
     batch_norm: false, //              BatchNorm inside blocks
@@ -44,11 +44,11 @@ export const DEFAULTS = {
     kwargs: {}, //                     extra constructor arguments
   },
   vr: {
-    arch: "smallresnet", //            smallresnet | resnet18 | resnet34 | resnet50 | unet | "package.module:Class"
-    task: "classify", //               classify | segment
-    mode: "supervised", //             supervised (labels) | unsupervised (clean-image pseudo-labels) | frozen
+    arch: 'smallresnet', //            smallresnet | resnet18 | resnet34 | resnet50 | unet | "package.module:Class"
+    task: 'classify', //               classify | segment
+    mode: 'supervised', //             supervised (labels) | unsupervised (clean-image pseudo-labels) | frozen
     weights: null, //                  state-dict file (torchvision names load unchanged)
-    normalize: "none", //              none | imagenet (mean/std normalisation of VR's input)
+    normalize: 'none', //              none | imagenet (mean/std normalisation of VR's input)
     weights_channels: null, //         input channels of the loaded weights when they differ from data.channels
     pretrain_steps: 300, //            steps of VR training on clean images before IP training
     pretrain_lr: 1e-3, //              learning rate of that pre-training
@@ -56,35 +56,35 @@ export const DEFAULTS = {
     kwargs: {}, //                     extra constructor arguments
   },
   policy: {
-    name: "gradprom", //               ip-only | joint | gradprom | soft | pcgrad
+    name: 'gradprom', //               ip-only | joint | gradprom | soft | pcgrad
     lambda: 0.003, //                  weight of g_VR (dimensionless); ‖g_VR‖ is 200–1000× ‖g_IP‖, hence ~0.003 plain
-    lambda_mode: "plain", //           plain (λ_eff = λ) | normalized (λ_eff = λ‖g_IP‖/‖g_VR‖)
+    lambda_mode: 'plain', //           plain (λ_eff = λ) | normalized (λ_eff = λ‖g_IP‖/‖g_VR‖)
     threshold: 0, //                   gate τ on the cosine, in [-1, 1]; the gate opens iff cos > τ
-    granularity: "global", //          global (one cosine) | layer (one decision per parameter tensor)
+    granularity: 'global', //          global (one cosine) | layer (one decision per parameter tensor)
   },
   train: {
     steps: 1000, //                    IP optimisation steps
     batch_size: 16, //                 images per step
-    loss: "mse", //                    pixel loss: mse | l1
-    transport: "gram", //              gram (sidecar sends the per-block Gram) | vectors (flat gradients)
+    loss: 'mse', //                    pixel loss: mse | l1
+    transport: 'gram', //              gram (sidecar sends the per-block Gram) | vectors (flat gradients)
     max_skips: 10, //                  non-finite steps skipped in a row before the run stops
     max_restarts: 3, //                sidecar restarts (crash, hang) the run survives, each resuming from the last checkpoint
     ip_optim: {
-      name: "adam", //                 adam | sgd
+      name: 'adam', //                 adam | sgd
       lr: 1e-3, //                     peak learning rate
       momentum: 0.9, //                sgd momentum (adam: beta1)
       weight_decay: 0, //              L2 penalty
-      schedule: "constant", //         constant | cosine | step
+      schedule: 'constant', //         constant | cosine | step
       step_size: 1000, //              steps between decays (step schedule)
       gamma: 0.5, //                   decay factor per step_size (step schedule)
       warmup_steps: 0, //              linear warm-up steps
     },
     vr_optim: {
-      name: "adam",
+      name: 'adam',
       lr: 1e-3,
       momentum: 0.9,
       weight_decay: 0,
-      schedule: "constant",
+      schedule: 'constant',
       step_size: 1000,
       gamma: 0.5,
       warmup_steps: 0,
@@ -97,14 +97,14 @@ export const DEFAULTS = {
     limit: null, //                    test images used (null: all)
   },
   output: {
-    dir: "runs", //                    parent folder of run folders
+    dir: 'runs', //                    parent folder of run folders
     name: null, //                     run folder name (null: generated from time and policy)
   },
   distributed: {
     nproc: 1, //                       sidecar ranks on this machine under torch.distributed (1: one process); CLI --nproc
-    backend: "gloo", //                gloo (CPU, or GPUs) | nccl (GPUs: rank r uses cuda:r)
+    backend: 'gloo', //                gloo (CPU, or GPUs) | nccl (GPUs: rank r uses cuda:r)
     nnodes: 1, //                      machines; beyond 1 this one is node 0 and the others join with torchrun (README)
-    master_addr: "127.0.0.1", //       rendezvous address: loopback on one machine, this machine's address on several
+    master_addr: '127.0.0.1', //       rendezvous address: loopback on one machine, this machine's address on several
     master_port: null, //              rendezvous TCP port (null: a free one; required with several machines)
     timeout_s: 1800, //                seconds a collective, or the start-up rendezvous, waits for a peer
   },
@@ -115,7 +115,7 @@ export type Obj = Record<string, unknown>;
 
 /** True for a non-null, non-array object. */
 export function isPlainObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Sets an own property even for names like "__proto__" (so the schema reports them as unknown keys). */
@@ -150,7 +150,7 @@ export function withDefaults(raw: unknown): unknown {
   if (isPlainObject(merged) && Array.isArray(merged.degradation)) {
     const table: Obj = DEGRADATION_DEFAULTS;
     merged.degradation = merged.degradation.map((d: unknown) => {
-      const kind = isPlainObject(d) && typeof d.kind === "string" && Object.hasOwn(table, d.kind) ? d.kind : null;
+      const kind = isPlainObject(d) && typeof d.kind === 'string' && Object.hasOwn(table, d.kind) ? d.kind : null;
       return kind ? merge(table[kind], d) : d;
     });
   }

@@ -1,7 +1,7 @@
 /**
  * The experiment config: defaults, schema, parsing and loading.
  */
-export { DEFAULTS, DEGRADATION_DEFAULTS, withDefaults } from "./defaults.js";
+export { DEFAULTS, DEGRADATION_DEFAULTS, withDefaults } from './defaults.js';
 export {
   ConfigSchema,
   configSchema,
@@ -11,5 +11,5 @@ export {
   type ConfigIssue,
   type ConfigResult,
   type SchemaOptions,
-} from "./schema.js";
-export { applySet, loadConfig, readConfigFile } from "./load.js";
+} from './schema.js';
+export { applySet, loadConfig, readConfigFile } from './load.js';

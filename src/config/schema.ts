@@ -1,10 +1,10 @@
 /**
  * The experiment config schema (zod 4, strict objects, snake_case keys) and `parseConfig`, which returns issues instead of throwing.
  */
-import * as z from "zod";
-import { policies, POLICY_NAMES, type PolicyName } from "../policy/index.js";
-import type { PolicyInput } from "../policy/types.js";
-import { DEFAULTS, DEGRADATION_DEFAULTS, isPlainObject, withDefaults, type Obj } from "./defaults.js";
+import * as z from 'zod';
+import { policies, POLICY_NAMES, type PolicyName } from '../policy/index.js';
+import type { PolicyInput } from '../policy/types.js';
+import { DEFAULTS, DEGRADATION_DEFAULTS, isPlainObject, withDefaults, type Obj } from './defaults.js';
 
 /** One problem with a config: a stable code, the dotted path (`degradation.0.sigma`), and a message naming the bad value. */
 export interface ConfigIssue {
@@ -15,8 +15,8 @@ export interface ConfigIssue {
 
 /** Shows a received value in a message, shortened. */
 export function show(value: unknown): string {
-  if (value === undefined) return "nothing";
-  if (typeof value === "function") return "a function";
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'function') return 'a function';
   let s: string;
   try {
     s = JSON.stringify(value) ?? String(value);
@@ -36,32 +36,32 @@ const kwargs = z.record(z.string(), z.json());
 /** A built-in architecture name, or a user class as "package.module:Class". */
 function arch(names: readonly string[]) {
   const plugin = /^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/;
-  const list = [...names, "module:Class"].map((n) => `"${n}"`).join(" | ");
+  const list = [...names, 'module:Class'].map((n) => `"${n}"`).join(' | ');
   return z
     .string()
     .refine((s) => names.includes(s) || plugin.test(s), { error: (iss) => `expected one of ${list}, got ${show(iss.input)}` });
 }
 
 const optim = z.strictObject({
-  name: z.enum(["adam", "sgd"]),
+  name: z.enum(['adam', 'sgd']),
   lr: posNum,
   momentum: z.number().min(0).lt(1),
   weight_decay: z.number().min(0),
-  schedule: z.enum(["constant", "cosine", "step"]),
+  schedule: z.enum(['constant', 'cosine', 'step']),
   step_size: posInt,
   gamma: z.number().gt(0).max(1),
   warmup_steps: nonNegInt,
 });
 
-const degradation = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("gaussian"), sigma: posNum, clip: z.boolean() }),
-  z.strictObject({ kind: z.literal("poisson"), peak: posNum }),
-  z.strictObject({ kind: z.literal("downsample"), scale: z.literal([2, 4]) }),
+const degradation = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('gaussian'), sigma: posNum, clip: z.boolean() }),
+  z.strictObject({ kind: z.literal('poisson'), peak: posNum }),
+  z.strictObject({ kind: z.literal('downsample'), scale: z.literal([2, 4]) }),
 ]);
 
 const data = z
   .strictObject({
-    kind: z.enum(["synthetic", "isic2018", "folder", "dicom"]),
+    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom']),
     seed: z.number().int().nonnegative(),
     path: nullableName,
     size: posInt,
@@ -74,45 +74,77 @@ const data = z
     label_column: nullableName,
     label_columns: z.array(z.string().min(1)).min(1).nullable(),
     masks_dir: nullableName,
-    isic_task: z.enum(["classify", "segment"]),
+    isic_task: z.enum(['classify', 'segment']),
     window: z.strictObject({ center: z.number(), width: posNum }).nullable(),
     augment: z.strictObject({ flip: z.boolean() }),
   })
   .superRefine((d, ctx) => {
-    if (d.kind !== "synthetic" && d.path === null) {
-      ctx.addIssue({ code: "custom", path: ["path"], params: { code: "required" }, message: `required when data.kind is "${d.kind}"` });
+    if (d.kind !== 'synthetic' && d.path === null) {
+      ctx.addIssue({ code: 'custom', path: ['path'], params: { code: 'required' }, message: `required when data.kind is "${d.kind}"` });
     }
     const sum = d.split.train + d.split.val + d.split.test;
     if (Math.abs(sum - 1) > 1e-6) {
-      ctx.addIssue({ code: "custom", path: ["split"], params: { code: "split_sum" }, message: `train + val + test must sum to 1, got ${sum}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['split'],
+        params: { code: 'split_sum' },
+        message: `train + val + test must sum to 1, got ${sum}`,
+      });
     }
     if (d.label_column !== null && d.label_columns !== null) {
-      ctx.addIssue({ code: "custom", path: ["label_columns"], params: { code: "conflict" }, message: "set label_column or label_columns, not both" });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['label_columns'],
+        params: { code: 'conflict' },
+        message: 'set label_column or label_columns, not both',
+      });
     }
   });
 
-type RefineCtx = { addIssue(issue: { code: "custom"; path: (string | number)[]; params: { code: string }; message: string }): void };
+type RefineCtx = { addIssue(issue: { code: 'custom'; path: (string | number)[]; params: { code: string }; message: string }): void };
 
 /** Cross-field checks of the `distributed` section: ranks share each batch equally, one GPU per rank. */
-function distributedIssues(c: { device: string; train: { batch_size: number }; distributed: { nproc: number; nnodes: number; backend: string; master_port: number | null } }, ctx: RefineCtx): void {
+function distributedIssues(
+  c: {
+    device: string;
+    train: { batch_size: number };
+    distributed: { nproc: number; nnodes: number; backend: string; master_port: number | null };
+  },
+  ctx: RefineCtx,
+): void {
   const d = c.distributed;
   const world = d.nproc * d.nnodes;
   if (world > 1 && c.train.batch_size % world !== 0) {
     ctx.addIssue({
-      code: "custom",
-      path: ["train", "batch_size"],
-      params: { code: "batch_ranks" },
+      code: 'custom',
+      path: ['train', 'batch_size'],
+      params: { code: 'batch_ranks' },
       message: `expected a multiple of ${world} (the ${world} ranks of distributed.nproc x distributed.nnodes share each batch equally), got ${c.train.batch_size}`,
     });
   }
   if (world > 1 && /^cuda:\d+$/.test(c.device)) {
-    ctx.addIssue({ code: "custom", path: ["device"], params: { code: "device_ranks" }, message: `"${c.device}" pins one GPU; with several ranks use auto or cuda (rank r uses cuda:r), got ${show(c.device)}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['device'],
+      params: { code: 'device_ranks' },
+      message: `"${c.device}" pins one GPU; with several ranks use auto or cuda (rank r uses cuda:r), got ${show(c.device)}`,
+    });
   }
-  if (d.backend === "nccl" && c.device === "cpu") {
-    ctx.addIssue({ code: "custom", path: ["distributed", "backend"], params: { code: "backend_device" }, message: 'nccl needs GPUs; with device "cpu" use gloo' });
+  if (d.backend === 'nccl' && c.device === 'cpu') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['distributed', 'backend'],
+      params: { code: 'backend_device' },
+      message: 'nccl needs GPUs; with device "cpu" use gloo',
+    });
   }
   if (d.nnodes > 1 && d.master_port === null) {
-    ctx.addIssue({ code: "custom", path: ["distributed", "master_port"], params: { code: "required" }, message: "required when distributed.nnodes > 1 (the other machines join on it)" });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['distributed', 'master_port'],
+      params: { code: 'required' },
+      message: 'required when distributed.nnodes > 1 (the other machines join on it)',
+    });
   }
 }
 
@@ -127,13 +159,13 @@ export function configSchema(options: SchemaOptions = {}) {
   return z
     .strictObject({
       seed: nonNegInt,
-      device: z
-        .string()
-        .refine((s) => /^(auto|cpu|cuda(:\d+)?)$/.test(s), { error: (iss) => `expected auto | cpu | cuda | cuda:N, got ${show(iss.input)}` }),
+      device: z.string().refine((s) => /^(auto|cpu|cuda(:\d+)?)$/.test(s), {
+        error: (iss) => `expected auto | cpu | cuda | cuda:N, got ${show(iss.input)}`,
+      }),
       data,
       degradation: z.array(degradation),
       ip: z.strictObject({
-        arch: arch(["srresnet", "dncnn", "unet"]),
+        arch: arch(['srresnet', 'dncnn', 'unet']),
         channels: posInt,
         blocks: posInt,
         batch_norm: z.boolean(),
@@ -144,11 +176,11 @@ export function configSchema(options: SchemaOptions = {}) {
         kwargs,
       }),
       vr: z.strictObject({
-        arch: arch(["smallresnet", "resnet18", "resnet34", "resnet50", "unet"]),
-        task: z.enum(["classify", "segment"]),
-        mode: z.enum(["supervised", "unsupervised", "frozen"]),
+        arch: arch(['smallresnet', 'resnet18', 'resnet34', 'resnet50', 'unet']),
+        task: z.enum(['classify', 'segment']),
+        mode: z.enum(['supervised', 'unsupervised', 'frozen']),
         weights: nullableName,
-        normalize: z.enum(["none", "imagenet"]),
+        normalize: z.enum(['none', 'imagenet']),
         weights_channels: z.literal([1, 3]).nullable(),
         pretrain_steps: nonNegInt,
         pretrain_lr: posNum,
@@ -158,15 +190,15 @@ export function configSchema(options: SchemaOptions = {}) {
       policy: z.strictObject({
         name: z.enum(POLICY_NAMES),
         lambda: z.number().min(0),
-        lambda_mode: z.enum(["plain", "normalized"]),
+        lambda_mode: z.enum(['plain', 'normalized']),
         threshold: z.number().min(-1).max(1),
-        granularity: z.enum(["global", "layer"]),
+        granularity: z.enum(['global', 'layer']),
       }),
       train: z.strictObject({
         steps: posInt,
         batch_size: posInt,
-        loss: z.enum(["mse", "l1"]),
-        transport: z.enum(["gram", "vectors"]),
+        loss: z.enum(['mse', 'l1']),
+        transport: z.enum(['gram', 'vectors']),
         max_skips: nonNegInt,
         max_restarts: nonNegInt,
         ip_optim: optim,
@@ -178,7 +210,7 @@ export function configSchema(options: SchemaOptions = {}) {
       output: z.strictObject({ dir: z.string().min(1), name: nullableName }),
       distributed: z.strictObject({
         nproc: posInt,
-        backend: z.enum(["gloo", "nccl"]),
+        backend: z.enum(['gloo', 'nccl']),
         nnodes: posInt,
         master_addr: z.string().min(1),
         master_port: z.int().min(1).max(65535).nullable(),
@@ -187,20 +219,20 @@ export function configSchema(options: SchemaOptions = {}) {
     })
     .superRefine((c, ctx) => {
       distributedIssues(c, ctx);
-      const product = c.degradation.reduce((p, d) => (d.kind === "downsample" ? p * d.scale : p), 1);
+      const product = c.degradation.reduce((p, d) => (d.kind === 'downsample' ? p * d.scale : p), 1);
       if (c.ip.scale !== product) {
         ctx.addIssue({
-          code: "custom",
-          path: ["ip", "scale"],
-          params: { code: "scale_mismatch" },
+          code: 'custom',
+          path: ['ip', 'scale'],
+          params: { code: 'scale_mismatch' },
           message: `expected ${product} (the product of the downsample scales in degradation), got ${c.ip.scale}`,
         });
       }
-      if (c.train.transport === "gram" && policyInput(c.policy.name) === "vectors") {
+      if (c.train.transport === 'gram' && policyInput(c.policy.name) === 'vectors') {
         ctx.addIssue({
-          code: "custom",
-          path: ["train", "transport"],
-          params: { code: "transport_policy" },
+          code: 'custom',
+          path: ['train', 'transport'],
+          params: { code: 'transport_policy' },
           message: `policy "${c.policy.name}" needs the gradient vectors: set train.transport to "vectors"`,
         });
       }
@@ -230,59 +262,61 @@ function distance(a: string, b: string): number {
 
 /** The keys the schema allows at `path`, from the defaults (degradation entries by kind). */
 function knownKeys(path: PropertyKey[], value: unknown): string[] {
-  if (path[0] === "degradation" && isPlainObject(value) && typeof value.kind === "string") {
+  if (path[0] === 'degradation' && isPlainObject(value) && typeof value.kind === 'string') {
     const table: Obj = DEGRADATION_DEFAULTS;
     const d = table[value.kind];
-    return isPlainObject(d) ? ["kind", ...Object.keys(d)] : [];
+    return isPlainObject(d) ? ['kind', ...Object.keys(d)] : [];
   }
   let node: unknown = DEFAULTS;
   for (const p of path) node = isPlainObject(node) ? node[String(p)] : undefined;
-  if (path.join(".") === "data.window") return ["center", "width"];
+  if (path.join('.') === 'data.window') return ['center', 'width'];
   return isPlainObject(node) ? Object.keys(node) : [];
 }
 
-function sizeBound(iss: { origin?: string; inclusive?: boolean }, op: "<" | ">", bound: unknown): string {
-  const eq = iss.inclusive ? "=" : "";
-  if (iss.origin === "array") return `at ${op === ">" ? "least" : "most"} ${String(bound)} item(s)`;
-  if (iss.origin === "string") return `at ${op === ">" ? "least" : "most"} ${String(bound)} character(s)`;
-  return `${iss.origin === "int" ? "integer" : "number"} ${op}${eq} ${String(bound)}`;
+function sizeBound(iss: { origin?: string; inclusive?: boolean }, op: '<' | '>', bound: unknown): string {
+  const eq = iss.inclusive ? '=' : '';
+  if (iss.origin === 'array') return `at ${op === '>' ? 'least' : 'most'} ${String(bound)} item(s)`;
+  if (iss.origin === 'string') return `at ${op === '>' ? 'least' : 'most'} ${String(bound)} character(s)`;
+  return `${iss.origin === 'int' ? 'integer' : 'number'} ${op}${eq} ${String(bound)}`;
 }
 
 /** Turns zod issues into ConfigIssues with dotted paths and "expected X, got Y" messages. */
 export function toConfigIssues(issues: readonly z.core.$ZodIssue[]): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const iss of issues) {
-    const path = iss.path.map(String).join(".");
+    const path = iss.path.map(String).join('.');
     const got = show(iss.input);
     switch (iss.code) {
-      case "invalid_type":
-        out.push({ code: iss.code, path, message: `expected ${iss.expected === "int" ? "integer" : iss.expected}, got ${got}` });
+      case 'invalid_type':
+        out.push({ code: iss.code, path, message: `expected ${iss.expected === 'int' ? 'integer' : iss.expected}, got ${got}` });
         break;
-      case "invalid_value":
-        out.push({ code: iss.code, path, message: `expected one of ${iss.values.map((v) => show(v)).join(" | ")}, got ${got}` });
+      case 'invalid_value':
+        out.push({ code: iss.code, path, message: `expected one of ${iss.values.map((v) => show(v)).join(' | ')}, got ${got}` });
         break;
-      case "too_small":
-        out.push({ code: iss.code, path, message: `expected ${sizeBound(iss, ">", iss.minimum)}, got ${got}` });
+      case 'too_small':
+        out.push({ code: iss.code, path, message: `expected ${sizeBound(iss, '>', iss.minimum)}, got ${got}` });
         break;
-      case "too_big":
-        out.push({ code: iss.code, path, message: `expected ${sizeBound(iss, "<", iss.maximum)}, got ${got}` });
+      case 'too_big':
+        out.push({ code: iss.code, path, message: `expected ${sizeBound(iss, '<', iss.maximum)}, got ${got}` });
         break;
-      case "unrecognized_keys":
+      case 'unrecognized_keys':
         for (const key of iss.keys) {
           const known = knownKeys(iss.path, iss.input);
           const near = known.filter((k) => distance(k, key) <= 2).sort((a, b) => distance(a, key) - distance(b, key))[0];
-          const hint = near ? ` (did you mean "${near}"?)` : known.length ? ` (allowed: ${known.join(", ")})` : "";
-          out.push({ code: "unrecognized_key", path: path ? `${path}.${key}` : key, message: `unknown key "${key}"${hint}` });
+          const hint = near ? ` (did you mean "${near}"?)` : known.length ? ` (allowed: ${known.join(', ')})` : '';
+          out.push({ code: 'unrecognized_key', path: path ? `${path}.${key}` : key, message: `unknown key "${key}"${hint}` });
         }
         break;
-      case "invalid_union": {
-        const values = "options" in iss && Array.isArray(iss.options) ? iss.options.map((v) => show(v)).join(" | ") : null;
-        const message = values ? `expected one of ${values}, got ${show(isPlainObject(iss.input) ? iss.input.kind : iss.input)}` : `${iss.message}, got ${got}`;
+      case 'invalid_union': {
+        const values = 'options' in iss && Array.isArray(iss.options) ? iss.options.map((v) => show(v)).join(' | ') : null;
+        const message = values
+          ? `expected one of ${values}, got ${show(isPlainObject(iss.input) ? iss.input.kind : iss.input)}`
+          : `${iss.message}, got ${got}`;
         out.push({ code: iss.code, path, message });
         break;
       }
-      case "custom": {
-        const code = typeof iss.params?.code === "string" ? iss.params.code : "custom";
+      case 'custom': {
+        const code = typeof iss.params?.code === 'string' ? iss.params.code : 'custom';
         out.push({ code, path, message: iss.message });
         break;
       }

@@ -3,15 +3,15 @@
  *
  * Rule: θ.grad = g_IP + λ_eff · g_VR if cos(g_IP, g_VR) > τ, else g_IP  (Zhang & Cheng, arXiv 2501.01114).
  */
-import { weighBlocks } from "./gram.js";
-import type { PolicyOptions, PolicySpec, StepGrads } from "./types.js";
+import { weighBlocks } from './gram.js';
+import type { PolicyOptions, PolicySpec, StepGrads } from './types.js';
 
 /** Builds the GradProm policy; a zero-norm gradient never opens the gate, whatever τ is. */
 export function gradprom(opts: PolicyOptions): PolicySpec {
   const tau = opts.threshold;
   return {
-    name: "gradprom",
-    input: "gram",
+    name: 'gradprom',
+    input: 'gram',
     granularity: opts.granularity,
     decide: ({ gram }: StepGrads) =>
       weighBlocks(gram, opts, (u) => {

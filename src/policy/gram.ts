@@ -14,7 +14,7 @@ import {
   type Layout,
   type Telemetry,
   type WeightsDecision,
-} from "./types.js";
+} from './types.js';
 
 /** Sums of the per-block Gram entries: the Gram of the whole flattened vectors. */
 export interface GramTotals {
@@ -62,7 +62,7 @@ export function globalCosine(gram: Gram): number {
 
 /** λ_eff: λ (plain) or λ·‖g_IP‖/‖g_VR‖ (normalized; 0 when ‖g_VR‖ = 0). */
 export function effectiveLambda(lambda: number, mode: LambdaMode, aa: number, bb: number): number {
-  if (mode === "plain") return lambda;
+  if (mode === 'plain') return lambda;
   if (!(bb > 0) || !(aa > 0)) return 0;
   return lambda * (Math.sqrt(aa) / Math.sqrt(bb));
 }
@@ -75,10 +75,13 @@ export function gramFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32A
   const ipVr = new Float64Array(n);
   for (let b = 0; b < n; b++) {
     const { offset, numel } = layout[b]!;
-    let aa = 0, bb = 0, ab = 0;
+    let aa = 0,
+      bb = 0,
+      ab = 0;
     // A plain fused loop: V8 optimises it from the first call (~3 GB/s); unrolling only helped once warm.
     for (let i = offset, end = offset + numel; i < end; i++) {
-      const a = gIp[i]!, v = gVr[i]!;
+      const a = gIp[i]!,
+        v = gVr[i]!;
       aa += a * a;
       bb += v * v;
       ab += a * v;
@@ -92,7 +95,7 @@ export function gramFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32A
 
 /** Forms the merged update from a decision (float64 arithmetic, float32 result); weights [1, 0] copy g_IP exactly. */
 export function applyDecision(decision: Decision, layout: Layout, gIp: Float32Array, gVr: Float32Array): Float32Array {
-  if (decision.kind === "vector") return decision.merged;
+  if (decision.kind === 'vector') return decision.merged;
   const out = new Float32Array(gIp.length);
   for (let b = 0; b < layout.length; b++) {
     const { offset, numel } = layout[b]!;
@@ -114,7 +117,7 @@ export function layoutProblem(layout: Layout, length?: number): string | null {
   for (const [b, block] of layout.entries()) {
     const product = block.shape.reduce((p, d) => p * d, 1);
     if (!Number.isInteger(block.numel) || block.numel < 0 || block.numel !== product) {
-      return `block ${b} ("${block.name}"): numel ${block.numel} does not match shape [${block.shape.join(", ")}]`;
+      return `block ${b} ("${block.name}"): numel ${block.numel} does not match shape [${block.shape.join(', ')}]`;
     }
     if (block.offset !== next) return `block ${b} ("${block.name}"): offset ${block.offset}, expected ${next}`;
     next += block.numel;
@@ -125,7 +128,7 @@ export function layoutProblem(layout: Layout, length?: number): string | null {
 
 /** Describes the first non-finite (or negative squared-norm) Gram entry, or a length mismatch, or null. */
 export function gramProblem(gram: Gram, layout: Layout): string | null {
-  const fields = ["ipIp", "vrVr", "ipVr"] as const;
+  const fields = ['ipIp', 'vrVr', 'ipVr'] as const;
   for (const f of fields) {
     if (gram[f].length !== layout.length) return `gram.${f} has ${gram[f].length} entries, layout has ${layout.length} blocks`;
   }
@@ -133,7 +136,7 @@ export function gramProblem(gram: Gram, layout: Layout): string | null {
     for (const f of fields) {
       const v = gram[f][b]!;
       if (!Number.isFinite(v)) return `non-finite gram.${f}[${b}] (block "${layout[b]!.name}"): ${v}`;
-      if (f !== "ipVr" && v < 0) return `negative squared norm gram.${f}[${b}] (block "${layout[b]!.name}"): ${v}`;
+      if (f !== 'ipVr' && v < 0) return `negative squared norm gram.${f}[${b}] (block "${layout[b]!.name}"): ${v}`;
     }
   }
   return null;
@@ -152,7 +155,7 @@ export function skippedDecision(gram: Gram, nBlocks: number, granularity: Granul
   const t = gramTotals(gram);
   const telemetry: Telemetry = {
     cos: 0,
-    gate: granularity === "global" ? false : null,
+    gate: granularity === 'global' ? false : null,
     gateRate: 0,
     ipNorm: Math.sqrt(t.ipIp),
     vrNorm: Math.sqrt(t.vrVr),
@@ -160,7 +163,7 @@ export function skippedDecision(gram: Gram, nBlocks: number, granularity: Granul
     skipped: true,
     reason,
   };
-  return { kind: "weights", ip: new Float64Array(nBlocks).fill(1), vr: new Float64Array(nBlocks), telemetry };
+  return { kind: 'weights', ip: new Float64Array(nBlocks).fill(1), vr: new Float64Array(nBlocks), telemetry };
 }
 
 /** The statistics one merge decision sees: the Gram of one block (layer) or of the whole vector (global). */
@@ -196,7 +199,7 @@ export function weighBlocks(gram: Gram, opts: WeighOptions, rule: (u: Unit) => U
   const vr = new Float64Array(n);
   let gate: boolean | null = null;
   let gateRate = 0;
-  if (opts.granularity === "global") {
+  if (opts.granularity === 'global') {
     const w = rule({ aa: t.ipIp, bb: t.vrVr, dot: t.ipVr, cos, lambdaEff });
     ip.fill(w.ip);
     vr.fill(w.vr);
@@ -205,7 +208,9 @@ export function weighBlocks(gram: Gram, opts: WeighOptions, rule: (u: Unit) => U
   } else {
     let opens = 0;
     for (let b = 0; b < n; b++) {
-      const aa = gram.ipIp[b]!, bb = gram.vrVr[b]!, dot = gram.ipVr[b]!;
+      const aa = gram.ipIp[b]!,
+        bb = gram.vrVr[b]!,
+        dot = gram.ipVr[b]!;
       const w = rule({
         aa,
         bb,
@@ -228,5 +233,5 @@ export function weighBlocks(gram: Gram, opts: WeighOptions, rule: (u: Unit) => U
     lambdaEff,
     skipped: false,
   };
-  return { kind: "weights", ip, vr, telemetry };
+  return { kind: 'weights', ip, vr, telemetry };
 }

@@ -17,31 +17,15 @@
  * });
  * ```
  */
-import { gradprom } from "./gradprom.js";
-import {
-  gramFromVectors,
-  gramProblem,
-  layoutProblem,
-  skippedDecision,
-  vectorProblem,
-} from "./gram.js";
-import { ipOnly } from "./ip-only.js";
-import { joint } from "./joint.js";
-import { pcgrad } from "./pcgrad.js";
-import { soft } from "./soft.js";
-import type {
-  Decision,
-  Granularity,
-  LambdaMode,
-  Layout,
-  Policy,
-  PolicyInput,
-  PolicyOptions,
-  PolicySpec,
-  StepGrads,
-} from "./types.js";
+import { gradprom } from './gradprom.js';
+import { gramFromVectors, gramProblem, layoutProblem, skippedDecision, vectorProblem } from './gram.js';
+import { ipOnly } from './ip-only.js';
+import { joint } from './joint.js';
+import { pcgrad } from './pcgrad.js';
+import { soft } from './soft.js';
+import type { Decision, Granularity, LambdaMode, Layout, Policy, PolicyInput, PolicyOptions, PolicySpec, StepGrads } from './types.js';
 
-export * from "./types.js";
+export * from './types.js';
 export {
   applyDecision,
   blockCosines,
@@ -55,11 +39,11 @@ export {
   type Unit,
   type UnitWeights,
   type WeighOptions,
-} from "./gram.js";
+} from './gram.js';
 
 /** Describes a decision that does not fit the layout or is not finite, or null. */
 function decisionProblem(d: Decision, layout: Layout): string | null {
-  if (d.kind === "weights") {
+  if (d.kind === 'weights') {
     if (d.ip.length !== layout.length || d.vr.length !== layout.length) {
       return `policy returned ${d.ip.length}/${d.vr.length} weights for ${layout.length} blocks`;
     }
@@ -73,24 +57,23 @@ function decisionProblem(d: Decision, layout: Layout): string | null {
   const last = layout[layout.length - 1];
   const length = last ? last.offset + last.numel : 0;
   if (d.merged.length !== length) return `policy returned a vector of length ${d.merged.length}, expected ${length}`;
-  return vectorProblem("merged", d.merged);
+  return vectorProblem('merged', d.merged);
 }
 
 /** Wraps a policy rule with the input checks every policy needs: a non-finite Gram or vectors give a skipped step. */
 export function definePolicy(spec: PolicySpec): Policy {
   const decide = (step: StepGrads): Decision => {
     const { layout, gram } = step;
-    const skip = (reason: string): Decision =>
-      skippedDecision(gram, layout.length, spec.granularity, `${spec.name}: ${reason}`);
+    const skip = (reason: string): Decision => skippedDecision(gram, layout.length, spec.granularity, `${spec.name}: ${reason}`);
     const problem = gramProblem(gram, layout);
     if (problem) return skip(problem);
-    if (spec.input === "vectors") {
-      if (!step.gIp || !step.gVr) return skip("this policy needs the gradient vectors (train.transport: vectors)");
+    if (spec.input === 'vectors') {
+      if (!step.gIp || !step.gVr) return skip('this policy needs the gradient vectors (train.transport: vectors)');
       const vp =
         layoutProblem(layout, step.gIp.length) ??
         layoutProblem(layout, step.gVr.length) ??
-        vectorProblem("gIp", step.gIp) ??
-        vectorProblem("gVr", step.gVr);
+        vectorProblem('gIp', step.gIp) ??
+        vectorProblem('gVr', step.gVr);
       if (vp) return skip(vp);
     }
     const decision = spec.decide(step);
@@ -121,11 +104,11 @@ export interface PolicyEntry {
 
 /** The built-in policies, by config name. */
 export const policies = {
-  "ip-only": { input: "gram", granularities: ["global", "layer"], create: () => definePolicy(ipOnly()) },
-  joint: { input: "gram", granularities: ["global", "layer"], create: (o) => definePolicy(joint(o)) },
-  gradprom: { input: "gram", granularities: ["global", "layer"], create: (o) => definePolicy(gradprom(o)) },
-  soft: { input: "gram", granularities: ["global", "layer"], create: (o) => definePolicy(soft(o)) },
-  pcgrad: { input: "gram", granularities: ["global", "layer"], create: (o) => definePolicy(pcgrad(o)) },
+  'ip-only': { input: 'gram', granularities: ['global', 'layer'], create: () => definePolicy(ipOnly()) },
+  joint: { input: 'gram', granularities: ['global', 'layer'], create: (o) => definePolicy(joint(o)) },
+  gradprom: { input: 'gram', granularities: ['global', 'layer'], create: (o) => definePolicy(gradprom(o)) },
+  soft: { input: 'gram', granularities: ['global', 'layer'], create: (o) => definePolicy(soft(o)) },
+  pcgrad: { input: 'gram', granularities: ['global', 'layer'], create: (o) => definePolicy(pcgrad(o)) },
 } as const satisfies Record<string, PolicyEntry>;
 
 export type PolicyName = keyof typeof policies;

@@ -4,14 +4,14 @@
  * Rule (d = g_IP·g_VR < 0): θ.grad = (g_IP − d/‖g_VR‖² g_VR) + λ_eff (g_VR − d/‖g_IP‖² g_IP)
  *   = (1 − λ_eff d/‖g_IP‖²) g_IP + (λ_eff − d/‖g_VR‖²) g_VR; else g_IP + λ_eff g_VR  (Yu et al., arXiv 2001.06782).
  */
-import { weighBlocks } from "./gram.js";
-import type { PolicyOptions, PolicySpec, StepGrads } from "./types.js";
+import { weighBlocks } from './gram.js';
+import type { PolicyOptions, PolicySpec, StepGrads } from './types.js';
 
 /** Builds the two-task PCGrad policy from the Gram; `gate` means "no conflict, nothing projected". */
 export function pcgrad(opts: PolicyOptions): PolicySpec {
   return {
-    name: "pcgrad",
-    input: "gram",
+    name: 'pcgrad',
+    input: 'gram',
     granularity: opts.granularity,
     decide: ({ gram }: StepGrads) =>
       weighBlocks(gram, opts, (u) => {

@@ -55,7 +55,7 @@ export interface Telemetry {
 
 /** Per-block weights: the sidecar forms θ.grad_b = ip[b]·g_IP_b + vr[b]·g_VR_b. */
 export interface WeightsDecision {
-  readonly kind: "weights";
+  readonly kind: 'weights';
   readonly ip: Float64Array;
   readonly vr: Float64Array;
   readonly telemetry: Telemetry;
@@ -63,16 +63,16 @@ export interface WeightsDecision {
 
 /** A merged update vector, for policies that need more than the Gram. */
 export interface VectorDecision {
-  readonly kind: "vector";
+  readonly kind: 'vector';
   readonly merged: Float32Array;
   readonly telemetry: Telemetry;
 }
 
 export type Decision = WeightsDecision | VectorDecision;
 
-export type PolicyInput = "gram" | "vectors";
-export type Granularity = "global" | "layer";
-export type LambdaMode = "plain" | "normalized";
+export type PolicyInput = 'gram' | 'vectors';
+export type Granularity = 'global' | 'layer';
+export type LambdaMode = 'plain' | 'normalized';
 
 /** What a policy author writes: the fields the trainer reads, and the rule. */
 export interface PolicySpec {

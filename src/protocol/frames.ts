@@ -17,7 +17,10 @@ export function checkFrameSizes(frames: readonly Buffer[], maxBytes: number): vo
   if (maxBytes < 0) return;
   frames.forEach((f, i) => {
     if (f.length > maxBytes) {
-      throw new ProtocolError(i === 0 ? 'header' : `tensors[${i - 1}]`, `${f.length} bytes exceeds the message limit of ${maxBytes} bytes per frame`);
+      throw new ProtocolError(
+        i === 0 ? 'header' : `tensors[${i - 1}]`,
+        `${f.length} bytes exceeds the message limit of ${maxBytes} bytes per frame`,
+      );
     }
   });
 }
@@ -26,7 +29,8 @@ export function checkFrameSizes(frames: readonly Buffer[], maxBytes: number): vo
 export function encodeFrames(header: Record<string, unknown>, tensors: readonly Tensor[] = []): Buffer[] {
   const descs = tensors.map((t, i) => {
     if (!(t.dtype in DTYPES)) throw new ProtocolError(`tensors[${i}].dtype`, `'${t.dtype}' is not a wire dtype`);
-    if (numel(t.shape) !== t.data.length) throw new ProtocolError(`tensors[${i}].shape`, `[${t.shape}] does not match ${t.data.length} elements`);
+    if (numel(t.shape) !== t.data.length)
+      throw new ProtocolError(`tensors[${i}].shape`, `[${t.shape}] does not match ${t.data.length} elements`);
     return { dtype: t.dtype, shape: t.shape };
   });
   const head = packr.pack({ ...header, tensors: descs });

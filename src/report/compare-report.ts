@@ -84,8 +84,14 @@ export function groupRuns(summaries: readonly RunSummary[]): GroupSummary[] {
       normRatio: stat(runs.map((r) => r.normRatio)),
     };
   });
-  return groups.sort((x, y) => x.task.localeCompare(y.task) || rank(x.policy) - rank(y.policy) ||
-    x.policy.localeCompare(y.policy) || x.lambdaMode.localeCompare(y.lambdaMode) || x.lambda - y.lambda);
+  return groups.sort(
+    (x, y) =>
+      x.task.localeCompare(y.task) ||
+      rank(x.policy) - rank(y.policy) ||
+      x.policy.localeCompare(y.policy) ||
+      x.lambdaMode.localeCompare(y.lambdaMode) ||
+      x.lambda - y.lambda,
+  );
 }
 
 /** The groups to compare: every policy against gradprom when present (else all pairs), at the same λ; a lone ip-only group serves every λ. */
@@ -107,22 +113,41 @@ function pairsOf(groups: readonly GroupSummary[]): Array<[GroupSummary, GroupSum
 }
 
 /** Read one metric of a pair: the difference of means and the ordering it supports, if any. */
-function readPair(a: GroupSummary, b: GroupSummary, metric: PairReading['metric'], label: string, scale: number, unit: string, digits: number): PairReading | null {
+function readPair(
+  a: GroupSummary,
+  b: GroupSummary,
+  metric: PairReading['metric'],
+  label: string,
+  scale: number,
+  unit: string,
+  digits: number,
+): PairReading | null {
   const sa = metric === 'psnr' ? a.psnr : metric === 'fixed' ? a.fixedEnhanced : a.cotrainedEnhanced;
   const sb = metric === 'psnr' ? b.psnr : metric === 'fixed' ? b.fixedEnhanced : b.cotrainedEnhanced;
   if (sa.mean === null || sb.mean === null) return null;
   const delta = (sa.mean - sb.mean) * scale;
   const spread = Math.sqrt((sa.std ?? 0) ** 2 + (sb.std ?? 0) ** 2) * scale;
   const single = sa.n < 2 || sb.n < 2;
-  const verdict: PairReading['verdict'] = single ? 'single-seed' : Math.abs(delta) > spread ? (delta > 0 ? 'a-higher' : 'b-higher') : 'within-spread';
+  const verdict: PairReading['verdict'] = single
+    ? 'single-seed'
+    : Math.abs(delta) > spread
+      ? delta > 0
+        ? 'a-higher'
+        : 'b-higher'
+      : 'within-spread';
   const sign = delta > 0 ? '+' : delta < 0 ? '−' : '±';
   const se = testSe(a, b, metric);
   const head = `${label} ${sign}${Math.abs(delta).toFixed(digits)}${unit} (${(sa.mean * scale).toFixed(digits)} vs ${(sb.mean * scale).toFixed(digits)}`;
   const text =
-    verdict === 'single-seed' ? `${head}): single seed: no ordering claimed`
-      : verdict === 'within-spread' ? `${head}; combined seed spread ${spread.toFixed(digits)}): within the spread, no ordering claimed`
+    verdict === 'single-seed'
+      ? `${head}): single seed: no ordering claimed`
+      : verdict === 'within-spread'
+        ? `${head}; combined seed spread ${spread.toFixed(digits)}): within the spread, no ordering claimed`
         : `${head}; combined seed spread ${spread.toFixed(digits)}): \`${verdict === 'a-higher' ? a.policy : b.policy}\` higher${
-          se !== null && Math.abs(delta) < se ? ` (but smaller than the test-set standard error of a difference, ±${se.toFixed(1)} points)` : ''}`;
+            se !== null && Math.abs(delta) < se
+              ? ` (but smaller than the test-set standard error of a difference, ±${se.toFixed(1)} points)`
+              : ''
+          }`;
   return { a: a.policy, b: b.policy, lambda: a.lambda, metric, delta, spread, verdict, text };
 }
 
@@ -143,7 +168,8 @@ export function readPairs(groups: readonly GroupSummary[]): PairReading[] {
       readPair(a, b, 'fixed', `fixed-VR ${name}`, 100, ' points', 1),
       readPair(a, b, 'cotrained', `co-trained-VR ${name}`, 100, ' points', 1),
       readPair(a, b, 'psnr', 'PSNR', 1, ' dB', 2),
-    ]) if (r) out.push(r);
+    ])
+      if (r) out.push(r);
   }
   return out;
 }
@@ -156,7 +182,10 @@ function lambdaLabel(g: { lambda: number; lambdaMode: string }, mixedModes: bool
 /** The "Reading the numbers" paragraph: per pair differences and the test-set standard error for scale. */
 function readingSection(readings: readonly PairReading[], summaries: readonly RunSummary[], task: 'classify' | 'segment'): string[] {
   const out = ['## Reading the numbers', ''];
-  out.push('Differences of group means (first policy minus second, same λ). An ordering is stated only when both groups have at least two seeds and |Δmean| exceeds the combined seed spread √(s₁² + s₂²).', '');
+  out.push(
+    'Differences of group means (first policy minus second, same λ). An ordering is stated only when both groups have at least two seeds and |Δmean| exceeds the combined seed spread √(s₁² + s₂²).',
+    '',
+  );
   if (readings.length === 0) out.push('No two policies share a λ setting here, so no pair is compared.');
   let lastKey = '';
   for (const r of readings) {
@@ -171,13 +200,20 @@ function readingSection(readings: readonly PairReading[], summaries: readonly Ru
   const accs = summaries.map((s) => metricOf(s.final, s.recognitionKey)).filter((x): x is number => x !== null);
   if (task === 'classify' && Number.isFinite(n) && accs.length) {
     const p = mean(accs);
-    out.push('', `For scale: on ${Math.round(n)} test images, an accuracy near ${fmtPercent(p)} has a standard error of ±${(proportionStderr(p, n) * 100).toFixed(1)} points from the finite test set alone (√(p(1−p)/n)), and a difference of two such accuracies about ±${(proportionStderr(p, n) * 100 * Math.SQRT2).toFixed(1)} points.`);
+    out.push(
+      '',
+      `For scale: on ${Math.round(n)} test images, an accuracy near ${fmtPercent(p)} has a standard error of ±${(proportionStderr(p, n) * 100).toFixed(1)} points from the finite test set alone (√(p(1−p)/n)), and a difference of two such accuracies about ±${(proportionStderr(p, n) * 100 * Math.SQRT2).toFixed(1)} points.`,
+    );
   }
   return out;
 }
 
 /** The Markdown text of a comparison. */
-export function compareMarkdown(groups: readonly GroupSummary[], summaries: readonly RunSummary[], readings: readonly PairReading[]): string {
+export function compareMarkdown(
+  groups: readonly GroupSummary[],
+  summaries: readonly RunSummary[],
+  readings: readonly PairReading[],
+): string {
   const task = summaries[0]?.task ?? 'classify';
   const u = recognitionUnit(task);
   const name = u === 'dice' ? 'Dice' : 'accuracy';
@@ -185,23 +221,48 @@ export function compareMarkdown(groups: readonly GroupSummary[], summaries: read
   const modes = [...new Set(groups.map((g) => g.lambdaMode))].join(', ');
   const cos = (e: Stat, l: Stat): string => `${fmtMeanStd(e, 3)} → ${fmtMeanStd(l, 3)}`;
   const rows = groups.map((g) => [
-    `\`${g.policy}\``, lambdaLabel(g, mixed), `${g.n}`, fmtMeanStd(g.psnr, 2), fmtMeanStd(g.ssim, 4),
-    fmtMeanStd(g.fixedEnhanced, 1, 100), fmtMeanStd(g.cotrainedEnhanced, 1, 100), fmtMeanStd(g.gateOpenRate, 1, 100),
-    cos(g.cosEarly, g.cosLate), g.normRatio.mean === null ? DASH : fmtSig(g.normRatio.mean),
+    `\`${g.policy}\``,
+    lambdaLabel(g, mixed),
+    `${g.n}`,
+    fmtMeanStd(g.psnr, 2),
+    fmtMeanStd(g.ssim, 4),
+    fmtMeanStd(g.fixedEnhanced, 1, 100),
+    fmtMeanStd(g.cotrainedEnhanced, 1, 100),
+    fmtMeanStd(g.gateOpenRate, 1, 100),
+    cos(g.cosEarly, g.cosLate),
+    g.normRatio.mean === null ? DASH : fmtSig(g.normRatio.mean),
   ]);
   const ref = (k: string): Stat => stat(summaries.map((s) => metricOf(s.final, k)));
   const all = `${summaries.length}`;
   rows.push([
-    '*degraded input*', DASH, all, fmtMeanStd(ref('psnr_degraded'), 2), fmtMeanStd(ref('ssim_degraded'), 4),
-    fmtMeanStd(ref(`fixed_degraded_${u}`), 1, 100), DASH, DASH, DASH, DASH,
+    '*degraded input*',
+    DASH,
+    all,
+    fmtMeanStd(ref('psnr_degraded'), 2),
+    fmtMeanStd(ref('ssim_degraded'), 4),
+    fmtMeanStd(ref(`fixed_degraded_${u}`), 1, 100),
+    DASH,
+    DASH,
+    DASH,
+    DASH,
   ]);
   rows.push(['*clean input*', DASH, all, DASH, DASH, fmtMeanStd(ref(`fixed_clean_${u}`), 1, 100), DASH, DASH, DASH, DASH]);
   const seedRows = [...summaries]
     .sort((x, y) => rank(x.policy) - rank(y.policy) || x.policy.localeCompare(y.policy) || x.lambda - y.lambda || x.seed - y.seed)
     .map((s) => [
-      s.name, `\`${s.policy}\``, lambdaLabel(s, mixed), `${s.seed}`, fmt(metricOf(s.final, 'psnr'), 2), fmt(metricOf(s.final, 'ssim'), 4),
-      fmt(pct(metricOf(s.final, `fixed_enhanced_${u}`)), 1), fmt(pct(metricOf(s.final, `cotrained_enhanced_${u}`)), 1),
-      fmt(pct(s.gateOpenRate), 1), `${fmt(s.cosEarly, 3)} → ${fmt(s.cosLate, 3)}`, fmtSig(s.normRatio), `${s.skipped}`, fmt(s.stepMsMedian, 1),
+      s.name,
+      `\`${s.policy}\``,
+      lambdaLabel(s, mixed),
+      `${s.seed}`,
+      fmt(metricOf(s.final, 'psnr'), 2),
+      fmt(metricOf(s.final, 'ssim'), 4),
+      fmt(pct(metricOf(s.final, `fixed_enhanced_${u}`)), 1),
+      fmt(pct(metricOf(s.final, `cotrained_enhanced_${u}`)), 1),
+      fmt(pct(s.gateOpenRate), 1),
+      `${fmt(s.cosEarly, 3)} → ${fmt(s.cosLate, 3)}`,
+      fmtSig(s.normRatio),
+      `${s.skipped}`,
+      fmt(s.stepMsMedian, 1),
     ]);
   const lines = [
     `# Comparison of ${summaries.length} runs`,
@@ -210,11 +271,42 @@ export function compareMarkdown(groups: readonly GroupSummary[], summaries: read
     '',
     '## Mean over seeds',
     '',
-    mdTable(['Policy', 'λ', 'n', 'PSNR (dB)', 'SSIM', `Fixed VR, enhanced (${name} %)`, `Co-trained VR, enhanced (${name} %)`, 'Gate open (%)', 'cos early → late', '‖g_IP‖/‖g_VR‖ (median)'], rows),
+    mdTable(
+      [
+        'Policy',
+        'λ',
+        'n',
+        'PSNR (dB)',
+        'SSIM',
+        `Fixed VR, enhanced (${name} %)`,
+        `Co-trained VR, enhanced (${name} %)`,
+        'Gate open (%)',
+        'cos early → late',
+        '‖g_IP‖/‖g_VR‖ (median)',
+      ],
+      rows,
+    ),
     '',
     '## Per seed',
     '',
-    mdTable(['Run', 'Policy', 'λ', 'Seed', 'PSNR (dB)', 'SSIM', `Fixed VR, enhanced (%)`, `Co-trained VR, enhanced (%)`, 'Gate open (%)', 'cos early → late', '‖g_IP‖/‖g_VR‖', 'Skipped', 'Step (ms)'], seedRows),
+    mdTable(
+      [
+        'Run',
+        'Policy',
+        'λ',
+        'Seed',
+        'PSNR (dB)',
+        'SSIM',
+        `Fixed VR, enhanced (%)`,
+        `Co-trained VR, enhanced (%)`,
+        'Gate open (%)',
+        'cos early → late',
+        '‖g_IP‖/‖g_VR‖',
+        'Skipped',
+        'Step (ms)',
+      ],
+      seedRows,
+    ),
     '',
     ...readingSection(readings, summaries, task),
     '',
@@ -233,11 +325,15 @@ function pct(x: number | null): number | null {
 /** Trade-off plot points: group means and single seeds, for each VR reader. */
 function tradeoffPoints(groups: readonly GroupSummary[], summaries: readonly RunSummary[]): TradeoffPoint[] {
   const pts: TradeoffPoint[] = [];
-  const readers: Array<['fixed' | 'cotrained', string]> = [['fixed', 'fixed VR (clean-trained)'], ['cotrained', 'co-trained VR']];
+  const readers: Array<['fixed' | 'cotrained', string]> = [
+    ['fixed', 'fixed VR (clean-trained)'],
+    ['cotrained', 'co-trained VR'],
+  ];
   for (const [who, reader] of readers) {
     for (const g of groups) {
       const rec = who === 'fixed' ? g.fixedEnhanced.mean : g.cotrainedEnhanced.mean;
-      if (g.psnr.mean !== null && rec !== null) pts.push({ policy: g.policy, lambda: g.lambda, reader, psnr: g.psnr.mean, recognition: rec, kind: 'mean' });
+      if (g.psnr.mean !== null && rec !== null)
+        pts.push({ policy: g.policy, lambda: g.lambda, reader, psnr: g.psnr.mean, recognition: rec, kind: 'mean' });
     }
     for (const s of summaries) {
       const psnr = metricOf(s.final, 'psnr');
@@ -256,7 +352,12 @@ export async function writeCompareReport(dir: string, summaries: RunSummary[]): 
   const markdown = compareMarkdown(groups, summaries, readings);
   const task = summaries[0]?.task ?? 'classify';
   const spec = tradeoffPlot(tradeoffPoints(groups, summaries), recognitionUnit(task) === 'dice' ? 'Dice' : 'accuracy');
-  const md = spec ? markdown : markdown.replace('![PSNR against recognition per policy and λ](tradeoff.svg)', 'No trade-off plot: no run has both PSNR and recognition.');
+  const md = spec
+    ? markdown
+    : markdown.replace(
+        '![PSNR against recognition per policy and λ](tradeoff.svg)',
+        'No trade-off plot: no run has both PSNR and recognition.',
+      );
   if (spec) await writeFile(join(dir, 'tradeoff.svg'), await renderSvg(spec));
   await writeFile(join(dir, 'compare.json'), `${JSON.stringify({ groups, readings, summaries }, null, 2)}\n`);
   await writeFile(join(dir, 'compare.md'), md);

@@ -14,16 +14,7 @@ export {
   type ResumeRecord,
   type StepRecord,
 } from './records.js';
-export {
-  evalsOf,
-  metricOf,
-  recognitionUnit,
-  stepsOf,
-  summarizeRun,
-  type EvalMetrics,
-  type RunMeta,
-  type RunSummary,
-} from './summary.js';
+export { evalsOf, metricOf, recognitionUnit, stepsOf, summarizeRun, type EvalMetrics, type RunMeta, type RunSummary } from './summary.js';
 export { fmt, fmtMeanStd, fmtPercent, fmtSig, mean, median, movingAverage, proportionStderr, stat, std, type Stat } from './stats.js';
 export {
   cosineHistogram,

@@ -36,7 +36,10 @@ function thin<T>(xs: readonly T[], max = MAX_POINTS): T[] {
 /** Smoothed, thinned rows `{step, value, series}` of one per-step quantity. */
 function smoothedSeries(steps: readonly StepRecord[], pick: (s: StepRecord) => number, series: string): object[] {
   const rows = steps.map((s) => ({ step: s.step, v: pick(s) })).filter((r) => Number.isFinite(r.v));
-  const sm = movingAverage(rows.map((r) => r.v), smoothingWindow(rows.length));
+  const sm = movingAverage(
+    rows.map((r) => r.v),
+    smoothingWindow(rows.length),
+  );
   return thin(rows.map((r, i) => ({ step: r.step, value: sm[i], series })));
 }
 
@@ -92,8 +95,14 @@ function evalPanel(rows: object[], yTitle: string, title: string, domain?: [numb
 
 /** PSNR and SSIM of enhanced and degraded images per evaluation; null without evaluations. */
 export function qualityPlot(evals: readonly EvalRecord[]): TopLevelSpec | null {
-  const psnr = evalRows(evals, [['psnr', 'enhanced'], ['psnr_degraded', 'degraded']]);
-  const ssim = evalRows(evals, [['ssim', 'enhanced'], ['ssim_degraded', 'degraded']]);
+  const psnr = evalRows(evals, [
+    ['psnr', 'enhanced'],
+    ['psnr_degraded', 'degraded'],
+  ]);
+  const ssim = evalRows(evals, [
+    ['ssim', 'enhanced'],
+    ['ssim_degraded', 'degraded'],
+  ]);
   const panels = [];
   if (psnr.length) panels.push(evalPanel(psnr, 'PSNR (dB)', 'PSNR'));
   if (ssim.length) panels.push(evalPanel(ssim, 'SSIM (unitless, 1 = identical)', 'SSIM'));
@@ -117,7 +126,13 @@ export function recognitionPlot(evals: readonly EvalRecord[], task: 'classify' |
   if (rows.length === 0) return null;
   const split = evals[0]?.split ?? 'val';
   return {
-    ...evalPanel(rows, `${name} (%)`, `Recognition per evaluation (${split} split)`, [0, 100], keys.map((k) => k[1])),
+    ...evalPanel(
+      rows,
+      `${name} (%)`,
+      `Recognition per evaluation (${split} split)`,
+      [0, 100],
+      keys.map((k) => k[1]),
+    ),
     height: HEIGHT,
   } as TopLevelSpec;
 }
@@ -184,7 +199,10 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
   const color = { field: 'policy', type: 'nominal', title: 'policy', legend: { symbolOpacity: 1 } } as const;
   const means = { filter: "datum.kind === 'mean'" };
   return {
-    title: { text: 'Trade-off: image quality against recognition', subtitle: 'large points: mean over seeds; faint: single seeds; lines join λ values' },
+    title: {
+      text: 'Trade-off: image quality against recognition',
+      subtitle: 'large points: mean over seeds; faint: single seeds; lines join λ values',
+    },
     data: { values: rows },
     facet: { column: { field: 'reader', type: 'nominal', title: null, sort: readers } },
     spec: {

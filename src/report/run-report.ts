@@ -56,7 +56,12 @@ function resultsSection(s: RunSummary): string[] {
   ];
   const pct = (k: string): string => fmtPercent(metricOf(f, k));
   const units: Array<[string, string]> =
-    recognitionUnit(s.task) === 'dice' ? [['dice', 'Dice'], ['iou', 'IoU']] : [['acc', 'accuracy']];
+    recognitionUnit(s.task) === 'dice'
+      ? [
+          ['dice', 'Dice'],
+          ['iou', 'IoU'],
+        ]
+      : [['acc', 'accuracy']];
   const rows: string[][] = [];
   for (const [u, label] of units) {
     rows.push([`Fixed clean-trained VR, ${label}`, pct(`fixed_clean_${u}`), pct(`fixed_degraded_${u}`), pct(`fixed_enhanced_${u}`)]);

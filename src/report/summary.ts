@@ -60,7 +60,9 @@ export function metricOf(m: EvalMetrics, key: string): number | null {
 
 /** Step records in force, in step order. */
 export function stepsOf(records: readonly MetricRecord[]): StepRecord[] {
-  return latestRecords(records).filter(isStep).sort((a, b) => a.step - b.step);
+  return latestRecords(records)
+    .filter(isStep)
+    .sort((a, b) => a.step - b.step);
 }
 
 /** Evaluation records in force for `split`, in step order. */

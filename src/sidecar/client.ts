@@ -143,7 +143,8 @@ export class Client {
       return;
     }
     if (header.id === null || !this.pending.has(header.id)) {
-      if (header.status === 'error' && header.error.type !== 'Cancelled') this.opts.logger.warn(`sidecar error without a pending request: ${header.error.type}: ${header.error.message}`);
+      if (header.status === 'error' && header.error.type !== 'Cancelled')
+        this.opts.logger.warn(`sidecar error without a pending request: ${header.error.type}: ${header.error.message}`);
       else this.opts.logger.debug(`late reply to request ${header.id} dropped`);
       return;
     }

@@ -109,7 +109,10 @@ export class SidecarProcess {
 export function streamsDone(child: ChildProcess): Promise<void> {
   const closed = (s: NodeJS.ReadableStream | null) =>
     new Promise<void>((r) => (!s || (s as NodeJS.ReadableStream & { closed?: boolean }).closed ? r() : s.once('close', () => r())));
-  return Promise.race([Promise.all([closed(child.stdout), closed(child.stderr)]).then(() => {}), new Promise<void>((r) => setTimeout(r, 200))]);
+  return Promise.race([
+    Promise.all([closed(child.stdout), closed(child.stderr)]).then(() => {}),
+    new Promise<void>((r) => setTimeout(r, 200)),
+  ]);
 }
 
 // No orphans: every live sidecar is killed when Node exits, however it exits.

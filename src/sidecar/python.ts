@@ -23,13 +23,17 @@ export function resolvePython(env: NodeJS.ProcessEnv = process.env): string {
   const chosen = env.GRADPROM_PYTHON;
   if (chosen) {
     if (chosen.includes('/') && !existsSync(chosen)) {
-      throw new PythonEnvError(`GRADPROM_PYTHON=${chosen} does not exist. Point it at a Python with torch, or unset it and run \`npm install\`.`);
+      throw new PythonEnvError(
+        `GRADPROM_PYTHON=${chosen} does not exist. Point it at a Python with torch, or unset it and run \`npm install\`.`,
+      );
     }
     return chosen;
   }
   const venv = join(pythonSourceDir, '.venv', 'bin', 'python');
   if (!existsSync(venv)) {
-    throw new PythonEnvError(`no Python environment at ${venv}. Run \`npm install\` in ${packageRoot} (it creates python/.venv), or set GRADPROM_PYTHON to an interpreter with torch, pyzmq and msgpack.`);
+    throw new PythonEnvError(
+      `no Python environment at ${venv}. Run \`npm install\` in ${packageRoot} (it creates python/.venv), or set GRADPROM_PYTHON to an interpreter with torch, pyzmq and msgpack.`,
+    );
   }
   return venv;
 }

@@ -88,7 +88,14 @@ export class RankGroup {
   startWorkers(python: string, args: string[], logger: Logger): void {
     if (this.torchrun) return;
     for (let rank = 1; rank < this.opts.nproc; rank++) {
-      const proc = new SidecarProcess({ python, args: [...args, ...this.args], token: '', logger, env: this.env(rank), label: `sidecar[rank ${rank}]` });
+      const proc = new SidecarProcess({
+        python,
+        args: [...args, ...this.args],
+        token: '',
+        logger,
+        env: this.env(rank),
+        label: `sidecar[rank ${rank}]`,
+      });
       proc.child.unref();
       this.workers.push(proc);
       void proc.exited.then(async (exit) => {

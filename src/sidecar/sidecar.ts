@@ -143,7 +143,10 @@ export class Sidecar {
   /** Stop the current process (if alive) and start a fresh one with the same options. */
   async restart(): Promise<void> {
     if (this.restarts >= this.opts.maxRestarts) {
-      throw new GradpromError('SIDECAR_DEAD', `sidecar restarted ${this.restarts} times; limit ${this.opts.maxRestarts} reached, giving up`);
+      throw new GradpromError(
+        'SIDECAR_DEAD',
+        `sidecar restarted ${this.restarts} times; limit ${this.opts.maxRestarts} reached, giving up`,
+      );
     }
     this.restarts++;
     await this.stop();
@@ -186,7 +189,10 @@ export class Sidecar {
     if (this.opts.transport === 'tcp') {
       const host = this.opts.host ?? '127.0.0.1';
       if (!isLoopback(host) && !this.opts.allowRemote) {
-        throw new GradpromError('SIDECAR_START', `refusing to bind the sidecar to ${host}: only loopback (127.0.0.1, localhost) unless allowRemote is set`);
+        throw new GradpromError(
+          'SIDECAR_START',
+          `refusing to bind the sidecar to ${host}: only loopback (127.0.0.1, localhost) unless allowRemote is set`,
+        );
       }
       endpoint = `tcp://${host}:${this.opts.port ?? 0}`;
     } else {
@@ -209,7 +215,10 @@ export class Sidecar {
       const up = ranks ? Promise.race([proc.ready, ranks.failed.then((e) => Promise.reject(e))]) : proc.ready;
       ready = await withTimeout(up, this.opts.startTimeoutMs, () => {
         proc.signal('SIGKILL');
-        return new GradpromError('SIDECAR_START', `sidecar did not come up within ${this.opts.startTimeoutMs} ms\n${proc.stderrTail().join('\n')}`);
+        return new GradpromError(
+          'SIDECAR_START',
+          `sidecar did not come up within ${this.opts.startTimeoutMs} ms\n${proc.stderrTail().join('\n')}`,
+        );
       });
     } catch (e) {
       ranks?.kill();

@@ -62,11 +62,16 @@ export class RemoteSession {
   async grads(transport: 'gram' | 'vectors'): Promise<StepGradsReply> {
     const reply = await this.sidecar.call('train.grads', { transport });
     const r = parseOrThrow(gradsSchema, reply.result, 'train.grads.result');
-    const gram: Gram = { ipIp: Float64Array.from(r.gram.ip_ip), vrVr: Float64Array.from(r.gram.vr_vr), ipVr: Float64Array.from(r.gram.ip_vr) };
+    const gram: Gram = {
+      ipIp: Float64Array.from(r.gram.ip_ip),
+      vrVr: Float64Array.from(r.gram.vr_vr),
+      ipVr: Float64Array.from(r.gram.ip_vr),
+    };
     const out: StepGradsReply = { step: r.step, lossIp: r.loss_ip, lossVr: r.loss_vr, finite: r.finite, gram };
     if (transport === 'vectors') {
       const [gIp, gVr] = reply.tensors;
-      if (gIp?.dtype !== 'float32' || gVr?.dtype !== 'float32') throw new Error('train.grads: expected two float32 vectors in vectors transport');
+      if (gIp?.dtype !== 'float32' || gVr?.dtype !== 'float32')
+        throw new Error('train.grads: expected two float32 vectors in vectors transport');
       out.gIp = gIp.data as Float32Array;
       out.gVr = gVr.data as Float32Array;
     }

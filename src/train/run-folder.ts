@@ -35,7 +35,10 @@ export function prepareRunFolder(dir: string, mode: FolderMode): RunPaths {
   }
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     if (mode !== 'force') {
-      throw new GradpromError('RUN', `output folder ${dir} already holds files; use --resume to continue that run or --force to replace it`);
+      throw new GradpromError(
+        'RUN',
+        `output folder ${dir} already holds files; use --resume to continue that run or --force to replace it`,
+      );
     }
     // Keep what was there, renamed aside, rather than deleting someone's results.
     renameSync(dir, `${dir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);

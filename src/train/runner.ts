@@ -66,7 +66,9 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   const started = Date.now();
   const maxRestarts = config.train.max_restarts ?? DEFAULTS.train.max_restarts;
   const distributed = distributedOptions(config.distributed);
-  const sidecar = options.sidecar ?? (await Sidecar.start({ device: config.device, maxRestarts, distributed, ...(options.logger ? { logger: options.logger } : {}) }));
+  const sidecar =
+    options.sidecar ??
+    (await Sidecar.start({ device: config.device, maxRestarts, distributed, ...(options.logger ? { logger: options.logger } : {}) }));
   try {
     if (options.resume) removeStaleTemps(paths.checkpoint);
     const log = new MetricsLog(paths.metrics);
@@ -81,18 +83,22 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
       log.append({ type: 'eval', step: state.step, split: 'test', ...final });
       await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: 0 });
     });
-    const summary = await writeRunReport(paths.dir, {
-      runDir: paths.dir,
-      name: basename(paths.dir),
-      policy: policy.name,
-      lambda: config.policy.lambda,
-      lambdaMode: config.policy.lambda_mode,
-      seed: config.seed,
-      steps: config.train.steps,
-      task: config.vr.task,
-      wallSeconds: (Date.now() - started) / 1000,
-      config,
-    }, await readRecords(paths.metrics));
+    const summary = await writeRunReport(
+      paths.dir,
+      {
+        runDir: paths.dir,
+        name: basename(paths.dir),
+        policy: policy.name,
+        lambda: config.policy.lambda,
+        lambdaMode: config.policy.lambda_mode,
+        seed: config.seed,
+        steps: config.train.steps,
+        task: config.vr.task,
+        wallSeconds: (Date.now() - started) / 1000,
+        config,
+      },
+      await readRecords(paths.metrics),
+    );
     return { runDir: paths.dir, summary };
   } finally {
     if (!options.sidecar) await sidecar.stop();
@@ -106,7 +112,13 @@ interface LoopState {
 }
 
 /** Pretrain (or load a shared start, or resume) and take the step-0 evaluation. */
-async function startState(session: RemoteSession, config: Config, paths: RunPaths, log: MetricsLog, options: RunOptions): Promise<LoopState> {
+async function startState(
+  session: RemoteSession,
+  config: Config,
+  paths: RunPaths,
+  log: MetricsLog,
+  options: RunOptions,
+): Promise<LoopState> {
   if (options.resume) {
     const loaded = await session.load(paths.checkpoint);
     const extra = (loaded.extra ?? {}) as Partial<LoopState>;
@@ -146,7 +158,9 @@ async function trainLoop(
       const t0 = performance.now();
       const g = await session.grads(transport); // host-device sync: losses and Gram come back
       const decision: Decision =
-        transport === 'vectors' ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!) : policy.decide({ layout: session.layout, gram: g.gram });
+        transport === 'vectors'
+          ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!)
+          : policy.decide({ layout: session.layout, gram: g.gram });
       const t = decision.telemetry;
       const skipped = !g.finite || t.skipped;
       let lr = { lr_ip: 0, lr_vr: 0 };
@@ -177,7 +191,10 @@ async function trainLoop(
         time_ms: performance.now() - t0,
       });
       if (state.consecutiveSkips > maxSkips) {
-        throw new GradpromError('RUN', `step ${state.step + 1}: ${state.consecutiveSkips} consecutive steps skipped (non-finite loss or gradient; limit train.max_skips = ${maxSkips}); the last good checkpoint is ${paths.checkpoint}`);
+        throw new GradpromError(
+          'RUN',
+          `step ${state.step + 1}: ${state.consecutiveSkips} consecutive steps skipped (non-finite loss or gradient; limit train.max_skips = ${maxSkips}); the last good checkpoint is ${paths.checkpoint}`,
+        );
       }
       if (skipped) continue;
       progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate });

@@ -30,9 +30,13 @@ describe('README TypeScript API', () => {
     expect(summary.gateOpenRate).not.toBeNull();
 
     const strict: Policy = definePolicy({
-      name: 'strict-gate', input: 'gram', granularity: 'global',
-      decide: ({ gram }) => weighBlocks(gram, { lambda: 0.003, lambdaMode: 'plain', granularity: 'global' },
-        (u) => (u.cos > 0.1 ? { ip: 1, vr: u.lambdaEff, open: true } : { ip: 1, vr: 0, open: false })),
+      name: 'strict-gate',
+      input: 'gram',
+      granularity: 'global',
+      decide: ({ gram }) =>
+        weighBlocks(gram, { lambda: 0.003, lambdaMode: 'plain', granularity: 'global' }, (u) =>
+          u.cos > 0.1 ? { ip: 1, vr: u.lambdaEff, open: true } : { ip: 1, vr: 0, open: false },
+        ),
     });
     const custom = await runExperiment(cfg.config, { runDir: join(dir, 'strict'), policy: strict });
     expect(custom.summary.policy).toBe('strict-gate');

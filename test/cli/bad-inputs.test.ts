@@ -16,7 +16,11 @@ let yaml: string;
 let goodCheckpoint: string;
 
 function gradprom(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
   return { code: r.status, stderr: r.stderr };
 }
 
@@ -35,7 +39,10 @@ function runFolder(name: string, config: object, checkpoint?: string): string {
   const dir = join(tmp.dir, name);
   mkdirSync(join(dir, 'checkpoints'), { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
-  writeFileSync(join(dir, 'metrics.jsonl'), '{"type":"pretrain","loss":1,"accuracy":0.5}\n{"type":"eval","step":0,"split":"val","psnr":12}\n');
+  writeFileSync(
+    join(dir, 'metrics.jsonl'),
+    '{"type":"pretrain","loss":1,"accuracy":0.5}\n{"type":"eval","step":0,"split":"val","psnr":12}\n',
+  );
   if (checkpoint) copyFileSync(checkpoint, join(dir, 'checkpoints', 'last.pt'));
   return dir;
 }

@@ -50,11 +50,14 @@ describe('gradprom CLI', () => {
     expect(r.stderr).toMatch(/magic/);
   });
 
-  it('eval reproduces a run\'s test metrics from its checkpoint given as --ip and --vr weights', () => {
+  it("eval reproduces a run's test metrics from its checkpoint given as --ip and --vr weights", () => {
     const dir = mkdtempSync(join(tmpdir(), 'gradprom-cli-'));
     try {
       const config = join(dir, 'tiny.yaml');
-      writeFileSync(config, 'device: cpu\ndata: {counts: {train: 64, val: 16, test: 32}}\nip: {channels: 8, blocks: 1}\nvr: {pretrain_steps: 5}\ntrain: {steps: 4, batch_size: 8}\n');
+      writeFileSync(
+        config,
+        'device: cpu\ndata: {counts: {train: 64, val: 16, test: 32}}\nip: {channels: 8, blocks: 1}\nvr: {pretrain_steps: 5}\ntrain: {steps: 4, batch_size: 8}\n',
+      );
       const run = join(dir, 'run');
       expect(gradprom('train', '--config', config, '--out', run, '--quiet').code).toBe(0);
       const ckpt = join(run, 'checkpoints', 'last.pt');

@@ -22,5 +22,9 @@ test.each([
 });
 
 test('a misspelling is an unknown key with a hint', () => {
-  expect(issuesOf({ train: { max_restart: 2 } })[0]).toMatchObject({ code: 'unrecognized_key', path: 'train.max_restart', message: 'unknown key "max_restart" (did you mean "max_restarts"?)' });
+  expect(issuesOf({ train: { max_restart: 2 } })[0]).toMatchObject({
+    code: 'unrecognized_key',
+    path: 'train.max_restart',
+    message: 'unknown key "max_restart" (did you mean "max_restarts"?)',
+  });
 });

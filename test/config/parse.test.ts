@@ -1,11 +1,11 @@
 /**
  * parseConfig: defaults, strict keys, type and enum errors with paths and received values, range and cross-field checks.
  */
-import { DEFAULTS, parseConfig, type Config, type ConfigIssue } from "../../src/config/index.js";
+import { DEFAULTS, parseConfig, type Config, type ConfigIssue } from '../../src/config/index.js';
 
 function issuesOf(raw: unknown, options?: Parameters<typeof parseConfig>[1]): ConfigIssue[] {
   const r = parseConfig(raw, options);
-  if (r.ok) throw new Error("expected issues");
+  if (r.ok) throw new Error('expected issues');
   return r.issues;
 }
 
@@ -15,112 +15,133 @@ function configOf(raw: unknown): Config {
   return r.config;
 }
 
-describe("defaults", () => {
-  test("an empty config resolves to DEFAULTS", () => {
+describe('defaults', () => {
+  test('an empty config resolves to DEFAULTS', () => {
     expect(configOf({})).toEqual(DEFAULTS);
     expect(configOf(undefined)).toEqual(DEFAULTS);
   });
 
-  test("partial sections are deep-merged; arrays replace; degradation entries get per-kind defaults", () => {
-    const c = configOf({ train: { ip_optim: { lr: 0.01 } }, degradation: [{ kind: "poisson" }, { kind: "downsample", scale: 4 }], ip: { scale: 4 } });
+  test('partial sections are deep-merged; arrays replace; degradation entries get per-kind defaults', () => {
+    const c = configOf({
+      train: { ip_optim: { lr: 0.01 } },
+      degradation: [{ kind: 'poisson' }, { kind: 'downsample', scale: 4 }],
+      ip: { scale: 4 },
+    });
     expect(c.train.ip_optim).toEqual({ ...DEFAULTS.train.ip_optim, lr: 0.01 });
     expect(c.train.steps).toBe(1000);
-    expect(c.degradation).toEqual([{ kind: "poisson", peak: 30 }, { kind: "downsample", scale: 4 }]);
+    expect(c.degradation).toEqual([
+      { kind: 'poisson', peak: 30 },
+      { kind: 'downsample', scale: 4 },
+    ]);
   });
 
-  test("parsing does not mutate DEFAULTS", () => {
+  test('parsing does not mutate DEFAULTS', () => {
     const c = configOf({ data: { counts: { train: 5 } } });
     c.data.counts.val = 1;
     expect(DEFAULTS.data.counts).toEqual({ train: 2000, val: 200, test: 1000 });
   });
 });
 
-describe("issues name the path and the value received", () => {
-  test("unknown keys, at any depth, with a hint", () => {
-    const issues = issuesOf({ trian: {}, train: { ip_optim: { lrr: 1 } }, degradation: [{ kind: "gaussian", sigmaa: 1 }] });
+describe('issues name the path and the value received', () => {
+  test('unknown keys, at any depth, with a hint', () => {
+    const issues = issuesOf({ trian: {}, train: { ip_optim: { lrr: 1 } }, degradation: [{ kind: 'gaussian', sigmaa: 1 }] });
     expect(issues).toEqual(
       expect.arrayContaining([
-        { code: "unrecognized_key", path: "trian", message: 'unknown key "trian" (did you mean "train"?)' },
-        { code: "unrecognized_key", path: "train.ip_optim.lrr", message: 'unknown key "lrr" (did you mean "lr"?)' },
-        expect.objectContaining({ code: "unrecognized_key", path: "degradation.0.sigmaa" }),
+        { code: 'unrecognized_key', path: 'trian', message: 'unknown key "trian" (did you mean "train"?)' },
+        { code: 'unrecognized_key', path: 'train.ip_optim.lrr', message: 'unknown key "lrr" (did you mean "lr"?)' },
+        expect.objectContaining({ code: 'unrecognized_key', path: 'degradation.0.sigmaa' }),
       ]),
     );
   });
 
-  test("wrong type", () => {
-    expect(issuesOf({ policy: { threshold: "x" } })).toEqual([
-      { code: "invalid_type", path: "policy.threshold", message: 'expected number, got "x"' },
+  test('wrong type', () => {
+    expect(issuesOf({ policy: { threshold: 'x' } })).toEqual([
+      { code: 'invalid_type', path: 'policy.threshold', message: 'expected number, got "x"' },
     ]);
-    expect(issuesOf({ train: { steps: 1.5 } })).toEqual([{ code: "invalid_type", path: "train.steps", message: "expected integer, got 1.5" }]);
-    expect(issuesOf({ data: null })[0]).toMatchObject({ path: "data", message: "expected object, got null" });
+    expect(issuesOf({ train: { steps: 1.5 } })).toEqual([
+      { code: 'invalid_type', path: 'train.steps', message: 'expected integer, got 1.5' },
+    ]);
+    expect(issuesOf({ data: null })[0]).toMatchObject({ path: 'data', message: 'expected object, got null' });
   });
 
-  test("wrong enum or literal", () => {
-    expect(issuesOf({ policy: { name: "gradpro" } })[0]).toEqual({
-      code: "invalid_value",
-      path: "policy.name",
+  test('wrong enum or literal', () => {
+    expect(issuesOf({ policy: { name: 'gradpro' } })[0]).toEqual({
+      code: 'invalid_value',
+      path: 'policy.name',
       message: 'expected one of "ip-only" | "joint" | "gradprom" | "soft" | "pcgrad", got "gradpro"',
     });
-    expect(issuesOf({ data: { channels: 2 } })[0]).toMatchObject({ path: "data.channels", message: "expected one of 1 | 3, got 2" });
-    expect(issuesOf({ degradation: [{ kind: "blur" }] })[0]).toMatchObject({ code: "invalid_union", path: "degradation.0.kind" });
-    expect(issuesOf({ device: "gpu" })[0]).toMatchObject({ path: "device", message: 'expected auto | cpu | cuda | cuda:N, got "gpu"' });
-    expect(configOf({ device: "cuda:1", ip: { arch: "my_pkg.nets:Denoiser" } }).ip.arch).toBe("my_pkg.nets:Denoiser");
-    expect(issuesOf({ vr: { arch: "resnet19" } })[0]!.message).toMatch(/expected one of "smallresnet" .* "module:Class", got "resnet19"/);
+    expect(issuesOf({ data: { channels: 2 } })[0]).toMatchObject({ path: 'data.channels', message: 'expected one of 1 | 3, got 2' });
+    expect(issuesOf({ degradation: [{ kind: 'blur' }] })[0]).toMatchObject({ code: 'invalid_union', path: 'degradation.0.kind' });
+    expect(issuesOf({ device: 'gpu' })[0]).toMatchObject({ path: 'device', message: 'expected auto | cpu | cuda | cuda:N, got "gpu"' });
+    expect(configOf({ device: 'cuda:1', ip: { arch: 'my_pkg.nets:Denoiser' } }).ip.arch).toBe('my_pkg.nets:Denoiser');
+    expect(issuesOf({ vr: { arch: 'resnet19' } })[0]!.message).toMatch(/expected one of "smallresnet" .* "module:Class", got "resnet19"/);
   });
 
-  test("negative or zero sizes, steps and rates", () => {
-    const issues = issuesOf({ data: { size: -32, counts: { test: 0 } }, train: { batch_size: 0, ip_optim: { lr: -1 } }, degradation: [{ kind: "gaussian", sigma: 0 }] });
+  test('negative or zero sizes, steps and rates', () => {
+    const issues = issuesOf({
+      data: { size: -32, counts: { test: 0 } },
+      train: { batch_size: 0, ip_optim: { lr: -1 } },
+      degradation: [{ kind: 'gaussian', sigma: 0 }],
+    });
     const byPath = Object.fromEntries(issues.map((i) => [i.path, i]));
-    expect(byPath["data.size"]).toEqual({ code: "too_small", path: "data.size", message: "expected number > 0, got -32" });
-    expect(byPath["data.counts.test"]?.code).toBe("too_small");
-    expect(byPath["train.batch_size"]?.code).toBe("too_small");
-    expect(byPath["train.ip_optim.lr"]?.message).toBe("expected number > 0, got -1");
-    expect(byPath["degradation.0.sigma"]?.message).toBe("expected number > 0, got 0");
-    expect(issuesOf({ policy: { threshold: 2 } })[0]).toMatchObject({ code: "too_big", message: "expected number <= 1, got 2" });
+    expect(byPath['data.size']).toEqual({ code: 'too_small', path: 'data.size', message: 'expected number > 0, got -32' });
+    expect(byPath['data.counts.test']?.code).toBe('too_small');
+    expect(byPath['train.batch_size']?.code).toBe('too_small');
+    expect(byPath['train.ip_optim.lr']?.message).toBe('expected number > 0, got -1');
+    expect(byPath['degradation.0.sigma']?.message).toBe('expected number > 0, got 0');
+    expect(issuesOf({ policy: { threshold: 2 } })[0]).toMatchObject({ code: 'too_big', message: 'expected number <= 1, got 2' });
   });
 
-  test("the top level must be a mapping", () => {
-    expect(issuesOf([1, 2])[0]).toMatchObject({ code: "invalid_type", path: "", message: "expected object, got [1,2]" });
+  test('the top level must be a mapping', () => {
+    expect(issuesOf([1, 2])[0]).toMatchObject({ code: 'invalid_type', path: '', message: 'expected object, got [1,2]' });
   });
 });
 
-describe("cross-field checks", () => {
-  test("split fractions must sum to 1 (±1e-6)", () => {
+describe('cross-field checks', () => {
+  test('split fractions must sum to 1 (±1e-6)', () => {
     expect(issuesOf({ data: { split: { train: 0.7, val: 0.1, test: 0.1 } } })).toEqual([
-      expect.objectContaining({ code: "split_sum", path: "data.split" }),
+      expect.objectContaining({ code: 'split_sum', path: 'data.split' }),
     ]);
     expect(parseConfig({ data: { split: { train: 0.6, val: 0.2, test: 0.2000005 } } }).ok).toBe(true);
   });
 
-  test("data.path is required unless the data set is synthetic", () => {
-    expect(issuesOf({ data: { kind: "isic2018" } })).toEqual([
-      { code: "required", path: "data.path", message: 'required when data.kind is "isic2018"' },
+  test('data.path is required unless the data set is synthetic', () => {
+    expect(issuesOf({ data: { kind: 'isic2018' } })).toEqual([
+      { code: 'required', path: 'data.path', message: 'required when data.kind is "isic2018"' },
     ]);
-    expect(parseConfig({ data: { kind: "folder", path: "/data/x" } }).ok).toBe(true);
+    expect(parseConfig({ data: { kind: 'folder', path: '/data/x' } }).ok).toBe(true);
   });
 
-  test("label_column and label_columns exclude each other", () => {
-    expect(issuesOf({ data: { label_column: "dx", label_columns: ["MEL", "NV"] } })[0]).toMatchObject({ code: "conflict", path: "data.label_columns" });
-  });
-
-  test("ip.scale must equal the product of the downsample scales", () => {
-    const issue = issuesOf({ degradation: [{ kind: "downsample", scale: 2 }, { kind: "downsample", scale: 2 }] })[0];
-    expect(issue).toEqual({
-      code: "scale_mismatch",
-      path: "ip.scale",
-      message: "expected 4 (the product of the downsample scales in degradation), got 1",
+  test('label_column and label_columns exclude each other', () => {
+    expect(issuesOf({ data: { label_column: 'dx', label_columns: ['MEL', 'NV'] } })[0]).toMatchObject({
+      code: 'conflict',
+      path: 'data.label_columns',
     });
-    expect(parseConfig({ degradation: [{ kind: "downsample", scale: 2 }, { kind: "gaussian" }], ip: { scale: 2 } }).ok).toBe(true);
   });
 
-  test("transport gram with a policy that needs vectors is an error naming train.transport", () => {
-    const options = { policyInput: () => "vectors" as const };
-    expect(issuesOf({}, options)).toEqual([expect.objectContaining({ code: "transport_policy", path: "train.transport" })]);
-    expect(parseConfig({ train: { transport: "vectors" } }, options).ok).toBe(true);
+  test('ip.scale must equal the product of the downsample scales', () => {
+    const issue = issuesOf({
+      degradation: [
+        { kind: 'downsample', scale: 2 },
+        { kind: 'downsample', scale: 2 },
+      ],
+    })[0];
+    expect(issue).toEqual({
+      code: 'scale_mismatch',
+      path: 'ip.scale',
+      message: 'expected 4 (the product of the downsample scales in degradation), got 1',
+    });
+    expect(parseConfig({ degradation: [{ kind: 'downsample', scale: 2 }, { kind: 'gaussian' }], ip: { scale: 2 } }).ok).toBe(true);
   });
 
-  test("issues in several sections are all reported at once", () => {
+  test('transport gram with a policy that needs vectors is an error naming train.transport', () => {
+    const options = { policyInput: () => 'vectors' as const };
+    expect(issuesOf({}, options)).toEqual([expect.objectContaining({ code: 'transport_policy', path: 'train.transport' })]);
+    expect(parseConfig({ train: { transport: 'vectors' } }, options).ok).toBe(true);
+  });
+
+  test('issues in several sections are all reported at once', () => {
     const paths = issuesOf({ data: { split: { train: 1, val: 1, test: 1 } }, train: { steps: 0 }, bogus: 1 }).map((i) => i.path);
-    expect(paths.sort()).toEqual(["bogus", "data.split", "train.steps"]);
+    expect(paths.sort()).toEqual(['bogus', 'data.split', 'train.steps']);
   });
 });

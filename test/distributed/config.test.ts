@@ -14,7 +14,14 @@ describe('distributed config', () => {
     const r = parseConfig({});
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    expect(r.config.distributed).toEqual({ nproc: 1, backend: 'gloo', nnodes: 1, master_addr: '127.0.0.1', master_port: null, timeout_s: 1800 });
+    expect(r.config.distributed).toEqual({
+      nproc: 1,
+      backend: 'gloo',
+      nnodes: 1,
+      master_addr: '127.0.0.1',
+      master_port: null,
+      timeout_s: 1800,
+    });
     expect(distributedOptions(r.config.distributed)).toBeUndefined();
     expect(distributedOptions({ ...r.config.distributed, nproc: 2 })).toMatchObject({ nproc: 2, backend: 'gloo', masterPort: null });
   });
@@ -30,16 +37,24 @@ describe('distributed config', () => {
     expect(issues({ distributed: { nproc: 2 }, device: 'cuda:1' }).map((i) => i.path)).toEqual(['device']);
     expect(issues({ distributed: { backend: 'nccl' }, device: 'cpu' }).map((i) => i.path)).toEqual(['distributed.backend']);
     expect(issues({ distributed: { nnodes: 2 } }).map((i) => i.path)).toEqual(['distributed.master_port']);
-    expect(issues({ distributed: { nproc: 0, backend: 'mpi', ranks: 2 } }).map((i) => i.path).sort()).toEqual([
-      'distributed.backend', 'distributed.nproc', 'distributed.ranks',
-    ]);
+    expect(
+      issues({ distributed: { nproc: 0, backend: 'mpi', ranks: 2 } })
+        .map((i) => i.path)
+        .sort(),
+    ).toEqual(['distributed.backend', 'distributed.nproc', 'distributed.ranks']);
   });
 
   it('--nproc takes a positive integer (exit 2 otherwise)', () => {
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), 'train', '--nproc', 'two'], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), 'train', '--nproc', 'two'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--nproc: expected a positive integer/);
-    const odd = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), 'train', '--nproc', '3'], { encoding: 'utf8', timeout: 60_000 });
+    const odd = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), 'train', '--nproc', '3'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(odd.status).toBe(2);
     expect(odd.stderr).toMatch(/train\.batch_size: expected a multiple of 3/);
   });
@@ -52,7 +67,13 @@ describe('RankExitedError', () => {
     expect(isGradpromError(e, 'SIDECAR_RANK_EXITED')).toBe(true);
     expect(isGradpromError(e, 'SIDECAR_EXITED')).toBe(false);
     expect(e.message).toBe('sidecar rank 1 of 2 exited (signal SIGKILL)\n--- last stderr of rank 1 ---\nINFO rank 1 of 2 joined');
-    const failed = new RankExitedError(1, 4, 3, null, [], { op: 'train.apply', type: 'ValueError', message: 'args.weights.ip: expected 3 blocks\nmore' });
-    expect(failed.message).toBe("sidecar rank 1 of 4 failed in 'train.apply': ValueError: args.weights.ip: expected 3 blocks (exit code 3)");
+    const failed = new RankExitedError(1, 4, 3, null, [], {
+      op: 'train.apply',
+      type: 'ValueError',
+      message: 'args.weights.ip: expected 3 blocks\nmore',
+    });
+    expect(failed.message).toBe(
+      "sidecar rank 1 of 4 failed in 'train.apply': ValueError: args.weights.ip: expected 3 blocks (exit code 3)",
+    );
   });
 });

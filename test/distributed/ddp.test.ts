@@ -19,11 +19,24 @@ const TOL = 1e-5;
 
 /** A config small enough for seconds per run, without BatchNorm (srresnet without batch_norm, smallresnet uses GroupNorm). */
 const TINY = [
-  'data.counts.train=64', 'data.counts.val=16', 'data.counts.test=32',
-  'ip.channels=8', 'ip.blocks=1', 'vr.pretrain_steps=0', 'vr.kwargs.widths=[4, 8]',
-  'train.steps=10', 'train.batch_size=8', 'train.eval_every=5', 'train.checkpoint_every=5',
-  'eval.limit=32', 'policy.lambda=0.5', 'device=cpu',
-  'train.ip_optim.name=sgd', 'train.ip_optim.lr=0.01', 'train.vr_optim.name=sgd', 'train.vr_optim.lr=0.01',
+  'data.counts.train=64',
+  'data.counts.val=16',
+  'data.counts.test=32',
+  'ip.channels=8',
+  'ip.blocks=1',
+  'vr.pretrain_steps=0',
+  'vr.kwargs.widths=[4, 8]',
+  'train.steps=10',
+  'train.batch_size=8',
+  'train.eval_every=5',
+  'train.checkpoint_every=5',
+  'eval.limit=32',
+  'policy.lambda=0.5',
+  'device=cpu',
+  'train.ip_optim.name=sgd',
+  'train.ip_optim.lr=0.01',
+  'train.vr_optim.name=sgd',
+  'train.vr_optim.lr=0.01',
 ];
 
 async function tinyConfig(...sets: string[]): Promise<Config> {
@@ -61,7 +74,11 @@ interface Line {
 
 function lines(file: string): Line[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Line);
 }
 
 /** Run the CLI (asynchronously: the test's event loop keeps running). */
@@ -149,8 +166,22 @@ describe('the sidecar on 2 ranks (torch.distributed, gloo)', () => {
     const port = await freePort();
     // README: PYTHONPATH=$PWD/python torchrun --nnodes 2 --node-rank 1 --nproc-per-node 4 --master-addr A --master-port P -m gradprom_sidecar --dist-backend nccl
     const args = ['-m', 'torch.distributed.run', '--nnodes', '2', '--node-rank', '1', '--nproc-per-node', '1'];
-    args.push('--master-addr', '127.0.0.1', '--master-port', String(port), '-m', 'gradprom_sidecar', '--dist-backend', 'gloo', '--device', 'cpu');
-    const node1 = spawn(realPython, args, { env: { ...process.env, PYTHONPATH: join(root, 'python') }, stdio: ['ignore', 'ignore', 'pipe'] });
+    args.push(
+      '--master-addr',
+      '127.0.0.1',
+      '--master-port',
+      String(port),
+      '-m',
+      'gradprom_sidecar',
+      '--dist-backend',
+      'gloo',
+      '--device',
+      'cpu',
+    );
+    const node1 = spawn(realPython, args, {
+      env: { ...process.env, PYTHONPATH: join(root, 'python') },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let node1Err = '';
     node1.stderr.on('data', (d: Buffer) => (node1Err += d.toString()));
     const node1Exit = new Promise<number | null>((r) => node1.once('exit', (code) => r(code)));
@@ -169,9 +200,13 @@ describe('the sidecar on 2 ranks (torch.distributed, gloo)', () => {
   it('stops the run when a rank is killed: the error names the rank with its last stderr lines, the checkpoint is kept, no process is left', async () => {
     const runDir = join(dir, 'run');
     const sets = [...TINY, 'train.steps=40', 'train.eval_every=0', 'train.checkpoint_every=5'].flatMap((s) => ['--set', s]);
-    const cli = spawn(process.execPath, [join(root, 'bin', 'gradprom.js'), 'train', '--nproc', '2', '--out', runDir, '--verbose', ...sets], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const cli = spawn(
+      process.execPath,
+      [join(root, 'bin', 'gradprom.js'), 'train', '--nproc', '2', '--out', runDir, '--verbose', ...sets],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     cli.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => cli.once('exit', (code) => r(code)));

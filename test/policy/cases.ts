@@ -1,7 +1,7 @@
 /**
  * Shared policy inputs: one pinned example, and a set of vector and Gram cases with zero, tiny and huge norms.
  */
-import type { Gram, Layout, PolicyOptions } from "../../src/policy/index.js";
+import type { Gram, Layout, PolicyOptions } from '../../src/policy/index.js';
 
 /** Builds a contiguous layout from block sizes. */
 export function layoutOf(sizes: readonly number[]): Layout {
@@ -19,8 +19,8 @@ export function layoutOf(sizes: readonly number[]): Layout {
  */
 export const example = {
   layout: [
-    { name: "conv.weight", shape: [2, 2], numel: 4, offset: 0 },
-    { name: "conv.bias", shape: [2], numel: 2, offset: 4 },
+    { name: 'conv.weight', shape: [2, 2], numel: 4, offset: 0 },
+    { name: 'conv.bias', shape: [2], numel: 2, offset: 4 },
   ] as Layout,
   gIp: new Float32Array([1, 2, 0, -1, 0.5, 0.5]),
   gVr: new Float32Array([2, 1, 1, 0, -1, 0.5]),
@@ -33,7 +33,7 @@ export const example = {
 
 /** Options for the pinned example (λ = 0.5 keeps the pinned numbers readable). */
 export function opts(over: Partial<PolicyOptions> = {}): PolicyOptions {
-  return { lambda: 0.5, lambdaMode: "plain", threshold: 0, granularity: "global", ...over };
+  return { lambda: 0.5, lambdaMode: 'plain', threshold: 0, granularity: 'global', ...over };
 }
 
 /** Deterministic pseudo-random numbers in [-1, 1). */
@@ -73,9 +73,9 @@ export function vectorCases(): VectorCase[] {
   const norms = [0, 1e-30, 1, 1e30];
   const base = direction(N, 1);
   const relations: Array<[string, Float64Array]> = [
-    ["aligned", base.map((x, i) => x + 0.3 * direction(N, 2)[i]!)],
-    ["opposite", base.map((x, i) => -x + 0.3 * direction(N, 3)[i]!)],
-    ["random", direction(N, 4)],
+    ['aligned', base.map((x, i) => x + 0.3 * direction(N, 2)[i]!)],
+    ['opposite', base.map((x, i) => -x + 0.3 * direction(N, 3)[i]!)],
+    ['random', direction(N, 4)],
   ];
   const cases: VectorCase[] = [];
   for (const ni of norms) {
@@ -86,11 +86,11 @@ export function vectorCases(): VectorCase[] {
     }
   }
   const e = (i: number) => Float32Array.from({ length: N }, (_, j) => (j === i ? 1 : 0));
-  cases.push({ label: "exactly orthogonal", layout, gIp: e(0), gVr: e(1) });
+  cases.push({ label: 'exactly orthogonal', layout, gIp: e(0), gVr: e(1) });
   // Block 0 agrees, block 1 conflicts, block 2 is zero in g_VR.
   const gIp = Float32Array.from({ length: N }, (_, j) => (j < 8 ? 1 : 0.5));
   const gVr = Float32Array.from({ length: N }, (_, j) => (j < 5 ? 2 : j < 8 ? -3 : 0));
-  cases.push({ label: "mixed blocks", layout, gIp, gVr });
+  cases.push({ label: 'mixed blocks', layout, gIp, gVr });
   return cases;
 }
 

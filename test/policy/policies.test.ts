@@ -15,8 +15,8 @@ import {
   type PolicyName,
   type PolicyOptions,
   type WeightsDecision,
-} from "../../src/policy/index.js";
-import { example, gramCases, opts, vectorCases } from "./cases.js";
+} from '../../src/policy/index.js';
+import { example, gramCases, opts, vectorCases } from './cases.js';
 
 /** Pinned values are compared at this absolute tolerance (they are float64 results of exact float32 inputs). */
 const PIN_TOL = 1e-12;
@@ -26,7 +26,7 @@ function build(name: PolicyName, o: PolicyOptions): Policy {
 }
 
 function weights(d: Decision): WeightsDecision {
-  if (d.kind !== "weights") throw new Error("expected a weights decision");
+  if (d.kind !== 'weights') throw new Error('expected a weights decision');
   return d;
 }
 
@@ -40,15 +40,15 @@ function expectClose(actual: ArrayLike<number>, expected: number[], tol = PIN_TO
 }
 
 const ALL: Array<{ name: PolicyName; granularity: Granularity; lambdaMode: LambdaMode }> = POLICY_NAMES.flatMap((name) =>
-  (["global", "layer"] as const).flatMap((granularity) =>
-    (["plain", "normalized"] as const).map((lambdaMode) => ({ name, granularity, lambdaMode })),
+  (['global', 'layer'] as const).flatMap((granularity) =>
+    (['plain', 'normalized'] as const).map((lambdaMode) => ({ name, granularity, lambdaMode })),
   ),
 );
-const GATED: readonly PolicyName[] = ["ip-only", "gradprom", "soft"];
+const GATED: readonly PolicyName[] = ['ip-only', 'gradprom', 'soft'];
 
 describe(`pinned values on the shared example (tolerance ${PIN_TOL})`, () => {
-  test("telemetry: global cosine and norms", () => {
-    const t = decideExample("gradprom", opts()).telemetry;
+  test('telemetry: global cosine and norms', () => {
+    const t = decideExample('gradprom', opts()).telemetry;
     expect(Math.abs(t.cos - 0.5462677805468428)).toBeLessThanOrEqual(PIN_TOL);
     expect(Math.abs(t.ipNorm - 2.5495097567963922)).toBeLessThanOrEqual(PIN_TOL);
     expect(Math.abs(t.vrNorm - 2.692582403567252)).toBeLessThanOrEqual(PIN_TOL);
@@ -56,18 +56,18 @@ describe(`pinned values on the shared example (tolerance ${PIN_TOL})`, () => {
   });
 
   test.each([
-    ["ip-only", "global", "plain", [1, 1], [0, 0], false, 0],
-    ["joint", "global", "plain", [1, 1], [0.5, 0.5], true, 1],
-    ["joint", "layer", "normalized", [1, 1], [0.5, 0.31622776601683794], null, 1],
-    ["gradprom", "global", "plain", [1, 1], [0.5, 0.5], true, 1],
-    ["gradprom", "layer", "plain", [1, 1], [0.5, 0], null, 0.5],
-    ["gradprom", "global", "normalized", [1, 1], [0.4734320764739993, 0.4734320764739993], true, 1],
-    ["soft", "global", "plain", [1, 1], [0.2731338902734214, 0.2731338902734214], true, 1],
-    ["soft", "layer", "plain", [1, 1], [0.33333333333327775, 0], null, 0.5],
-    ["pcgrad", "global", "plain", [1, 1], [0.5, 0.5], true, 1],
-    ["pcgrad", "layer", "plain", [1, 1.25], [0.5, 0.7], null, 0.5],
-    ["pcgrad", "layer", "normalized", [1, 1.158113883008419], [0.5, 0.516227766016838], null, 0.5],
-  ] as const)("%s %s %s", (name, granularity, lambdaMode, ip, vr, gate, gateRate) => {
+    ['ip-only', 'global', 'plain', [1, 1], [0, 0], false, 0],
+    ['joint', 'global', 'plain', [1, 1], [0.5, 0.5], true, 1],
+    ['joint', 'layer', 'normalized', [1, 1], [0.5, 0.31622776601683794], null, 1],
+    ['gradprom', 'global', 'plain', [1, 1], [0.5, 0.5], true, 1],
+    ['gradprom', 'layer', 'plain', [1, 1], [0.5, 0], null, 0.5],
+    ['gradprom', 'global', 'normalized', [1, 1], [0.4734320764739993, 0.4734320764739993], true, 1],
+    ['soft', 'global', 'plain', [1, 1], [0.2731338902734214, 0.2731338902734214], true, 1],
+    ['soft', 'layer', 'plain', [1, 1], [0.33333333333327775, 0], null, 0.5],
+    ['pcgrad', 'global', 'plain', [1, 1], [0.5, 0.5], true, 1],
+    ['pcgrad', 'layer', 'plain', [1, 1.25], [0.5, 0.7], null, 0.5],
+    ['pcgrad', 'layer', 'normalized', [1, 1.158113883008419], [0.5, 0.516227766016838], null, 0.5],
+  ] as const)('%s %s %s', (name, granularity, lambdaMode, ip, vr, gate, gateRate) => {
     const d = decideExample(name, opts({ granularity, lambdaMode }));
     expectClose(d.ip, [...ip]);
     expectClose(d.vr, [...vr]);
@@ -75,20 +75,20 @@ describe(`pinned values on the shared example (tolerance ${PIN_TOL})`, () => {
     expect(d.telemetry.gateRate).toBe(gateRate);
   });
 
-  test("gradprom per layer: the merged vector takes g_VR in block 0 only", () => {
-    const p = build("gradprom", opts({ granularity: "layer" }));
+  test('gradprom per layer: the merged vector takes g_VR in block 0 only', () => {
+    const p = build('gradprom', opts({ granularity: 'layer' }));
     const merged = applyDecision(p.decideFromVectors(example.layout, example.gIp, example.gVr), example.layout, example.gIp, example.gVr);
     expect(Array.from(merged)).toEqual([2, 2.5, 0.5, -1, 0.5, 0.5]);
   });
 
-  test("threshold: gradprom closes when cos ≤ τ, and a negative τ lets conflicts in", () => {
-    expect(decideExample("gradprom", opts({ threshold: 0.6 })).telemetry.gate).toBe(false);
-    expect(decideExample("gradprom", opts({ threshold: 0.5 })).telemetry.gate).toBe(true);
-    expectClose(decideExample("gradprom", opts({ threshold: -0.5, granularity: "layer" })).vr, [0.5, 0.5]);
+  test('threshold: gradprom closes when cos ≤ τ, and a negative τ lets conflicts in', () => {
+    expect(decideExample('gradprom', opts({ threshold: 0.6 })).telemetry.gate).toBe(false);
+    expect(decideExample('gradprom', opts({ threshold: 0.5 })).telemetry.gate).toBe(true);
+    expectClose(decideExample('gradprom', opts({ threshold: -0.5, granularity: 'layer' })).vr, [0.5, 0.5]);
   });
 });
 
-describe("properties over the shared input set", () => {
+describe('properties over the shared input set', () => {
   const finiteTelemetry = (d: Decision) => {
     const t = d.telemetry;
     for (const v of [t.cos, t.gateRate, t.ipNorm, t.vrNorm, t.lambdaEff]) expect(Number.isFinite(v)).toBe(true);
@@ -99,7 +99,7 @@ describe("properties over the shared input set", () => {
     expect(t.skipped).toBe(false);
   };
 
-  test.each(ALL)("$name $granularity $lambdaMode: Gram cases give finite weights; a closed gate gives exactly [1, 0]", (c) => {
+  test.each(ALL)('$name $granularity $lambdaMode: Gram cases give finite weights; a closed gate gives exactly [1, 0]', (c) => {
     const p = build(c.name, opts({ ...c, lambda: 0.003 }));
     for (const { label, layout, gram } of gramCases()) {
       const d = weights(p.decide({ layout, gram }));
@@ -114,7 +114,7 @@ describe("properties over the shared input set", () => {
     }
   });
 
-  test.each(ALL)("$name $granularity $lambdaMode: vector cases give a finite merge; a closed gate returns g_IP bit for bit", (c) => {
+  test.each(ALL)('$name $granularity $lambdaMode: vector cases give a finite merge; a closed gate returns g_IP bit for bit', (c) => {
     const p = build(c.name, opts({ ...c, lambda: 0.003 }));
     for (const { label, layout, gIp, gVr } of vectorCases()) {
       const d = weights(p.decideFromVectors(layout, gIp, gVr));
@@ -125,46 +125,48 @@ describe("properties over the shared input set", () => {
     }
   });
 
-  test("a zero-norm gradient is never aligned: cos 0, gate closed, whatever τ", () => {
+  test('a zero-norm gradient is never aligned: cos 0, gate closed, whatever τ', () => {
     const zero = new Float32Array(6);
     for (const [gIp, gVr] of [
       [example.gIp, zero],
       [zero, example.gVr],
       [zero, zero],
     ] as const) {
-      const d = weights(build("gradprom", opts({ threshold: -0.9 })).decideFromVectors(example.layout, gIp, gVr));
+      const d = weights(build('gradprom', opts({ threshold: -0.9 })).decideFromVectors(example.layout, gIp, gVr));
       expect(d.telemetry).toMatchObject({ cos: 0, gate: false, gateRate: 0 });
       expect(Array.from(d.vr)).toEqual([0, 0]);
       expect(applyDecision(d, example.layout, gIp, gVr)).toEqual(gIp);
     }
   });
 
-  test("exactly orthogonal gradients: cos = 0 is not > τ = 0, so the gate is closed", () => {
-    const orth = vectorCases().find((c) => c.label === "exactly orthogonal")!;
-    for (const name of ["gradprom", "soft"] as const) {
+  test('exactly orthogonal gradients: cos = 0 is not > τ = 0, so the gate is closed', () => {
+    const orth = vectorCases().find((c) => c.label === 'exactly orthogonal')!;
+    for (const name of ['gradprom', 'soft'] as const) {
       const d = weights(build(name, opts()).decideFromVectors(orth.layout, orth.gIp, orth.gVr));
       expect(d.telemetry).toMatchObject({ cos: 0, gate: false });
       expect(Array.from(d.vr)).toEqual([0, 0, 0]);
     }
   });
 
-  test("normalized λ is 0 when ‖g_VR‖ = 0 and scales with ‖g_IP‖/‖g_VR‖", () => {
-    const o = opts({ lambdaMode: "normalized", lambda: 0.01 });
-    const zeroVr = build("joint", o).decideFromVectors(example.layout, example.gIp, new Float32Array(6));
+  test('normalized λ is 0 when ‖g_VR‖ = 0 and scales with ‖g_IP‖/‖g_VR‖', () => {
+    const o = opts({ lambdaMode: 'normalized', lambda: 0.01 });
+    const zeroVr = build('joint', o).decideFromVectors(example.layout, example.gIp, new Float32Array(6));
     expect(zeroVr.telemetry.lambdaEff).toBe(0);
     const big = Float32Array.from(example.gVr, (x) => x * 1000);
-    const d = weights(build("joint", o).decideFromVectors(example.layout, example.gIp, big));
+    const d = weights(build('joint', o).decideFromVectors(example.layout, example.gIp, big));
     expect(d.telemetry.lambdaEff).toBeCloseTo((0.01 * 2.5495097567963922) / (1000 * 2.692582403567252), 15);
   });
 });
 
-describe("equivalence: gram mode vs vectors mode", () => {
+describe('equivalence: gram mode vs vectors mode', () => {
   /** Reference merge computed directly on the vectors, from the paper's formulas (no weights). */
   function reference(name: PolicyName, o: PolicyOptions, layout: Layout, gIp: Float32Array, gVr: Float32Array): Float64Array {
     const out = Float64Array.from(gIp);
-    const units = o.granularity === "global" ? [[0, gIp.length]] : layout.map((b) => [b.offset, b.offset + b.numel]);
+    const units = o.granularity === 'global' ? [[0, gIp.length]] : layout.map((b) => [b.offset, b.offset + b.numel]);
     for (const [s, e] of units as Array<[number, number]>) {
-      let aa = 0, bb = 0, dot = 0;
+      let aa = 0,
+        bb = 0,
+        dot = 0;
       for (let i = s; i < e; i++) {
         aa += gIp[i]! * gIp[i]!;
         bb += gVr[i]! * gVr[i]!;
@@ -172,13 +174,14 @@ describe("equivalence: gram mode vs vectors mode", () => {
       }
       const zero = aa === 0 || bb === 0;
       const cos = zero ? 0 : dot / (Math.sqrt(aa) * Math.sqrt(bb) + 1e-12);
-      const lam = o.lambdaMode === "plain" ? o.lambda : zero ? 0 : (o.lambda * Math.sqrt(aa)) / Math.sqrt(bb);
+      const lam = o.lambdaMode === 'plain' ? o.lambda : zero ? 0 : (o.lambda * Math.sqrt(aa)) / Math.sqrt(bb);
       for (let i = s; i < e; i++) {
-        const a = gIp[i]!, v = gVr[i]!;
-        if (name === "joint") out[i] = a + lam * v;
-        if (name === "gradprom") out[i] = !zero && cos > o.threshold ? a + lam * v : a;
-        if (name === "soft") out[i] = a + Math.max(0, cos) * lam * v;
-        if (name === "pcgrad") {
+        const a = gIp[i]!,
+          v = gVr[i]!;
+        if (name === 'joint') out[i] = a + lam * v;
+        if (name === 'gradprom') out[i] = !zero && cos > o.threshold ? a + lam * v : a;
+        if (name === 'soft') out[i] = a + Math.max(0, cos) * lam * v;
+        if (name === 'pcgrad') {
           out[i] = !zero && dot < 0 ? a - (dot / bb) * v + lam * (v - (dot / aa) * a) : a + lam * v;
         }
       }
@@ -186,10 +189,10 @@ describe("equivalence: gram mode vs vectors mode", () => {
     return out;
   }
 
-  test.each(ALL)("$name $granularity $lambdaMode: applyDecision(decide(Gram)) equals the direct vector formula", (c) => {
+  test.each(ALL)('$name $granularity $lambdaMode: applyDecision(decide(Gram)) equals the direct vector formula', (c) => {
     const o = opts({ ...c, lambda: 0.3 });
     const p = makePolicy({ name: c.name, lambda: o.lambda, lambda_mode: c.lambdaMode, threshold: 0, granularity: c.granularity });
-    for (const { label, layout, gIp, gVr } of [...vectorCases(), { label: "example", ...example }]) {
+    for (const { label, layout, gIp, gVr } of [...vectorCases(), { label: 'example', ...example }]) {
       const gram = gramFromVectors(layout, gIp, gVr);
       const fromGram = applyDecision(p.decide({ layout, gram }), layout, gIp, gVr);
       const fromVectors = applyDecision(p.decideFromVectors(layout, gIp, gVr), layout, gIp, gVr);

@@ -6,11 +6,16 @@ const packr = new Packr({ useRecords: false });
 
 function sample(dtype: DType): Tensor {
   switch (dtype) {
-    case 'float32': return tensor(dtype, Float32Array.from([1.5, -2, 3e-8, 4, 5, 6]), [2, 3]);
-    case 'float64': return tensor(dtype, Float64Array.from([1e300, -2, 3, 4, 5, 6]), [3, 2]);
-    case 'int64': return tensor(dtype, BigInt64Array.from([1n, -(2n ** 62n), 3n, 4n, 5n, 6n]), [6]);
-    case 'int32': return tensor(dtype, Int32Array.from([1, -2, 3, 4, 5, 6]), [1, 6]);
-    default: return tensor(dtype, Uint8Array.from([1, 0, 1, 1, 0, 1]) as never, [2, 3]);
+    case 'float32':
+      return tensor(dtype, Float32Array.from([1.5, -2, 3e-8, 4, 5, 6]), [2, 3]);
+    case 'float64':
+      return tensor(dtype, Float64Array.from([1e300, -2, 3, 4, 5, 6]), [3, 2]);
+    case 'int64':
+      return tensor(dtype, BigInt64Array.from([1n, -(2n ** 62n), 3n, 4n, 5n, 6n]), [6]);
+    case 'int32':
+      return tensor(dtype, Int32Array.from([1, -2, 3, 4, 5, 6]), [1, 6]);
+    default:
+      return tensor(dtype, Uint8Array.from([1, 0, 1, 1, 0, 1]) as never, [2, 3]);
   }
 }
 

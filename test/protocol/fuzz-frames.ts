@@ -42,7 +42,11 @@ export function randomValue(rng: Rng, depth = 3): unknown {
   if (depth <= 0 || rng.next() < 0.5) return rng.pick(leaves)();
   if (rng.next() < 0.5) return Array.from({ length: rng.int(5) }, () => randomValue(rng, depth - 1));
   const o: Record<string, unknown> = {};
-  for (let i = rng.int(5); i > 0; i--) o[rng.pick(['v', 'id', 'op', 'args', 'token', 'status', 'result', 'error', 'tensors', 'dtype', 'shape', 'k'])] = randomValue(rng, depth - 1);
+  for (let i = rng.int(5); i > 0; i--)
+    o[rng.pick(['v', 'id', 'op', 'args', 'token', 'status', 'result', 'error', 'tensors', 'dtype', 'shape', 'k'])] = randomValue(
+      rng,
+      depth - 1,
+    );
   return o;
 }
 
@@ -53,8 +57,17 @@ export function validMessage(rng: Rng, id = rng.int(1000)): Buffer[] {
     const n = rng.int(6);
     const dtype = rng.pick(DTYPE_NAMES);
     const data =
-      dtype === 'float32' ? new Float32Array(n) : dtype === 'float64' ? new Float64Array(n) : dtype === 'int64' ? new BigInt64Array(n)
-      : dtype === 'int32' ? new Int32Array(n) : dtype === 'float16' || dtype === 'bfloat16' ? new Uint16Array(n) : new Uint8Array(n);
+      dtype === 'float32'
+        ? new Float32Array(n)
+        : dtype === 'float64'
+          ? new Float64Array(n)
+          : dtype === 'int64'
+            ? new BigInt64Array(n)
+            : dtype === 'int32'
+              ? new Int32Array(n)
+              : dtype === 'float16' || dtype === 'bfloat16'
+                ? new Uint16Array(n)
+                : new Uint8Array(n);
     tensors.push(tensor(dtype, data as never, rng.next() < 0.5 ? [n] : [1, n]));
   }
   const header =

@@ -78,7 +78,10 @@ describe('client reply path fuzz', () => {
     expect(outcomes.get('ok')).toBeGreaterThan(0);
     const clean = client.call('op', {});
     const [identity, head] = await router.receive();
-    await router.send([identity!, ...encodeFrames({ v: 1, id: (decodeFrames([head!]).header as { id: number }).id, status: 'ok', result: { fine: true } })]);
+    await router.send([
+      identity!,
+      ...encodeFrames({ v: 1, id: (decodeFrames([head!]).header as { id: number }).id, status: 'ok', result: { fine: true } }),
+    ]);
     expect((await clean).result).toEqual({ fine: true });
   });
 });

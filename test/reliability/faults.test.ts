@@ -16,7 +16,9 @@ const sidecars: Sidecar[] = [];
 
 /** A sidecar stopped in afterEach. */
 async function sidecar(faults: Record<string, string> = {}, opts: Parameters<typeof faultySidecar>[1] = {}): Promise<Sidecar> {
-  const sc = Object.keys(faults).length ? await faultySidecar(faults, opts) : await Sidecar.start({ device: 'cpu', logger: silentLogger, ...opts });
+  const sc = Object.keys(faults).length
+    ? await faultySidecar(faults, opts)
+    : await Sidecar.start({ device: 'cpu', logger: silentLogger, ...opts });
   sidecars.push(sc);
   return sc;
 }
@@ -55,9 +57,17 @@ describe('a training run survives its sidecar', () => {
     expect(existsSync(marker)).toBe(true);
     expect(new Set(pids).size).toBe(3);
     for (const pid of pids) expect(alive(pid)).toBe(false);
-    const resumes = recordsOf(r.runDir).all.filter((x) => x.type === 'resume') as unknown as { step: number; restart: number; reason: string }[];
+    const resumes = recordsOf(r.runDir).all.filter((x) => x.type === 'resume') as unknown as {
+      step: number;
+      restart: number;
+      reason: string;
+    }[];
     // The crashed save left step 0's checkpoint intact, and the resume used it.
-    expect(resumes.map((x) => [x.step, x.restart])).toEqual([[0, 1], [5, 2], [10, 3]]);
+    expect(resumes.map((x) => [x.step, x.restart])).toEqual([
+      [0, 1],
+      [5, 2],
+      [10, 3],
+    ]);
     expect(resumes[0]!.reason).toMatch(/SIGKILL/);
     expect(resumes[2]!.reason).toMatch(/heartbeat/);
     expect(staleTemps(r.runDir)).toEqual([]);
@@ -70,9 +80,11 @@ describe('a training run survives its sidecar', () => {
     const sc = await sidecar();
     const kill = () => process.kill(sc.pid, 'SIGKILL');
     const runDir = join(tmp.dir, 'too-many');
-    const err = await runExperiment(tinyConfig({ max_restarts: 1 }), { runDir, sidecar: sc, progress: onSteps({ 2: kill, 6: kill }) }).catch(
-      (e: unknown) => e,
-    );
+    const err = await runExperiment(tinyConfig({ max_restarts: 1 }), {
+      runDir,
+      sidecar: sc,
+      progress: onSteps({ 2: kill, 6: kill }),
+    }).catch((e: unknown) => e);
     expect(isGradpromError(err, 'SIDECAR_DEAD')).toBe(true);
     expect((err as Error).message).toContain(join(runDir, 'checkpoints', 'last.pt'));
     expect(recordsOf(runDir).all.filter((x) => x.type === 'resume')).toHaveLength(1);
@@ -89,7 +101,11 @@ describe('non-finite steps', () => {
     const err = await runExperiment(tinyConfig({ max_skips: 3 }), { runDir, sidecar: sc }).catch((e: unknown) => e);
     expect(isGradpromError(err, 'RUN')).toBe(true);
     expect((err as Error).message).toMatch(/\bstep 8\b/);
-    const skipped = recordsOf(runDir).all.filter((x) => x.type === 'step' && x.skipped) as unknown as { step: number; loss_ip: number | null; reason: string }[];
+    const skipped = recordsOf(runDir).all.filter((x) => x.type === 'step' && x.skipped) as unknown as {
+      step: number;
+      loss_ip: number | null;
+      reason: string;
+    }[];
     expect(skipped.map((x) => x.step)).toEqual([1, 2, 7, 7, 7, 7]);
     expect(skipped[0]!.loss_ip).toBeNull(); // NaN, as JSON writes it
     expect(skipped[1]!.loss_ip).not.toBeNull(); // an infinite gradient under a finite loss

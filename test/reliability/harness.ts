@@ -37,7 +37,9 @@ export function tinyYaml(train: Record<string, number> = {}): string {
     'data: {size: 16, classes: 3, counts: {train: 64, val: 16, test: 32}}',
     'ip: {channels: 8, blocks: 1}',
     'vr: {pretrain_steps: 5, kwargs: {widths: [4, 8]}}',
-    `train: {${Object.entries(t).map(([k, v]) => `${k}: ${v}`).join(', ')}}`,
+    `train: {${Object.entries(t)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')}}`,
     'eval: {limit: 16, batch_size: 16}',
     '',
   ].join('\n');

@@ -37,7 +37,10 @@ function train(out: string, faults: Record<string, string> = {}): { exit: Promis
 
 /** `gradprom train --resume dir`, to completion. */
 function resume(dir: string): number | null {
-  return spawnSync(process.execPath, [bin, 'train', '--resume', dir, '--quiet'], { env: { ...process.env, OMP_NUM_THREADS: '1' }, timeout: 120_000 }).status;
+  return spawnSync(process.execPath, [bin, 'train', '--resume', dir, '--quiet'], {
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+    timeout: 120_000,
+  }).status;
 }
 
 const stepsLogged = (dir: string) => {
@@ -81,9 +84,17 @@ describe('interrupting gradprom train', () => {
     expect(await waitFor(() => sidecarsOf(pid).length === 0, 5000)).toBeGreaterThanOrEqual(0);
     expectConsistent(dir);
     expect(staleTemps(dir)).toEqual([]);
-    const stoppedAt = Math.max(...recordsOf(dir).all.filter((r) => r.type === 'step').map((r) => (r as { step: number }).step));
+    const stoppedAt = Math.max(
+      ...recordsOf(dir)
+        .all.filter((r) => r.type === 'step')
+        .map((r) => (r as { step: number }).step),
+    );
     expect(resume(dir)).toBe(0);
-    expect(recordsOf(dir).live.filter((r) => r.type === 'resume').map((r) => (r as { step: number }).step)).toEqual([stoppedAt]);
+    expect(
+      recordsOf(dir)
+        .live.filter((r) => r.type === 'resume')
+        .map((r) => (r as { step: number }).step),
+    ).toEqual([stoppedAt]);
     expect(valEvalSteps(dir)).toEqual(EVERY_VAL_EVAL);
   }, 180_000);
 
@@ -97,7 +108,11 @@ describe('interrupting gradprom train', () => {
     expectConsistent(dir);
     expect(staleTemps(dir)).toEqual([]);
     expect(resume(dir)).toBe(0);
-    expect(recordsOf(dir).live.filter((r) => r.type === 'resume').map((r) => (r as { step: number }).step)).toEqual([10]);
+    expect(
+      recordsOf(dir)
+        .live.filter((r) => r.type === 'resume')
+        .map((r) => (r as { step: number }).step),
+    ).toEqual([10]);
     expect(valEvalSteps(dir)).toEqual(EVERY_VAL_EVAL);
   }, 180_000);
 
@@ -115,7 +130,11 @@ describe('interrupting gradprom train', () => {
     expect(staleTemps(dir)).toHaveLength(1); // the killed write's temporary file; last.pt is untouched
     expect(resume(dir)).toBe(0);
     expect(staleTemps(dir)).toEqual([]);
-    expect(recordsOf(dir).live.filter((r) => r.type === 'resume').map((r) => (r as { step: number }).step)).toEqual([5]);
+    expect(
+      recordsOf(dir)
+        .live.filter((r) => r.type === 'resume')
+        .map((r) => (r as { step: number }).step),
+    ).toEqual([5]);
     expect(valEvalSteps(dir)).toEqual(EVERY_VAL_EVAL);
   }, 180_000);
 });

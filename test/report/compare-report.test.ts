@@ -4,16 +4,47 @@ import { join } from 'node:path';
 import { writeCompareReport, type RunSummary } from '../../src/report/index.js';
 
 /** A run summary with a final test evaluation; `acc` and `psnr` vary per test case. */
-function run(policy: string, lambda: number, seed: number, acc: number, psnr: number, task: 'classify' | 'segment' = 'classify'): RunSummary {
+function run(
+  policy: string,
+  lambda: number,
+  seed: number,
+  acc: number,
+  psnr: number,
+  task: 'classify' | 'segment' = 'classify',
+): RunSummary {
   const u = task === 'segment' ? 'dice' : 'acc';
   return {
-    name: `${policy}-l${lambda}-s${seed}`, policy, lambda, lambdaMode: 'plain', seed, steps: 1000, task,
+    name: `${policy}-l${lambda}-s${seed}`,
+    policy,
+    lambda,
+    lambdaMode: 'plain',
+    seed,
+    steps: 1000,
+    task,
     final: {
-      step: 1000, split: 'test', n: 1000, psnr, ssim: 0.8, psnr_degraded: 11.9, ssim_degraded: 0.12,
-      [`fixed_clean_${u}`]: 1, [`fixed_degraded_${u}`]: 0.39, [`fixed_enhanced_${u}`]: acc, [`cotrained_enhanced_${u}`]: acc + 0.1,
+      step: 1000,
+      split: 'test',
+      n: 1000,
+      psnr,
+      ssim: 0.8,
+      psnr_degraded: 11.9,
+      ssim_degraded: 0.12,
+      [`fixed_clean_${u}`]: 1,
+      [`fixed_degraded_${u}`]: 0.39,
+      [`fixed_enhanced_${u}`]: acc,
+      [`cotrained_enhanced_${u}`]: acc + 0.1,
     },
-    gateOpenRate: policy === 'ip-only' ? 0 : 0.64, cosEarly: 0.05, cosLate: 0.12, normRatio: 0.002, skipped: 0, stepMsMedian: 101,
-    wallSeconds: 100, recognitionKey: `fixed_enhanced_${u}`, loggedSteps: 1000, resumedAt: [], pretrain: null,
+    gateOpenRate: policy === 'ip-only' ? 0 : 0.64,
+    cosEarly: 0.05,
+    cosLate: 0.12,
+    normRatio: 0.002,
+    skipped: 0,
+    stepMsMedian: 101,
+    wallSeconds: 100,
+    recognitionKey: `fixed_enhanced_${u}`,
+    loggedSteps: 1000,
+    resumedAt: [],
+    pretrain: null,
   };
 }
 
@@ -28,11 +59,18 @@ describe('writeCompareReport', () => {
 
   test('a clear difference over three seeds is stated, with mean ± std and per-seed rows', async () => {
     const runs = [
-      run('gradprom', 0.003, 0, 0.6, 25.7), run('gradprom', 0.003, 1, 0.61, 25.8), run('gradprom', 0.003, 2, 0.62, 25.9),
-      run('ip-only', 0.003, 0, 0.5, 26.3), run('ip-only', 0.003, 1, 0.51, 26.4), run('ip-only', 0.003, 2, 0.52, 26.2),
+      run('gradprom', 0.003, 0, 0.6, 25.7),
+      run('gradprom', 0.003, 1, 0.61, 25.8),
+      run('gradprom', 0.003, 2, 0.62, 25.9),
+      run('ip-only', 0.003, 0, 0.5, 26.3),
+      run('ip-only', 0.003, 1, 0.51, 26.4),
+      run('ip-only', 0.003, 2, 0.52, 26.2),
     ];
     const r = await writeCompareReport(dir, runs);
-    expect(r.groups.map((g) => [g.policy, g.n])).toEqual([['ip-only', 3], ['gradprom', 3]]);
+    expect(r.groups.map((g) => [g.policy, g.n])).toEqual([
+      ['ip-only', 3],
+      ['gradprom', 3],
+    ]);
     const md = await readFile(join(dir, 'compare.md'), 'utf8');
     expect(md).toBe(r.markdown);
     expect(md).toContain('| `gradprom` | 0.003 | 3 | 25.80 ± 0.10 | 0.8000 ± 0.0000 | 61.0 ± 1.0 | 71.0 ± 1.0 | 64.0 ± 0.0 |');
@@ -62,8 +100,10 @@ describe('writeCompareReport', () => {
 
   test('a difference within the seed spread claims no ordering', async () => {
     const r = await writeCompareReport(dir, [
-      run('gradprom', 0.003, 0, 0.5, 26), run('gradprom', 0.003, 1, 0.6, 26.5),
-      run('joint', 0.003, 0, 0.52, 26.1), run('joint', 0.003, 1, 0.56, 26.3),
+      run('gradprom', 0.003, 0, 0.5, 26),
+      run('gradprom', 0.003, 1, 0.6, 26.5),
+      run('joint', 0.003, 0, 0.52, 26.1),
+      run('joint', 0.003, 1, 0.56, 26.3),
     ]);
     expect(r.markdown).toContain('within the spread, no ordering claimed');
     expect(r.readings.find((x) => x.metric === 'fixed')?.verdict).toBe('within-spread');
@@ -71,8 +111,10 @@ describe('writeCompareReport', () => {
 
   test('an ordering smaller than the test-set standard error says so', async () => {
     const r = await writeCompareReport(dir, [
-      run('gradprom', 0.003, 0, 0.6, 26), run('gradprom', 0.003, 1, 0.605, 26),
-      run('joint', 0.003, 0, 0.59, 26), run('joint', 0.003, 1, 0.595, 26),
+      run('gradprom', 0.003, 0, 0.6, 26),
+      run('gradprom', 0.003, 1, 0.605, 26),
+      run('joint', 0.003, 0, 0.59, 26),
+      run('joint', 0.003, 1, 0.595, 26),
     ]);
     const fixed = r.readings.find((x) => x.metric === 'fixed');
     expect(fixed?.verdict).toBe('a-higher');
@@ -81,18 +123,29 @@ describe('writeCompareReport', () => {
 
   test('pairs only at the same λ, and a λ sweep gives one group per λ', async () => {
     const r = await writeCompareReport(dir, [
-      run('gradprom', 0.001, 0, 0.5, 26), run('gradprom', 0.01, 0, 0.6, 25),
-      run('joint', 0.001, 0, 0.5, 26), run('joint', 0.01, 0, 0.55, 25.2), run('ip-only', 0, 0, 0.5, 26.4),
+      run('gradprom', 0.001, 0, 0.5, 26),
+      run('gradprom', 0.01, 0, 0.6, 25),
+      run('joint', 0.001, 0, 0.5, 26),
+      run('joint', 0.01, 0, 0.55, 25.2),
+      run('ip-only', 0, 0, 0.5, 26.4),
     ]);
-    expect(r.groups.map((g) => `${g.policy}@${g.lambda}`)).toEqual(['ip-only@0', 'joint@0.001', 'joint@0.01', 'gradprom@0.001', 'gradprom@0.01']);
+    expect(r.groups.map((g) => `${g.policy}@${g.lambda}`)).toEqual([
+      'ip-only@0',
+      'joint@0.001',
+      'joint@0.01',
+      'gradprom@0.001',
+      'gradprom@0.01',
+    ]);
     const pairs = new Set(r.readings.map((x) => `${x.a}/${x.b}@${x.lambda}`));
     expect([...pairs].sort()).toEqual(['gradprom/ip-only@0.001', 'gradprom/ip-only@0.01', 'gradprom/joint@0.001', 'gradprom/joint@0.01']);
   });
 
   test('segment comparisons read Dice', async () => {
     const r = await writeCompareReport(dir, [
-      run('gradprom', 0.003, 0, 0.8, 25, 'segment'), run('gradprom', 0.003, 1, 0.82, 25.1, 'segment'),
-      run('ip-only', 0.003, 0, 0.7, 26, 'segment'), run('ip-only', 0.003, 1, 0.71, 26.1, 'segment'),
+      run('gradprom', 0.003, 0, 0.8, 25, 'segment'),
+      run('gradprom', 0.003, 1, 0.82, 25.1, 'segment'),
+      run('ip-only', 0.003, 0, 0.7, 26, 'segment'),
+      run('ip-only', 0.003, 1, 0.71, 26.1, 'segment'),
     ]);
     expect(r.groups[1]?.fixedEnhanced.mean).toBeCloseTo(0.81, 12);
     expect(r.markdown).toContain('Fixed VR, enhanced (Dice %)');

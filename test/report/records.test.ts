@@ -7,8 +7,21 @@ import { latestRecords, parseRecords, readRecords, type MetricRecord, type StepR
 /** A step record with defaults. */
 function step(n: number, over: Partial<StepRecord> = {}): StepRecord {
   return {
-    type: 'step', step: n, loss_ip: 0.1, loss_vr: 1, cos: 0.1, gate: true, gate_rate: 1, ip_norm: 1, vr_norm: 100,
-    lambda_eff: 0.003, lr_ip: 1e-3, lr_vr: 1e-3, skipped: false, time_ms: 100, ...over,
+    type: 'step',
+    step: n,
+    loss_ip: 0.1,
+    loss_vr: 1,
+    cos: 0.1,
+    gate: true,
+    gate_rate: 1,
+    ip_norm: 1,
+    vr_norm: 100,
+    lambda_eff: 0.003,
+    lr_ip: 1e-3,
+    lr_vr: 1e-3,
+    skipped: false,
+    time_ms: 100,
+    ...over,
   };
 }
 
@@ -65,9 +78,19 @@ describe('latestRecords', () => {
     ];
     const live = latestRecords(rs);
     const steps = live.filter((r): r is StepRecord => r.type === 'step');
-    expect(steps.map((s) => [s.step, s.loss_ip])).toEqual([[0, 1], [1, 1], [2, 1], [3, 2], [4, 2]]);
+    expect(steps.map((s) => [s.step, s.loss_ip])).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+      [3, 2],
+      [4, 2],
+    ]);
     const evals = live.filter((r) => r.type === 'eval').map((r) => [r.type === 'eval' && r.split, r.type === 'eval' && r.psnr]);
-    expect(evals).toEqual([['val', 20], ['val', 22], ['test', 23]]);
+    expect(evals).toEqual([
+      ['val', 20],
+      ['val', 22],
+      ['test', 23],
+    ]);
     expect(live.filter((r) => r.type === 'resume')).toHaveLength(1);
     expect(live[0]).toEqual({ type: 'pretrain', loss: 0.2, accuracy: 0.9 });
   });

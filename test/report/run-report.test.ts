@@ -6,15 +6,39 @@ import { writeRunReport, type MetricRecord, type RunMeta, type StepRecord } from
 /** A step record with defaults. */
 function step(n: number, over: Partial<StepRecord> = {}): StepRecord {
   return {
-    type: 'step', step: n, loss_ip: 0.05 / (1 + n / 50), loss_vr: 1.2 / (1 + n / 100), cos: 0.05 + n / 2000, gate: n % 3 !== 0,
-    gate_rate: n % 3 !== 0 ? 1 : 0, ip_norm: 0.01, vr_norm: 5, lambda_eff: 0.003, lr_ip: 1e-3, lr_vr: 1e-3, skipped: false, time_ms: 100 + (n % 7), ...over,
+    type: 'step',
+    step: n,
+    loss_ip: 0.05 / (1 + n / 50),
+    loss_vr: 1.2 / (1 + n / 100),
+    cos: 0.05 + n / 2000,
+    gate: n % 3 !== 0,
+    gate_rate: n % 3 !== 0 ? 1 : 0,
+    ip_norm: 0.01,
+    vr_norm: 5,
+    lambda_eff: 0.003,
+    lr_ip: 1e-3,
+    lr_vr: 1e-3,
+    skipped: false,
+    time_ms: 100 + (n % 7),
+    ...over,
   };
 }
 
 const evalMetrics = {
-  n: 1000, psnr: 26.3125, ssim: 0.81234, psnr_degraded: 11.9, ssim_degraded: 0.12341, ssim_convention: 'gaussian 11x11, sigma 1.5, data range 1',
-  fixed_clean_acc: 1, fixed_degraded_acc: 0.39, fixed_enhanced_acc: 0.5234, fixed_enhanced_bacc: 0.52, fixed_enhanced_f1: 0.51, fixed_enhanced_auc: 0.7712,
-  cotrained_clean_acc: 0.98, cotrained_enhanced_acc: 0.601,
+  n: 1000,
+  psnr: 26.3125,
+  ssim: 0.81234,
+  psnr_degraded: 11.9,
+  ssim_degraded: 0.12341,
+  ssim_convention: 'gaussian 11x11, sigma 1.5, data range 1',
+  fixed_clean_acc: 1,
+  fixed_degraded_acc: 0.39,
+  fixed_enhanced_acc: 0.5234,
+  fixed_enhanced_bacc: 0.52,
+  fixed_enhanced_f1: 0.51,
+  fixed_enhanced_auc: 0.7712,
+  cotrained_clean_acc: 0.98,
+  cotrained_enhanced_acc: 0.601,
 };
 
 function records(steps = 200): MetricRecord[] {
@@ -28,8 +52,17 @@ function records(steps = 200): MetricRecord[] {
 }
 
 const meta = (dir: string, over: Partial<RunMeta> = {}): RunMeta => ({
-  runDir: dir, name: 'gradprom-l0.003-s0', policy: 'gradprom', lambda: 0.003, lambdaMode: 'plain', seed: 0, steps: 200,
-  task: 'classify', wallSeconds: 21.4, config: {}, ...over,
+  runDir: dir,
+  name: 'gradprom-l0.003-s0',
+  policy: 'gradprom',
+  lambda: 0.003,
+  lambdaMode: 'plain',
+  seed: 0,
+  steps: 200,
+  task: 'classify',
+  wallSeconds: 21.4,
+  config: {},
+  ...over,
 });
 
 describe('writeRunReport', () => {
@@ -43,9 +76,13 @@ describe('writeRunReport', () => {
 
   test('writes report.md, summary.json and every plot', async () => {
     const summary = await writeRunReport(dir, meta(dir), records());
-    expect((await readdir(join(dir, 'plots'))).sort()).toEqual(
-      ['cosine-hist.svg', 'gate-rate.svg', 'loss.svg', 'quality.svg', 'recognition.svg'],
-    );
+    expect((await readdir(join(dir, 'plots'))).sort()).toEqual([
+      'cosine-hist.svg',
+      'gate-rate.svg',
+      'loss.svg',
+      'quality.svg',
+      'recognition.svg',
+    ]);
     for (const f of await readdir(join(dir, 'plots'))) {
       const svg = await readFile(join(dir, 'plots', f), 'utf8');
       expect(svg.startsWith('<svg')).toBe(true);
@@ -88,9 +125,20 @@ describe('writeRunReport', () => {
   });
 
   test('segment runs report Dice and IoU', async () => {
-    const rs: MetricRecord[] = [step(0), step(1), {
-      type: 'eval', step: 2, split: 'test', psnr: 25, ssim: 0.8, cotrained_clean_dice: 0.9, cotrained_enhanced_dice: 0.85, cotrained_enhanced_iou: 0.74,
-    }];
+    const rs: MetricRecord[] = [
+      step(0),
+      step(1),
+      {
+        type: 'eval',
+        step: 2,
+        split: 'test',
+        psnr: 25,
+        ssim: 0.8,
+        cotrained_clean_dice: 0.9,
+        cotrained_enhanced_dice: 0.85,
+        cotrained_enhanced_iou: 0.74,
+      },
+    ];
     const s = await writeRunReport(dir, meta(dir, { task: 'segment' }), rs);
     expect(s.recognitionKey).toBe('cotrained_enhanced_dice');
     const md = await readFile(join(dir, 'report.md'), 'utf8');

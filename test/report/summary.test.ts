@@ -1,23 +1,56 @@
-import { fmtMeanStd, mean, median, stat, std, summarizeRun, type MetricRecord, type RunMeta, type StepRecord } from '../../src/report/index.js';
+import {
+  fmtMeanStd,
+  mean,
+  median,
+  stat,
+  std,
+  summarizeRun,
+  type MetricRecord,
+  type RunMeta,
+  type StepRecord,
+} from '../../src/report/index.js';
 
 /** A step record with defaults. */
 function step(n: number, over: Partial<StepRecord> = {}): StepRecord {
   return {
-    type: 'step', step: n, loss_ip: 0.1, loss_vr: 1, cos: 0.1, gate: true, gate_rate: 1, ip_norm: 1, vr_norm: 100,
-    lambda_eff: 0.003, lr_ip: 1e-3, lr_vr: 1e-3, skipped: false, time_ms: 100, ...over,
+    type: 'step',
+    step: n,
+    loss_ip: 0.1,
+    loss_vr: 1,
+    cos: 0.1,
+    gate: true,
+    gate_rate: 1,
+    ip_norm: 1,
+    vr_norm: 100,
+    lambda_eff: 0.003,
+    lr_ip: 1e-3,
+    lr_vr: 1e-3,
+    skipped: false,
+    time_ms: 100,
+    ...over,
   };
 }
 
 const meta: RunMeta = {
-  runDir: '/tmp/x', name: 'gp-s0', policy: 'gradprom', lambda: 0.003, lambdaMode: 'plain', seed: 0, steps: 20,
-  task: 'classify', wallSeconds: 12.5, config: {},
+  runDir: '/tmp/x',
+  name: 'gp-s0',
+  policy: 'gradprom',
+  lambda: 0.003,
+  lambdaMode: 'plain',
+  seed: 0,
+  steps: 20,
+  task: 'classify',
+  wallSeconds: 12.5,
+  config: {},
 };
 
 /** 20 steps: cos = step/100, gate open on even steps, ratio (step+1)/1000, step 5 skipped with outlandish values. */
 function records(): MetricRecord[] {
   const rs: MetricRecord[] = [];
   for (let n = 0; n < 20; n++) {
-    rs.push(step(n, { cos: n / 100, gate_rate: n % 2 === 0 ? 1 : 0, gate: n % 2 === 0, ip_norm: (n + 1) / 1000, vr_norm: 1, time_ms: 100 + n }));
+    rs.push(
+      step(n, { cos: n / 100, gate_rate: n % 2 === 0 ? 1 : 0, gate: n % 2 === 0, ip_norm: (n + 1) / 1000, vr_norm: 1, time_ms: 100 + n }),
+    );
   }
   rs[5] = step(5, { skipped: true, cos: 99, gate_rate: 1, ip_norm: 1e9, vr_norm: 1, time_ms: 105 });
   rs.push({ type: 'eval', step: 10, split: 'val', psnr: 20, fixed_enhanced_acc: 0.4 });
@@ -53,7 +86,11 @@ describe('summarizeRun', () => {
   });
 
   test('falls back to the last val eval and to the co-trained metric (segment)', () => {
-    const rs: MetricRecord[] = [step(0), { type: 'eval', step: 0, split: 'val', cotrained_enhanced_dice: 0.7 }, { type: 'eval', step: 5, split: 'val', cotrained_enhanced_dice: 0.8 }];
+    const rs: MetricRecord[] = [
+      step(0),
+      { type: 'eval', step: 0, split: 'val', cotrained_enhanced_dice: 0.7 },
+      { type: 'eval', step: 5, split: 'val', cotrained_enhanced_dice: 0.8 },
+    ];
     const seg = summarizeRun(rs, { ...meta, task: 'segment' });
     expect(seg.final.step).toBe(5);
     expect(seg.recognitionKey).toBe('cotrained_enhanced_dice');

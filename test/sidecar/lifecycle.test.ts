@@ -84,7 +84,9 @@ describe('sidecar lifecycle', () => {
 describe('no orphans', () => {
   /** Start test/fixtures/child-sidecar.mjs in `mode`; resolves with the child and its sidecar's pid. */
   async function child(mode: string) {
-    const proc = spawn(process.execPath, [join(root, 'test', 'fixtures', 'child-sidecar.mjs'), mode], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const proc = spawn(process.execPath, [join(root, 'test', 'fixtures', 'child-sidecar.mjs'), mode], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: proc.stdout }).once('line', resolve);
       proc.once('exit', (c) => reject(new Error(`child exited ${c} before starting its sidecar`)));

@@ -61,7 +61,10 @@ describe('the message size limit', () => {
     const sc = await start({ maxMessageBytes: 4096 });
     const raw = new Dealer({ linger: 0, receiveTimeout: 1500 });
     raw.connect(sc.endpoint);
-    await raw.send([packr.pack({ v: 1, token: 'x', id: 1, op: 'echo', args: {}, tensors: [{ dtype: 'uint8', shape: [8192] }] }), Buffer.alloc(8192)]);
+    await raw.send([
+      packr.pack({ v: 1, token: 'x', id: 1, op: 'echo', args: {}, tensors: [{ dtype: 'uint8', shape: [8192] }] }),
+      Buffer.alloc(8192),
+    ]);
     await expect(raw.receive()).rejects.toThrow(); // no reply: the message was never read
     raw.close();
     expect((await sc.call('ping')).result.pid).toBe(sc.pid);
@@ -70,7 +73,13 @@ describe('the message size limit', () => {
   it('the client, too, drops an oversized reply before allocation: it is never delivered', async () => {
     const router = new Router({ linger: 0 });
     await router.bind('tcp://127.0.0.1:*');
-    const client = new Client({ endpoint: router.lastEndpoint!, token: 't', logger: silentLogger, maxMessageBytes: 4096, defaultTimeoutMs: () => 1500 });
+    const client = new Client({
+      endpoint: router.lastEndpoint!,
+      token: 't',
+      logger: silentLogger,
+      maxMessageBytes: 4096,
+      defaultTimeoutMs: () => 1500,
+    });
     try {
       const call = client.call('op');
       const [peer, head] = await router.receive();
@@ -89,7 +98,9 @@ describe('the message size limit', () => {
     try {
       const sc = await start({});
       expect(readFileSync(`/proc/${sc.pid}/cmdline`, 'utf8')).toContain('--max-message\u00002048\u0000');
-      expect(isGradpromError(await sc.call('echo', {}, [tensor('uint8', new Uint8Array(4096))]).catch((e: unknown) => e), 'PROTOCOL')).toBe(true);
+      expect(isGradpromError(await sc.call('echo', {}, [tensor('uint8', new Uint8Array(4096))]).catch((e: unknown) => e), 'PROTOCOL')).toBe(
+        true,
+      );
       process.env.GRADPROM_MAX_MESSAGE_BYTES = 'lots';
       expect(isGradpromError(await Sidecar.start({ logger: silentLogger }).catch((e: unknown) => e), 'CONFIG')).toBe(true);
     } finally {

@@ -1,7 +1,16 @@
 /** withRecovery's rules, against a scripted stand-in sidecar: what is retried, how often, and what a restore sets. */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GradpromError, isGradpromError, parseConfig, RemoteSession, SidecarError, SidecarExitedError, SidecarTimeoutError, type Sidecar } from '../../src/index.js';
+import {
+  GradpromError,
+  isGradpromError,
+  parseConfig,
+  RemoteSession,
+  SidecarError,
+  SidecarExitedError,
+  SidecarTimeoutError,
+  type Sidecar,
+} from '../../src/index.js';
 import { isRecoverable, removeStaleTemps, withRecovery, type ResumeState } from '../../src/train/recover.js';
 import { MetricsLog, runPaths } from '../../src/train/run-folder.js';
 import { tempDir } from '../reliability/harness.js';
@@ -76,7 +85,10 @@ test('a failure is followed by a restart, a restore into the state, a resume rec
   });
   expect(runs).toBe(2);
   expect(fake.restarts).toBe(1);
-  const records = readFileSync(opts.paths.metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const records = readFileSync(opts.paths.metrics, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   expect(records).toEqual([{ type: 'resume', step: 5, restart: 1, reason: 'sidecar exited (signal SIGKILL)' }]);
 });
 
@@ -102,7 +114,9 @@ test('once the run is being interrupted, a dead sidecar means INTERRUPTED, not a
   const { fake, opts, session, state } = await setup();
   const ac = new AbortController();
   ac.abort();
-  const err = await withRecovery({ ...opts, signal: ac.signal }, session, state, async () => Promise.reject(exited())).catch((e: unknown) => e);
+  const err = await withRecovery({ ...opts, signal: ac.signal }, session, state, async () => Promise.reject(exited())).catch(
+    (e: unknown) => e,
+  );
   expect(isGradpromError(err, 'INTERRUPTED')).toBe(true);
   expect(fake.restarts).toBe(0);
 });

@@ -11,10 +11,19 @@ const LONG = 300_000;
 
 /** A config small enough for seconds per run; λ large enough that a wrong gate decision shows in the parameters. */
 const TINY = [
-  'data.counts.train=64', 'data.counts.val=16', 'data.counts.test=32',
-  'ip.channels=8', 'ip.blocks=1', 'vr.pretrain_steps=5',
-  'train.steps=12', 'train.batch_size=8', 'train.eval_every=5', 'train.checkpoint_every=5',
-  'eval.limit=32', 'policy.lambda=0.5', 'device=cpu',
+  'data.counts.train=64',
+  'data.counts.val=16',
+  'data.counts.test=32',
+  'ip.channels=8',
+  'ip.blocks=1',
+  'vr.pretrain_steps=5',
+  'train.steps=12',
+  'train.batch_size=8',
+  'train.eval_every=5',
+  'train.checkpoint_every=5',
+  'eval.limit=32',
+  'policy.lambda=0.5',
+  'device=cpu',
 ];
 
 async function tinyConfig(...sets: string[]): Promise<Config> {
@@ -51,7 +60,10 @@ interface Line {
 }
 
 function lines(file: string): Line[] {
-  return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Line);
 }
 
 let dir: string;
@@ -66,11 +78,23 @@ describe('runExperiment', () => {
     async (transport) => {
       const config = await tinyConfig(`train.transport=${transport}`);
       const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts') });
-      python(['-m', 'gradprom_sidecar.reference', join(runDir, 'config.json'), '--out', join(dir, 'ref.safetensors'), '--log', join(dir, 'ref.jsonl')]);
+      python([
+        '-m',
+        'gradprom_sidecar.reference',
+        join(runDir, 'config.json'),
+        '--out',
+        join(dir, 'ref.safetensors'),
+        '--log',
+        join(dir, 'ref.jsonl'),
+      ]);
 
       expect(maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(dir, 'ref.safetensors'))).toBeLessThanOrEqual(1e-5);
-      const tsGates = lines(join(runDir, 'metrics.jsonl')).filter((l) => l.type === 'step').map((l) => l.gate);
-      const refGates = lines(join(dir, 'ref.jsonl')).filter((l) => l.kind === 'step').map((l) => l.gate);
+      const tsGates = lines(join(runDir, 'metrics.jsonl'))
+        .filter((l) => l.type === 'step')
+        .map((l) => l.gate);
+      const refGates = lines(join(dir, 'ref.jsonl'))
+        .filter((l) => l.kind === 'step')
+        .map((l) => l.gate);
       expect(tsGates).toHaveLength(12);
       expect(tsGates).toEqual(refGates);
       expect(new Set(tsGates).size).toBe(2); // both branches of the gate were taken, so the check has teeth
@@ -78,46 +102,66 @@ describe('runExperiment', () => {
     LONG,
   );
 
-  it('writes a complete run folder', async () => {
-    const { runDir, summary } = await runExperiment(await tinyConfig(), { runDir: join(dir, 'run') });
-    for (const f of ['config.json', 'metrics.jsonl', 'checkpoints/last.pt', 'report.md', 'summary.json', 'plots/loss.svg', 'plots/gate-rate.svg']) {
-      expect(() => readFileSync(join(runDir, f))).not.toThrow();
-    }
-    const records = lines(join(runDir, 'metrics.jsonl'));
-    expect(records.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
-    expect(records.filter((l) => l.type === 'eval').map((l) => l.step)).toEqual([0, 5, 10, 12]);
-    expect(summary.gateOpenRate).toBeGreaterThanOrEqual(0);
-    expect(summary.gateOpenRate).toBeLessThanOrEqual(1);
-    expect(readFileSync(join(runDir, 'report.md'), 'utf8')).toMatch(/Gate-open rate/);
-  }, LONG);
+  it(
+    'writes a complete run folder',
+    async () => {
+      const { runDir, summary } = await runExperiment(await tinyConfig(), { runDir: join(dir, 'run') });
+      for (const f of [
+        'config.json',
+        'metrics.jsonl',
+        'checkpoints/last.pt',
+        'report.md',
+        'summary.json',
+        'plots/loss.svg',
+        'plots/gate-rate.svg',
+      ]) {
+        expect(() => readFileSync(join(runDir, f))).not.toThrow();
+      }
+      const records = lines(join(runDir, 'metrics.jsonl'));
+      expect(records.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
+      expect(records.filter((l) => l.type === 'eval').map((l) => l.step)).toEqual([0, 5, 10, 12]);
+      expect(summary.gateOpenRate).toBeGreaterThanOrEqual(0);
+      expect(summary.gateOpenRate).toBeLessThanOrEqual(1);
+      expect(readFileSync(join(runDir, 'report.md'), 'utf8')).toMatch(/Gate-open rate/);
+    },
+    LONG,
+  );
 
-  it('resumes an interrupted run where it stopped, appending to metrics.jsonl, and ends where an uninterrupted run does', async () => {
-    const config = await tinyConfig();
-    const whole = await runExperiment(config, { runDir: join(dir, 'whole') });
+  it(
+    'resumes an interrupted run where it stopped, appending to metrics.jsonl, and ends where an uninterrupted run does',
+    async () => {
+      const config = await tinyConfig();
+      const whole = await runExperiment(config, { runDir: join(dir, 'whole') });
 
-    const ac = new AbortController();
-    const stopAt7: Progress = { start() {}, stop() {}, update: ({ step }) => void (step === 7 && ac.abort()) };
-    const runDir = join(dir, 'cut');
-    const err = await runExperiment(config, { runDir, progress: stopAt7, signal: ac.signal }).catch((e: unknown) => e);
-    expect(isGradpromError(err, 'INTERRUPTED')).toBe(true);
-    const before = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8');
+      const ac = new AbortController();
+      const stopAt7: Progress = { start() {}, stop() {}, update: ({ step }) => void (step === 7 && ac.abort()) };
+      const runDir = join(dir, 'cut');
+      const err = await runExperiment(config, { runDir, progress: stopAt7, signal: ac.signal }).catch((e: unknown) => e);
+      expect(isGradpromError(err, 'INTERRUPTED')).toBe(true);
+      const before = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8');
 
-    await runExperiment(config, { runDir, resume: true });
-    const after = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8');
-    expect(after.startsWith(before)).toBe(true);
-    const records = lines(join(runDir, 'metrics.jsonl'));
-    expect(records.find((l) => l.type === 'resume')?.step).toBe(7);
-    expect(records.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
-    expect(maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(whole.runDir, 'checkpoints', 'last.pt'))).toBe(0);
-  }, LONG);
+      await runExperiment(config, { runDir, resume: true });
+      const after = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8');
+      expect(after.startsWith(before)).toBe(true);
+      const records = lines(join(runDir, 'metrics.jsonl'));
+      expect(records.find((l) => l.type === 'resume')?.step).toBe(7);
+      expect(records.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
+      expect(maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(whole.runDir, 'checkpoints', 'last.pt'))).toBe(0);
+    },
+    LONG,
+  );
 
-  it('refuses to write over an existing run', async () => {
-    const config = await tinyConfig('train.steps=2');
-    await runExperiment(config, { runDir: join(dir, 'run') });
-    const err = await runExperiment(config, { runDir: join(dir, 'run') }).catch((e: unknown) => e);
-    expect(isGradpromError(err, 'RUN')).toBe(true);
-    expect(readFileSync(join(dir, 'run', 'report.md'), 'utf8')).toMatch(/Run run/);
-  }, LONG);
+  it(
+    'refuses to write over an existing run',
+    async () => {
+      const config = await tinyConfig('train.steps=2');
+      await runExperiment(config, { runDir: join(dir, 'run') });
+      const err = await runExperiment(config, { runDir: join(dir, 'run') }).catch((e: unknown) => e);
+      expect(isGradpromError(err, 'RUN')).toBe(true);
+      expect(readFileSync(join(dir, 'run', 'report.md'), 'utf8')).toMatch(/Run run/);
+    },
+    LONG,
+  );
 
   it('refuses to resume a run whose config.json no longer passes the schema, naming the file and field', async () => {
     const runDir = join(dir, 'damaged');
@@ -136,10 +180,14 @@ describe('runExperiment', () => {
 });
 
 describe('examples/custom-policy.ts', () => {
-  it('trains with a user-defined policy', async () => {
-    const { main } = await import('../../examples/custom-policy.js');
-    const summary = await main(join(dir, 'custom'), TINY);
-    expect(summary.policy).toBe('strict-gate');
-    expect(summary.gateOpenRate).not.toBeNull();
-  }, LONG);
+  it(
+    'trains with a user-defined policy',
+    async () => {
+      const { main } = await import('../../examples/custom-policy.js');
+      const summary = await main(join(dir, 'custom'), TINY);
+      expect(summary.policy).toBe('strict-gate');
+      expect(summary.gateOpenRate).not.toBeNull();
+    },
+    LONG,
+  );
 });

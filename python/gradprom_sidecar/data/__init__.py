@@ -8,6 +8,7 @@ antialiased; masks nearest) and converted to ``channels``.
 Defaults: size 32; channels 1 for synthetic and dicom, 3 for isic2018 and folder; synthetic
 classes 4 and counts 2000/200/1000; split fractions 0.7/0.1/0.2.
 """
+
 from __future__ import annotations
 
 import torch
@@ -86,8 +87,17 @@ def _synthetic(cfg: dict, seed: int, size: int, channels: int) -> DataBundle:
     for name in SPLITS:
         splits[name] = generate(counts[name], size, channels, classes, derive_seed(seed, name), start)
         start += counts[name]
-    return DataBundle(splits["train"], splits["val"], splits["test"], classes, channels, size,
-                      synthetic_class_names(classes), True, {"kind": "synthetic", "seed": seed})
+    return DataBundle(
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        classes,
+        channels,
+        size,
+        synthetic_class_names(classes),
+        True,
+        {"kind": "synthetic", "seed": seed},
+    )
 
 
 def _from_pool(pool: Pool, cfg: dict, seed: int, size: int, channels: int, kind: str) -> DataBundle:
@@ -97,8 +107,17 @@ def _from_pool(pool: Pool, cfg: dict, seed: int, size: int, channels: int, kind:
         idx = split_indices(len(pool.names), pool.labels if pool.has_labels else None, _fractions(cfg), seed)
     whole = Split(pool.images, pool.labels, pool.masks, pool.names)
     parts = {k: whole.subset(v) for k, v in idx.items()}
-    return DataBundle(parts["train"], parts["val"], parts["test"], pool.num_classes, channels, size,
-                      pool.class_names, pool.has_labels, {"kind": kind, "path": str(cfg.get("path")), **pool.source})
+    return DataBundle(
+        parts["train"],
+        parts["val"],
+        parts["test"],
+        pool.num_classes,
+        channels,
+        size,
+        pool.class_names,
+        pool.has_labels,
+        {"kind": kind, "path": str(cfg.get("path")), **pool.source},
+    )
 
 
 def build_data(cfg: dict, seed: int) -> DataBundle:
@@ -128,7 +147,9 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
     return _from_pool(load(cfg, size, channels), cfg, seed, size, channels, kind)
 
 
-def augment(images: torch.Tensor, masks: torch.Tensor | None, generator: torch.Generator, flip: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+def augment(
+    images: torch.Tensor, masks: torch.Tensor | None, generator: torch.Generator, flip: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Train-time augmentation: a random horizontal flip per sample (images and masks together).
 
     The draws come from ``generator`` (on its own device) and are moved to the images' device, so

@@ -1,11 +1,13 @@
 """Data set types (Split, DataBundle), DataError, and the image reading helpers every layout shares."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -39,7 +41,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def subset(self, index: torch.Tensor) -> "Split":
+    def subset(self, index: torch.Tensor) -> Split:
         """The samples at ``index`` (a 1-D long tensor), in that order.
 
         :param index: sample positions.
@@ -256,8 +258,7 @@ def read_mask(path: Path, size: int, expect_hw: tuple[int, int] | None, binary: 
         raise DataError(f"{path}: unreadable or corrupt mask ({e})") from e
     if expect_hw is not None and tuple(arr.shape[:2]) != tuple(expect_hw):
         raise DataError(
-            f"{path}: mask size {arr.shape[1]}x{arr.shape[0]} differs from its image's "
-            f"{expect_hw[1]}x{expect_hw[0]} (width x height)"
+            f"{path}: mask size {arr.shape[1]}x{arr.shape[0]} differs from its image's {expect_hw[1]}x{expect_hw[0]} (width x height)"
         )
     values = np.unique(arr)
     if binary or set(values.tolist()) <= {0, 255} or int(values.max(initial=0)) > 63:

@@ -11,6 +11,7 @@ Labels come from an optional CSV exactly as in the folder layout (``labels_csv``
 ``labels.csv`` if present; images named by file name or stem); without one, labels are all zero.
 ``masks_dir`` works as in the folder layout. Sample names are paths relative to ``path``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from .base import DataError, Pool, center_crop_resize, parallel_map, read_mask, require_dir, to_channels
-from .folder import resolve_path, find_mask, mask_pool_info, match_files, read_labels_csv
+from .folder import find_mask, mask_pool_info, match_files, read_labels_csv, resolve_path
 
 
 def _first(ds: object, keyword: str) -> float | None:
@@ -111,8 +112,17 @@ def load_dicom(cfg: dict, size: int, channels: int) -> Pool:
     masks = torch.stack([o[1] for o in out]) if mask_paths else None  # type: ignore[misc]
     names = [p.relative_to(root).as_posix() for p in files]
     if table is not None:
-        return Pool(images, torch.tensor(table.labels, dtype=torch.long), masks, names, table.class_names,
-                    len(table.class_names), True, table.splits, {"csv": str(csv_path)})
+        return Pool(
+            images,
+            torch.tensor(table.labels, dtype=torch.long),
+            masks,
+            names,
+            table.class_names,
+            len(table.class_names),
+            True,
+            table.splits,
+            {"csv": str(csv_path)},
+        )
     zeros = torch.zeros(len(files), dtype=torch.long)
     if masks is not None:
         k, class_names = mask_pool_info(masks)

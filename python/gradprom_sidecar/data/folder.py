@@ -13,12 +13,13 @@ Masks (``masks_dir``, relative to ``path`` unless absolute): for image ``<stem>.
 Without a CSV: with ``masks_dir`` the set is segmentation-only (labels all zero); otherwise it is
 unlabelled (labels all zero, ``has_labels`` False) — usable for unsupervised task-driven training.
 """
+
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -191,7 +192,9 @@ def find_mask(masks_dir: Path, image: Path) -> Path:
     raise DataError(f"{masks_dir}: no mask for image {image.name} (expected {image.stem}_mask.png or {image.stem}.png)")
 
 
-def load_pairs(images: list[Path], masks: list[Path] | None, size: int, channels: int, binary: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def load_pairs(
+    images: list[Path], masks: list[Path] | None, size: int, channels: int, binary: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Read images (and their masks, checked for size) into N×C×S×S and N×S×S tensors.
 
     :param images: image files.
@@ -238,8 +241,17 @@ def load_folder(cfg: dict, size: int, channels: int) -> Pool:
         paths = match_files(table, files, root, csv_path)
         mask_paths = [find_mask(masks_dir, p) for p in paths] if masks_dir else None
         images, masks = load_pairs(paths, mask_paths, size, channels)
-        return Pool(images, torch.tensor(table.labels, dtype=torch.long), masks, [p.relative_to(root).as_posix() for p in paths],
-                    table.class_names, len(table.class_names), True, table.splits, {"csv": str(csv_path)})
+        return Pool(
+            images,
+            torch.tensor(table.labels, dtype=torch.long),
+            masks,
+            [p.relative_to(root).as_posix() for p in paths],
+            table.class_names,
+            len(table.class_names),
+            True,
+            table.splits,
+            {"csv": str(csv_path)},
+        )
     mask_paths = [find_mask(masks_dir, p) for p in files] if masks_dir else None
     images, masks = load_pairs(files, mask_paths, size, channels)
     zeros = torch.zeros(len(files), dtype=torch.long)

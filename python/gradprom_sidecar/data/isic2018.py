@@ -12,6 +12,7 @@ Folder names are not required: files are found by their official names, at any d
 image name occurs in several folders, the copy under a folder naming the task wins. The official
 validation/test folders are not used as splits: the set is split by seed like any other.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,8 +82,7 @@ def _classify(root: Path, size: int, channels: int) -> Pool:
         paths.append(p)
     images, _ = load_pairs(paths, None, size, channels)
     labels = torch.tensor(table.labels, dtype=torch.long)
-    return Pool(images, labels, None, [p.name for p in paths], list(ISIC_CLASSES), len(ISIC_CLASSES), True,
-                source={"csv": str(csv_path)})
+    return Pool(images, labels, None, [p.name for p in paths], list(ISIC_CLASSES), len(ISIC_CLASSES), True, source={"csv": str(csv_path)})
 
 
 def _segment(root: Path, size: int, channels: int) -> Pool:

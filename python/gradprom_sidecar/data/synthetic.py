@@ -11,6 +11,7 @@ Classes, in order: 0 smooth, 1 horizontal stripes, 2 vertical stripes, 3 dots, 4
 (×1.6 per round: 5.6-8 px, then 9-12.8 px, ...), so any K >= 2 is supported and the first four are
 always the calibrated set.
 """
+
 from __future__ import annotations
 
 import hashlib

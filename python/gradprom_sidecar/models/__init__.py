@@ -19,6 +19,7 @@ directory put on ``sys.path`` before the import, and ``cfg["kwargs"]``
 Any failure (module not found, import error, class missing, not an
 ``nn.Module``, constructor error) is a ``ValueError`` naming the arch string.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -51,8 +52,15 @@ VR_REGISTRY: dict[str, VRBuilder] = {
 SEGMENTERS = frozenset({"unet"})
 
 __all__ = [
-    "IP_REGISTRY", "VR_REGISTRY", "SEGMENTERS", "build_ip", "build_vr", "count_params",
-    "register_ip", "register_vr", "load_plugin_class",
+    "IP_REGISTRY",
+    "VR_REGISTRY",
+    "SEGMENTERS",
+    "build_ip",
+    "build_vr",
+    "count_params",
+    "register_ip",
+    "register_vr",
+    "load_plugin_class",
 ]
 
 

@@ -5,6 +5,7 @@ the input would make a "DnCNN super-resolver" that is really bicubic plus a
 denoiser, so a scale other than 1 is a ValueError (use srresnet or unet).
 The output is not clamped (gradients at the ends of [0,1]; metrics clamp).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,9 +71,11 @@ def build(cfg: dict) -> DnCNN:
     scale = int(cfg.get("scale", 1))
     if scale != 1:
         raise ValueError(f"dncnn only denoises (scale 1), got scale {scale}; use srresnet or unet for super-resolution")
-    return DnCNN(DnCNNConfig(
-        in_channels=int(cfg.get("in_channels", 1)),
-        depth=int(cfg.get("depth", 17)),
-        channels=int(cfg.get("channels", 64)),
-        batch_norm=bool(cfg.get("batch_norm", True)),
-    ))
+    return DnCNN(
+        DnCNNConfig(
+            in_channels=int(cfg.get("in_channels", 1)),
+            depth=int(cfg.get("depth", 17)),
+            channels=int(cfg.get("channels", 64)),
+            batch_norm=bool(cfg.get("batch_norm", True)),
+        )
+    )

@@ -8,6 +8,7 @@ checkpoint loads with ``strict=True`` and no name mapping. Input handling
 (channel replication, normalisation) lives in :class:`InputAdapter`, whose
 buffers are non-persistent so it adds no state_dict keys.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -223,10 +224,12 @@ def build(cfg: dict, in_channels: int, num_classes: int, depth: int) -> ResNet:
     :param num_classes: number of classes.
     :param depth: 18, 34 or 50.
     """
-    return ResNet(ResNetConfig(
-        depth=depth,
-        in_channels=in_channels,
-        num_classes=num_classes,
-        weights_channels=int(cfg.get("weights_channels", 3)),
-        normalize=str(cfg.get("normalize", "imagenet")),
-    ))
+    return ResNet(
+        ResNetConfig(
+            depth=depth,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            weights_channels=int(cfg.get("weights_channels", 3)),
+            normalize=str(cfg.get("normalize", "imagenet")),
+        )
+    )

@@ -4,6 +4,7 @@ GroupNorm instead of BatchNorm: GradProm differentiates VR's loss with
 respect to IP's parameters on small batches, and GroupNorm behaves the same
 in train and eval mode and does not depend on the batch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

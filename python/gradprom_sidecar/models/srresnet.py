@@ -8,6 +8,7 @@ gradient comparison and the pixel loss want them; metrics clamp instead.
 The tail conv starts at a tenth of its usual scale so that an untrained
 network begins close to the identity / bicubic baseline.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -108,10 +109,12 @@ def build(cfg: dict) -> SRResNet:
 
     :param cfg: keys ``in_channels``, ``scale``, ``channels``, ``blocks``, ``batch_norm``.
     """
-    return SRResNet(SRResNetConfig(
-        in_channels=int(cfg.get("in_channels", 1)),
-        channels=int(cfg.get("channels", 64)),
-        blocks=int(cfg.get("blocks", 16)),
-        batch_norm=bool(cfg.get("batch_norm", True)),
-        scale=int(cfg.get("scale", 1)),
-    ))
+    return SRResNet(
+        SRResNetConfig(
+            in_channels=int(cfg.get("in_channels", 1)),
+            channels=int(cfg.get("channels", 64)),
+            blocks=int(cfg.get("blocks", 16)),
+            batch_norm=bool(cfg.get("batch_norm", True)),
+            scale=int(cfg.get("scale", 1)),
+        )
+    )

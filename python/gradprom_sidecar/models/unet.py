@@ -5,6 +5,7 @@ eval mode consistent. Images whose size is not a multiple of
 2^(depth−1) are reflect-padded up to one and the output is cropped back, so
 any H×W works.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,12 @@ from torch import Tensor, nn
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.GroupNorm(gcd(8, cout), cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.GroupNorm(gcd(8, cout), cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+        nn.GroupNorm(gcd(8, cout), cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+        nn.GroupNorm(gcd(8, cout), cout),
+        nn.ReLU(inplace=True),
     )
 
 
