@@ -1,7 +1,8 @@
 """`python -m gradprom_sidecar`: the sidecar process, started and owned by TypeScript.
 
 The session token comes in the environment (GRADPROM_TOKEN), never on the
-command line, where other users could read it.
+command line, where other users could read it. GRADPROM_BENCH_OPS=1 adds the
+bench-only op ``train.step`` (see ``ops``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import sys
 import threading
 import time
 
-from . import protocol
+from . import ops, protocol
+from .device import list_devices, resolve_device
 from .registry import State
-from .server import Options, Server, list_devices, resolve_device
+from .server import Options, Server
 
 EXIT_PARENT_GONE = 70
 
@@ -137,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         # (finish the step, write a checkpoint, then stop us), so the sidecar must not die of it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     protocol.self_check()
-    from . import bridge_ops, reference, session  # noqa: F401  (registers the ops)
-
+    if os.environ.get(ops.BENCH_ENV) == "1":
+        ops.register_bench_ops()  # train.step, for npm run bench only (workers register it too: same environment)
     if rank is None:
         state = State(device=resolve_device(args.device), devices=list_devices())
     else:

@@ -1,6 +1,6 @@
 """Python side of ``npm run bench``: in-process step timings, memcpy, a shared-memory echo, pythonia echoes.
 
-Not part of the sidecar (it registers no ops). ``scripts/bench.ts`` starts it as a worker:
+Not part of the sidecar (it registers no ops; the bench-only op ``train.step`` is ``ops/bench.py``). ``scripts/bench.ts`` starts it as a worker:
 
     python -m gradprom_sidecar.bench serve
 
@@ -35,8 +35,9 @@ import torch
 
 from . import grads as G
 from . import policies
+from .config import at
 from .reference import reference_step
-from .session import Session, cfg_get
+from .session import Session
 
 
 def gradcosine_step(s: Session, policy_cfg: dict) -> float:
@@ -46,7 +47,7 @@ def gradcosine_step(s: Session, policy_cfg: dict) -> float:
     same up to float rounding: θ.grad = ∇θ(L_IP + w·L_VR) with the gate's weight w, φ.grad = ∇φ L_VR.
     Supervised VR only (the benchmark's configuration).
 
-    :param s: the session (its private batch and learning-rate helpers are used as ``grads`` does).
+    :param s: the session (its batch and learning-rate helpers are used as ``grads`` does).
     :param policy_cfg: the config's ``policy`` section (global granularity).
     :returns: the step time in ms.
     """
@@ -55,7 +56,7 @@ def gradcosine_step(s: Session, policy_cfg: dict) -> float:
     phi = [p for p in s.vr.parameters() if p.requires_grad]
     for p in phi:
         p.grad = None
-    clean, target = s._batch(s.sampler.next(), s.generator)
+    clean, target = s.batch(s.sampler.next(), s.generator)
     x = s.degradation(clean, s.generator)
     y_hat = s.ip(x)
     loss_ip = G.pixel_loss(y_hat, clean, s.loss_kind)
@@ -69,12 +70,12 @@ def gradcosine_step(s: Session, policy_cfg: dict) -> float:
     (loss_ip + w_vr[0] * loss_vr).backward()  # pass 3: the full backward, frees the graph
     for p, g in zip(phi, g_all[len(theta) :]):
         p.grad = g  # VR trains on its own loss, as in the two-pass step
-    s._set_lr(s.ip_optim, "train.ip_optim")
+    s.set_lr(s.ip_optim, "train.ip_optim")
     s.ip_optim.step()
     if s.vr_optim is not None:
-        s._set_lr(s.vr_optim, "train.vr_optim")
+        s.set_lr(s.vr_optim, "train.vr_optim")
         s.vr_optim.step()
-    s._zero()
+    s.zero_grads()
     s.step += 1
     return (time.perf_counter() - t0) * 1000.0
 
@@ -156,7 +157,7 @@ def _handle(req: dict[str, Any], sessions: dict[str, Session]) -> dict[str, Any]
         return {"params": s.layout.numel, "ms": (time.perf_counter() - t0) * 1000.0}
     if cmd == "step":
         s = sessions[req["name"]]
-        policy_cfg = cfg_get(s.config, "policy")
+        policy_cfg = at(s.config, "policy")
         ms = reference_step(s, policy_cfg)[2] if req["kind"] == "ref" else gradcosine_step(s, policy_cfg)
         return {"ms": ms, "step": s.step}
     if cmd == "drop":

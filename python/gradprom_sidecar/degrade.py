@@ -2,11 +2,15 @@
 
 Config: a list of steps, e.g. ``[{kind: "downsample", scale: 2}, {kind: "gaussian", sigma: 0.1}]``.
 
-- ``{kind: "gaussian", sigma, clip: false}``: x = y + σ·n, NOT clipped by default (σ = 0.3 on [0, 1]
-  images then scores ≈ 11.9 dB, PSNR clamping x); ``clip: true`` clamps to [0, 1].
+- ``{kind: "gaussian", sigma, clip}``: x = y + σ·n, NOT clipped in the default config (σ = 0.3 on
+  [0, 1] images then scores ≈ 11.9 dB, PSNR clamping x); ``clip: true`` clamps to [0, 1].
 - ``{kind: "poisson", peak}``: x = Poisson(y·peak) / peak (rates below 0 are taken as 0).
-- ``{kind: "downsample", scale: 2 | 4, clip: false}``: bicubic with antialiasing
-  (``torch.nn.functional.interpolate``); H and W must be divisible by the scale; the output is smaller.
+- ``{kind: "downsample", scale: 2 | 4}``: bicubic with antialiasing (``torch.nn.functional.interpolate``);
+  H and W must be divisible by the scale; the output is smaller. An optional ``clip: true`` (not in
+  the TypeScript schema) clamps it to [0, 1].
+
+Every field but downsample's ``clip`` is required: the per-kind defaults are filled in when the
+config is resolved (``config.resolve``).
 
 Randomness: ``__call__`` draws from the caller's generator (training). ``seeded`` gives sample i
 noise that depends only on (seed, index i) — drawn on the CPU from its own generator — so every
@@ -22,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 _MASK64 = (1 << 64) - 1
-_FIELDS = {"gaussian": {"kind", "sigma", "clip"}, "poisson": {"kind", "peak"}, "downsample": {"kind", "scale", "clip"}}
+_REQUIRED = {"gaussian": ("sigma", "clip"), "poisson": ("peak",), "downsample": ("scale",)}
+_OPTIONAL = {"gaussian": (), "poisson": (), "downsample": ("clip",)}
+_FIELDS = {k: {"kind", *_REQUIRED[k], *_OPTIONAL[k]} for k in _REQUIRED}
 
 
 def _splitmix64(x: int) -> int:
@@ -145,19 +151,18 @@ def build_degradation(cfg: list[dict] | None) -> Degradation:
         unknown = sorted(set(item) - _FIELDS[kind])
         if unknown:
             raise ValueError(f"{at}.{unknown[0]}: unknown field for kind {kind!r}")
-        clip = item.get("clip", False)
+        for name in _REQUIRED[kind]:
+            if name not in item:
+                raise ValueError(f"{at}.{name}: required")
+        clip = item.get("clip", False)  # required for gaussian (checked above); downsample's optional extra
         if not isinstance(clip, bool):
             raise ValueError(f"{at}.clip: expected true or false, got {clip!r}")
         if kind == "gaussian":
-            if "sigma" not in item:
-                raise ValueError(f"{at}.sigma: required")
             steps.append(Step(kind, _number(item["sigma"], f"{at}.sigma"), clip))
         elif kind == "poisson":
-            if "peak" not in item:
-                raise ValueError(f"{at}.peak: required")
             steps.append(Step(kind, _number(item["peak"], f"{at}.peak")))
         else:
-            scale = item.get("scale")
+            scale = item["scale"]
             if isinstance(scale, bool) or scale not in (2, 4):
                 raise ValueError(f"{at}.scale: expected 2 or 4, got {scale!r}")
             steps.append(Step(kind, float(scale), clip))

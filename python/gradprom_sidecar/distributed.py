@@ -339,14 +339,14 @@ class DistributedSession(Session):
         group.broadcast_state(self.vr)
         self._vr_ddp: nn.parallel.DistributedDataParallel | None = None
 
-    def _local(self, t: Tensor) -> Tensor:
+    def local(self, t: Tensor) -> Tensor:
         per = t.shape[0] // self.group.world_size
         return t[self.group.rank * per : (self.group.rank + 1) * per]
 
-    def _average(self, tensors: list[Tensor]) -> None:
+    def average(self, tensors: list[Tensor]) -> None:
         self.group.average(tensors)
 
-    def _vr_forward(self, x: Tensor) -> Tensor:
+    def vr_forward(self, x: Tensor) -> Tensor:
         if not any(p.requires_grad for p in self.vr.parameters()):
             return self.vr(x)  # frozen VR: nothing to reduce
         if self._vr_ddp is None:  # made on first use: a frozen VR becomes trainable for its pre-training
@@ -354,17 +354,16 @@ class DistributedSession(Session):
             self._vr_ddp = nn.parallel.DistributedDataParallel(self.vr, device_ids=ids)
         return self._vr_ddp(x)
 
-    def _eval_range(self, n: int) -> tuple[int, int]:
+    def eval_range(self, n: int) -> tuple[int, int]:
         per = math.ceil(n / self.group.world_size)
         return min(n, self.group.rank * per), min(n, (self.group.rank + 1) * per)
 
-    def _gather_eval(self, parts: dict[str, Tensor]) -> dict[str, Tensor]:
+    def gather_eval(self, parts: dict[str, Tensor]) -> dict[str, Tensor]:
         gathered = self.group.gather(parts)  # rank order = image order (contiguous shares)
         keys = dict.fromkeys(k for g in gathered for k in g)  # a rank with no images sends none
         return {k: torch.cat([g[k] for g in gathered if k in g]) for k in keys}
 
-    def evaluate(self, split_name: str, limit: int | None = None) -> dict:
+    def sync_for_eval(self) -> None:
         # BatchNorm statistics drift apart per rank; evaluate everywhere with rank 0's (the checkpointed ones).
         self.group.broadcast_state(self.ip, buffers_only=True)
         self.group.broadcast_state(self.vr, buffers_only=True)
-        return super().evaluate(split_name, limit)

@@ -1,5 +1,8 @@
 """Python mirrors of the TypeScript merge policies (src/policy), for the in-process reference run only.
 
+Imported by ``reference`` and ``bench`` (the oracle and the bench-only ``train.step``), never by
+the production sidecar's ops. ``test/fixtures/policy-pins.json`` pins both copies.
+
 Same formulas, same float64 order of operations, so the two agree to float rounding:
 
 - cos = dot / (‖a‖‖b‖ + 1e-12) with norms taken as square roots first, clamped to [-1, 1]; 0 when
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import math
 from typing import Callable
+
+from .config import at
 
 COS_EPS = 1e-12
 NAMES = ("ip-only", "joint", "gradprom", "soft", "pcgrad")
@@ -89,16 +94,16 @@ def _rule(name: str, tau: float) -> Rule:
 def weights(policy_cfg: dict, gram: dict) -> tuple[list[float], list[float], dict]:
     """The per-block weights of one step, and its telemetry.
 
-    :param policy_cfg: the config's ``policy`` section (name, lambda, lambda_mode, threshold, granularity).
+    :param policy_cfg: the config's ``policy`` section (name, lambda, lambda_mode, threshold, granularity; all required).
     :param gram: ``{ip_ip, vr_vr, ip_vr}`` per-block lists.
     :returns: (w_ip, w_vr, telemetry) with telemetry keys cos, gate (None for layer granularity),
         gate_rate, ip_norm, vr_norm, lambda_eff.
     """
-    name = policy_cfg["name"]
-    lam = float(policy_cfg.get("lambda", 0.0))
-    mode = policy_cfg.get("lambda_mode", "plain")
-    granularity = policy_cfg.get("granularity", "global")
-    rule = _rule(name, float(policy_cfg.get("threshold", 0.0)))
+    name = at(policy_cfg, "name", "policy")
+    lam = float(at(policy_cfg, "lambda", "policy"))
+    mode = at(policy_cfg, "lambda_mode", "policy")
+    granularity = at(policy_cfg, "granularity", "policy")
+    rule = _rule(name, float(at(policy_cfg, "threshold", "policy")))
     aa_b, bb_b, ab_b = gram["ip_ip"], gram["vr_vr"], gram["ip_vr"]
     n = len(aa_b)
     aa = bb = ab = 0.0

@@ -1,8 +1,13 @@
 """The in-process reference run: the training loop with no bridge, the oracle for the TypeScript trainer.
 
-    python -m gradprom_sidecar.reference CONFIG.json [--steps N] [--out IP.safetensors] [--log LOG.jsonl] [--timing]
+    python -m gradprom_sidecar.reference CONFIG [--steps N] [--out IP.safetensors] [--log LOG.jsonl] [--timing]
+    python -m gradprom_sidecar.reference CONFIG --describe
 
-CONFIG.json is a resolved experiment config (the ``config.json`` of a run folder). The loop:
+CONFIG is an experiment config, JSON (or YAML when PyYAML is installed), whole or partial: it is
+resolved over the defaults exactly as ``gradprom train`` resolves it (``config.resolve``), so the
+``config.json`` of a run folder and the file given to ``gradprom train`` both work. ``--describe``
+builds the session and prints ``{blocks, ip_params, vr_params, config}`` (IP's parameter blocks,
+the two networks' sizes, the resolved config) as JSON, without training. The loop:
 Session → ``vr.pretrain(vr.pretrain_steps)`` → per step: eval (val) every ``train.eval_every``
 steps, grads (gram transport) → ``policies.weights`` → apply, or skip when not finite (more than
 ``train.max_skips`` skips in a row stops the run) → at the end eval on val and test.
@@ -21,15 +26,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
 from . import policies
+from .config import at, read_config_file, resolve
+from .device import resolve_device
+from .evaluate import evaluate
 from .grads import StepGrads
-from .registry import Context, Result, op
-from .server import resolve_device
-from .session import Session, cfg_get, session_of
+from .session import Session
 
 WARMUP_STEPS = 10  # steps left out of the timing median
 
@@ -54,15 +60,6 @@ def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict,
     return g, tel, (time.perf_counter() - t0) * 1000.0
 
 
-@op("train.step", all_ranks=True)
-def train_step(ctx: Context, args: dict[str, Any], tensors: list[torch.Tensor]) -> Result:
-    """One whole step inside the sidecar with the config's built-in policy: the in-process reference
-    on the session the bridge drives (``npm run bench`` times the bridge against it)."""
-    s = session_of(ctx)
-    g, tel, ms = reference_step(s, cfg_get(s.config, "policy"))
-    return {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, **tel, "ms": ms}, []
-
-
 def run_reference(
     config: dict, steps: int | None = None, device: torch.device | None = None, on_line: Callable[[dict], None] | None = None
 ) -> dict:
@@ -74,11 +71,11 @@ def run_reference(
     :param on_line: called with each log line as it is made.
     :returns: ``{steps, skipped, pretrain, evals, log, gate_rate, median_step_ms, ip_state, session}``.
     """
-    dev = device if device is not None else resolve_device(str(config.get("device", "auto")))
-    total = int(cfg_get(config, "train.steps")) if steps is None else int(steps)
-    eval_every = int(cfg_get(config, "train.eval_every") or 0)
-    max_skips = int(cfg_get(config, "train.max_skips"))
-    policy_cfg = cfg_get(config, "policy")
+    dev = device if device is not None else resolve_device(str(at(config, "device")))
+    total = int(at(config, "train.steps")) if steps is None else int(steps)
+    eval_every = int(at(config, "train.eval_every"))
+    max_skips = int(at(config, "train.max_skips"))
+    policy_cfg = at(config, "policy")
     log: list[dict] = []
 
     def emit(line: dict) -> None:
@@ -87,7 +84,7 @@ def run_reference(
             on_line(line)
 
     session = Session(config, dev)
-    pre = session.pretrain(int(cfg_get(config, "vr.pretrain_steps")))
+    pre = session.pretrain(int(at(config, "vr.pretrain_steps")))
     emit({"kind": "pretrain", **pre})
     evals: list[dict] = []
     times: list[float] = []
@@ -95,7 +92,7 @@ def run_reference(
     in_a_row = 0
     while session.step < total:
         if eval_every and session.step % eval_every == 0 and in_a_row == 0:
-            evals.append(session.evaluate("val"))
+            evals.append(evaluate(session, "val"))
             emit({"kind": "eval", **evals[-1]})
         g, tel, ms = reference_step(session, policy_cfg)
         in_a_row = 0 if g.finite else in_a_row + 1
@@ -106,7 +103,7 @@ def run_reference(
         if in_a_row > max_skips:
             raise TooManySkips(f"train.max_skips: {in_a_row} non-finite steps in a row at step {session.step}")
     for split in ("val", "test"):
-        evals.append(session.evaluate(split))
+        evals.append(evaluate(session, split))
         emit({"kind": "eval", **evals[-1]})
     timed = times[WARMUP_STEPS:] if len(times) > WARMUP_STEPS else times
     return {
@@ -126,22 +123,45 @@ def _json_line(obj: dict) -> str:
     return json.dumps(obj, allow_nan=True, default=lambda o: float(o) if hasattr(o, "__float__") else str(o))
 
 
+def describe(config: dict, device: torch.device | None = None) -> dict:
+    """What ``session.create`` builds from ``config``, without training: ``{blocks, ip_params, vr_params, config}``.
+
+    :param config: the resolved experiment config.
+    :param device: default: ``config.device`` resolved as the sidecar does.
+    """
+    dev = device if device is not None else resolve_device(str(at(config, "device")))
+    s = Session(config, dev)
+    info = s.describe()
+    return {
+        "blocks": [b["name"] for b in info["layout"]["blocks"]],
+        "ip_params": info["ip_params"],
+        "vr_params": info["vr_params"],
+        "config": config,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m gradprom_sidecar.reference", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("config", help="resolved experiment config (JSON)")
+    p.add_argument("config", help="experiment config, whole or partial (JSON; YAML with PyYAML)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default train.steps)")
     p.add_argument("--out", default=None, help="write the final IP state_dict here (.safetensors)")
     p.add_argument("--log", default=None, help="write the JSONL log here")
     p.add_argument("--timing", action="store_true", help=f"print the median step time (ms) after {WARMUP_STEPS} warm-up steps")
     p.add_argument("--device", default=None, help="override config.device (auto | cpu | cuda | cuda:N)")
+    p.add_argument(
+        "--describe", action="store_true", help="print the networks' blocks and sizes and the resolved config as JSON; no training"
+    )
     args = p.parse_args(argv)
     try:
-        config = json.loads(Path(args.config).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        print(f"{args.config}: cannot read config: {e}", file=sys.stderr)
+        config = resolve(read_config_file(args.config))
+    except ValueError as e:
+        print(f"gradprom reference: {e}", file=sys.stderr)
         return 2
+    if args.describe:
+        print(json.dumps(describe(config, resolve_device(args.device) if args.device else None)))
+        return 0
     log_file = open(args.log, "w") if args.log else None
     try:
 

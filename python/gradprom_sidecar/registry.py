@@ -1,4 +1,4 @@
-"""The closed list of operations: a name maps to a handler and where it runs."""
+"""The op registry: an operation name maps to a handler and where it runs (the ops themselves: ``ops/``)."""
 
 from __future__ import annotations
 
@@ -53,22 +53,32 @@ HANDLERS: dict[str, Handler] = {}
 ALL_RANKS: set[str] = set()
 
 
+def register(name: str, fn: Handler, all_ranks: bool = False) -> None:
+    """Register a compute handler under ``name`` (once).
+
+    :param name: the operation name on the wire.
+    :param fn: the handler.
+    :param all_ranks: with several ranks, every rank runs it (session state, collectives).
+    """
+    if name in HANDLERS or name in IO_OPS:
+        raise ValueError(f"op {name!r} registered twice")
+    HANDLERS[name] = fn
+    if all_ranks:
+        ALL_RANKS.add(name)
+
+
 def op(name: str, all_ranks: bool = False) -> Callable[[Handler], Handler]:
-    """Register a compute handler under `name`.
+    """Decorator: :func:`register` the function under ``name``.
 
     :param name: the operation name on the wire.
     :param all_ranks: with several ranks, every rank runs it (session state, collectives).
     """
 
-    def register(fn: Handler) -> Handler:
-        if name in HANDLERS or name in IO_OPS:
-            raise ValueError(f"op {name!r} registered twice")
-        HANDLERS[name] = fn
-        if all_ranks:
-            ALL_RANKS.add(name)
+    def decorate(fn: Handler) -> Handler:
+        register(name, fn, all_ranks)
         return fn
 
-    return register
+    return decorate
 
 
 def require(args: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

@@ -230,18 +230,3 @@ def _peek_id(body: list[Any]) -> Any:
         return None
     rid = h.get("id") if isinstance(h, dict) else None
     return rid if isinstance(rid, int) and not isinstance(rid, bool) else None
-
-
-def list_devices() -> list[str]:
-    if torch.cuda.is_available():
-        return [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())] + ["cpu"]
-    return ["cpu"]
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"gradprom sidecar: device {spec!r} requested but CUDA is not available (torch {torch.__version__})")
-    return dev

@@ -1,4 +1,4 @@
-"""Shared fixtures: a seeded RNG for every test, a device-aware tensor factory, a live sidecar."""
+"""Shared fixtures: a seeded RNG for every test, a device-aware tensor factory, a live sidecar (with or without bench ops)."""
 
 from __future__ import annotations
 
@@ -37,16 +37,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
-    """A real sidecar on an ipc endpoint (token ``SIDECAR_TOKEN``) and a DEALER connected to it.
+    """A real sidecar on an ipc endpoint (token ``SIDECAR_TOKEN``) and a DEALER connected to it."""
+    yield from start_sidecar(tmp_path, {})
+
+
+@pytest.fixture
+def bench_sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
+    """:func:`sidecar` started as ``npm run bench`` starts it: with the bench-only ops (GRADPROM_BENCH_OPS=1)."""
+    yield from start_sidecar(tmp_path, {"GRADPROM_BENCH_OPS": "1"})
+
+
+def start_sidecar(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
+    """Start a sidecar with ``env`` added to the environment, yield it with a connected DEALER, then kill it.
 
     Its stderr goes to a file, not a pipe: a fuzz run logs more than a pipe holds unread.
     """
     endpoint = f"ipc://{tmp_path}/s.sock"
     log = tmp_path / "sidecar.stderr"
+    base = {k: v for k, v in os.environ.items() if k != "GRADPROM_BENCH_OPS"}
     with open(log, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu"],
-            env={**os.environ, "GRADPROM_TOKEN": SIDECAR_TOKEN, "OMP_NUM_THREADS": "1"},
+            env={**base, "GRADPROM_TOKEN": SIDECAR_TOKEN, "OMP_NUM_THREADS": "1", **env},
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,17 @@ import pytest
 import torch
 from PIL import Image
 
+from gradprom_sidecar.config import resolve
 from gradprom_sidecar.data import DataError, augment, build_data, split_indices
 from gradprom_sidecar.data.synthetic import generate
 
 # ---------------------------------------------------------------- helpers
+
+
+def data(fields: dict) -> dict:
+    """A resolved ``data`` section: ``fields`` over the defaults, and ``labels_csv`` null unless given
+    (a ``labels.csv`` is then read when present, as the layouts document)."""
+    return resolve({"data": {"labels_csv": None, **fields}})["data"]
 
 
 def save(path: Path, arr: np.ndarray) -> Path:
@@ -79,7 +85,7 @@ SMALL = {"kind": "synthetic", "counts": {"train": 40, "val": 8, "test": 12}}
 
 
 def test_synthetic_is_deterministic_and_seed_dependent() -> None:
-    a, b, c = build_data(SMALL, 3), build_data(SMALL, 3), build_data(SMALL, 4)
+    a, b, c = build_data(data(SMALL), 3), build_data(data(SMALL), 3), build_data(data(SMALL), 4)
     for name in ("train", "val", "test"):
         sa, sb = a.split(name), b.split(name)
         assert sa.images.numpy().tobytes() == sb.images.numpy().tobytes()
@@ -94,7 +100,7 @@ def test_synthetic_is_deterministic_and_seed_dependent() -> None:
 @pytest.mark.parametrize("channels,size,classes", [(1, 32, 4), (3, 24, 4), (1, 48, 9), (3, 16, 2)])
 def test_synthetic_shapes_range_balance(channels: int, size: int, classes: int) -> None:
     cfg = {**SMALL, "channels": channels, "size": size, "classes": classes, "counts": {"train": 9 * classes, "val": 0, "test": 2}}
-    d = build_data(cfg, 0)
+    d = build_data(data(cfg), 0)
     assert d.train.images.shape == (9 * classes, channels, size, size) and d.train.images.dtype == torch.float32
     assert d.train.masks.shape == (9 * classes, size, size) and d.train.masks.dtype == torch.int64
     assert d.train.labels.dtype == torch.int64 and len(d.val) == 0
@@ -116,11 +122,11 @@ def test_synthetic_masks_cover_the_lesion() -> None:
     assert bool((outside - inside > 0.05).all())
 
 
-def test_synthetic_generation_is_fast() -> None:
-    generate(50, 32, 1, 4, seed=0)  # warm-up
-    t = time.perf_counter()
-    generate(2000, 32, 1, 4, seed=1)
-    assert time.perf_counter() - t < 1.0
+def test_synthetic_generation_makes_2000_balanced_images() -> None:
+    # Its speed (2000 images in under 1 s on 2 cores) is a benchmark figure, not a test assertion.
+    s = generate(2000, 32, 1, 4, seed=1)
+    assert s.images.shape == (2000, 1, 32, 32) and s.masks.shape == (2000, 32, 32) and len(s.names) == 2000
+    assert torch.bincount(s.labels, minlength=4).tolist() == [500] * 4
 
 
 def _spectral_features(images: torch.Tensor) -> torch.Tensor:
@@ -154,7 +160,7 @@ def _fit_probe(x: torch.Tensor, y: torch.Tensor, k: int):
 
 
 def test_synthetic_class_is_in_the_texture_and_noise_destroys_it() -> None:
-    d = build_data({"kind": "synthetic", "counts": {"train": 800, "val": 0, "test": 400}}, 0)
+    d = build_data(data({"kind": "synthetic", "counts": {"train": 800, "val": 0, "test": 400}}), 0)
     g = torch.Generator().manual_seed(1)
     noisy = lambda x: x + 0.3 * torch.randn(x.shape, generator=g)  # noqa: E731
     probe = _fit_probe(_spectral_features(d.train.images), d.train.labels, 4)
@@ -173,13 +179,13 @@ def test_synthetic_class_is_in_the_texture_and_noise_destroys_it() -> None:
 
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ValueError, match=r"data\.kind"):
-        build_data({"kind": "nope"}, 0)
+        build_data(data({"kind": "nope"}), 0)
     with pytest.raises(ValueError, match=r"data\.channels"):
-        build_data({"kind": "synthetic", "channels": 2}, 0)
+        build_data(data({"kind": "synthetic", "channels": 2}), 0)
     with pytest.raises(ValueError, match=r"data\.classes"):
-        build_data({"kind": "synthetic", "classes": 1}, 0)
+        build_data(data({"kind": "synthetic", "classes": 1}), 0)
     with pytest.raises(ValueError, match=r"data\.split"):
-        build_data({"kind": "folder", "path": ".", "split": {"train": 0.5, "val": 0.1, "test": 0.1}}, 0)
+        build_data(data({"kind": "folder", "path": ".", "split": {"train": 0.5, "val": 0.1, "test": 0.1}, "channels": 3}), 0)
 
 
 # ---------------------------------------------------------------- splits and augmentation
@@ -212,33 +218,41 @@ def test_augment_flips_images_and_masks_together() -> None:
 
 def test_folder_with_label_names(tmp_path: Path) -> None:
     root = folder_set(tmp_path, 10)
-    d = build_data({"kind": "folder", "path": str(root), "size": 12, "channels": 1}, 0)
+    d = build_data(data({"kind": "folder", "path": str(root), "size": 12, "channels": 1}), 0)
     assert d.class_names == ["cat", "dog"] and d.num_classes == 2 and d.channels == 1
     assert d.train.images.shape[1:] == (1, 12, 12) and d.train.masks is None
     assert [len(d.split(k)) for k in ("train", "val", "test")] == [7, 1, 2]
     assert 0.0 <= float(d.train.images.min()) and float(d.train.images.max()) <= 1.0
-    everything = build_data({"kind": "folder", "path": str(root), "size": 12, "split": {"train": 1.0, "val": 0.0, "test": 0.0}}, 0)
+    everything = build_data(
+        data({"kind": "folder", "path": str(root), "size": 12, "split": {"train": 1.0, "val": 0.0, "test": 0.0}, "channels": 3}), 0
+    )
     labels = dict(zip(everything.train.names, everything.train.labels.tolist()))
     assert labels["imgs/im1.png"] == 0 and labels["imgs/im2.png"] == 1  # cat, dog
-    assert everything.train.images.shape[1] == 3  # folder default: RGB
+    assert everything.train.images.shape[1] == 3  # channels 3: RGB
 
 
 def test_folder_one_hot_index_and_split_columns(tmp_path: Path) -> None:
     for i in range(4):
         save(tmp_path / f"a{i}.jpg", rand_img(12, 12, seed=i))
     write_csv(tmp_path / "oh.csv", ["image,x,y,z", "a0,1,0,0", "a1,0.0,1.0,0.0", "a2,0,0,1", "a3,1,0,0"])
-    d = build_data({"kind": "folder", "path": str(tmp_path), "labels_csv": "oh.csv", "size": 8, "label_columns": ["x", "y", "z"]}, 0)
+    d = build_data(
+        data({"kind": "folder", "path": str(tmp_path), "labels_csv": "oh.csv", "size": 8, "label_columns": ["x", "y", "z"], "channels": 3}),
+        0,
+    )
     assert d.class_names == ["x", "y", "z"] and d.channels == 3
     write_csv(tmp_path / "idx.csv", ["file,cls,split", "a0.jpg,2,train", "a1.jpg,0,train", "a2.jpg,1,validation", "a3.jpg,0,test"])
     d = build_data(
-        {
-            "kind": "folder",
-            "path": str(tmp_path),
-            "labels_csv": str(tmp_path / "idx.csv"),
-            "image_column": "file",
-            "label_column": "cls",
-            "size": 8,
-        },
+        data(
+            {
+                "kind": "folder",
+                "path": str(tmp_path),
+                "labels_csv": str(tmp_path / "idx.csv"),
+                "image_column": "file",
+                "label_column": "cls",
+                "size": 8,
+                "channels": 3,
+            }
+        ),
         0,
     )
     assert d.train.names == ["a0.jpg", "a1.jpg"] and d.train.labels.tolist() == [2, 0]
@@ -252,7 +266,7 @@ def test_folder_masks_follow_the_crop(tmp_path: Path) -> None:
     for i in range(3):
         save(tmp_path / "images" / f"s{i}.png", img)
         save(tmp_path / "masks" / (f"s{i}_mask.png" if i else "s0.png"), (img > 0) * 255)
-    d = build_data({"kind": "folder", "path": str(tmp_path), "masks_dir": "masks", "size": 10, "channels": 1}, 0)
+    d = build_data(data({"kind": "folder", "path": str(tmp_path), "masks_dir": "masks", "size": 10, "channels": 1}), 0)
     assert d.num_classes == 2 and not d.has_labels and d.class_names == ["background", "lesion"]
     s = d.train if len(d.train) else d.test
     assert set(s.masks.unique().tolist()) == {0, 1}
@@ -271,7 +285,7 @@ def test_isic2018_task3_layout(tmp_path: Path) -> None:
         save(root / "ISIC2018_Task3_Training_Input" / f"ISIC_{24306 + i:07d}.jpg", rand_img(15, 20, seed=i))
         rows.append(f"ISIC_{24306 + i:07d}," + ",".join("1.0" if j == i % 7 else "0.0" for j in range(7)))
     write_csv(root / "ISIC2018_Task3_Training_GroundTruth" / "ISIC2018_Task3_Training_GroundTruth.csv", rows)
-    d = build_data({"kind": "isic2018", "path": str(tmp_path), "isic_task": "classify", "size": 8}, 0)
+    d = build_data(data({"kind": "isic2018", "path": str(tmp_path), "isic_task": "classify", "size": 8, "channels": 3}), 0)
     assert d.class_names == cls and d.num_classes == 7 and d.channels == 3
     assert sum(len(d.split(k)) for k in ("train", "val", "test")) == 14
     assert d.describe()["train"]["per_class"]["MEL"] >= 1
@@ -284,7 +298,7 @@ def test_isic2018_task1_layout(tmp_path: Path) -> None:
         m[4:12, 6:18] = 255
         save(tmp_path / "ISIC2018_Task1_Training_GroundTruth" / f"ISIC_{i:07d}_segmentation.png", m)
     save(tmp_path / "ISIC2018_Task1-2_Training_Input" / "ISIC_0000099.jpg", rand_img(16, 24))  # no mask: ignored
-    d = build_data({"kind": "isic2018", "path": str(tmp_path), "isic_task": "segment", "size": 8}, 0)
+    d = build_data(data({"kind": "isic2018", "path": str(tmp_path), "isic_task": "segment", "size": 8, "channels": 3}), 0)
     assert d.num_classes == 2 and not d.has_labels
     total = sum(len(d.split(k)) for k in ("train", "val", "test"))
     assert total == 5 and all(d.split(k).masks.shape[1:] == (8, 8) for k in ("train", "val", "test"))
@@ -303,12 +317,12 @@ def test_dicom_rescale_and_window(tmp_path: Path) -> None:
     write_dcm(tmp_path / "y.dcm", arr, RescaleSlope=2, RescaleIntercept=-1000)
     write_dcm(tmp_path / "z.dcm", arr, PhotometricInterpretation="MONOCHROME1")
     cfg = {"kind": "dicom", "path": str(tmp_path), "size": 16, "split": {"train": 1.0, "val": 0.0, "test": 0.0}}
-    d = build_data(cfg, 0)
+    d = build_data(data(cfg), 0)
     by = dict(zip(d.train.names, d.train.images))
     assert by["a/x.dcm"][0, :4, 0].tolist() == pytest.approx([0.0, 0.5, 1.0, 1.0])  # file window
     assert by["y.dcm"][0, :4, 0].tolist() == pytest.approx([0.0, 0.5, 1.0, 0.75])  # min-max
     assert by["z.dcm"][0, :4, 0].tolist() == pytest.approx([1.0, 0.5, 0.0, 0.25])  # MONOCHROME1: inverted
-    d = build_data({**cfg, "window": {"center": 500, "width": 1000}}, 0)
+    d = build_data(data({**cfg, "window": {"center": 500, "width": 1000}}), 0)
     assert dict(zip(d.train.names, d.train.images))["a/x.dcm"][0, :4, 0].tolist() == pytest.approx([0.0, 0.0, 1.0, 0.5])
     assert d.train.labels.tolist() == [0, 0, 0] and not d.has_labels
 
@@ -317,7 +331,9 @@ def test_dicom_labels_from_csv(tmp_path: Path) -> None:
     for i in range(3):
         write_dcm(tmp_path / f"p{i}.dcm", np.full((10, 10), i * 100, np.uint16))
     write_csv(tmp_path / "labels.csv", ["image,label", "p0.dcm,1", "p1,0", "p2.dcm,1"])
-    d = build_data({"kind": "dicom", "path": str(tmp_path), "size": 10, "channels": 3, "split": {"train": 1.0, "val": 0.0, "test": 0.0}}, 0)
+    d = build_data(
+        data({"kind": "dicom", "path": str(tmp_path), "size": 10, "channels": 3, "split": {"train": 1.0, "val": 0.0, "test": 0.0}}), 0
+    )
     assert d.has_labels and d.train.images.shape == (3, 3, 10, 10)
     assert dict(zip(d.train.names, d.train.labels.tolist())) == {"p0.dcm": 1, "p1.dcm": 0, "p2.dcm": 1}
 
@@ -330,14 +346,14 @@ def _folder_error(tmp_path: Path, lines: list[str], match: str, **cfg: object) -
         save(tmp_path / f"im{i}.png", rand_img(10, 10, seed=i))
     write_csv(tmp_path / "labels.csv", lines)
     with pytest.raises(DataError, match=match):
-        build_data({"kind": "folder", "path": str(tmp_path), "size": 8, **cfg}, 0)
+        build_data(data({"kind": "folder", "path": str(tmp_path), "size": 8, **cfg, "channels": 3}), 0)
 
 
 def test_error_corrupt_image(tmp_path: Path) -> None:
     folder_set(tmp_path, 3)
     (tmp_path / "imgs" / "im1.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     with pytest.raises(DataError, match=r"im1\.png: unreadable or corrupt image"):
-        build_data({"kind": "folder", "path": str(tmp_path), "size": 8}, 0)
+        build_data(data({"kind": "folder", "path": str(tmp_path), "size": 8, "channels": 3}), 0)
 
 
 def test_error_unknown_image(tmp_path: Path) -> None:
@@ -365,29 +381,29 @@ def test_error_missing_header_columns(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"GroundTruth\.csv: missing header columns \['VASC'\]"):
         write_csv(tmp_path / "isic" / "ISIC2018_Task3_Training_GroundTruth.csv", ["image,MEL,NV,BCC,AKIEC,BKL,DF", "ISIC_1,1,0,0,0,0,0"])
         save(tmp_path / "isic" / "ISIC_1.jpg", rand_img(8, 8))
-        build_data({"kind": "isic2018", "path": str(tmp_path / "isic"), "size": 8}, 0)
+        build_data(data({"kind": "isic2018", "path": str(tmp_path / "isic"), "size": 8, "channels": 3}), 0)
 
 
 def test_error_mask_size(tmp_path: Path) -> None:
     save(tmp_path / "img" / "a.png", rand_img(12, 16))
     save(tmp_path / "m" / "a_mask.png", np.zeros((12, 12)))
     with pytest.raises(DataError, match=r"a_mask\.png: mask size 12x12 differs from its image's 16x12"):
-        build_data({"kind": "folder", "path": str(tmp_path), "masks_dir": "m", "size": 8}, 0)
+        build_data(data({"kind": "folder", "path": str(tmp_path), "masks_dir": "m", "size": 8, "channels": 3}), 0)
 
 
 def test_error_empty_folder_and_missing_path(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     for kind in ("folder", "dicom", "isic2018"):
         with pytest.raises(DataError, match=r"empty: no images found"):
-            build_data({"kind": kind, "path": str(tmp_path / "empty")}, 0)
+            build_data(data({"kind": kind, "path": str(tmp_path / "empty"), "channels": 3 if kind != "dicom" else 1}), 0)
         with pytest.raises(DataError, match=r"nowhere: missing path"):
-            build_data({"kind": kind, "path": str(tmp_path / "nowhere")}, 0)
+            build_data(data({"kind": kind, "path": str(tmp_path / "nowhere"), "channels": 3 if kind != "dicom" else 1}), 0)
     with pytest.raises(DataError, match="missing path"):
-        build_data({"kind": "folder"}, 0)
+        build_data(data({"kind": "folder", "channels": 3}), 0)
 
 
 def test_error_dicom_without_pixel_data(tmp_path: Path) -> None:
     write_dcm(tmp_path / "ok.dcm", np.zeros((8, 8), np.uint16))
     write_dcm(tmp_path / "hollow.dcm", np.zeros((8, 8), np.uint16), pixels=False)
     with pytest.raises(DataError, match=r"hollow\.dcm: DICOM without pixel data"):
-        build_data({"kind": "dicom", "path": str(tmp_path), "size": 8}, 0)
+        build_data(data({"kind": "dicom", "path": str(tmp_path), "size": 8}), 0)

@@ -18,9 +18,13 @@ def gen(seed: int = 0) -> torch.Generator:
 @pytest.mark.parametrize(
     "cfg,message",
     [
-        ([{"kind": "gaussian", "sigma": 0.1}, {"kind": "gaussian", "sigma": 0}], r"^degradation\[1\]\.sigma: must be > 0$"),
+        (
+            [{"kind": "gaussian", "sigma": 0.1, "clip": False}, {"kind": "gaussian", "sigma": 0, "clip": False}],
+            r"^degradation\[1\]\.sigma: must be > 0$",
+        ),
         ([{"kind": "gaussian"}], r"degradation\[0\]\.sigma: required"),
-        ([{"kind": "gaussian", "sigma": "x"}], r"degradation\[0\]\.sigma: expected a number"),
+        ([{"kind": "gaussian", "sigma": 0.1}], r"degradation\[0\]\.clip: required"),  # the default is filled in by config.resolve
+        ([{"kind": "gaussian", "sigma": "x", "clip": False}], r"degradation\[0\]\.sigma: expected a number"),
         ([{"kind": "gaussian", "sigma": 0.1, "clip": "yes"}], r"degradation\[0\]\.clip"),
         ([{"kind": "poisson", "peak": -1}], r"degradation\[0\]\.peak: must be > 0"),
         ([{"kind": "blur"}], r"degradation\[0\]\.kind: expected one of"),
@@ -44,7 +48,7 @@ def test_identity_when_empty() -> None:
 
 def test_gaussian_is_unclipped_by_default() -> None:
     clean = torch.full((64, 1, 32, 32), 0.5)
-    x = build_degradation([{"kind": "gaussian", "sigma": 0.3}])(clean, gen())
+    x = build_degradation([{"kind": "gaussian", "sigma": 0.3, "clip": False}])(clean, gen())
     noise = x - clean
     assert abs(float(noise.std()) - 0.3) < 0.005 and abs(float(noise.mean())) < 0.005
     assert float(x.min()) < 0.0 and float(x.max()) > 1.0
@@ -54,7 +58,7 @@ def test_gaussian_is_unclipped_by_default() -> None:
 
 def test_noisy_psnr_on_synthetic_matches_calibration() -> None:
     clean = generate(1000, 32, 1, 4, seed=3).images
-    x = build_degradation([{"kind": "gaussian", "sigma": 0.3}]).seeded(clean, range(1000), 7)
+    x = build_degradation([{"kind": "gaussian", "sigma": 0.3, "clip": False}]).seeded(clean, range(1000), 7)
     # PSNR clamps x; ≈ 11.9 dB for σ = 0.3 (CALIBRATION.md).
     assert 11.6 < float(psnr(x, clean).mean()) < 12.2
 
@@ -78,7 +82,9 @@ def test_downsample_bicubic_and_scale() -> None:
     assert torch.equal(out, ref)
     const = torch.full((1, 1, 16, 16), 0.4)
     assert torch.allclose(d(const, gen()), torch.full((1, 1, 8, 8), 0.4), atol=1e-6)
-    chain = build_degradation([{"kind": "downsample", "scale": 2}, {"kind": "downsample", "scale": 4}, {"kind": "gaussian", "sigma": 0.1}])
+    chain = build_degradation(
+        [{"kind": "downsample", "scale": 2}, {"kind": "downsample", "scale": 4}, {"kind": "gaussian", "sigma": 0.1, "clip": False}]
+    )
     assert chain.scale == 8 and chain(torch.rand(1, 1, 32, 32), gen()).shape == (1, 1, 4, 4)
     with pytest.raises(ValueError, match="not divisible by scale 4"):
         build_degradation([{"kind": "downsample", "scale": 4}])(torch.rand(1, 1, 10, 10), gen())
@@ -86,22 +92,26 @@ def test_downsample_bicubic_and_scale() -> None:
 
 def test_composition_runs_in_list_order() -> None:
     clean = torch.rand(2, 1, 16, 16)
-    noise_then_down = build_degradation([{"kind": "gaussian", "sigma": 0.2}, {"kind": "downsample", "scale": 2}])(clean, gen(1))
-    down_then_noise = build_degradation([{"kind": "downsample", "scale": 2}, {"kind": "gaussian", "sigma": 0.2}])(clean, gen(1))
+    noise_then_down = build_degradation([{"kind": "gaussian", "sigma": 0.2, "clip": False}, {"kind": "downsample", "scale": 2}])(
+        clean, gen(1)
+    )
+    down_then_noise = build_degradation([{"kind": "downsample", "scale": 2}, {"kind": "gaussian", "sigma": 0.2, "clip": False}])(
+        clean, gen(1)
+    )
     # Downsampling averages the noise away when it comes second.
     small = F.interpolate(clean, size=(8, 8), mode="bicubic", antialias=True)
     assert float((noise_then_down - small).std()) < 0.6 * float((down_then_noise - small).std())
 
 
 def test_training_call_follows_the_generator() -> None:
-    d = build_degradation([{"kind": "gaussian", "sigma": 0.1}, {"kind": "poisson", "peak": 50}])
+    d = build_degradation([{"kind": "gaussian", "sigma": 0.1, "clip": False}, {"kind": "poisson", "peak": 50}])
     clean = torch.rand(4, 1, 8, 8)
     assert torch.equal(d(clean, gen(5)), d(clean, gen(5)))
     assert not torch.equal(d(clean, gen(5)), d(clean, gen(6)))
 
 
 def test_seeded_depends_only_on_seed_and_index() -> None:
-    d = build_degradation([{"kind": "gaussian", "sigma": 0.2}, {"kind": "poisson", "peak": 30}])
+    d = build_degradation([{"kind": "gaussian", "sigma": 0.2, "clip": False}, {"kind": "poisson", "peak": 30}])
     clean = torch.rand(6, 1, 8, 8)
     full = d.seeded(clean, range(6), seed=11)
     # Another batch composition and order: the same samples get the same inputs.

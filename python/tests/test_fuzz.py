@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 import msgpack
@@ -120,7 +119,6 @@ def fuzz_message(rng: random.Random, k: int, token: str = TOKEN, ops: list[str] 
 
 def test_decoder_fuzz_gives_a_message_or_a_frame_error() -> None:
     rng = random.Random(SEED)
-    t0 = time.monotonic()
     accepted = refused = 0
     for k in range(DECODER_FRAMES):
         frames = fuzz_message(rng, k)
@@ -139,7 +137,6 @@ def test_decoder_fuzz_gives_a_message_or_a_frame_error() -> None:
             assert t.numel() * t.element_size() == len(body)
     assert accepted + refused == DECODER_FRAMES
     assert refused > DECODER_FRAMES // 2 and accepted > 0
-    assert time.monotonic() - t0 < 60
 
 
 def test_sidecar_answers_2000_fuzzed_messages_and_keeps_serving(sidecar: Any) -> None:

@@ -13,8 +13,9 @@ from gradprom_sidecar.models import build_ip, build_vr
 
 
 def _nets() -> tuple[nn.Module, nn.Module]:
-    ip = build_ip({"arch": "srresnet", "in_channels": 1, "scale": 1, "channels": 4, "blocks": 1, "batch_norm": False}).to(DEVICE)
-    vr = build_vr({"arch": "smallresnet", "widths": [4, 8]}, 1, 3).to(DEVICE)
+    ip_cfg = {"arch": "srresnet", "in_channels": 1, "scale": 1, "channels": 4, "blocks": 1, "batch_norm": False, "kwargs": {}}
+    ip = build_ip(ip_cfg).to(DEVICE)
+    vr = build_vr({"arch": "smallresnet", "task": "classify", "normalize": "none", "kwargs": {"widths": [4, 8]}}, 1, 3).to(DEVICE)
     return ip, vr
 
 

@@ -20,6 +20,18 @@ SMALL_IP = {
 }
 
 
+def ip(arch: str, **fields: object) -> dict:
+    """An IP section as the session hands it to ``build_ip``: 1 channel, scale 1, no kwargs, ``fields`` over them."""
+    return {"arch": arch, "in_channels": 1, "scale": 1, "kwargs": {}, "plugin_path": None, **fields}
+
+
+def vr(arch: str, **fields: object) -> dict:
+    """A VR section for ``build_vr``: classify, no kwargs, and ImageNet normalisation for the resnets (which
+    their builder used when it still had defaults of its own), ``fields`` over them."""
+    normalize = "imagenet" if arch.startswith("resnet") else "none"
+    return {"arch": arch, "task": "classify", "normalize": normalize, "weights_channels": None, "kwargs": {}, "plugin_path": None, **fields}
+
+
 def read_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
     """The checked-in torchvision key list: ``name<TAB>shape`` per line, empty shape = scalar."""
     rows = []
@@ -33,7 +45,7 @@ def read_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
 @pytest.mark.parametrize("scale", [1, 2, 4])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_ip_output_shape(arch: str, scale: int, channels: int) -> None:
-    net = build_ip({"arch": arch, "in_channels": channels, "scale": scale, **SMALL_IP[arch]})
+    net = build_ip(ip(arch, in_channels=channels, scale=scale, batch_norm=True, **SMALL_IP[arch]))
     x = torch.rand(2, channels, 12, 10)
     y = net(x)
     assert y.shape == (2, channels, 12 * scale, 10 * scale)
@@ -43,91 +55,105 @@ def test_ip_output_shape(arch: str, scale: int, channels: int) -> None:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_dncnn_shape_and_residual(channels: int) -> None:
-    net = build_ip({"arch": "dncnn", "in_channels": channels, **SMALL_IP["dncnn"]})
+    net = build_ip(ip("dncnn", in_channels=channels, batch_norm=True, **SMALL_IP["dncnn"]))
     x = torch.rand(2, channels, 16, 16)
     assert net(x).shape == x.shape
 
 
 def test_dncnn_rejects_scale() -> None:
     with pytest.raises(ValueError, match="scale 2"):
-        build_ip({"arch": "dncnn", "scale": 2})
+        build_ip(ip("dncnn", scale=2))
 
 
 @pytest.mark.parametrize("arch", ["srresnet", "unet", "dncnn"])
 def test_ip_starts_near_identity(arch: str) -> None:
     # Global residual output: an untrained IP barely changes its input (documented choice).
-    net = build_ip({"arch": arch, "in_channels": 1, "scale": 1, "batch_norm": False, **SMALL_IP[arch]}).eval()
+    net = build_ip(ip(arch, batch_norm=False, **SMALL_IP[arch])).eval()
     x = torch.rand(1, 1, 16, 16)
     with torch.no_grad():
         assert (net(x) - x).abs().mean() < 0.2
 
 
-def test_srresnet_default_has_batch_norm_and_scale_validation() -> None:
-    net = build_ip({"arch": "srresnet", "in_channels": 1, "blocks": 1, "channels": 8})
+def test_srresnet_batch_norm_and_scale_validation() -> None:
+    net = build_ip(ip("srresnet", blocks=1, channels=8, batch_norm=True))
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    plain = build_ip(ip("srresnet", blocks=1, channels=8, batch_norm=False))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
     with pytest.raises(ValueError, match="scale"):
-        build_ip({"arch": "srresnet", "scale": 3})
+        build_ip(ip("srresnet", scale=3, blocks=1, channels=8, batch_norm=True))
+
+
+def test_builders_have_no_defaults_of_their_own() -> None:
+    # The defaults are src/config/defaults.ts's, resolved before a builder runs: a missing field is named, not filled.
+    with pytest.raises(ValueError, match=r"config\.ip\.batch_norm: required"):
+        build_ip(ip("srresnet", blocks=1, channels=8))
+    with pytest.raises(ValueError, match=r"config\.ip\.depth: required"):
+        build_ip(ip("dncnn", channels=8, batch_norm=False))
+    with pytest.raises(ValueError, match=r"config\.vr\.normalize: required"):
+        build_vr({k: v for k, v in vr("resnet18").items() if k != "normalize"}, 3, 4)
+    with pytest.raises(ValueError, match=r"config\.vr\.kwargs: required"):
+        build_vr({k: v for k, v in vr("smallresnet").items() if k != "kwargs"}, 1, 4)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", "smallresnet"])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_vr_logits_shape(arch: str, channels: int) -> None:
-    net = build_vr({"arch": arch}, channels, 5)
+    net = build_vr(vr(arch), channels, 5)
     assert net(torch.rand(2, channels, 64, 64)).shape == (2, 5)
 
 
 @pytest.mark.parametrize("size", [(32, 32), (30, 27)])
 def test_segment_output_shape(size: tuple[int, int]) -> None:
-    net = build_vr({"arch": "unet", "task": "segment", "channels": 8}, 3, 2)
+    net = build_vr(vr("unet", task="segment", channels=8), 3, 2)
     assert net(torch.rand(2, 3, *size)).shape == (2, 2, *size)
 
 
 def test_task_arch_consistency() -> None:
     with pytest.raises(ValueError, match="classifier"):
-        build_vr({"arch": "resnet18", "task": "segment"}, 1, 2)
+        build_vr(vr("resnet18", task="segment"), 1, 2)
     with pytest.raises(ValueError, match="num_classes"):
-        build_vr({"arch": "unet"}, 1, 1)
+        build_vr(vr("unet", task="segment"), 1, 1)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_resnet_keys_match_torchvision(name: str, tmp_path: Path) -> None:
     expected = read_keys(name)
-    net = build_vr({"arch": name}, 3, 1000)
+    net = build_vr(vr(name), 3, 1000)
     got = [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
     assert got == expected
     # A torchvision-shaped file (random tensors) loads strictly, gray input included.
     sd = {k: (torch.tensor(7) if not s else torch.randn(s)) for k, s in expected}
     save_atomic(sd, tmp_path / "tv.pth")
-    gray = build_vr({"arch": name}, 1, 1000)
+    gray = build_vr(vr(name), 1, 1000)
     report = load_weights(gray, tmp_path / "tv.pth", strict=True)
     assert report.ok and report.loaded == len(expected)
     assert torch.equal(gray.state_dict()["conv1.weight"], sd["conv1.weight"])
 
 
 def test_normalize_adds_no_keys() -> None:
-    a = build_vr({"arch": "resnet18", "normalize": "imagenet"}, 3, 10)
-    b = build_vr({"arch": "resnet18", "normalize": "none"}, 3, 10)
+    a = build_vr(vr("resnet18", normalize="imagenet"), 3, 10)
+    b = build_vr(vr("resnet18", normalize="none"), 3, 10)
     assert list(a.state_dict()) == list(b.state_dict())
     with pytest.raises(ValueError, match="normalize"):
-        build_vr({"arch": "resnet18", "normalize": "zscore"}, 3, 10)
+        build_vr(vr("resnet18", normalize="zscore"), 3, 10)
 
 
 def test_gray_input_replicated_to_three_channels() -> None:
-    gray_net = build_vr({"arch": "resnet18"}, 1, 4).eval()
-    rgb_net = build_vr({"arch": "resnet18"}, 3, 4).eval()
+    gray_net = build_vr(vr("resnet18"), 1, 4).eval()
+    rgb_net = build_vr(vr("resnet18"), 3, 4).eval()
     rgb_net.load_state_dict(gray_net.state_dict())
     assert gray_net.conv1.weight.shape[1] == 3
     x = torch.rand(2, 1, 64, 64)
     with torch.no_grad():
         assert torch.allclose(gray_net(x), rgb_net(x.repeat(1, 3, 1, 1)), atol=1e-5)
-    one = build_vr({"arch": "resnet18", "weights_channels": 1}, 1, 4)
+    one = build_vr(vr("resnet18", weights_channels=1), 1, 4)
     assert one.conv1.weight.shape == (64, 1, 7, 7)
 
 
 def test_load_torchvision_keeps_own_fc(tmp_path: Path) -> None:
     sd = {k: (torch.tensor(0) if not s else torch.randn(s)) for k, s in read_keys("resnet18")}
     torch.save(sd, tmp_path / "tv.pth")
-    net = build_vr({"arch": "resnet18", "weights_channels": 1}, 1, 4)
+    net = build_vr(vr("resnet18", weights_channels=1), 1, 4)
     skipped = load_torchvision(net, tmp_path / "tv.pth")
     assert skipped == ["fc.weight", "fc.bias"]
     assert torch.allclose(net.conv1.weight, sd["conv1.weight"].sum(1, keepdim=True))
@@ -135,26 +161,27 @@ def test_load_torchvision_keeps_own_fc(tmp_path: Path) -> None:
 
 
 def test_param_counts() -> None:
-    assert count_params(build_vr({"arch": "resnet18"}, 3, 1000)) == 11_689_512
-    assert count_params(build_vr({"arch": "resnet50"}, 3, 1000)) == 25_557_032
-    assert count_params(build_vr({"arch": "smallresnet"}, 1, 4)) == 77_364
-    small = build_ip({"arch": "srresnet", "channels": 32, "blocks": 4, "batch_norm": False, "scale": 1, "in_channels": 1})
+    assert count_params(build_vr(vr("resnet18"), 3, 1000)) == 11_689_512
+    assert count_params(build_vr(vr("resnet50"), 3, 1000)) == 25_557_032
+    assert count_params(build_vr(vr("smallresnet"), 1, 4)) == 77_364
+    small = build_ip(ip("srresnet", channels=32, blocks=4, batch_norm=False))
     assert 80_000 < count_params(small) < 95_000
-    assert 1_000_000 < count_params(build_ip({"arch": "srresnet", "in_channels": 3, "scale": 4})) < 2_000_000
+    big = build_ip(ip("srresnet", in_channels=3, scale=4, channels=64, blocks=16, batch_norm=True))  # the paper's SRResNet
+    assert 1_000_000 < count_params(big) < 2_000_000
 
 
 def test_smallresnet_widths() -> None:
-    net = build_vr({"arch": "smallresnet", "widths": [8, 16]}, 3, 2)
+    net = build_vr(vr("smallresnet", kwargs={"widths": [8, 16]}), 3, 2)
     assert net(torch.rand(1, 3, 32, 32)).shape == (1, 2)
     assert net.fc.in_features == 16
 
 
 def test_unknown_arch_lists_known() -> None:
     with pytest.raises(ValueError, match="srresnet") as e:
-        build_ip({"arch": "edsr"})
+        build_ip(ip("edsr"))
     assert all(name in str(e.value) for name in IP_REGISTRY)
     with pytest.raises(ValueError) as e:
-        build_vr({"arch": "vgg"}, 1, 2)
+        build_vr(vr("vgg"), 1, 2)
     assert all(name in str(e.value) for name in VR_REGISTRY)
 
 
@@ -194,12 +221,10 @@ def plugin_dir(tmp_path: Path) -> Path:
 
 
 def test_plugin_ip_and_vr(plugin_dir: Path) -> None:
-    ip = build_ip(
-        {"arch": "gp_test_plugins.nets:Enhancer", "plugin_path": str(plugin_dir), "in_channels": 3, "scale": 2, "kwargs": {"width": 9}}
-    )
-    assert ip.width == 9 and ip(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
-    vr = build_vr({"arch": "gp_test_plugins.nets:Classifier", "plugin_path": str(plugin_dir)}, 3, 7)
-    assert vr(torch.rand(2, 3, 8, 8)).shape == (2, 7)
+    enhancer = build_ip(ip("gp_test_plugins.nets:Enhancer", plugin_path=str(plugin_dir), in_channels=3, scale=2, kwargs={"width": 9}))
+    assert enhancer.width == 9 and enhancer(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
+    classifier = build_vr(vr("gp_test_plugins.nets:Classifier", plugin_path=str(plugin_dir)), 3, 7)
+    assert classifier(torch.rand(2, 3, 8, 8)).shape == (2, 7)
 
 
 @pytest.mark.parametrize(
@@ -213,10 +238,10 @@ def test_plugin_ip_and_vr(plugin_dir: Path) -> None:
 )
 def test_plugin_errors(plugin_dir: Path, arch: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem) as e:
-        build_vr({"arch": arch, "plugin_path": str(plugin_dir)}, 1, 2)
+        build_vr(vr(arch, plugin_path=str(plugin_dir)), 1, 2)
     assert repr(arch) in str(e.value)
 
 
 def test_plugin_constructor_error(plugin_dir: Path) -> None:
     with pytest.raises(ValueError, match="constructor failed"):
-        build_ip({"arch": "gp_test_plugins.nets:Enhancer", "plugin_path": str(plugin_dir), "kwargs": {"bogus": 1}})
+        build_ip(ip("gp_test_plugins.nets:Enhancer", plugin_path=str(plugin_dir), kwargs={"bogus": 1}))

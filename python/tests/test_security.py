@@ -17,7 +17,7 @@ import torch
 import zmq
 
 import gradprom_sidecar
-from gradprom_sidecar import PROTOCOL_VERSION, bridge_ops, protocol  # noqa: F401  (bridge_ops registers echo)
+from gradprom_sidecar import PROTOCOL_VERSION, ops, protocol  # noqa: F401  (importing ops registers echo)
 from gradprom_sidecar.__main__ import check_endpoint
 from gradprom_sidecar.registry import Context, State
 from gradprom_sidecar.server import Job, Options, Server

@@ -52,9 +52,8 @@ def test_ping_answers_while_compute_is_busy(sidecar: Any) -> None:
     sock, _ = sidecar
     sock.send_multipart([msgpack.packb(req("sleep", 1, args={"seconds": 2}))])
     time.sleep(0.2)
-    t0 = time.monotonic()
     r = call(sock, req("ping", 2))
-    assert time.monotonic() - t0 < 1.0
+    # busy: answered while sleep still ran (a ping queued behind it would find the compute thread idle).
     assert r["id"] == 2 and r["result"]["busy"] is True and r["result"]["op"] == "sleep"
 
 

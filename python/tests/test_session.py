@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from conftest import DEVICE
 
 from gradprom_sidecar import grads as G
+from gradprom_sidecar import ops  # noqa: F401  (importing ops registers them)
 from gradprom_sidecar import session as S
+from gradprom_sidecar.optim import lr_factor
 from gradprom_sidecar.registry import HANDLERS, Context, State
 
 
@@ -364,10 +366,10 @@ def test_skip_drops_the_step_and_counts() -> None:
 
 def test_lr_schedules() -> None:
     o = {**_optim(), "schedule": "step", "step_size": 10, "gamma": 0.5}
-    assert [S.lr_factor(o, k, 100) for k in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    assert [lr_factor(o, k, 100) for k in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
     o = {**_optim(), "schedule": "cosine", "warmup_steps": 4}
-    assert S.lr_factor(o, 0, 104) == 0.25 and S.lr_factor(o, 3, 104) == 1.0
-    assert S.lr_factor(o, 54, 104) == pytest.approx(0.5) and S.lr_factor(o, 104, 104) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(o, 0, 104) == 0.25 and lr_factor(o, 3, 104) == 1.0
+    assert lr_factor(o, 54, 104) == pytest.approx(0.5) and lr_factor(o, 104, 104) == pytest.approx(0.0, abs=1e-12)
     state, _ = make(tiny_config(train={"ip_optim": {**_optim(), "schedule": "step", "step_size": 1, "gamma": 0.1}}))
     call(state, "train.grads", {"transport": "gram"})
     n = len(state.session.layout)

@@ -5,37 +5,34 @@ Kinds: "synthetic" (the built-in default, generated per split from disjoint deri
 split). Every image is center-cropped to a square, resized to ``size``×``size`` (bilinear,
 antialiased; masks nearest) and converted to ``channels``.
 
-Defaults: size 32; channels 1 for synthetic and dicom, 3 for isic2018 and folder; synthetic
-classes 4 and counts 2000/200/1000; split fractions 0.7/0.1/0.2.
+``cfg`` is the ``data`` section of the resolved config: the fields a kind reads are required
+(the defaults live in src/config/defaults.ts, see ``config.resolve``).
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..config import at
 from .base import SPLITS, DataBundle, DataError, Pool, Split
 from .synthetic import class_names as synthetic_class_names
 from .synthetic import derive_seed, generate
 
 __all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices"]
 
-DEFAULT_COUNTS = {"train": 2000, "val": 200, "test": 1000}
-DEFAULT_SPLIT = {"train": 0.7, "val": 0.1, "test": 0.2}
-_DEFAULT_CHANNELS = {"synthetic": 1, "dicom": 1, "isic2018": 3, "folder": 3}
+KINDS = ("synthetic", "isic2018", "folder", "dicom")
 
 
-def _int_field(cfg: dict, key: str, default: int, low: int) -> int:
-    value = cfg.get(key, default)
-    if value is None:
-        value = default
+def _int_field(cfg: dict, key: str, low: int) -> int:
+    value = at(cfg, key, "data")
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"data.{key}: expected an integer >= {low}, got {value!r}")
     return value
 
 
 def _fractions(cfg: dict) -> dict[str, float]:
-    frac = {**DEFAULT_SPLIT, **(cfg.get("split") or {})}
-    if set(frac) != set(SPLITS) or any(not isinstance(v, (int, float)) or v < 0 for v in frac.values()):
+    frac = at(cfg, "split", "data")
+    if not isinstance(frac, dict) or set(frac) != set(SPLITS) or any(not isinstance(v, (int, float)) or v < 0 for v in frac.values()):
         raise ValueError(f"data.split: expected {{train, val, test}} fractions >= 0, got {frac!r}")
     if abs(sum(frac.values()) - 1.0) > 1e-6:
         raise ValueError(f"data.split: fractions must sum to 1, got {sum(frac.values()):.6g}")
@@ -78,11 +75,15 @@ def split_indices(n: int, labels: torch.Tensor | None, fractions: dict[str, floa
 
 
 def _synthetic(cfg: dict, seed: int, size: int, channels: int) -> DataBundle:
-    classes = _int_field(cfg, "classes", 4, 2)
-    counts = {**DEFAULT_COUNTS, **(cfg.get("counts") or {})}
+    classes = _int_field(cfg, "classes", 2)
+    counts = at(cfg, "counts", "data")
+    if not isinstance(counts, dict):
+        raise ValueError(f"data.counts: expected {{train, val, test}} counts, got {counts!r}")
     for k, v in counts.items():
         if k not in SPLITS or isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"data.counts.{k}: expected a split name with an integer count >= 0, got {v!r}")
+    for k in SPLITS:
+        at(counts, k, "data.counts")
     splits, start = {}, 0
     for name in SPLITS:
         splits[name] = generate(counts[name], size, channels, classes, derive_seed(seed, name), start)
@@ -116,7 +117,7 @@ def _from_pool(pool: Pool, cfg: dict, seed: int, size: int, channels: int, kind:
         size,
         pool.class_names,
         pool.has_labels,
-        {"kind": kind, "path": str(cfg.get("path")), **pool.source},
+        {"kind": kind, "path": str(at(cfg, "path", "data")), **pool.source},
     )
 
 
@@ -124,15 +125,15 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
     """Build the data set described by ``cfg`` (the config's ``data`` section).
 
     :param cfg: kind, path, size, channels, and the kind's own fields (see the module docstring).
-    :param seed: the experiment seed (synthetic generation and the split).
+    :param seed: the data seed (synthetic generation and the split).
     :raises DataError: a problem with the files (named in the message).
-    :raises ValueError: a bad config value (named by its dotted path).
+    :raises ValueError: a bad or missing config value (named by its dotted path).
     """
-    kind = cfg.get("kind", "synthetic")
-    if kind not in _DEFAULT_CHANNELS:
-        raise ValueError(f"data.kind: expected one of {', '.join(_DEFAULT_CHANNELS)}, got {kind!r}")
-    size = _int_field(cfg, "size", 32, 8)
-    channels = _int_field(cfg, "channels", _DEFAULT_CHANNELS[kind], 1)
+    kind = at(cfg, "kind", "data")
+    if kind not in KINDS:
+        raise ValueError(f"data.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    size = _int_field(cfg, "size", 8)
+    channels = _int_field(cfg, "channels", 1)
     if channels not in (1, 3):
         raise ValueError(f"data.channels: expected 1 or 3, got {channels}")
     if kind == "synthetic":

@@ -163,7 +163,7 @@ def require_dir(path: str | os.PathLike | None, what: str = "data.path") -> Path
     return p
 
 
-def _to_float_array(img: Image.Image) -> np.ndarray:
+def to_float_array(img: Image.Image) -> np.ndarray:
     """H×W×C float32 in [0, 1] from a PIL image of any common mode (8/16-bit gray, RGB, RGBA, P)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img).astype(np.float32)
@@ -230,7 +230,7 @@ def read_image(path: Path, size: int, channels: int) -> tuple[torch.Tensor, tupl
             if img.format == "JPEG":
                 img.draft("RGB" if channels == 3 else "L", (size * 4, size * 4))
             img.load()
-            arr = _to_float_array(img)
+            arr = to_float_array(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: unreadable or corrupt image ({e})") from e
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)

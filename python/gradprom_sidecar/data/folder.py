@@ -10,7 +10,7 @@ Sample names are paths relative to ``path``.
 Masks (``masks_dir``, relative to ``path`` unless absolute): for image ``<stem>.<ext>`` the mask is
 ``<stem>_mask.png`` if it exists, else ``<stem>.png``; it must have the image's size.
 
-Without a CSV: with ``masks_dir`` the set is segmentation-only (labels all zero); otherwise it is
+Without a CSV (``labels_csv`` null and no ``labels.csv``): with ``masks_dir`` the set is segmentation-only (labels all zero); otherwise it is
 unlabelled (labels all zero, ``has_labels`` False) — usable for unsupervised task-driven training.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import at
 from .base import DataError, Pool, list_images, parallel_map, read_image, read_mask, require_dir
 
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -48,6 +49,25 @@ def resolve_path(base: Path, rel: str | None, default: str) -> Path:
     """
     p = Path(rel if rel else default).expanduser()
     return p if p.is_absolute() else base / p
+
+
+def labels_csv(cfg: dict, root: Path) -> tuple[Path, LabelTable] | None:
+    """The data set's labels CSV and its parsed rows, or None for a set without labels.
+
+    ``data.labels_csv`` is relative to ``root`` unless absolute; null means ``labels.csv`` when that
+    file exists, else no labels. The columns are ``data.image_column``, ``data.label_column`` and
+    ``data.label_columns`` (see the module docstring).
+
+    :param cfg: the data section of the resolved config.
+    :param root: the data folder.
+    :raises DataError: a named CSV that is missing or malformed.
+    """
+    name = at(cfg, "labels_csv", "data")
+    csv_path = resolve_path(root, name, "labels.csv")
+    if not (name or csv_path.is_file()):
+        return None
+    columns = (at(cfg, k, "data") for k in ("image_column", "label_column", "label_columns"))
+    return csv_path, read_labels_csv(csv_path, *columns)
 
 
 def read_labels_csv(
@@ -228,16 +248,16 @@ def load_folder(cfg: dict, size: int, channels: int) -> Pool:
     :param size: output side.
     :param channels: 1 or 3.
     """
-    root = require_dir(cfg.get("path"))
-    masks_dir = resolve_path(root, cfg["masks_dir"], "") if cfg.get("masks_dir") else None
+    root = require_dir(at(cfg, "path", "data"))
+    masks_dir = resolve_path(root, cfg["masks_dir"], "") if at(cfg, "masks_dir", "data") else None
     if masks_dir is not None and not masks_dir.is_dir():
         raise DataError(f"{masks_dir}: missing path (data.masks_dir does not exist)")
     files = list_images(root, exclude=[masks_dir] if masks_dir else [])
     if not files:
         raise DataError(f"{root}: no images found (looked for {', '.join(('png', 'jpg', 'jpeg', 'bmp', 'tif'))})")
-    csv_path = resolve_path(root, cfg.get("labels_csv"), "labels.csv")
-    if csv_path.is_file() or cfg.get("labels_csv"):
-        table = read_labels_csv(csv_path, cfg.get("image_column", "image"), cfg.get("label_column"), cfg.get("label_columns"))
+    labelled = labels_csv(cfg, root)
+    if labelled is not None:
+        csv_path, table = labelled
         paths = match_files(table, files, root, csv_path)
         mask_paths = [find_mask(masks_dir, p) for p in paths] if masks_dir else None
         images, masks = load_pairs(paths, mask_paths, size, channels)

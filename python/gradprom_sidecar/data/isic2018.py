@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import at
 from .base import DataError, Pool, require_dir
 from .folder import load_pairs, read_labels_csv
 
@@ -61,8 +62,8 @@ def load_isic2018(cfg: dict, size: int, channels: int) -> Pool:
     :param size: output side.
     :param channels: 1 or 3.
     """
-    root = require_dir(cfg.get("path"))
-    task = cfg.get("isic_task", "classify")
+    root = require_dir(at(cfg, "path", "data"))
+    task = at(cfg, "isic_task", "data")
     if task == "classify":
         return _classify(root, size, channels)
     if task == "segment":

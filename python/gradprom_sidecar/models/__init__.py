@@ -7,10 +7,15 @@ Built-in names:
   (classifiers, N×num_classes logits) and ``unet`` (segmenter,
   N×num_classes×H×W logits).
 
+Each builder gets its section of the resolved config (``ip`` with ``in_channels`` and ``scale``
+added; ``vr``) and reads the fields it needs; a missing one is an error naming it, never a
+default. For a built-in arch, the section's ``kwargs`` are merged into it first (e.g.
+``vr.kwargs.widths`` for smallresnet).
+
 Plugin contract: an ``arch`` of the form ``"package.module:ClassName"``
-names a user ``nn.Module`` subclass. ``cfg["plugin_path"]`` (optional) is a
-directory put on ``sys.path`` before the import, and ``cfg["kwargs"]``
-(optional dict) is passed to the constructor:
+names a user ``nn.Module`` subclass. ``cfg["plugin_path"]`` (a folder, or
+null) is put on ``sys.path`` before the import, and ``cfg["kwargs"]`` (a
+dict) is passed to the constructor:
 
 - IP: ``Cls(in_channels=..., scale=..., **kwargs)``; maps N×C×h×w in [0,1]
   to N×C×(h·scale)×(w·scale).
@@ -29,6 +34,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..config import at
 from . import dncnn, resnet, smallresnet, srresnet, unet
 
 IPBuilder = Callable[[dict], nn.Module]
@@ -131,11 +137,16 @@ def load_plugin_class(arch: str, plugin_path: str | Path | None = None) -> type[
     return cls
 
 
-def _build_plugin(arch: str, cfg: dict, **required: int) -> nn.Module:
-    kwargs = cfg.get("kwargs") or {}
+def _kwargs(cfg: dict, where: str) -> dict:
+    kwargs = at(cfg, "kwargs", where)
     if not isinstance(kwargs, dict):
-        raise ValueError(f"plugin arch {arch!r}: kwargs must be a mapping, got {type(kwargs).__name__}")
-    cls = load_plugin_class(arch, cfg.get("plugin_path"))
+        raise ValueError(f"config.{where}.kwargs: expected a mapping, got {type(kwargs).__name__}")
+    return kwargs
+
+
+def _build_plugin(arch: str, cfg: dict, where: str, **required: int) -> nn.Module:
+    kwargs = _kwargs(cfg, where)
+    cls = load_plugin_class(arch, at(cfg, "plugin_path", where))
     try:
         module = cls(**required, **kwargs)
     except Exception as e:
@@ -155,38 +166,38 @@ def _arch(cfg: dict, role: str) -> str:
 def build_ip(cfg: dict) -> nn.Module:
     """Make the IP (enhancement) network.
 
-    :param cfg: IP config: ``arch``, ``in_channels`` (default 1), ``scale``
-        (default 1) and the network's own keys; unknown keys are ignored.
-    :raises ValueError: unknown arch (the message lists the known ones) or a
-        plugin problem.
+    :param cfg: IP config: ``arch``, ``kwargs``, ``in_channels``, ``scale``
+        and the network's own keys (``plugin_path`` for a plugin); unknown keys are ignored.
+    :raises ValueError: unknown arch (the message lists the known ones), a
+        missing field, or a plugin problem.
     """
     arch = _arch(cfg, "IP")
     if ":" in arch:
-        return _build_plugin(arch, cfg, in_channels=int(cfg.get("in_channels", 1)), scale=int(cfg.get("scale", 1)))
+        return _build_plugin(arch, cfg, "ip", in_channels=int(at(cfg, "in_channels", "ip")), scale=int(at(cfg, "scale", "ip")))
     if arch not in IP_REGISTRY:
         raise ValueError(f"unknown IP arch {arch!r}; known: {', '.join(sorted(IP_REGISTRY))} or 'module:Class'")
-    return IP_REGISTRY[arch](cfg)
+    return IP_REGISTRY[arch]({**cfg, **_kwargs(cfg, "ip")})
 
 
 def build_vr(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
     """Make the VR (recognition) network.
 
-    :param cfg: VR config: ``arch``, optional ``task`` (``"classify"`` or
-        ``"segment"``; checked against the arch when given), and the network's
-        own keys; unknown keys are ignored.
+    :param cfg: VR config: ``arch``, ``kwargs``, ``task`` (``"classify"`` or
+        ``"segment"``, checked against the arch) and the network's own keys
+        (``plugin_path`` for a plugin); unknown keys are ignored.
     :param in_channels: image channels.
     :param num_classes: classes (per image, or per pixel for segmenters).
-    :raises ValueError: unknown arch, an arch that does not fit ``task``, or a
-        plugin problem.
+    :raises ValueError: unknown arch, an arch that does not fit ``task``, a
+        missing field, or a plugin problem.
     """
     arch = _arch(cfg, "VR")
     if ":" in arch:
-        return _build_plugin(arch, cfg, in_channels=in_channels, num_classes=num_classes)
+        return _build_plugin(arch, cfg, "vr", in_channels=in_channels, num_classes=num_classes)
     if arch not in VR_REGISTRY:
         raise ValueError(f"unknown VR arch {arch!r}; known: {', '.join(sorted(VR_REGISTRY))} or 'module:Class'")
-    task = cfg.get("task")
+    task = at(cfg, "task", "vr")
     if task == "segment" and arch not in SEGMENTERS:
         raise ValueError(f"VR arch {arch!r} is a classifier; task 'segment' needs one of {sorted(SEGMENTERS)}")
     if task == "classify" and arch in SEGMENTERS:
         raise ValueError(f"VR arch {arch!r} is a segmenter; task 'classify' needs a classifier")
-    return VR_REGISTRY[arch](cfg, in_channels, num_classes)
+    return VR_REGISTRY[arch]({**cfg, **_kwargs(cfg, "vr")}, in_channels, num_classes)

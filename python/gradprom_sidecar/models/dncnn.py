@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from ..config import at
+
 
 @dataclass
 class DnCNNConfig:
@@ -66,16 +68,16 @@ class DnCNN(nn.Module):
 def build(cfg: dict) -> DnCNN:
     """Make a :class:`DnCNN` from the IP section of the config.
 
-    :param cfg: keys ``in_channels``, ``scale`` (must be 1), ``depth``, ``channels``, ``batch_norm``.
+    :param cfg: keys ``in_channels``, ``scale`` (must be 1), ``depth``, ``channels``, ``batch_norm``, all required.
     """
-    scale = int(cfg.get("scale", 1))
+    scale = int(at(cfg, "scale", "ip"))
     if scale != 1:
         raise ValueError(f"dncnn only denoises (scale 1), got scale {scale}; use srresnet or unet for super-resolution")
     return DnCNN(
         DnCNNConfig(
-            in_channels=int(cfg.get("in_channels", 1)),
-            depth=int(cfg.get("depth", 17)),
-            channels=int(cfg.get("channels", 64)),
-            batch_norm=bool(cfg.get("batch_norm", True)),
+            in_channels=int(at(cfg, "in_channels", "ip")),
+            depth=int(at(cfg, "depth", "ip")),
+            channels=int(at(cfg, "channels", "ip")),
+            batch_norm=bool(at(cfg, "batch_norm", "ip")),
         )
     )

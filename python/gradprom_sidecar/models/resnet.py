@@ -17,8 +17,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..config import at
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+TORCHVISION_CHANNELS = 3  # conv1 input channels of torchvision's (ImageNet) weights
 
 
 class InputAdapter(nn.Module):
@@ -129,7 +132,7 @@ class ResNetConfig:
     depth: int = 50
     in_channels: int = 3
     num_classes: int = 1000
-    weights_channels: int = 3
+    weights_channels: int = TORCHVISION_CHANNELS
     normalize: str = "imagenet"
 
 
@@ -217,19 +220,22 @@ def load_torchvision(model: ResNet, path: str | Path) -> list[str]:
 
 
 def build(cfg: dict, in_channels: int, num_classes: int, depth: int) -> ResNet:
-    """Make a ResNet from an experiment-config dict (``weights_channels``, ``normalize``).
+    """Make a ResNet from an experiment-config dict (``weights_channels``, ``normalize``, both required).
+
+    ``weights_channels`` null means the torchvision layout, a 3-channel ``conv1`` (ImageNet weights fit it).
 
     :param cfg: the VR section of the config.
     :param in_channels: channels of the images it will read.
     :param num_classes: number of classes.
     :param depth: 18, 34 or 50.
     """
+    channels = at(cfg, "weights_channels", "vr")
     return ResNet(
         ResNetConfig(
             depth=depth,
             in_channels=in_channels,
             num_classes=num_classes,
-            weights_channels=int(cfg.get("weights_channels", 3)),
-            normalize=str(cfg.get("normalize", "imagenet")),
+            weights_channels=TORCHVISION_CHANNELS if channels is None else int(channels),
+            normalize=str(at(cfg, "normalize", "vr")),
         )
     )

@@ -13,6 +13,7 @@ from math import gcd
 import torch
 from torch import Tensor, nn
 
+from ..config import at
 from .resnet import InputAdapter
 
 
@@ -99,11 +100,12 @@ class SmallResNet(nn.Module):
 
 
 def build(cfg: dict, in_channels: int, num_classes: int) -> SmallResNet:
-    """Make a :class:`SmallResNet` from a config dict (``widths``, ``normalize``).
+    """Make a :class:`SmallResNet` from a config dict (``normalize``, required; ``widths`` from ``vr.kwargs``).
 
-    :param cfg: the VR section of the config.
+    :param cfg: the VR section of the config, with its kwargs (``widths`` is no config field: without
+        it the network's own widths apply).
     :param in_channels: image channels.
     :param num_classes: number of classes.
     """
-    widths = tuple(int(w) for w in cfg.get("widths", (16, 32, 64)))
-    return SmallResNet(SmallResNetConfig(in_channels, num_classes, widths, str(cfg.get("normalize", "none"))))
+    widths = tuple(int(w) for w in cfg.get("widths", SmallResNetConfig.widths))
+    return SmallResNet(SmallResNetConfig(in_channels, num_classes, widths, str(at(cfg, "normalize", "vr"))))

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import at
+
 
 class ResidualBlock(nn.Module):
     """conv3×3–BN–PReLU–conv3×3–BN with an identity skip.
@@ -107,14 +109,15 @@ class SRResNet(nn.Module):
 def build(cfg: dict) -> SRResNet:
     """Make an :class:`SRResNet` from the IP section of the config.
 
-    :param cfg: keys ``in_channels``, ``scale``, ``channels``, ``blocks``, ``batch_norm``.
+    :param cfg: keys ``in_channels``, ``scale``, ``channels``, ``blocks``, ``batch_norm``, all required
+        (the config's defaults are resolved before this is called).
     """
     return SRResNet(
         SRResNetConfig(
-            in_channels=int(cfg.get("in_channels", 1)),
-            channels=int(cfg.get("channels", 64)),
-            blocks=int(cfg.get("blocks", 16)),
-            batch_norm=bool(cfg.get("batch_norm", True)),
-            scale=int(cfg.get("scale", 1)),
+            in_channels=int(at(cfg, "in_channels", "ip")),
+            channels=int(at(cfg, "channels", "ip")),
+            blocks=int(at(cfg, "blocks", "ip")),
+            batch_norm=bool(at(cfg, "batch_norm", "ip")),
+            scale=int(at(cfg, "scale", "ip")),
         )
     )

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import at
+
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -132,22 +134,26 @@ class UNetSegmenter(nn.Module):
 
 
 def build_ip(cfg: dict) -> UNetEnhancer:
-    """Make the IP UNet from a config dict (``in_channels``, ``scale``, ``channels``, ``depth``).
+    """Make the IP UNet from a config dict (``in_channels``, ``scale``, ``channels``, ``depth``, all required).
 
     :param cfg: the IP section of the config.
     """
-    c = int(cfg.get("in_channels", 1))
-    ucfg = UNetConfig(c, c, int(cfg.get("channels", 32)), int(cfg.get("depth", 3)))
-    return UNetEnhancer(ucfg, int(cfg.get("scale", 1)))
+    c = int(at(cfg, "in_channels", "ip"))
+    ucfg = UNetConfig(c, c, int(at(cfg, "channels", "ip")), int(at(cfg, "depth", "ip")))
+    return UNetEnhancer(ucfg, int(at(cfg, "scale", "ip")))
 
 
 def build_vr(cfg: dict, in_channels: int, num_classes: int) -> UNetSegmenter:
     """Make the segmenter from a config dict (``channels``, ``depth``).
 
-    :param cfg: the VR section of the config.
+    The VR section has no width or depth fields: they come from ``vr.kwargs`` (merged into ``cfg``)
+    or are the network's own (:class:`UNetConfig`).
+
+    :param cfg: the VR section of the config, with its kwargs.
     :param in_channels: image channels.
     :param num_classes: classes per pixel (2 for binary).
     """
     if num_classes < 2:
         raise ValueError(f"unet segmenter needs num_classes >= 2 (binary = 2 with cross-entropy), got {num_classes}")
-    return UNetSegmenter(UNetConfig(in_channels, num_classes, int(cfg.get("channels", 32)), int(cfg.get("depth", 3))))
+    own = UNetConfig()
+    return UNetSegmenter(UNetConfig(in_channels, num_classes, int(cfg.get("channels", own.channels)), int(cfg.get("depth", own.depth))))

@@ -1,4 +1,4 @@
-"""Bridge operations that run on the compute thread: echo and sleep."""
+"""Bridge ops, for transport tests and benchmarks: echo and sleep (on the compute thread, like every op here)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .registry import Context, Result, op, require
+from ..registry import Context, Result, op, require
 
 
 @op("echo")

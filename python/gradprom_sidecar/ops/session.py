@@ -1,0 +1,65 @@
+"""Session ops: create a session, pre-train its VR, describe its data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from ..registry import Context, Result, op, require
+from ..session import Session
+
+
+def new_session(ctx: Context, config: dict, load_model_weights: bool = True) -> Session:
+    """A session for this process: a plain one, or a rank's share of a distributed one.
+
+    :param ctx: the request's context.
+    :param config: the resolved experiment config.
+    :param load_model_weights: load ``ip.weights``/``vr.weights`` (False when a checkpoint follows).
+    """
+    if ctx.state.dist is not None:
+        return ctx.state.dist.new_session(config, ctx.state.device, load_model_weights)
+    return Session(config, ctx.state.device, load_model_weights)
+
+
+def session_of(ctx: Context) -> Session:
+    """The current session, or an error saying how to make one.
+
+    :param ctx: the request's context.
+    """
+    if ctx.state.session is None:
+        raise RuntimeError("no session: call session.create (or checkpoint.load) first")
+    return ctx.state.session
+
+
+@op("session.create", all_ranks=True)
+def session_create(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
+    """Build data, models, optimizers and RNG from the resolved config (replacing any session)."""
+    config = require(args, "config", dict)
+    ctx.state.session = None  # free the old one first
+    ctx.state.session = new_session(ctx, config)
+    return ctx.state.session.describe(), []
+
+
+@op("vr.pretrain", all_ranks=True)
+def vr_pretrain(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
+    """Train VR on clean images for ``args.steps``, then keep it as the fixed evaluation VR."""
+    steps = require(args, "steps", int)
+    if steps < 0:
+        raise ValueError(f"args.steps: expected >= 0, got {steps}")
+    return session_of(ctx).pretrain(steps, ctx.check_cancelled), []
+
+
+@op("data.describe")
+def data_describe(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
+    """Counts per split and class, the image shape, and the class names (``args.split``: one split only)."""
+    s = session_of(ctx)
+    out = s.bundle.describe()
+    split = args.get("split")
+    if split is not None:
+        if split not in out:
+            raise ValueError(f"args.split: expected train, val or test, got {split!r}")
+        out = {split: out[split]}
+    b = s.bundle
+    out.update({"num_classes": b.num_classes, "channels": b.channels, "size": b.size, "class_names": list(b.class_names)})
+    return out, []

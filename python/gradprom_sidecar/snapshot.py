@@ -1,0 +1,97 @@
+"""What a checkpoint holds of a session, and putting it back (reading and writing files: ``checkpoint``).
+
+A checkpoint is a plain dict of CPU tensors and containers (``torch.load(weights_only=True)``
+reads it): format and version, the resolved config, step and skip counts, the seed, the three
+networks (IP, co-trained VR, fixed VR), both optimisers, the RNG states and the sampler's place,
+plus the caller's ``extra``. Restoring it into a session built from the same config continues
+bit-identically; it holds no per-rank state, so it resumes on any number of ranks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import CheckpointError
+from .session import Session, frozen_copy
+
+CHECKPOINT_FORMAT = "gradprom-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def _state_cpu(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def pack(s: Session, extra: Any = None) -> dict:
+    """Everything needed to continue ``s`` bit-identically (CPU tensors and plain containers only).
+
+    :param s: the session.
+    :param extra: the caller's own data (TypeScript's run state), stored as given.
+    """
+    rng: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "generator": s.generator.get_state(),
+        "pretrain_generator": s.pretrain_generator.get_state(),
+    }
+    if s.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    sched = {"step": s.step, "total": s.total_steps}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": s.config,
+        "step": s.step,
+        "skipped": s.skipped,
+        "seed": s.seed,
+        "ip": _state_cpu(s.ip),
+        "vr": _state_cpu(s.vr),
+        "fixed_vr": _state_cpu(s.fixed_vr) if s.fixed_vr is not None else None,
+        "ip_optim": s.ip_optim.state_dict(),
+        "vr_optim": s.vr_optim.state_dict() if s.vr_optim is not None else None,
+        "ip_sched": dict(sched),
+        "vr_sched": dict(sched),
+        "rng": rng,
+        "sampler": s.sampler.state(),
+        "extra": extra,
+    }
+
+
+def restore(s: Session, ckpt: dict, path: str) -> None:
+    """Load a :func:`pack` dict into ``s``; errors name ``path`` and the part.
+
+    :param s: a session built from the checkpoint's config.
+    :param ckpt: the checkpoint.
+    :param path: its file, for messages.
+    :raises CheckpointError: another format or version, or networks that do not fit.
+    """
+    if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: not a gradprom checkpoint v{CHECKPOINT_VERSION} (format {ckpt.get('format')!r}, version {ckpt.get('version')!r})"
+        )
+    try:
+        s.ip.load_state_dict(ckpt["ip"])
+        s.vr.load_state_dict(ckpt["vr"])
+        if ckpt.get("fixed_vr") is not None:
+            fixed = s.build_vr()
+            fixed.load_state_dict(ckpt["fixed_vr"])
+            s.fixed_vr = frozen_copy(fixed)
+        else:
+            s.fixed_vr = None
+        s.ip_optim.load_state_dict(ckpt["ip_optim"])
+        if s.vr_optim is not None and ckpt.get("vr_optim") is not None:
+            s.vr_optim.load_state_dict(ckpt["vr_optim"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: does not fit this session's models: {e}") from e
+    rng = ckpt["rng"]
+    torch.set_rng_state(rng["torch"])
+    s.generator.set_state(rng["generator"])
+    if "pretrain_generator" in rng:
+        s.pretrain_generator.set_state(rng["pretrain_generator"])
+    if "cuda" in rng and s.device.type == "cuda":
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    s.sampler.load(ckpt["sampler"])
+    s.step, s.skipped = int(ckpt["step"]), int(ckpt["skipped"])
+    s.zero_grads()
