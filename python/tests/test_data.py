@@ -12,6 +12,7 @@ from PIL import Image
 
 from gradprom_sidecar.config import resolve
 from gradprom_sidecar.data import DataError, augment, build_data, split_indices
+from gradprom_sidecar.data.dicom import GrayWindow
 from gradprom_sidecar.data.synthetic import generate
 
 # ---------------------------------------------------------------- helpers
@@ -325,6 +326,27 @@ def test_dicom_rescale_and_window(tmp_path: Path) -> None:
     d = build_data(data({**cfg, "window": {"center": 500, "width": 1000}}), 0)
     assert dict(zip(d.train.names, d.train.images))["a/x.dcm"][0, :4, 0].tolist() == pytest.approx([0.0, 0.0, 1.0, 0.5])
     assert d.train.labels.tolist() == [0, 0, 0] and not d.has_labels
+
+
+def test_gray_window_is_undone_inside_the_window(tmp_path: Path) -> None:
+    """The one windowing (reader and enhance.files): stored → [0, 1] → stored is exact inside the window, clipped outside."""
+    import pydicom
+
+    arr = np.arange(0, 1600, 100, dtype=np.uint16).reshape(4, 4)
+    ds = pydicom.dcmread(write_dcm(tmp_path / "w.dcm", arr, RescaleSlope=2, RescaleIntercept=-1000, WindowCenter=0, WindowWidth=1000))
+    stored = arr.astype(np.float64)
+    gw = GrayWindow.of(ds, stored, None)
+    assert (gw.lo, gw.hi, gw.slope, gw.intercept, gw.invert) == (-500.0, 500.0, 2.0, -1000.0, False)
+    unit = gw.to_unit(stored)
+    inside = (stored * 2 - 1000 >= -500) & (stored * 2 - 1000 <= 500)
+    assert np.allclose(gw.to_stored(unit)[inside], stored[inside], atol=1e-9)
+    assert unit[~inside].tolist() == [0.0 if v < 250 else 1.0 for v in stored[~inside].tolist()]
+    given = GrayWindow.of(ds, stored, {"center": 500, "width": 1000})  # data.window wins over the file's
+    assert (given.lo, given.hi) == (0.0, 1000.0)
+    inverted = GrayWindow(given.lo, given.hi, given.slope, given.intercept, True)  # MONOCHROME1
+    assert np.allclose(inverted.to_unit(stored), 1.0 - given.to_unit(stored))
+    inside = (stored >= 500) & (stored <= 1000)
+    assert np.allclose(inverted.to_stored(inverted.to_unit(stored))[inside], stored[inside], atol=1e-9)
 
 
 def test_dicom_labels_from_csv(tmp_path: Path) -> None:

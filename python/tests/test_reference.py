@@ -11,7 +11,9 @@ import torch
 from conftest import DEVICE
 from test_session import tiny_config
 
+from gradprom_sidecar.config import resolve
 from gradprom_sidecar.reference import main, run_reference
+from gradprom_sidecar.session import Session
 
 
 def _ref_config(name: str = "gradprom", **policy: object) -> dict:
@@ -38,6 +40,34 @@ def test_reference_cli_writes_weights_and_log(tmp_path: Path, capsys: pytest.Cap
     assert "head.0.weight" in sd
     printed = capsys.readouterr().out
     assert "median step:" in printed and '"steps": 5' in printed
+
+
+PARTIAL = {"data": {"counts": {"train": 16, "val": 4, "test": 4}}, "vr": {"arch": "resnet18", "pretrain_steps": 1}, "device": "cpu"}
+
+
+def test_reference_describe_reads_a_partial_config_as_gradprom_train_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps(PARTIAL))
+    assert main([str(path), "--describe"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"] == resolve(PARTIAL) and out["config"]["ip"]["channels"] == 32
+    s = Session(resolve(PARTIAL), torch.device("cpu"))
+    assert out["blocks"] == [b.name for b in s.layout.blocks] and out["blocks"][0] == "head.0.weight"
+    assert out["ip_params"] == sum(p.numel() for p in s.ip.parameters())
+    assert out["vr_params"] == sum(p.numel() for p in s.vr.parameters()) > 11_000_000  # resnet18, 4 classes
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in s.ip.modules())  # defaults.ts: no BatchNorm in IP
+
+
+def test_reference_trains_from_a_partial_config_and_refuses_an_unreadable_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "partial.json"
+    path.write_text(
+        json.dumps({**PARTIAL, "vr": {"pretrain_steps": 1, "kwargs": {"widths": [4, 8]}}, "train": {"steps": 2, "batch_size": 4}})
+    )
+    assert main([str(path)]) == 0
+    assert '"steps": 2' in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text("{")
+    assert main([str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not valid JSON" in capsys.readouterr().err
 
 
 def test_huge_threshold_gradprom_is_exactly_ip_only() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from pathlib import Path
 
 import msgpack
@@ -16,6 +17,7 @@ from conftest import DEVICE
 from gradprom_sidecar import grads as G
 from gradprom_sidecar import ops  # noqa: F401  (importing ops registers them)
 from gradprom_sidecar import session as S
+from gradprom_sidecar.config import resolve
 from gradprom_sidecar.optim import lr_factor
 from gradprom_sidecar.registry import HANDLERS, Context, State
 
@@ -352,6 +354,47 @@ def test_errors_name_what_and_where() -> None:
         call(state, "train.grads", {"transport": "smoke"})
     with pytest.raises(ValueError, match="args.split"):
         call(state, "eval", {"split": "dev"})
+
+
+def test_a_config_that_skipped_resolution_names_the_missing_field() -> None:
+    for section, key, path in (
+        ("train", "ip_optim", "train.ip_optim"),
+        ("data", "size", "data.size"),
+        ("ip", "blocks", "ip.blocks"),
+        ("vr", "normalize", "vr.normalize"),
+        ("eval", "batch_size", "eval.batch_size"),
+    ):
+        cfg = tiny_config()
+        del cfg[section][key]
+        state = new_state()
+        with pytest.raises(ValueError, match=re.escape(f"config.{path}: required")):
+            call(state, "session.create", {"config": cfg})
+            call(state, "vr.pretrain", {"steps": 1})  # eval.batch_size is read when the clean score is taken
+
+
+def test_a_resolved_partial_config_builds_the_default_networks() -> None:
+    partial = {"data": {"counts": {"train": 16, "val": 4, "test": 4}}, "train": {"batch_size": 8}, "device": "cpu"}
+    state = new_state()
+    res, _ = call(state, "session.create", {"config": resolve(partial)})
+    s = state.session
+    assert s.ip.config.channels == 32 and s.ip.config.blocks == 4 and not s.ip.config.batch_norm  # defaults.ts, not 64x16+BN
+    assert res["ip_params"] == sum(p.numel() for p in s.ip.parameters()) and res["data"]["train"] == 16
+
+
+def test_pretrain_accuracy_is_the_eval_paths_fixed_clean_score() -> None:
+    """One evaluation path: pre-training's clean validation score is ``eval``'s fixed/clean score on every image."""
+    for cfg in (
+        tiny_config(eval={"batch_size": 5, "limit": 3}),
+        tiny_config(vr={"arch": "unet", "task": "segment", "kwargs": {"channels": 4, "depth": 2}}),
+    ):
+        state = new_state()
+        call(state, "session.create", {"config": cfg})
+        res, _ = call(state, "vr.pretrain", {"steps": 2})
+        seg = cfg["vr"]["task"] == "segment"
+        n = len(state.session.bundle.val)
+        m, _ = call(state, "eval", {"split": "val", "limit": n})
+        assert m["n"] == n == 12
+        assert res["accuracy"] == m["fixed_clean_dice" if seg else "fixed_clean_acc"]
 
 
 def test_skip_drops_the_step_and_counts() -> None:
