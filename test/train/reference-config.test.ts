@@ -1,0 +1,73 @@
+/** One partial config file, two readers: `gradprom train` (loadConfig, then session.create) and `python -m gradprom_sidecar.reference --describe`. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, RemoteSession, Sidecar, silentLogger } from 'gradprom';
+import { realPython, root } from '../helpers.js';
+
+const LONG = 300_000;
+const counts = { train: 16, val: 4, test: 4 };
+
+/** Partial configs, each leaving most sections (ip always, or most of it) to the defaults. */
+const PARTIALS: Record<string, Record<string, unknown>> = {
+  'resnet18 VR, everything else default': { vr: { arch: 'resnet18' }, data: { counts }, device: 'cpu' },
+  'no ip section, a degradation entry without its clip': {
+    data: { counts, size: 24 },
+    degradation: [{ kind: 'gaussian', sigma: 0.1 }],
+    vr: { kwargs: { widths: [8, 16] } },
+    device: 'cpu',
+  },
+  'dncnn IP with only its depth given': { ip: { arch: 'dncnn', depth: 5 }, data: { counts }, device: 'cpu' },
+};
+
+interface Described {
+  blocks: string[];
+  ip_params: number;
+  vr_params: number;
+  config: unknown;
+}
+
+function referenceDescribe(file: string): Described {
+  const r = spawnSync(realPython, ['-m', 'gradprom_sidecar.reference', file, '--describe'], {
+    cwd: root,
+    env: { ...process.env, PYTHONPATH: join(root, 'python'), OMP_NUM_THREADS: '1' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`reference --describe ${file} failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout) as Described;
+}
+
+let dir: string;
+let sidecar: Sidecar | undefined;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gradprom-refcfg-'));
+});
+afterAll(async () => {
+  await sidecar?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a partial config file', () => {
+  it.each(Object.keys(PARTIALS))(
+    '%s: resolves to the same config and builds the same networks in TypeScript and in the Python reference',
+    async (label) => {
+      const file = join(dir, `${label.replace(/[^a-z0-9]+/gi, '-')}.json`);
+      writeFileSync(file, JSON.stringify(PARTIALS[label]));
+      const loaded = await loadConfig(file, []);
+      if (!loaded.ok) throw new Error(loaded.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
+
+      const py = referenceDescribe(file);
+      expect(py.config).toEqual(loaded.config);
+
+      sidecar ??= await Sidecar.start({ device: 'cpu', logger: silentLogger });
+      const session = await RemoteSession.create(sidecar, loaded.config);
+      expect(session.info.layout.blocks.map((b) => b.name)).toEqual(py.blocks);
+      expect(session.info.ip_params).toBe(py.ip_params);
+      expect(session.info.vr_params).toBe(py.vr_params);
+      expect(py.blocks.length).toBeGreaterThan(2);
+    },
+    LONG,
+  );
+});
