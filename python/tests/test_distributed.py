@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_session import call, new_state, tiny_config
+from test_session import call, new_state, optim_section, tiny_config
 
 from gradprom_sidecar import distributed as D
 from gradprom_sidecar import policies
@@ -34,16 +34,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "ddp_rank.py"
 
 
 def ddp_config() -> dict:
-    sgd = {
-        "name": "sgd",
-        "lr": 0.01,
-        "momentum": 0.9,
-        "weight_decay": 0,
-        "schedule": "constant",
-        "step_size": 1000,
-        "gamma": 0.5,
-        "warmup_steps": 0,
-    }
+    sgd = optim_section(name="sgd", lr=0.01)
     return tiny_config(
         data={"counts": {"train": 64, "val": 16, "test": 32}},
         ip={"channels": 8, "blocks": 1},

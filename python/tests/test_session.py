@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import msgpack
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,12 +17,12 @@ from gradprom_sidecar import grads as G
 from gradprom_sidecar import ops  # noqa: F401  (importing ops registers them)
 from gradprom_sidecar import session as S
 from gradprom_sidecar.config import resolve
-from gradprom_sidecar.optim import lr_factor
 from gradprom_sidecar.registry import HANDLERS, Context, State
 
 
-def _optim() -> dict:
-    return {
+def optim_section(**over: object) -> dict:
+    """An optimiser section: Adam, lr 1e-3, constant schedule, ``over`` on top."""
+    base = {
         "name": "adam",
         "lr": 1e-3,
         "momentum": 0.9,
@@ -33,6 +32,7 @@ def _optim() -> dict:
         "gamma": 0.5,
         "warmup_steps": 0,
     }
+    return {**base, **over}
 
 
 def tiny_config(**over: dict) -> dict:
@@ -83,8 +83,8 @@ def tiny_config(**over: dict) -> dict:
             "loss": "mse",
             "transport": "gram",
             "max_skips": 3,
-            "ip_optim": _optim(),
-            "vr_optim": _optim(),
+            "ip_optim": optim_section(),
+            "vr_optim": optim_section(),
             "eval_every": 0,
             "checkpoint_every": 0,
         },
@@ -227,7 +227,7 @@ def test_eval_does_not_perturb_training() -> None:
 
 
 def test_checkpoint_resume_is_bit_identical(tmp_path: Path) -> None:
-    cfg = tiny_config(train={"ip_optim": {**_optim(), "schedule": "cosine", "warmup_steps": 2}})
+    cfg = tiny_config(train={"ip_optim": optim_section(schedule="cosine", warmup_steps=2)})
     state, s = make(cfg)
     for _ in range(7):  # crosses an epoch boundary (48 / 8 = 6 batches)
         step(state)
@@ -317,14 +317,6 @@ def test_segmentation_and_super_resolution() -> None:
     assert out.shape == (3, 1, 16, 16) and out.min() >= 0 and out.max() <= 1
 
 
-def test_enhance_shapes_and_range() -> None:
-    state, _ = make()
-    _, (out,) = call(state, "enhance", {}, [torch.rand(20, 1, 16, 16) * 3 - 1])
-    assert out.shape == (20, 1, 16, 16) and out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
-    with pytest.raises(ValueError, match=r"tensors\[0\].shape"):
-        call(state, "enhance", {}, [torch.rand(2, 3, 16, 16)])
-
-
 def test_errors_name_what_and_where() -> None:
     state = new_state()
     with pytest.raises(RuntimeError, match="no session"):
@@ -336,7 +328,7 @@ def test_errors_name_what_and_where() -> None:
     with pytest.raises(ValueError, match="config.ip.arch"):
         call(state, "session.create", {"config": tiny_config(ip={"arch": "nope"})})
     with pytest.raises(ValueError, match="config.train.ip_optim.name"):
-        call(state, "session.create", {"config": tiny_config(train={"ip_optim": {**_optim(), "name": "rmsprop"}})})
+        call(state, "session.create", {"config": tiny_config(train={"ip_optim": optim_section(name="rmsprop")})})
     state, s = make()
     with pytest.raises(RuntimeError, match="train.apply: no pending gradients"):
         call(state, "train.apply", {"weights": {"ip": [1.0], "vr": [0.0]}})
@@ -405,61 +397,3 @@ def test_skip_drops_the_step_and_counts() -> None:
     assert res == {"step": 0, "skipped": 1}
     assert all(torch.equal(x, y) for x, y in zip(before, params(s.ip)))
     assert all(p.grad is None for p in list(s.ip.parameters()) + list(s.vr.parameters()))
-
-
-def test_lr_schedules() -> None:
-    o = {**_optim(), "schedule": "step", "step_size": 10, "gamma": 0.5}
-    assert [lr_factor(o, k, 100) for k in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
-    o = {**_optim(), "schedule": "cosine", "warmup_steps": 4}
-    assert lr_factor(o, 0, 104) == 0.25 and lr_factor(o, 3, 104) == 1.0
-    assert lr_factor(o, 54, 104) == pytest.approx(0.5) and lr_factor(o, 104, 104) == pytest.approx(0.0, abs=1e-12)
-    state, _ = make(tiny_config(train={"ip_optim": {**_optim(), "schedule": "step", "step_size": 1, "gamma": 0.1}}))
-    call(state, "train.grads", {"transport": "gram"})
-    n = len(state.session.layout)
-    res, _ = call(state, "train.apply", {"weights": {"ip": [1.0] * n, "vr": [0.0] * n}})
-    assert res == {"step": 1, "lr_ip": 1e-3, "lr_vr": 1e-3}
-    call(state, "train.grads", {"transport": "gram"})
-    res, _ = call(state, "train.apply", {"weights": {"ip": [1.0] * n, "vr": [0.0] * n}})
-    assert res["lr_ip"] == pytest.approx(1e-4)
-
-
-def test_enhance_files_png_and_dicom(tmp_path: Path) -> None:
-    from PIL import Image
-
-    state, _ = make()
-    png = tmp_path / "in" / "a.png"
-    png.parent.mkdir()
-    Image.fromarray((np.random.default_rng(0).random((20, 24)) * 255).astype(np.uint8)).save(png)
-    dcm = _write_dicom(tmp_path / "in" / "b.dcm")
-    res, _ = call(state, "enhance.files", {"inputs": [str(png), str(dcm)], "out_dir": str(tmp_path / "out")})
-    out_png, out_dcm = map(Path, res["written"])
-    assert out_png.name == "a.png" and Image.open(out_png).size == (24, 20)
-    import pydicom
-
-    src, out = pydicom.dcmread(dcm), pydicom.dcmread(out_dcm)
-    assert out.pixel_array.shape == (18, 18) and out.pixel_array.dtype == src.pixel_array.dtype
-    assert out.PatientID == src.PatientID and out.SOPInstanceUID != src.SOPInstanceUID
-    assert out.pixel_array.min() >= 0 and out.pixel_array.max() <= 4095
-    with pytest.raises(ValueError, match="missing.png: no such file"):
-        call(state, "enhance.files", {"inputs": [str(tmp_path / "missing.png")], "out_dir": str(tmp_path / "out")})
-
-
-def _write_dicom(path: Path) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientID, ds.Modality = "TEST01", "CT"
-    ds.Rows = ds.Columns = 18
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    ds.PixelData = (np.random.default_rng(1).random((18, 18)) * 4095).astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
