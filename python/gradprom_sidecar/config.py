@@ -1,7 +1,7 @@
 """The experiment config on the Python side: resolving a partial config, and reading a resolved one.
 
 The sidecar has no defaults of its own. Every default lives in ``src/config/defaults.ts``;
-``npm run build`` writes them to ``defaults.json`` beside this file, and :func:`resolve` merges a
+``npm run gen:defaults`` writes them to ``defaults.json`` beside this file (a test checks it is current), and :func:`resolve` merges a
 partial config over them exactly as TypeScript's ``withDefaults`` does (objects merge key by
 key, anything else, arrays included, replaces; each degradation entry gets its kind's fields).
 TypeScript always sends a resolved config; :func:`resolve` is for Python entry points that read
