@@ -61,6 +61,8 @@ export async function stepRounds(
 ): Promise<StepResult> {
   const { worker } = opts;
   const modes: StepMode[] = ['ref', 'gram', 'vectors', 'ref2', ...(opts.gradcosine ? (['gradcosine'] as const) : [])];
+  // `train.step` is a bench-only op: the sidecar registers it when started with GRADPROM_BENCH_OPS=1 (read at start).
+  process.env.GRADPROM_BENCH_OPS = '1';
   const sc = await Sidecar.start({ device: 'cpu' });
   try {
     const ref = (await worker.request('create', { name: 'ref', config, pretrain: opts.pretrain })) as { params: number };
@@ -77,9 +79,7 @@ export async function stepRounds(
       const round: Partial<Record<StepMode, number>> = {};
       for (const mode of order) {
         if (mode === 'ref') {
-          const { ms } = (await sc.call('train.step')).result;
-          if (typeof ms !== 'number') throw new Error('train.step: no ms in the reply');
-          round.ref = ms;
+          round.ref = (await sc.call('train.step')).result.ms;
         } else if (mode === 'ref2' || mode === 'gradcosine') {
           const kind = mode === 'gradcosine' ? 'gradcosine' : 'ref';
           round[mode] = ((await worker.request('step', { name: kind, kind })) as { ms: number }).ms;
