@@ -1,17 +1,8 @@
 /**
  * definePolicy, the registry and makePolicy: the documented user policy, input checks that skip a step, and the config bridge.
  */
-import {
-  applyDecision,
-  definePolicy,
-  makePolicy,
-  policies,
-  POLICY_NAMES,
-  weighBlocks,
-  type Decision,
-  type PolicyConfig,
-} from '../../src/policy/index.js';
-import { parseConfig } from '../../src/config/index.js';
+import { applyDecision, definePolicy, makePolicy, policies, POLICY_NAMES, weighBlocks, type Decision, type PolicyConfig } from 'gradprom';
+import { parseConfig } from 'gradprom';
 import { example } from './cases.js';
 
 // The example from src/policy/index.ts, verbatim apart from the import.

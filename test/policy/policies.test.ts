@@ -15,7 +15,7 @@ import {
   type PolicyName,
   type PolicyOptions,
   type WeightsDecision,
-} from '../../src/policy/index.js';
+} from 'gradprom';
 import { example, gramCases, opts, vectorCases } from './cases.js';
 
 /** Pinned values are compared at this absolute tolerance (they are float64 results of exact float32 inputs). */
