@@ -8,6 +8,8 @@ export interface RunMeta {
   runDir: string;
   name: string;
   policy: string;
+  /** The policy's declared `usesVr`: false when λ and g_VR play no part (its runs are baselines). */
+  usesVr: boolean;
   lambda: number;
   lambdaMode: string;
   seed: number;
@@ -24,6 +26,7 @@ export type EvalMetrics = Record<string, MetricValue>;
 export interface RunSummary {
   name: string;
   policy: string;
+  usesVr: boolean;
   lambda: number;
   lambdaMode: string;
   seed: number;
@@ -106,6 +109,7 @@ export function summarizeRun(records: readonly MetricRecord[], meta: RunMeta): R
   return {
     name: meta.name,
     policy: meta.policy,
+    usesVr: meta.usesVr,
     lambda: meta.lambda,
     lambdaMode: meta.lambdaMode,
     seed: meta.seed,

@@ -48,6 +48,19 @@ describe('definePolicy', () => {
     expectSkipped(signAgree.decide({ layout: example.layout, gram: example.gram }), /needs the gradient vectors/);
   });
 
+  test('usesVr: true unless the policy declares otherwise; of the built-ins only ip-only declares false', () => {
+    expect(strictGate.usesVr).toBe(true);
+    expect(definePolicy({ ...strictGate, usesVr: false }).usesVr).toBe(false);
+    const opts = { lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'global' } as const;
+    expect(Object.fromEntries(POLICY_NAMES.map((n) => [n, policies[n].create(opts).usesVr]))).toEqual({
+      'ip-only': false,
+      joint: true,
+      gradprom: true,
+      soft: true,
+      pcgrad: true,
+    });
+  });
+
   test('a policy that returns non-finite weights is turned into a skipped step', () => {
     const broken = definePolicy({ ...strictGate, decide: (s) => ({ ...strictGate.decide(s), vr: new Float64Array([NaN, 0]) }) });
     expectSkipped(broken.decide({ layout: example.layout, gram: example.gram }), /non-finite weights for block 0/);
