@@ -56,6 +56,8 @@ interface Line {
   kind?: string;
   step: number;
   gate?: boolean | null;
+  gate_rate?: number;
+  lambda_eff?: number;
   skipped?: boolean;
 }
 
@@ -73,10 +75,22 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('runExperiment', () => {
-  it.each(['gram', 'vectors'] as const)(
-    'leaves IP where the in-process reference does (%s transport), with the same gate decisions',
-    async (transport) => {
-      const config = await tinyConfig(`train.transport=${transport}`);
+  /** Every transport × granularity × λ mode: the decisions and λ_eff the TypeScript policies take must be the reference's. */
+  const EQUIVALENCE = (['gram', 'vectors'] as const).flatMap((transport) =>
+    (
+      [
+        ['global', 'plain'],
+        ['layer', 'plain'],
+        ['global', 'normalized'],
+        ['layer', 'normalized'],
+      ] as const
+    ).map(([granularity, mode]) => [transport, granularity, mode] as const),
+  );
+
+  it.each(EQUIVALENCE)(
+    'leaves IP where the in-process reference does (%s transport, %s, %s λ), with the same gate decisions',
+    async (transport, granularity, mode) => {
+      const config = await tinyConfig(`train.transport=${transport}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
       const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts') });
       python([
         '-m',
@@ -89,15 +103,17 @@ describe('runExperiment', () => {
       ]);
 
       expect(maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(dir, 'ref.safetensors'))).toBeLessThanOrEqual(1e-5);
-      const tsGates = lines(join(runDir, 'metrics.jsonl'))
-        .filter((l) => l.type === 'step')
-        .map((l) => l.gate);
-      const refGates = lines(join(dir, 'ref.jsonl'))
-        .filter((l) => l.kind === 'step')
-        .map((l) => l.gate);
-      expect(tsGates).toHaveLength(12);
-      expect(tsGates).toEqual(refGates);
-      expect(new Set(tsGates).size).toBe(2); // both branches of the gate were taken, so the check has teeth
+      const ts = lines(join(runDir, 'metrics.jsonl')).filter((l) => l.type === 'step');
+      const ref = lines(join(dir, 'ref.jsonl')).filter((l) => l.kind === 'step');
+      expect(ts).toHaveLength(12);
+      expect(ts.map((l) => l.gate)).toEqual(ref.map((l) => l.gate));
+      expect(ts.map((l) => l.gate_rate)).toEqual(ref.map((l) => l.gate_rate));
+      ts.forEach((l, i) => expect(Math.abs(l.lambda_eff! - ref[i]!.lambda_eff!)).toBeLessThanOrEqual(1e-6 * ref[i]!.lambda_eff!));
+      // Teeth: both branches of the gate were taken (per layer: open and closed blocks within one step) ...
+      if (granularity === 'global') expect(new Set(ts.map((l) => l.gate)).size).toBe(2);
+      else expect(ts.some((l) => l.gate_rate! > 0 && l.gate_rate! < 1)).toBe(true);
+      // ... and normalized λ really follows the gradient norms.
+      if (mode === 'normalized') expect(new Set(ts.map((l) => l.lambda_eff)).size).toBeGreaterThan(1);
     },
     LONG,
   );
