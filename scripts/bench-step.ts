@@ -3,7 +3,8 @@ import type { Config } from '../src/config/index.js';
 import { makePolicy, type Layout, type Policy } from '../src/policy/index.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
 import { RemoteSession } from '../src/train/remote.js';
-import { median, PyWorker, quantile } from './bench-util.js';
+import { median, quantile } from '../src/report/stats.js';
+import { PyWorker } from './bench-util.js';
 
 /** ref: the in-process step inside the sidecar (`train.step`); ref2: the same step in the separate Python worker. */
 export type StepMode = 'ref' | 'ref2' | 'gram' | 'vectors' | 'gradcosine';
