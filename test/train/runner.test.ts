@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isGradpromError, loadConfig, runExperiment, type Config, type Progress } from 'gradprom';
+import { isGradpromError, loadConfig, runExperiment, Sidecar, silentLogger, type Config, type Progress } from 'gradprom';
 import { realPython, root } from '../helpers.js';
 
 /** Integration runs take seconds each on an idle 2-core machine, far more under load. */
@@ -76,6 +76,12 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('runExperiment', () => {
   /** Every transport × granularity × λ mode: the decisions and λ_eff the TypeScript policies take must be the reference's. */
+  let shared: Sidecar; // one sidecar for these runs, as `compare` does: each run creates its own session
+  beforeAll(async () => {
+    shared = await Sidecar.start({ device: 'cpu', logger: silentLogger });
+  }, LONG);
+  afterAll(() => shared.stop());
+
   const EQUIVALENCE = (['gram', 'vectors'] as const).flatMap((transport) =>
     (
       [
@@ -91,7 +97,7 @@ describe('runExperiment', () => {
     'leaves IP where the in-process reference does (%s transport, %s, %s λ), with the same gate decisions',
     async (transport, granularity, mode) => {
       const config = await tinyConfig(`train.transport=${transport}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
-      const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts') });
+      const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts'), sidecar: shared });
       python([
         '-m',
         'gradprom_sidecar.reference',
