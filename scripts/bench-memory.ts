@@ -11,7 +11,8 @@ import type { Config } from '../src/config/index.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
 import { runExperiment } from '../src/train/runner.js';
 import type { Progress } from '../src/train/progress.js';
-import { median, procMemory } from './bench-util.js';
+import { median } from '../src/report/stats.js';
+import { procMemory } from './bench-util.js';
 
 /** The long memory run's model: a tiny IP and VR input (16×16, batch 2), so that a step takes ~10 ms. */
 export const LONG_MODEL = { channels: 4, blocks: 1, size: 16, batch: 2 };

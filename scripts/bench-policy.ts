@@ -1,7 +1,8 @@
 /** Section 4 of `npm run bench`: policy compute in TypeScript on large flat vectors, in GB/s of gradient data read. */
 import { applyDecision, makePolicy, type Layout } from '../src/policy/index.js';
 import { DEFAULTS } from '../src/config/index.js';
-import { median, randomVector } from './bench-util.js';
+import { median } from '../src/report/stats.js';
+import { randomVector } from './bench-util.js';
 
 export interface PolicyRow {
   what: string;

@@ -17,8 +17,10 @@ export interface RunMeta {
   busyStart: number | null;
   busyEnd: number | null;
   python: Record<string, unknown>;
-  /** Extra lines for the "Setup" list (configurations, method). */
+  /** Extra lines for the "Setup" list (configurations). */
   setup: string[];
+  /** Link to docs/BENCHMARKS-METHOD.md from where the report is written. */
+  methodDoc: string;
 }
 
 function packageVersion(name: string): string {
@@ -101,6 +103,7 @@ export function renderReport(meta: RunMeta, sections: Section[]): string {
     'What the TypeScript ↔ Python bridge costs next to the PyTorch work it drives. Every ratio is',
     'taken against a reference measured in the same run, on the same machine, interleaved with it;',
     'figures are medians after warm-up. These are benchmarks, not tests: nothing here gates a build.',
+    `How each section measures, and what a missed target means: [BENCHMARKS-METHOD.md](${meta.methodDoc}).`,
     '',
     '## Machine and run',
     '',
@@ -118,7 +121,7 @@ export function renderReport(meta: RunMeta, sections: Section[]): string {
     '',
   ];
   for (const s of sections) {
-    out.push(`## ${s.id}. ${s.title}`, '', s.lead, '', ...table(s), '');
+    out.push(`## ${s.id}. ${s.title}`, '', `${s.lead} Method: [section ${s.id}](${meta.methodDoc}#section-${s.id}).`, '', ...table(s), '');
     for (const n of s.notes) out.push(n, '');
   }
   return `${out

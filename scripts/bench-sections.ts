@@ -1,10 +1,11 @@
-/** Turns the bench's measurements into report sections: figures, targets, and notes that say why. */
+/** Turns the bench's measurements into report sections: figures, targets, and the notes this run's numbers call for (method: docs/BENCHMARKS-METHOD.md). */
 import type { Plan } from './bench.js';
 import { LONG_MODEL, type MemoryResult } from './bench-memory.js';
 import { readGbps, type PolicyRow } from './bench-policy.js';
 import { spread, type StepResult } from './bench-step.js';
 import { gbps, type TransportResult, type TransportRow } from './bench-transport.js';
-import { fmt, median, noisy, quantile, verdict, type Figure, type Section } from './bench-util.js';
+import { median, quantile } from '../src/report/stats.js';
+import { fmt, noisy, verdict, type Figure, type Section } from './bench-util.js';
 
 const MiB = 2 ** 20;
 const mb = (bytes: number) => `${bytes / 1e6} MB`;
@@ -52,21 +53,13 @@ export function stepSection(results: StepResult[], plan: Plan, tr: TransportResu
       `${r.label} (${fmt(r.params / 1e6, 2)} M parameters), median phases of the TypeScript step — ` +
         `gram: train.grads round trip ${fmt(g.grads)} ms, policy ${fmt(g.policy)} ms, train.apply round trip ${fmt(g.apply)} ms; ` +
         `vectors: train.grads round trip ${fmt(vec.grads)} ms (carries g_IP and g_VR, ${fmt(bytes)} MB), ` +
-        `policy ${fmt(vec.policy)} ms (the per-block Gram of both vectors in TypeScript), train.apply ${fmt(vec.apply)} ms. ` +
-        `Vectors minus gram step (medians): ${fmt(median(r.times.vectors!) - median(r.times.gram!))} ms; what vectors mode adds is ` +
-        `the sidecar's clone of both gradient buffers for the reply (python/gradprom_sidecar/session.py, \`train_grads\`), ` +
-        `the bytes crossing the socket (section 2) and TypeScript reading them once for the Gram (section 4).`,
+        `policy ${fmt(vec.policy)} ms, train.apply ${fmt(vec.apply)} ms. ` +
+        `Vectors minus gram step (medians): ${fmt(median(r.times.vectors!) - median(r.times.gram!))} ms.`,
     );
   }
-  if (figures.some((f) => f.inconclusive)) {
-    notes.push(
-      'Inconclusive figures: the step times spread too widely (p25–p75 over 25 % of the median) for their medians to be compared; ' +
-        'the paired per-round ratio (each step against the reference step of the same round, seconds apart) is the steadier reading, ' +
-        'and a verdict needs a rerun on an idle machine.',
-    );
-  }
-  const misses = figures.filter((f) => f.met === false && !f.inconclusive);
-  if (misses.length) {
+  if (figures.some((f) => f.inconclusive))
+    notes.push('Some figures are inconclusive: the step times spread too widely to compare medians.');
+  if (figures.some((f) => f.met === false && !f.inconclusive)) {
     const call = tr ? median(tr.empty) : Number.NaN;
     const gaps = results
       .map(
@@ -74,20 +67,12 @@ export function stepSection(results: StepResult[], plan: Plan, tr: TransportResu
           `${r.label}: gram ${fmt(median(r.times.gram!) - median(r.times.ref!))} ms, vectors ${fmt(median(r.times.vectors!) - median(r.times.ref!))} ms`,
       )
       .join('; ');
-    notes.push(
-      'Why a ratio target is missed: the reference is the same two-pass step with no process boundary, so what is above 1× is the bridge — ' +
-        `in gram mode two round trips of small messages (an empty call costs ${fmt(call)} ms here, section 2) plus msgpack and zod on each ` +
-        `reply; in vectors mode also the clone, the bytes and the TypeScript Gram. Measured gaps to the reference (medians): ${gaps}. ` +
-        'A gap far beyond two empty calls in gram mode is not the bridge but load on this shared machine landing unevenly on the modes ' +
-        '(see the p25–p75 spreads and the paired per-round ratios, which cancel slow drift); a vectors-mode gap is the byte traffic above.',
-    );
+    notes.push(`A ratio target is missed. Gaps to the reference (medians): ${gaps}; an empty call costs ${fmt(call)} ms here (section 2).`);
   }
   return {
     id: '1',
     title: 'Step overhead: TypeScript-driven step vs the in-process reference',
-    lead:
-      'One GradProm step (train.grads → policy → train.apply) driven from TypeScript over the bridge, against the same step run in-process in ' +
-      'Python the way `python -m gradprom_sidecar.reference --timing` times it (grads + policy + apply). Same config, seed, model, batch and device.',
+    lead: 'One GradProm step driven from TypeScript over the bridge, against the same step run whole inside the sidecar (`train.step`).',
     figures,
     notes,
   };
@@ -139,25 +124,8 @@ export function transportSection(tr: TransportResult): Section {
     }
   }
   const ipc100 = tr.rows.find((r) => r.path === 'ipc' && r.bytes === 1e8);
-  const notes = [
-    'Throughput counts the bytes moved both ways: 2 × size / round-trip time. memcpy is one copy of the same bytes between two warm, ' +
-      'preallocated buffers in one process (the faster of Node and torch). The round trip is the `echo` op, which hands the received tensors back unchanged.',
-    '**Copies per byte, per direction: 2, both made by the kernel; none in user space on either side.** TypeScript → sidecar: ' +
-      "`encodeFrames` (src/protocol/frames.ts) wraps the Float32Array's memory in a Buffer view (0); zeromq.js gives buffers over 128 bytes to libzmq with " +
-      '`zmq_msg_init_data` (node_modules/zeromq/src/outgoing_msg.cc, 0); libzmq writes a large frame straight from that memory into the socket ' +
-      "(copy 1, user → kernel); the sidecar's libzmq reads a large frame straight into a freshly allocated message (copy 2, kernel → user); " +
-      '`recv_multipart(copy=False)` (python/gradprom_sidecar/server.py) and `torch.frombuffer` (python/gradprom_sidecar/protocol.py, `_frame_tensor`) view it (0). ' +
-      "Sidecar → TypeScript: `_tensor_bytes` (protocol.py) is a memoryview of the CPU tensor (0); the compute thread's PUSH → PULL over inproc and the " +
-      "I/O thread's ROUTER send all use `copy=False` (server.py, 0); the socket write and read (copies 1 and 2); zeromq.js wraps the received message " +
-      'in an external Buffer (node_modules/zeromq/src/incoming_msg.cc, 0) and `view` (frames.ts) makes the Float32Array over it (0; it copies only a ' +
-      "misaligned frame, and libzmq's buffers are aligned). One op adds a copy of its own: `train.grads` in vectors mode clones the gradient buffers " +
-      'before replying (session.py), which section 1 pays and this section does not.',
-    'The shared-memory prototype (scripts/bench-transport.ts, python/gradprom_sidecar/bench.py) writes the vector into a tmpfs file the Python ' +
-      'worker keeps mapped, sends a ZeroMQ control message naming the region, the worker views it with `torch.frombuffer` and names it back, and Node reads it out: ' +
-      'Node has no mmap, so 1 kernel copy per direction on the Node side (pwrite, pread) and 0 on the Python side. It is measured here, not wired into the sidecar.',
-  ];
-  const miss = figures.find((f) => f.met === false);
-  if (miss && ipc100?.oneWay) {
+  const notes: string[] = [];
+  if (figures.some((f) => f.met === false) && ipc100?.oneWay) {
     const pct = (row?: TransportRow) =>
       row
         ? `${fmt((100 * gbps(2e8, row.roundTrip)) / limitAt(tr, 1e8), 1)} % of memcpy, round trip ${fmt(median(row.roundTrip))} ms`
@@ -165,20 +133,16 @@ export function transportSection(tr: TransportResult): Section {
     const thp = tr.rows.find((r) => r.path === 'ipc-thp' && r.bytes === 1e8);
     const shm = tr.rows.find((r) => r.path === 'shm' && r.bytes === 1e8);
     notes.push(
-      'Why the 100 MB target is missed, with the evidence from this run: (1) each direction copies every byte twice through the kernel, so a ' +
-        'socket path cannot exceed about half of memcpy even in principle; (2) the larger cost is memory that is new to the process: libzmq receives ' +
-        'every large frame into a newly allocated message, and glibc serves blocks over 32 MiB with a fresh mmap, so every page of every received ' +
-        `message is faulted in and zeroed, on both sides. Copying 100 MB into a freshly allocated buffer runs at ${fmt(gbps(1e8, tr.memcpyFresh.get(1e8)!))} GB/s ` +
-        `here against ${fmt(gbps(1e8, tr.memcpyNode.get(1e8)!))} GB/s into a warm one. One way (TypeScript → sidecar) takes ${fmt(median(ipc100.oneWay))} ms ` +
-        `of the ${fmt(median(ipc100.roundTrip))} ms round trip. Measured remedies: the same sidecar with \`GLIBC_TUNABLES=glibc.malloc.hugetlb=1\` ` +
-        `in both processes (2 MiB pages: ~50 faults per 100 MB instead of ~25 000) reaches ${pct(thp)}; the shared-memory prototype (one copy per ` +
-        `direction, no new pages per message) reaches ${pct(shm)}.`,
+      `The 100 MB target is missed. Copying 100 MB into a freshly allocated buffer runs at ${fmt(gbps(1e8, tr.memcpyFresh.get(1e8)!))} GB/s ` +
+        `here against ${fmt(gbps(1e8, tr.memcpyNode.get(1e8)!))} GB/s into a warm one. One way (TypeScript → sidecar) takes ` +
+        `${fmt(median(ipc100.oneWay))} ms of the ${fmt(median(ipc100.roundTrip))} ms round trip. With glibc.malloc.hugetlb=1: ${pct(thp)}; ` +
+        `the shared-memory prototype: ${pct(shm)}.`,
     );
   }
   return {
     id: '2',
     title: 'Transport: float32 vectors TypeScript ↔ sidecar',
-    lead: 'Round trips of 1, 10 and 100 MB float32 vectors through a sidecar, against an in-process memcpy of the same bytes measured in the same run.',
+    lead: `Round trips of ${sizes.map(mb).join(', ')} float32 vectors through a sidecar, against an in-process memcpy of the same bytes.`,
     figures,
     notes,
   };
@@ -195,9 +159,7 @@ export function pythoniaSection(py: { b64: number[]; list: number[] }, tr: Trans
   return {
     id: '3',
     title: 'pythonia vs ZeroMQ for one vector',
-    lead:
-      `The same ${mb(bytes)} float32 vector sent to Python and back. pythonia serialises every call as JSON over a pipe, so a vector must travel ` +
-      'as text: base64 of its bytes (the best case) or a list of numbers (what passing an array naturally gives).',
+    lead: `The same ${mb(bytes)} float32 vector sent to Python and back, as base64 text and as a list of numbers.`,
     figures: [
       { name: `ZeroMQ ipc round trip (${mb(zb)})`, value: z, unit: 'ms', detail: 'section 2' },
       {
@@ -213,9 +175,7 @@ export function pythoniaSection(py: { b64: number[]; list: number[] }, tr: Trans
         detail: `${fmt(list / (z * scale), 1)}× ZeroMQ; ${py.list.length} timed`,
       },
     ],
-    notes: [
-      'This is why the data plane is ZeroMQ with raw frames: pythonia stays for small interactive calls (`doctor`, `inspect`), never tensors in the loop.',
-    ],
+    notes: [],
   };
 }
 
@@ -238,12 +198,10 @@ export function policySection(rows: PolicyRow[], plan: Plan): Section {
     id: '4',
     title: 'Policy compute in TypeScript',
     lead:
-      `GradProm and pcgrad deciding from two flat float32 vectors of ${fmt(n / 1e6, 2)} M elements (the large IP's layout${plan.quick ? ', reduced in --quick' : ''}), ` +
-      'single-threaded in Node: the vectors-mode path, one fused float64 pass per block for the Gram, then the rule. GB/s of gradient data read (both vectors).',
+      `Policies deciding from two flat float32 vectors of ${fmt(n / 1e6, 2)} M elements (the large IP's layout${plan.quick ? ', reduced in --quick' : ''}), ` +
+      'single-threaded in Node; GB/s of gradient data read (both vectors).',
     figures,
-    notes: [
-      'The rule itself reads only the Gram (three numbers per block); the pass over the vectors is all of the cost, so policies cost alike.',
-    ],
+    notes: [],
   };
 }
 
@@ -306,36 +264,31 @@ export function memorySection(runs: MemoryResult[], long: MemoryResult[], plan: 
     });
     notes.push(
       `long run, ${r.transport}: ${r.steps} steps in ${fmt(r.seconds, 1)} s; sidecar peak RSS ${fmt(r.sidecarPeak / MiB, 1)} MiB. ` +
-        `What stays reachable after a full collection grew ${fmt(g.retained, 2)} MiB, about ${fmt(perStep, 0)} bytes per step, ` +
-        `of which the bench's own samples (three numbers per step) are about 24-36.`,
+        `What stays reachable after a full collection grew ${fmt(g.retained, 2)} MiB, about ${fmt(perStep, 0)} bytes per step.`,
     );
     if (!flat) {
       notes.push(
-        `Why ${r.transport} misses "flat": the highest RSS of the later steps is ${fmt(rise, 1)} MiB above that of the earlier ones. ` +
+        `${r.transport} misses "flat" by a rise of ${fmt(rise, 1)} MiB; ` +
           (g.retained < rise / 4
-            ? 'Most of the rise is not live objects but garbage awaiting collection and memory V8 and the allocators keep after growing.'
-            : 'Live objects account for much of the rise: something is retained per step.'),
+            ? 'little of it stays reachable (not live objects).'
+            : 'live objects account for much of it: something is retained per step.'),
       );
     }
   }
   const demo = runs.map((r) => `${r.transport} ${fmt(growthOf(r).rss, 1)} MiB`).join(', ');
   if (runs.length && long.length) {
     notes.push(
-      `Warm-up: in the ${plan.memorySteps}-step runs Node's RSS still moves after step ${plan.memoryWarmup} (${demo}) while V8 sizes its heap; ` +
-        `the long runs (${plan.longSteps} steps, the first ${plan.longWarmup} counted as warm-up) show whether it levels off, and carry the target.`,
+      `Warm-up: in the ${plan.memorySteps}-step runs Node's RSS moves after step ${plan.memoryWarmup} by ${demo}; ` +
+        `the long runs (${plan.longSteps} steps, the first ${plan.longWarmup} counted as warm-up) carry the target.`,
     );
   }
   return {
     id: '5',
     title: 'Memory over a training run',
     lead:
-      `The small configuration — the defaults (SRResNet 32 channels × 4 blocks, 84 k parameters; 32×32, batch 16) — trained for ${plan.memorySteps} steps with ` +
-      '`runExperiment` (the loop `gradprom train` runs, evaluation every 250 steps and checkpoints included) in a Node process of its own, once per transport. ' +
-      `Then a long run per transport: the same loop with a tiny model (SRResNet ${LONG_MODEL.channels} channels × ${LONG_MODEL.blocks} block, ` +
-      `${LONG_MODEL.size}×${LONG_MODEL.size}, batch ${LONG_MODEL.batch}, no evaluation) for ${plan.longSteps} steps, so that many steps fit the bench's time. ` +
-      `Node's RSS is read after every step, the sidecar's from /proc every 10th; peaks are the processes' high-water marks. ` +
-      'Change: median RSS of the 100 steps after warm-up against the median of the last 100; for the long runs, whose RSS is a sawtooth ' +
-      '(V8 grows its heap, then hands pages back), the target compares the highest RSS of the earlier and the later half after warm-up.',
+      `The default configuration trained for ${plan.memorySteps} steps with \`runExperiment\`, once per transport; then a long run per transport ` +
+      `with a tiny model (SRResNet ${LONG_MODEL.channels} channels × ${LONG_MODEL.blocks} block, ${LONG_MODEL.size}×${LONG_MODEL.size}, ` +
+      `batch ${LONG_MODEL.batch}, no evaluation) for ${plan.longSteps} steps.`,
     figures,
     notes,
   };
@@ -367,10 +320,7 @@ export function peerSection(r: StepResult): Section {
   return {
     id: '6',
     title: 'Peer: two backward passes vs the GradCosine way (three)',
-    lead:
-      "The in-process two-pass step against Du et al.'s GradCosine approach (arXiv 1812.02224) as it is usually written: one `autograd.grad` per loss " +
-      'with retained graphs, the cosine, then a full backward of L_IP + w·L_VR (python/gradprom_sidecar/bench.py, `gradcosine_step`). ' +
-      `Same model, batch and optimisers (${r.label}), both in the same Python worker process, interleaved in the same rounds as section 1.`,
+    lead: `The in-process two-pass step against the GradCosine-style three-pass step (${r.label}), both in one Python worker process.`,
     figures: [
       { name: 'in-process two-pass step', value: ref, unit: 'ms', detail: `${spread(r.times.ref2!)}` },
       { name: 'GradCosine-style three-pass step', value: gc, unit: 'ms', detail: `${spread(r.times.gradcosine!)}` },
@@ -385,13 +335,7 @@ export function peerSection(r: StepResult): Section {
         ...inconclusive(noise),
       },
     ],
-    notes:
-      v.met || noise
-        ? []
-        : [
-            'Why: the saving is one backward pass out of one forward and three backward passes; where the optimiser step and the Gram are a larger share of ' +
-              'the step (small images, small batches), the two-pass step saves proportionally less.',
-          ],
+    notes: [],
   };
 }
 

@@ -3,7 +3,8 @@ import type { Config } from '../src/config/index.js';
 import { makePolicy, type Layout, type Policy } from '../src/policy/index.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
 import { RemoteSession } from '../src/train/remote.js';
-import { median, PyWorker, quantile } from './bench-util.js';
+import { median, quantile } from '../src/report/stats.js';
+import { PyWorker } from './bench-util.js';
 
 /** ref: the in-process step inside the sidecar (`train.step`); ref2: the same step in the separate Python worker. */
 export type StepMode = 'ref' | 'ref2' | 'gram' | 'vectors' | 'gradcosine';
@@ -61,6 +62,8 @@ export async function stepRounds(
 ): Promise<StepResult> {
   const { worker } = opts;
   const modes: StepMode[] = ['ref', 'gram', 'vectors', 'ref2', ...(opts.gradcosine ? (['gradcosine'] as const) : [])];
+  // `train.step` is a bench-only op: the sidecar registers it when started with GRADPROM_BENCH_OPS=1 (read at start).
+  process.env.GRADPROM_BENCH_OPS = '1';
   const sc = await Sidecar.start({ device: 'cpu' });
   try {
     const ref = (await worker.request('create', { name: 'ref', config, pretrain: opts.pretrain })) as { params: number };
@@ -77,9 +80,7 @@ export async function stepRounds(
       const round: Partial<Record<StepMode, number>> = {};
       for (const mode of order) {
         if (mode === 'ref') {
-          const { ms } = (await sc.call('train.step')).result;
-          if (typeof ms !== 'number') throw new Error('train.step: no ms in the reply');
-          round.ref = ms;
+          round.ref = (await sc.call('train.step')).result.ms;
         } else if (mode === 'ref2' || mode === 'gradcosine') {
           const kind = mode === 'gradcosine' ? 'gradcosine' : 'ref';
           round[mode] = ((await worker.request('step', { name: kind, kind })) as { ms: number }).ms;

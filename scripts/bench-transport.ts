@@ -8,7 +8,8 @@ import { Request } from 'zeromq';
 import { withPython } from '../src/control/pythonia.js';
 import { tensor } from '../src/protocol/dtypes.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
-import { median, PyWorker, randomVector, timeIt } from './bench-util.js';
+import { median } from '../src/report/stats.js';
+import { PyWorker, randomVector, timeIt } from './bench-util.js';
 
 /** Seeds of the test vectors, one per size, so that a child process makes the same ones. */
 function testVectors(sizes: number[]): Map<number, Float32Array> {

@@ -1,25 +1,11 @@
-/** Shared pieces of `npm run bench`: statistics, the Python bench worker, figures and configs. */
+/** Shared pieces of `npm run bench`: timing, the Python bench worker, figures and configs (statistics: src/report/stats.ts). */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { parseConfig, type Config } from '../src/config/index.js';
+import { median, quantile } from '../src/report/stats.js';
 import { pythonEnv, resolvePython } from '../src/sidecar/python.js';
-
-/** Median of a non-empty list. */
-export function median(xs: readonly number[]): number {
-  return quantile(xs, 0.5);
-}
-
-/** Linear-interpolated quantile q ∈ [0, 1]; NaN for an empty list. */
-export function quantile(xs: readonly number[], q: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
-}
 
 /** Times `fn` `reps` times after `warmup` untimed calls; ms per call. */
 export async function timeIt(fn: () => unknown, reps: number, warmup = 1): Promise<number[]> {

@@ -7,6 +7,7 @@
  *
  * GRADPROM_BENCH_QUICK=1 is the same as --quick.
  */
+import { Command, InvalidArgumentError } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { packageRoot } from '../src/sidecar/python.js';
@@ -108,24 +109,29 @@ function longConfig(plan: Plan, transport: 'gram' | 'vectors') {
   });
 }
 
-function parseArgs(argv: string[]): { quick: boolean; only: Set<number> | null; out: string | null } {
-  let quick = process.env.GRADPROM_BENCH_QUICK === '1';
-  let only: Set<number> | null = null;
-  let out: string | null = null;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--quick') quick = true;
-    else if (a === '--only') only = new Set((argv[++i] ?? '').split(',').map(Number));
-    else if (a === '--out') out = argv[++i] ?? null;
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench [-- --quick] [--only 1,2,3,4,5,6] [--out FILE]\n');
-      process.exit(0);
-    } else {
-      process.stderr.write(`bench: unknown argument ${a}\n`);
-      process.exit(2);
-    }
-  }
-  return { quick, only, out };
+interface BenchArgs {
+  quick: boolean;
+  only: Set<number> | null;
+  out: string | null;
+}
+
+/** The command line, parsed with commander as the CLI's is. */
+function parseArgs(argv: string[]): BenchArgs {
+  const sections = (value: string): Set<number> => {
+    const ids = value.split(',').map(Number);
+    if (!ids.every((n) => Number.isInteger(n) && n >= 1 && n <= 6))
+      throw new InvalidArgumentError('expected section numbers 1-6, e.g. 2,4');
+    return new Set(ids);
+  };
+  const opts = new Command('npm run bench --')
+    .description('measure the bridge against in-process PyTorch (method: docs/BENCHMARKS-METHOD.md)')
+    .option('--quick', 'reduced sizes, to check the script; writes runs/bench-quick.md (also GRADPROM_BENCH_QUICK=1)', false)
+    .option('--only <sections>', 'comma-separated section numbers (1-6); writes runs/bench-partial.md', sections)
+    .option('--out <file>', 'write the report here instead')
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2)) // bad flags exit 2, as the CLI's do
+    .parse(argv, { from: 'user' })
+    .opts<{ quick: boolean; only?: Set<number>; out?: string }>();
+  return { quick: opts.quick || process.env.GRADPROM_BENCH_QUICK === '1', only: opts.only ?? null, out: opts.out ?? null };
 }
 
 async function main(): Promise<void> {
@@ -193,6 +199,7 @@ async function main(): Promise<void> {
     const out = args.out ?? (partial ? join(packageRoot, 'runs', partial) : join(packageRoot, 'docs', 'BENCHMARKS.md'));
     const cmd = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
     const setup = setupLines(plan, steps);
+    const methodDoc = relative(dirname(out), join(packageRoot, 'docs', 'BENCHMARKS-METHOD.md'));
     // Where the wall time went: each logged phase until the next one (or the end).
     const ends = [...marks.slice(1).map(([, t]) => t), performance.now()];
     setup.push(`- Wall time by phase: ${marks.map(([m, t], i) => `${m} — ${((ends[i]! - t) / 1000).toFixed(0)} s`).join('; ')}.`);
@@ -200,7 +207,10 @@ async function main(): Promise<void> {
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(
       out,
-      renderReport({ command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), busyStart, busyEnd, python, setup }, sections),
+      renderReport(
+        { command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), busyStart, busyEnd, python, setup, methodDoc },
+        sections,
+      ),
     );
     log(`wrote ${relative(process.cwd(), out)}; wall time ${(wallSeconds / 60).toFixed(1)} min`);
   } finally {
@@ -225,14 +235,6 @@ function setupLines(plan: Plan, steps: StepResult[]): string[] {
     ),
     '- Both: synthetic data (256 train images), Gaussian noise σ = 0.3, GradProm (λ = 0.003, global), Adam, seed 0, CPU, ' +
       'VR pre-trained for a few steps only (the step cost does not depend on it).',
-    "- Image size and batch: the SRResNet size runs at the demo's 32×32 × 16. At 25 M parameters that batch costs about 17× the compute " +
-      'of the SRResNet step (tens of seconds per step on 2 cores), which leaves no room for enough rounds in 15 minutes; the large IP takes ' +
-      "one 16×16 image per step instead. A short step makes the bridge's fixed and per-parameter costs look larger, so the large-IP ratios lean pessimistic.",
-    '- A round takes one step of every mode, in an order rotated each round, so that load from other processes falls on all modes alike. ' +
-      'The reference (`train.step`: the whole step inside the sidecar, timed there with no message), gram and vectors all step one session ' +
-      'in one sidecar, so each ratio compares the bridge and nothing else. The same step also runs in a separate Python worker ' +
-      '(`python -m gradprom_sidecar.bench serve`, beside GradCosine for section 6): two processes running the same step can differ by ' +
-      'several per cent, which is why no ratio is taken across processes.',
   ];
 }
 

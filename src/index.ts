@@ -1,8 +1,9 @@
 /** gradprom: GradProm task-driven image enhancement, orchestrated from TypeScript. */
 export * from './errors.js';
 export { PROTOCOL_VERSION } from './protocol/version.js';
+export { OPS, type OpArgs, type OpName, type OpResult, type OpSpec } from './protocol/ops.js';
 export { tensor, numel, DTYPE_NAMES, type DType, type Tensor, type TypedArray } from './protocol/dtypes.js';
-export { Sidecar, type SidecarOptions, type HelloInfo, type StoppedBy } from './sidecar/sidecar.js';
+export { Sidecar, type CallRest, type SidecarOptions, type HelloInfo, type StoppedBy } from './sidecar/sidecar.js';
 export { distributedOptions, type DistributedOptions } from './sidecar/ranks.js';
 export type { CallOptions, Reply } from './sidecar/client.js';
 export { stderrLogger, silentLogger, type Logger, type LogLevel } from './sidecar/logger.js';

@@ -1,6 +1,7 @@
 /** Test helpers shared by the integration tests. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Sidecar, silentLogger, type SidecarOptions } from 'gradprom';
 
 export const root = join(new URL('.', import.meta.url).pathname, '..');
 export const realPython = process.env.GRADPROM_PYTHON ?? join(root, 'python', '.venv', 'bin', 'python');
@@ -33,4 +34,15 @@ export async function waitFor(cond: () => boolean, ms: number): Promise<number> 
     await new Promise((r) => setTimeout(r, 50));
   }
   return cond() ? Date.now() - start : -1;
+}
+
+/** A sidecar started through the fake interpreter with the given FAKE_* faults. */
+export async function startFake(faults: Record<string, string>, opts: SidecarOptions = {}): Promise<Sidecar> {
+  const saved = { ...process.env };
+  Object.assign(process.env, faults, { GRADPROM_REAL_PYTHON: realPython });
+  try {
+    return await Sidecar.start({ device: 'cpu', python: fakePython, logger: silentLogger, stopGraceMs: 500, ...opts });
+  } finally {
+    for (const k of Object.keys(faults)) if (!(k in saved)) delete process.env[k];
+  }
 }

@@ -172,7 +172,7 @@ export function buildProgram(): Command {
       const config = await configFrom(opts, [`ip.weights=${resolve(opts.ip)}`, 'vr.pretrain_steps=0']);
       mkdirSync(opts.out, { recursive: true });
       const reply = await withSession(config, opts, (s) => s.sidecar.call('enhance.files', { inputs, out_dir: resolve(opts.out) }));
-      const written = (reply.result.written ?? []) as string[];
+      const { written } = reply.result;
       out(opts, `${written.length} file(s) written to ${opts.out}`, { written });
     });
 

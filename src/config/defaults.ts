@@ -11,7 +11,7 @@ export const DEGRADATION_DEFAULTS = {
 
 /** The resolved config when the user gives nothing (snake_case: Python reads the same file). */
 export const DEFAULTS = {
-  seed: 0, //                          base RNG seed (each process seeds seed + rank)
+  seed: 0, //                          training RNG seed; every rank uses the same one (all ranks draw the same global batch)
   device: 'auto', //                   auto | cpu | cuda | cuda:N (auto: CUDA when present)
   data: {
     kind: 'synthetic', //              synthetic | isic2018 | folder | dicom
@@ -98,7 +98,7 @@ export const DEFAULTS = {
   },
   output: {
     dir: 'runs', //                    parent folder of run folders
-    name: null, //                     run folder name (null: generated from time and policy)
+    name: null, //                     run folder name (null: generated from policy, λ and seed, e.g. gradprom-l0.003-s0)
   },
   distributed: {
     nproc: 1, //                       sidecar ranks on this machine under torch.distributed (1: one process); CLI --nproc

@@ -87,7 +87,7 @@ export function definePolicy(spec: PolicySpec): Policy {
     if (lp) return skippedDecision(gram, layout.length, spec.granularity, `${spec.name}: ${lp}`);
     return decide({ layout, gram, gIp, gVr });
   };
-  return { name: spec.name, input: spec.input, granularity: spec.granularity, decide, decideFromVectors };
+  return { name: spec.name, input: spec.input, granularity: spec.granularity, usesVr: spec.usesVr ?? true, decide, decideFromVectors };
 }
 
 /** Computes the Gram of flat vectors and lets the policy decide (the vectors-mode path). */

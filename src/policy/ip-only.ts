@@ -12,6 +12,7 @@ export function ipOnly(): PolicySpec {
     name: 'ip-only',
     input: 'gram',
     granularity: 'global',
+    usesVr: false,
     decide({ gram }: StepGrads): WeightsDecision {
       const n = gram.ipIp.length;
       const t = gramTotals(gram);

@@ -79,12 +79,15 @@ export interface PolicySpec {
   readonly name: string;
   readonly input: PolicyInput;
   readonly granularity: Granularity;
+  /** Whether the rule can let g_VR into IP's update, so that λ means something (default true; false for ip-only). */
+  readonly usesVr?: boolean;
   /** The rule; called only with a finite Gram (and finite vectors when input is "vectors"). */
   decide(step: StepGrads): Decision;
 }
 
 /** A ready policy: the spec's rule wrapped with input checks, plus a vectors-mode entry point. */
 export interface Policy extends PolicySpec {
+  readonly usesVr: boolean;
   /** Computes the Gram from flat vectors in one pass per block, then decides. */
   decideFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32Array): Decision;
 }

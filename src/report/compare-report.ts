@@ -9,6 +9,7 @@ import { DASH, fmt, fmtMeanStd, fmtPercent, fmtSig, mean, proportionStderr, stat
 /** The runs of one (policy, λ) setting, with mean and spread over seeds. */
 export interface GroupSummary {
   policy: string;
+  usesVr: boolean;
   lambda: number;
   lambdaMode: string;
   task: 'classify' | 'segment';
@@ -67,6 +68,7 @@ export function groupRuns(summaries: readonly RunSummary[]): GroupSummary[] {
     const of = (k: string): Stat => stat(runs.map((r) => metricOf(r.final, k)));
     return {
       policy: first.policy,
+      usesVr: first.usesVr,
       lambda: first.lambda,
       lambdaMode: first.lambdaMode,
       task: first.task,
@@ -94,18 +96,20 @@ export function groupRuns(summaries: readonly RunSummary[]): GroupSummary[] {
   );
 }
 
-/** The groups to compare: every policy against gradprom when present (else all pairs), at the same λ; a lone ip-only group serves every λ. */
+/**
+ * The groups to compare: every policy against gradprom when present (else all pairs), at the same λ. A baseline (a policy
+ * that never uses g_VR, such as ip-only) is only ever the second of a pair, and when it has one group it serves every λ.
+ */
 function pairsOf(groups: readonly GroupSummary[]): Array<[GroupSummary, GroupSummary]> {
-  const ipOnly = groups.filter((g) => g.policy === 'ip-only');
   const hasGradprom = groups.some((g) => g.policy === 'gradprom');
   const pairs: Array<[GroupSummary, GroupSummary]> = [];
   for (const a of groups) {
     for (const b of groups) {
-      if (a.policy === b.policy || a.task !== b.task || a.policy === 'ip-only') continue;
+      if (a.policy === b.policy || a.task !== b.task || !a.usesVr) continue;
       const later = rank(a.policy) - rank(b.policy) || a.policy.localeCompare(b.policy);
       if (hasGradprom ? a.policy !== 'gradprom' : later < 0) continue;
       const sameLambda = a.lambda === b.lambda && a.lambdaMode === b.lambdaMode;
-      const loneBaseline = b.policy === 'ip-only' && ipOnly.length === 1;
+      const loneBaseline = !b.usesVr && groups.filter((g) => g.policy === b.policy).length === 1;
       if (sameLambda || loneBaseline) pairs.push([a, b]);
     }
   }
@@ -333,12 +337,13 @@ function tradeoffPoints(groups: readonly GroupSummary[], summaries: readonly Run
     for (const g of groups) {
       const rec = who === 'fixed' ? g.fixedEnhanced.mean : g.cotrainedEnhanced.mean;
       if (g.psnr.mean !== null && rec !== null)
-        pts.push({ policy: g.policy, lambda: g.lambda, reader, psnr: g.psnr.mean, recognition: rec, kind: 'mean' });
+        pts.push({ policy: g.policy, usesVr: g.usesVr, lambda: g.lambda, reader, psnr: g.psnr.mean, recognition: rec, kind: 'mean' });
     }
     for (const s of summaries) {
       const psnr = metricOf(s.final, 'psnr');
       const rec = metricOf(s.final, `${who}_enhanced_${recognitionUnit(s.task)}`);
-      if (psnr !== null && rec !== null) pts.push({ policy: s.policy, lambda: s.lambda, reader, psnr, recognition: rec, kind: 'seed' });
+      if (psnr !== null && rec !== null)
+        pts.push({ policy: s.policy, usesVr: s.usesVr, lambda: s.lambda, reader, psnr, recognition: rec, kind: 'seed' });
     }
   }
   return pts;

@@ -180,6 +180,8 @@ export function gateRatePlot(steps: readonly StepRecord[]): TopLevelSpec | null 
 /** One point of the trade-off plot: a group mean or a single seed. */
 export interface TradeoffPoint {
   policy: string;
+  /** False for a baseline that never uses g_VR: its λ is not shown. */
+  usesVr: boolean;
   lambda: number;
   reader: string;
   psnr: number;
@@ -192,7 +194,7 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
   const readers = [...new Set(points.map((p) => p.reader))];
   const rows = points
     .filter((p) => Number.isFinite(p.psnr) && Number.isFinite(p.recognition))
-    .map((p) => ({ ...p, recognition: p.recognition * 100, label: p.policy === 'ip-only' ? '' : `λ=${p.lambda}` }));
+    .map((p) => ({ ...p, recognition: p.recognition * 100, label: p.usesVr ? `λ=${p.lambda}` : '' }));
   if (rows.length === 0) return null;
   const x = { field: 'psnr', type: 'quantitative', scale: { zero: false }, title: 'PSNR (dB)' } as const;
   const y = { field: 'recognition', type: 'quantitative', scale: { zero: false }, title: `${recognitionTitle} (%)` } as const;

@@ -34,6 +34,16 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
+/** Linear-interpolated quantile q ∈ [0, 1] (q = 0.5 gives the median), or NaN for an empty list. */
+export function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (pos - lo);
+}
+
 /** Standard error of a proportion `p` measured on `n` items: sqrt(p(1 − p)/n). */
 export function proportionStderr(p: number, n: number): number {
   return n > 0 ? Math.sqrt((p * (1 - p)) / n) : NaN;

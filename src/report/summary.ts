@@ -3,16 +3,22 @@ import { isEval, isPretrain, isResume, isStep, latestRecords } from './records.j
 import type { EvalRecord, MetricRecord, MetricValue, StepRecord } from './records.js';
 import { finite, mean, median } from './stats.js';
 
-/** What the report writers need to know about a run beside its records. */
-export interface RunMeta {
-  runDir: string;
+/** What names a run: policy, λ, seed, length and task. */
+export interface RunIdentity {
   name: string;
   policy: string;
+  /** The policy's declared `usesVr`: false when λ and g_VR play no part (its runs are baselines). */
+  usesVr: boolean;
   lambda: number;
   lambdaMode: string;
   seed: number;
   steps: number;
   task: 'classify' | 'segment';
+}
+
+/** What the report writers need to know about a run beside its records. */
+export interface RunMeta extends RunIdentity {
+  runDir: string;
   wallSeconds: number;
   config: unknown;
 }
@@ -21,14 +27,7 @@ export interface RunMeta {
 export type EvalMetrics = Record<string, MetricValue>;
 
 /** The per-run numbers; statistics with no data are null. */
-export interface RunSummary {
-  name: string;
-  policy: string;
-  lambda: number;
-  lambdaMode: string;
-  seed: number;
-  steps: number;
-  task: 'classify' | 'segment';
+export interface RunSummary extends RunIdentity {
   /** Metrics of the last test evaluation (the last val one when there is no test); empty without evaluations. */
   final: EvalMetrics;
   gateOpenRate: number | null;
@@ -106,6 +105,7 @@ export function summarizeRun(records: readonly MetricRecord[], meta: RunMeta): R
   return {
     name: meta.name,
     policy: meta.policy,
+    usesVr: meta.usesVr,
     lambda: meta.lambda,
     lambdaMode: meta.lambdaMode,
     seed: meta.seed,

@@ -7,8 +7,9 @@ import { parseOrThrow, replyHeaderSchema } from '../protocol/schema.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { Logger } from './logger.js';
 
-export interface Reply {
-  result: Record<string, unknown>;
+/** A reply: its result (parsed by the op's schema when it comes through `Sidecar.call`) and its tensors. */
+export interface Reply<R = Record<string, unknown>> {
+  result: R;
   tensors: Tensor[];
 }
 

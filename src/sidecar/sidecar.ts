@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { GradpromError, ProtocolVersionError, SidecarError, SidecarExitedError } from '../errors.js';
 import type { Tensor } from '../protocol/dtypes.js';
 import { DEFAULT_MAX_HEADER, DEFAULT_MAX_MESSAGE } from '../protocol/frames.js';
+import { OPS, type OpArgs, type OpName, type OpResult } from '../protocol/ops.js';
 import { parseOrThrow } from '../protocol/schema.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { Client, type CallOptions, type Reply } from './client.js';
@@ -56,18 +56,15 @@ const DEFAULT_TIMEOUTS: Record<string, number> = {
 };
 const DEFAULT_TIMEOUT = 30 * 60_000; // compute ops: a long evaluation is legitimate
 
-const helloSchema = z.object({
-  protocol: z.number().int(),
-  torch: z.string(),
-  python: z.string(),
-  devices: z.array(z.string()),
-  device: z.string(),
-  pid: z.number().int(),
-  cuda: z.string().nullable(),
-});
-export type HelloInfo = z.infer<typeof helloSchema>;
+export type HelloInfo = OpResult<'hello'>;
 
 export type StoppedBy = 'request' | 'SIGTERM' | 'SIGKILL' | 'already-exited';
+
+/** `call`'s arguments after the op name: args (optional when the op needs none), tensors, options. */
+export type CallRest<K extends OpName> =
+  Record<string, never> extends OpArgs<K>
+    ? [args?: OpArgs<K>, tensors?: readonly Tensor[], options?: CallOptions]
+    : [args: OpArgs<K>, tensors?: readonly Tensor[], options?: CallOptions];
 
 export class Sidecar {
   private proc!: SidecarProcess;
@@ -127,11 +124,18 @@ export class Sidecar {
     return [this.proc.pid, ...(this.ranks?.workerPids ?? [])].filter((p): p is number => p !== undefined);
   }
 
-  /** Call an operation; rejects with SidecarError, SidecarTimeoutError, SidecarCancelledError or SidecarExitedError. */
-  call(op: string, args: Record<string, unknown> = {}, tensors: readonly Tensor[] = [], options: CallOptions = {}): Promise<Reply> {
-    const reply = this.client.call(op, args, tensors, options);
+  /**
+   * Call an operation of the op map (src/protocol/ops.ts); its reply's result comes back parsed by the op's schema.
+   * Rejects with SidecarError, SidecarTimeoutError, SidecarCancelledError, SidecarExitedError or ProtocolError.
+   */
+  async call<K extends OpName>(op: K, ...[args, tensors = [], options = {}]: CallRest<K>): Promise<Reply<OpResult<K>>> {
     const ranks = this.ranks;
-    return ranks ? reply.catch((e: unknown) => ranks.explain(e)) : reply; // several ranks: name the one that died
+    try {
+      return await this.request(op, args ?? ({} as OpArgs<K>), tensors, options); // args may be left out only where {} will do
+    } catch (e) {
+      if (ranks) return ranks.explain(e); // several ranks: name the one that died
+      throw e;
+    }
   }
 
   /** Called when the sidecar exits without being asked to. */
@@ -177,6 +181,17 @@ export class Sidecar {
     this.removeDir();
     this.opts.logger.debug(`sidecar stopped (${by})`);
     return by;
+  }
+
+  /** Send one op and parse its reply's result with the op's schema. */
+  private async request<K extends OpName>(
+    op: K,
+    args: OpArgs<K>,
+    tensors: readonly Tensor[],
+    options: CallOptions,
+  ): Promise<Reply<OpResult<K>>> {
+    const reply = await this.client.call(op, args, tensors, options);
+    return { result: parseOrThrow(OPS[op].result, reply.result, `${op}.result`) as OpResult<K>, tensors: reply.tensors };
   }
 
   private async launch(): Promise<void> {
@@ -267,7 +282,7 @@ export class Sidecar {
       if (protocol !== PROTOCOL_VERSION) {
         throw new ProtocolVersionError(`sidecar speaks protocol ${String(protocol)}, this gradprom speaks ${PROTOCOL_VERSION}`);
       }
-      this.info = parseOrThrow(helloSchema, hello.result, 'hello.result');
+      this.info = parseOrThrow(OPS.hello.result, hello.result, 'hello.result');
     } catch (e) {
       await this.stop();
       if (e instanceof SidecarError && e.type === 'ProtocolVersionError') throw new ProtocolVersionError(e.detail);
@@ -281,6 +296,7 @@ export class Sidecar {
     this.heartbeat = setInterval(() => {
       if (inFlight || this.proc.exit) return;
       inFlight = true;
+      // Any answer will do: the heartbeat asks only whether the I/O thread is alive.
       this.client
         .call('ping', {}, [], { timeoutMs: this.opts.heartbeatTimeoutMs })
         .catch((e: unknown) => {

@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
-import type { PolicyName } from '../policy/index.js';
+import { makePolicy, type PolicyName } from '../policy/index.js';
 import { writeCompareReport, type CompareResult, type RunSummary } from '../report/index.js';
 import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
@@ -30,12 +30,13 @@ export interface CompareRun {
   seed: number;
 }
 
-/** The runs of a comparison: policies × λ × seeds; λ-free policies (ip-only) run once per seed. */
+/** The runs of a comparison: policies × λ × seeds; a policy that never uses g_VR (ip-only) runs once per seed. */
 export function comparePlan(config: Config, opts: Pick<CompareOptions, 'policies' | 'lambdas' | 'seeds'>): CompareRun[] {
   const runs: CompareRun[] = [];
   for (let s = 0; s < opts.seeds; s++) {
     for (const policy of opts.policies) {
-      const lambdas = policy === 'ip-only' ? [opts.lambdas[0] ?? config.policy.lambda] : opts.lambdas;
+      const usesVr = makePolicy({ ...config.policy, name: policy }).usesVr;
+      const lambdas = usesVr ? opts.lambdas : [opts.lambdas[0] ?? config.policy.lambda];
       for (const lambda of lambdas) runs.push({ policy, lambda, seed: config.seed + s });
     }
   }

@@ -1,34 +1,17 @@
-/** Typed wrappers over the sidecar's compute operations; every reply is parsed by a zod schema. */
-import { z } from 'zod';
+/** One training session in a sidecar, in the trainer's terms: the op map's compute ops with typed arrays and decisions. */
 import type { Config } from '../config/index.js';
+import { ProtocolError } from '../errors.js';
 import type { Decision, Gram, Layout } from '../policy/index.js';
 import { tensor, type Tensor } from '../protocol/dtypes.js';
-import { parseOrThrow } from '../protocol/schema.js';
+import type { OpResult } from '../protocol/ops.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
 import type { CallOptions } from '../sidecar/client.js';
 
-const blockSchema = z.object({ name: z.string(), shape: z.array(z.number().int()), numel: z.number().int(), offset: z.number().int() });
-
-const createSchema = z.object({
-  layout: z.object({ blocks: z.array(blockSchema), numel: z.number().int() }),
-  ip_params: z.number().int(),
-  vr_params: z.number().int(),
-  device: z.string(),
-  data: z.object({ train: z.number().int(), val: z.number().int(), test: z.number().int(), num_classes: z.number().int() }).loose(),
-});
-export type SessionInfo = z.infer<typeof createSchema>;
-
-// zod's z.number() refuses NaN and ±Infinity, but a diverging step reports exactly those: the trainer skips it.
-const anyNumber = z.custom<number>((v) => typeof v === 'number', { message: 'expected a number' });
-const gramSchema = z.object({ ip_ip: z.array(anyNumber), vr_vr: z.array(anyNumber), ip_vr: z.array(anyNumber) });
-const gradsSchema = z.object({ step: z.number().int(), loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema });
-const applySchema = z.object({ step: z.number().int(), lr_ip: z.number(), lr_vr: z.number() });
-const pretrainSchema = z.object({ loss: anyNumber, accuracy: anyNumber }); // 0 steps: no loss (NaN)
-const loadSchema = z.object({ step: z.number().int(), extra: z.unknown(), config: z.unknown() }).loose();
+/** What `session.create` reports: the IP layout, parameter counts, device and data set sizes. */
+export type SessionInfo = OpResult<'session.create'>;
 
 /** Per-evaluation metrics: numbers keyed by name (psnr, ssim, fixed_enhanced_acc, ...). */
 export type EvalMetrics = Record<string, number | string>;
-const evalSchema = z.record(z.string(), z.union([anyNumber, z.string(), z.null()]));
 
 export interface StepGradsReply {
   step: number;
@@ -49,19 +32,16 @@ export class RemoteSession {
   ) {}
 
   static async create(sidecar: Sidecar, config: Config, options?: CallOptions): Promise<RemoteSession> {
-    const reply = await sidecar.call('session.create', { config }, [], options);
-    const info = parseOrThrow(createSchema, reply.result, 'session.create.result');
-    return new RemoteSession(sidecar, info, info.layout.blocks);
+    const { result } = await sidecar.call('session.create', { config }, [], options);
+    return new RemoteSession(sidecar, result, result.layout.blocks);
   }
 
-  async pretrain(steps: number, options?: CallOptions): Promise<z.infer<typeof pretrainSchema>> {
-    const reply = await this.sidecar.call('vr.pretrain', { steps }, [], options);
-    return parseOrThrow(pretrainSchema, reply.result, 'vr.pretrain.result');
+  async pretrain(steps: number, options?: CallOptions): Promise<OpResult<'vr.pretrain'>> {
+    return (await this.sidecar.call('vr.pretrain', { steps }, [], options)).result;
   }
 
   async grads(transport: 'gram' | 'vectors'): Promise<StepGradsReply> {
-    const reply = await this.sidecar.call('train.grads', { transport });
-    const r = parseOrThrow(gradsSchema, reply.result, 'train.grads.result');
+    const { result: r, tensors } = await this.sidecar.call('train.grads', { transport });
     const gram: Gram = {
       ipIp: Float64Array.from(r.gram.ip_ip),
       vrVr: Float64Array.from(r.gram.vr_vr),
@@ -69,21 +49,21 @@ export class RemoteSession {
     };
     const out: StepGradsReply = { step: r.step, lossIp: r.loss_ip, lossVr: r.loss_vr, finite: r.finite, gram };
     if (transport === 'vectors') {
-      const [gIp, gVr] = reply.tensors;
+      const [gIp, gVr] = tensors;
       if (gIp?.dtype !== 'float32' || gVr?.dtype !== 'float32')
-        throw new Error('train.grads: expected two float32 vectors in vectors transport');
+        throw new ProtocolError('train.grads.tensors', 'expected two float32 vectors in vectors transport');
       out.gIp = gIp.data as Float32Array;
       out.gVr = gVr.data as Float32Array;
     }
     return out;
   }
 
-  async apply(decision: Decision): Promise<z.infer<typeof applySchema>> {
+  async apply(decision: Decision): Promise<OpResult<'train.apply'>> {
     const reply =
       decision.kind === 'weights'
         ? await this.sidecar.call('train.apply', { weights: { ip: Array.from(decision.ip), vr: Array.from(decision.vr) } })
         : await this.sidecar.call('train.apply', {}, [tensor('float32', decision.merged)]);
-    return parseOrThrow(applySchema, reply.result, 'train.apply.result');
+    return reply.result;
   }
 
   async skip(): Promise<void> {
@@ -91,9 +71,8 @@ export class RemoteSession {
   }
 
   async evaluate(split: 'val' | 'test', limit: number | null, options?: CallOptions): Promise<EvalMetrics> {
-    const reply = await this.sidecar.call('eval', { split, limit }, [], options);
-    const r = parseOrThrow(evalSchema, reply.result, 'eval.result');
-    return Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null)) as EvalMetrics;
+    const { result } = await this.sidecar.call('eval', { split, limit }, [], options);
+    return Object.fromEntries(Object.entries(result).filter(([, v]) => v !== null)) as EvalMetrics;
   }
 
   async enhance(images: Tensor<'float32'>): Promise<Tensor> {
@@ -105,8 +84,7 @@ export class RemoteSession {
     await this.sidecar.call('checkpoint.save', { path, extra });
   }
 
-  async load(path: string): Promise<z.infer<typeof loadSchema>> {
-    const reply = await this.sidecar.call('checkpoint.load', { path });
-    return parseOrThrow(loadSchema, reply.result, 'checkpoint.load.result');
+  async load(path: string): Promise<OpResult<'checkpoint.load'>> {
+    return (await this.sidecar.call('checkpoint.load', { path })).result;
   }
 }

@@ -50,7 +50,7 @@ async function savedConfig(file: string): Promise<Config> {
 /** The folder name for a run without `output.name`. */
 export function defaultRunName(config: Config): string {
   const p = config.policy;
-  const lam = p.name === 'ip-only' ? '' : `-l${p.lambda}${p.lambda_mode === 'normalized' ? 'n' : ''}`;
+  const lam = makePolicy(p).usesVr ? `-l${p.lambda}${p.lambda_mode === 'normalized' ? 'n' : ''}` : '';
   return `${p.name}${lam}-s${config.seed}`;
 }
 
@@ -89,6 +89,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
         runDir: paths.dir,
         name: basename(paths.dir),
         policy: policy.name,
+        usesVr: policy.usesVr,
         lambda: config.policy.lambda,
         lambdaMode: config.policy.lambda_mode,
         seed: config.seed,

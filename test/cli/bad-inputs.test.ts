@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { RemoteSession, Sidecar, silentLogger } from '../../src/index.js';
+import { RemoteSession, Sidecar, silentLogger } from 'gradprom';
 import { realPython, root } from '../helpers.js';
 import { tempDir, tinyConfig } from '../reliability/harness.js';
 

@@ -4,7 +4,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type Config, type ConfigResult } from '../../src/config/index.js';
+import { loadConfig, type Config, type ConfigResult } from 'gradprom';
 
 let dir: string;
 beforeAll(async () => {

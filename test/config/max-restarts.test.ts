@@ -1,5 +1,5 @@
 /** train.max_restarts: how many sidecar restarts a run survives (default 3); like every field, checked with its path. */
-import { DEFAULTS, parseConfig, type ConfigIssue } from '../../src/config/index.js';
+import { DEFAULTS, parseConfig, type ConfigIssue } from 'gradprom';
 
 function issuesOf(raw: unknown): ConfigIssue[] {
   const r = parseConfig(raw);

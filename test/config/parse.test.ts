@@ -1,7 +1,7 @@
 /**
  * parseConfig: defaults, strict keys, type and enum errors with paths and received values, range and cross-field checks.
  */
-import { DEFAULTS, parseConfig, type Config, type ConfigIssue } from '../../src/config/index.js';
+import { DEFAULTS, parseConfig, type Config, type ConfigIssue } from 'gradprom';
 
 function issuesOf(raw: unknown, options?: Parameters<typeof parseConfig>[1]): ConfigIssue[] {
   const r = parseConfig(raw, options);

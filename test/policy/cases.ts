@@ -1,7 +1,7 @@
 /**
  * Shared policy inputs: one pinned example, and a set of vector and Gram cases with zero, tiny and huge norms.
  */
-import type { Gram, Layout, PolicyOptions } from '../../src/policy/index.js';
+import type { Gram, Layout, PolicyOptions } from 'gradprom';
 
 /** Builds a contiguous layout from block sizes. */
 export function layoutOf(sizes: readonly number[]): Layout {

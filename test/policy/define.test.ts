@@ -1,17 +1,8 @@
 /**
  * definePolicy, the registry and makePolicy: the documented user policy, input checks that skip a step, and the config bridge.
  */
-import {
-  applyDecision,
-  definePolicy,
-  makePolicy,
-  policies,
-  POLICY_NAMES,
-  weighBlocks,
-  type Decision,
-  type PolicyConfig,
-} from '../../src/policy/index.js';
-import { parseConfig } from '../../src/config/index.js';
+import { applyDecision, definePolicy, makePolicy, policies, POLICY_NAMES, weighBlocks, type Decision, type PolicyConfig } from 'gradprom';
+import { parseConfig } from 'gradprom';
 import { example } from './cases.js';
 
 // The example from src/policy/index.ts, verbatim apart from the import.
@@ -55,6 +46,19 @@ describe('definePolicy', () => {
     const d = signAgree.decideFromVectors(example.layout, example.gIp, example.gVr);
     expect(Array.from(applyDecision(d, example.layout, example.gIp, example.gVr))).toEqual([3, 3, 0, -1, 0.5, 1]);
     expectSkipped(signAgree.decide({ layout: example.layout, gram: example.gram }), /needs the gradient vectors/);
+  });
+
+  test('usesVr: true unless the policy declares otherwise; of the built-ins only ip-only declares false', () => {
+    expect(strictGate.usesVr).toBe(true);
+    expect(definePolicy({ ...strictGate, usesVr: false }).usesVr).toBe(false);
+    const opts = { lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'global' } as const;
+    expect(Object.fromEntries(POLICY_NAMES.map((n) => [n, policies[n].create(opts).usesVr]))).toEqual({
+      'ip-only': false,
+      joint: true,
+      gradprom: true,
+      soft: true,
+      pcgrad: true,
+    });
   });
 
   test('a policy that returns non-finite weights is turned into a skipped step', () => {

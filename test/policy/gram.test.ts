@@ -10,7 +10,7 @@ import {
   gramFromVectors,
   gramTotals,
   type WeightsDecision,
-} from '../../src/policy/index.js';
+} from 'gradprom';
 import { example, layoutOf } from './cases.js';
 
 describe('gramFromVectors', () => {

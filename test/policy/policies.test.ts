@@ -3,19 +3,21 @@
  */
 import {
   applyDecision,
+  blockCosines,
   gramFromVectors,
   makePolicy,
   policies,
   POLICY_NAMES,
   type Decision,
   type Granularity,
+  type Gram,
   type LambdaMode,
   type Layout,
   type Policy,
   type PolicyName,
   type PolicyOptions,
   type WeightsDecision,
-} from '../../src/policy/index.js';
+} from 'gradprom';
 import { example, gramCases, opts, vectorCases } from './cases.js';
 
 /** Pinned values are compared at this absolute tolerance (they are float64 results of exact float32 inputs). */
@@ -45,6 +47,18 @@ const ALL: Array<{ name: PolicyName; granularity: Granularity; lambdaMode: Lambd
   ),
 );
 const GATED: readonly PolicyName[] = ['ip-only', 'gradprom', 'soft'];
+
+/**
+ * Which blocks a gated policy's decision left closed. Global: all of them when the one gate is closed. Layer (where
+ * telemetry.gate is null): each block by its own gate, closed when the block's cosine is not above τ = 0 (a zero-norm
+ * gradient's cosine is 0) or, for ip-only, always.
+ */
+function closedBlocks(name: PolicyName, granularity: Granularity, d: Decision, gram: Gram): boolean[] {
+  const n = gram.ipIp.length;
+  if (granularity === 'global') return Array<boolean>(n).fill(d.telemetry.gate === false);
+  if (name === 'ip-only') return Array<boolean>(n).fill(true);
+  return Array.from(blockCosines(gram), (cos) => !(cos > 0));
+}
 
 describe(`pinned values on the shared example (tolerance ${PIN_TOL})`, () => {
   test('telemetry: global cosine and norms', () => {
@@ -101,28 +115,40 @@ describe('properties over the shared input set', () => {
 
   test.each(ALL)('$name $granularity $lambdaMode: Gram cases give finite weights; a closed gate gives exactly [1, 0]', (c) => {
     const p = build(c.name, opts({ ...c, lambda: 0.003 }));
+    let closed = 0;
     for (const { label, layout, gram } of gramCases()) {
       const d = weights(p.decide({ layout, gram }));
       finiteTelemetry(d);
       for (let b = 0; b < layout.length; b++) {
         expect([label, Number.isFinite(d.ip[b]!) && Number.isFinite(d.vr[b]!)]).toEqual([label, true]);
       }
-      if (GATED.includes(c.name) && d.telemetry.gate === false) {
-        expect(Array.from(d.ip)).toEqual([1, 1]);
-        expect(Array.from(d.vr)).toEqual([0, 0]);
-      }
+      if (!GATED.includes(c.name)) continue;
+      closedBlocks(c.name, c.granularity, d, gram).forEach((isClosed, b) => {
+        if (!isClosed) return;
+        closed++;
+        expect([label, b, d.ip[b], d.vr[b]]).toEqual([label, b, 1, 0]);
+      });
     }
+    if (GATED.includes(c.name)) expect(closed).toBeGreaterThan(0); // the property was exercised
   });
 
   test.each(ALL)('$name $granularity $lambdaMode: vector cases give a finite merge; a closed gate returns g_IP bit for bit', (c) => {
     const p = build(c.name, opts({ ...c, lambda: 0.003 }));
+    let closed = 0;
     for (const { label, layout, gIp, gVr } of vectorCases()) {
       const d = weights(p.decideFromVectors(layout, gIp, gVr));
       finiteTelemetry(d);
       const merged = applyDecision(d, layout, gIp, gVr);
       expect([label, merged.every(Number.isFinite)]).toEqual([label, true]);
-      if (GATED.includes(c.name) && d.telemetry.gate === false) expect([label, merged]).toEqual([label, gIp]);
+      if (!GATED.includes(c.name)) continue;
+      closedBlocks(c.name, c.granularity, d, gramFromVectors(layout, gIp, gVr)).forEach((isClosed, b) => {
+        if (!isClosed) return;
+        closed++;
+        const { offset, numel } = layout[b]!;
+        expect([label, b, merged.subarray(offset, offset + numel)]).toEqual([label, b, gIp.subarray(offset, offset + numel)]);
+      });
     }
+    if (GATED.includes(c.name)) expect(closed).toBeGreaterThan(0);
   });
 
   test('a zero-norm gradient is never aligned: cos 0, gate closed, whatever τ', () => {

@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr';
-import { DTYPE_NAMES, isGradpromError, tensor, type DType, type Tensor } from '../../src/index.js';
+import { DTYPE_NAMES, isGradpromError, tensor, type DType, type Tensor } from 'gradprom';
 import { decodeFrames, encodeFrames } from '../../src/protocol/frames.js';
 
 const packr = new Packr({ useRecords: false });

@@ -1,6 +1,6 @@
 /** Seeded generators of random and mutated multipart messages, for the decoder fuzz tests. */
 import { Packr } from 'msgpackr';
-import { DTYPE_NAMES, tensor, type Tensor } from '../../src/index.js';
+import { DTYPE_NAMES, tensor, type Tensor } from 'gradprom';
 import { encodeFrames } from '../../src/protocol/frames.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });

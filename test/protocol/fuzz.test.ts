@@ -3,7 +3,7 @@
  * real sidecar's decoder over its socket, which must keep serving valid requests throughout.
  */
 import { Dealer, Router } from 'zeromq';
-import { isGradpromError, ProtocolError, Sidecar, silentLogger, DTYPE_NAMES, type ErrorCode } from '../../src/index.js';
+import { isGradpromError, ProtocolError, Sidecar, silentLogger, DTYPE_NAMES, type ErrorCode } from 'gradprom';
 import { decodeFrames, encodeFrames } from '../../src/protocol/frames.js';
 import { replyHeaderSchema } from '../../src/protocol/schema.js';
 import { Client } from '../../src/sidecar/client.js';

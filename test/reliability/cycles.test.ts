@@ -2,7 +2,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Sidecar, silentLogger } from '../../src/index.js';
+import { Sidecar, silentLogger } from 'gradprom';
 import { liveProcesses } from '../../src/sidecar/process.js';
 import { alive, waitFor } from '../helpers.js';
 

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { isGradpromError, runExperiment, Sidecar, silentLogger, type RunResult } from '../../src/index.js';
+import { isGradpromError, runExperiment, Sidecar, silentLogger, type RunResult } from 'gradprom';
 import { alive } from '../helpers.js';
 import { clearFaults, faultySidecar, onSteps, recordsOf, staleTemps, tempDir, tinyConfig, valEvalSteps } from './harness.js';
 

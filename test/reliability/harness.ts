@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig, Sidecar, silentLogger, type Config, type Progress, type SidecarOptions } from '../../src/index.js';
+import { parseConfig, Sidecar, silentLogger, type Config, type Progress, type SidecarOptions } from 'gradprom';
 import { latestRecords, parseRecords, type MetricRecord } from '../../src/report/index.js';
 import { realPython, root } from '../helpers.js';
 

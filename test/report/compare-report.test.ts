@@ -16,6 +16,7 @@ function run(
   return {
     name: `${policy}-l${lambda}-s${seed}`,
     policy,
+    usesVr: policy !== 'ip-only',
     lambda,
     lambdaMode: 'plain',
     seed,
@@ -138,6 +139,18 @@ describe('writeCompareReport', () => {
     ]);
     const pairs = new Set(r.readings.map((x) => `${x.a}/${x.b}@${x.lambda}`));
     expect([...pairs].sort()).toEqual(['gradprom/ip-only@0.001', 'gradprom/ip-only@0.01', 'gradprom/joint@0.001', 'gradprom/joint@0.01']);
+  });
+
+  test("a user's baseline that declares usesVr: false is paired like ip-only: second of a pair, its one group serving every λ", async () => {
+    const baseline = (seed: number): RunSummary => ({ ...run('plain-denoiser', 0, seed, 0.5, 26.4), usesVr: false });
+    const r = await writeCompareReport(dir, [
+      run('gradprom', 0.001, 0, 0.5, 26),
+      run('gradprom', 0.01, 0, 0.6, 25),
+      baseline(0),
+      baseline(1),
+    ]);
+    const pairs = new Set(r.readings.map((x) => `${x.a}/${x.b}@${x.lambda}`));
+    expect([...pairs].sort()).toEqual(['gradprom/plain-denoiser@0.001', 'gradprom/plain-denoiser@0.01']);
   });
 
   test('segment comparisons read Dice', async () => {

@@ -55,6 +55,7 @@ const meta = (dir: string, over: Partial<RunMeta> = {}): RunMeta => ({
   runDir: dir,
   name: 'gradprom-l0.003-s0',
   policy: 'gradprom',
+  usesVr: true,
   lambda: 0.003,
   lambdaMode: 'plain',
   seed: 0,
@@ -115,7 +116,7 @@ describe('writeRunReport', () => {
 
   test('ip-only without evaluations: no quality plot, gate-rate still drawn', async () => {
     const rs = Array.from({ length: 30 }, (_, n) => step(n, { gate: false, gate_rate: 0, cos: NaN, vr_norm: 0 }));
-    const s = await writeRunReport(dir, meta(dir, { policy: 'ip-only' }), rs);
+    const s = await writeRunReport(dir, meta(dir, { policy: 'ip-only', usesVr: false }), rs);
     const plots = (await readdir(join(dir, 'plots'))).sort();
     expect(plots).toEqual(['gate-rate.svg', 'loss.svg']);
     expect(s.gateOpenRate).toBe(0);

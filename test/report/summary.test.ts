@@ -35,6 +35,7 @@ const meta: RunMeta = {
   runDir: '/tmp/x',
   name: 'gp-s0',
   policy: 'gradprom',
+  usesVr: true,
   lambda: 0.003,
   lambdaMode: 'plain',
   seed: 0,

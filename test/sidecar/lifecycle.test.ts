@@ -2,19 +2,8 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { Sidecar, SidecarExitedError, silentLogger, isGradpromError, type SidecarOptions } from '../../src/index.js';
-import { alive, fakePython, realPython, root, waitFor } from '../helpers.js';
-
-/** A sidecar started through the fake interpreter with the given FAKE_* faults. */
-async function startFake(faults: Record<string, string>, opts: SidecarOptions = {}): Promise<Sidecar> {
-  const saved = { ...process.env };
-  Object.assign(process.env, faults, { GRADPROM_REAL_PYTHON: realPython });
-  try {
-    return await Sidecar.start({ device: 'cpu', python: fakePython, logger: silentLogger, stopGraceMs: 500, ...opts });
-  } finally {
-    for (const k of Object.keys(faults)) if (!(k in saved)) delete process.env[k];
-  }
-}
+import { Sidecar, SidecarExitedError, silentLogger, isGradpromError } from 'gradprom';
+import { alive, root, startFake, waitFor } from '../helpers.js';
 
 describe('sidecar lifecycle', () => {
   it('rejects a pending request with SidecarExitedError within 1 s of SIGKILL, and restarts', async () => {

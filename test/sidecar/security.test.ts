@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Dealer, Router } from 'zeromq';
 import { Packr } from 'msgpackr';
-import { isGradpromError, Sidecar, silentLogger, tensor } from '../../src/index.js';
+import { isGradpromError, Sidecar, silentLogger, tensor } from 'gradprom';
 import { decodeFrames, encodeFrames } from '../../src/protocol/frames.js';
 import { Client } from '../../src/sidecar/client.js';
 

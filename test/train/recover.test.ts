@@ -10,7 +10,7 @@ import {
   SidecarExitedError,
   SidecarTimeoutError,
   type Sidecar,
-} from '../../src/index.js';
+} from 'gradprom';
 import { isRecoverable, removeStaleTemps, withRecovery, type ResumeState } from '../../src/train/recover.js';
 import { MetricsLog, runPaths } from '../../src/train/run-folder.js';
 import { tempDir } from '../reliability/harness.js';

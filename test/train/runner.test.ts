@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isGradpromError, loadConfig, runExperiment, type Config, type Progress } from 'gradprom';
+import { isGradpromError, loadConfig, runExperiment, Sidecar, silentLogger, type Config, type Progress } from 'gradprom';
 import { realPython, root } from '../helpers.js';
 
 /** Integration runs take seconds each on an idle 2-core machine, far more under load. */
@@ -56,6 +56,8 @@ interface Line {
   kind?: string;
   step: number;
   gate?: boolean | null;
+  gate_rate?: number;
+  lambda_eff?: number;
   skipped?: boolean;
 }
 
@@ -73,11 +75,29 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('runExperiment', () => {
-  it.each(['gram', 'vectors'] as const)(
-    'leaves IP where the in-process reference does (%s transport), with the same gate decisions',
-    async (transport) => {
-      const config = await tinyConfig(`train.transport=${transport}`);
-      const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts') });
+  /** Every transport × granularity × λ mode: the decisions and λ_eff the TypeScript policies take must be the reference's. */
+  let shared: Sidecar; // one sidecar for these runs, as `compare` does: each run creates its own session
+  beforeAll(async () => {
+    shared = await Sidecar.start({ device: 'cpu', logger: silentLogger });
+  }, LONG);
+  afterAll(() => shared.stop());
+
+  const EQUIVALENCE = (['gram', 'vectors'] as const).flatMap((transport) =>
+    (
+      [
+        ['global', 'plain'],
+        ['layer', 'plain'],
+        ['global', 'normalized'],
+        ['layer', 'normalized'],
+      ] as const
+    ).map(([granularity, mode]) => [transport, granularity, mode] as const),
+  );
+
+  it.each(EQUIVALENCE)(
+    'leaves IP where the in-process reference does (%s transport, %s, %s λ), with the same gate decisions',
+    async (transport, granularity, mode) => {
+      const config = await tinyConfig(`train.transport=${transport}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
+      const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts'), sidecar: shared });
       python([
         '-m',
         'gradprom_sidecar.reference',
@@ -89,15 +109,17 @@ describe('runExperiment', () => {
       ]);
 
       expect(maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(dir, 'ref.safetensors'))).toBeLessThanOrEqual(1e-5);
-      const tsGates = lines(join(runDir, 'metrics.jsonl'))
-        .filter((l) => l.type === 'step')
-        .map((l) => l.gate);
-      const refGates = lines(join(dir, 'ref.jsonl'))
-        .filter((l) => l.kind === 'step')
-        .map((l) => l.gate);
-      expect(tsGates).toHaveLength(12);
-      expect(tsGates).toEqual(refGates);
-      expect(new Set(tsGates).size).toBe(2); // both branches of the gate were taken, so the check has teeth
+      const ts = lines(join(runDir, 'metrics.jsonl')).filter((l) => l.type === 'step');
+      const ref = lines(join(dir, 'ref.jsonl')).filter((l) => l.kind === 'step');
+      expect(ts).toHaveLength(12);
+      expect(ts.map((l) => l.gate)).toEqual(ref.map((l) => l.gate));
+      expect(ts.map((l) => l.gate_rate)).toEqual(ref.map((l) => l.gate_rate));
+      ts.forEach((l, i) => expect(Math.abs(l.lambda_eff! - ref[i]!.lambda_eff!)).toBeLessThanOrEqual(1e-6 * ref[i]!.lambda_eff!));
+      // Teeth: both branches of the gate were taken (per layer: open and closed blocks within one step) ...
+      if (granularity === 'global') expect(new Set(ts.map((l) => l.gate)).size).toBe(2);
+      else expect(ts.some((l) => l.gate_rate! > 0 && l.gate_rate! < 1)).toBe(true);
+      // ... and normalized λ really follows the gradient norms.
+      if (mode === 'normalized') expect(new Set(ts.map((l) => l.lambda_eff)).size).toBeGreaterThan(1);
     },
     LONG,
   );

@@ -1,0 +1,132 @@
+/**
+ * The closed list of sidecar operations: for each op name, the zod schema of its `args` and of its reply's `result`.
+ *
+ * `Sidecar.call` takes only these names (checked at compile time), types `args` from the args schema, and parses
+ * every reply's `result` with the result schema before the caller sees it (a mismatch is a PROTOCOL error naming
+ * the op and the field). Args are typed, not parsed: the sidecar is the authority on them and its errors name the
+ * field. Tensors travel beside args and result; each op's comment says which. The Python side registers the same
+ * names (python/gradprom_sidecar: the I/O thread answers hello, ping, cancel and shutdown; every other op is a
+ * handler); docs/PROTOCOL.md describes both halves and how to add an op.
+ */
+import { z } from 'zod';
+import type { Config } from '../config/index.js';
+
+/** Any number, NaN and ±Infinity included: a diverging step reports exactly those, and the trainer skips it. */
+const anyNumber = z.custom<number>((v) => typeof v === 'number', { message: 'expected a number' });
+const int = z.number().int();
+const noArgs = z.object({});
+const noResult = z.object({});
+
+const helloResult = z.object({
+  protocol: int,
+  torch: z.string(),
+  python: z.string(),
+  devices: z.array(z.string()),
+  device: z.string(),
+  pid: int,
+  cuda: z.string().nullable(),
+});
+
+const blockSchema = z.object({ name: z.string(), shape: z.array(int), numel: int, offset: int });
+const sessionResult = z.object({
+  layout: z.object({ blocks: z.array(blockSchema), numel: int }),
+  ip_params: int,
+  vr_params: int,
+  device: z.string(),
+  data: z.object({ train: int, val: int, test: int, num_classes: int }).loose(),
+});
+
+const gramSchema = z.object({ ip_ip: z.array(anyNumber), vr_vr: z.array(anyNumber), ip_vr: z.array(anyNumber) });
+
+/** Per-evaluation metrics keyed by name (psnr, ssim, fixed_enhanced_acc, ...); null for a metric that does not apply. */
+const evalResult = z.record(z.string(), z.union([anyNumber, z.string(), z.null()]));
+
+/** One op: what its request's `args` may hold, and what its reply's `result` must hold. */
+export interface OpSpec {
+  readonly args: z.ZodType<Record<string, unknown>>;
+  readonly result: z.ZodType<Record<string, unknown>>;
+}
+
+export const OPS = {
+  // I/O ops: answered by the sidecar's I/O thread, never behind a long computation.
+  /** Handshake: versions and devices. */
+  hello: { args: noArgs, result: helloResult },
+  /** Heartbeat: whether the compute thread is busy, and with which op. */
+  ping: { args: noArgs, result: z.object({ pid: int, busy: z.boolean(), op: z.string().nullable() }) },
+  /** Stop request `id` at its next cancellation point; `cancelled` is false when it was not pending. */
+  cancel: { args: z.object({ id: int }), result: z.object({ cancelled: z.boolean() }) },
+  /** The process exits after replying. */
+  shutdown: { args: noArgs, result: noResult },
+
+  // Bridge ops (compute thread).
+  /** Tensors: the request's, returned unchanged. Args are ignored. */
+  echo: { args: z.record(z.string(), z.unknown()), result: noResult },
+  /** Busy the compute thread for `seconds` (cooperative: stops early when cancelled). */
+  sleep: { args: z.object({ seconds: z.number() }), result: z.object({ slept: z.number() }) },
+
+  // Compute ops: one training session per sidecar.
+  /** Build data, models, optimisers and RNG from the resolved config (replacing any session). */
+  'session.create': { args: z.object({ config: z.custom<Config>() }), result: sessionResult },
+  /** Train VR on clean images for `steps`; its final state is kept as the fixed evaluation VR. 0 steps: loss NaN. */
+  'vr.pretrain': { args: z.object({ steps: int }), result: z.object({ loss: anyNumber, accuracy: anyNumber }) },
+  /** Two backward passes; tensors out, vectors transport only: [g_ip, g_vr] float32 flat. */
+  'train.grads': {
+    args: z.object({ transport: z.enum(['gram', 'vectors']) }),
+    result: z.object({ step: int, loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema }),
+  },
+  /** Apply per-block weights, or a merged vector given as the one tensor in: [g] float32 flat. */
+  'train.apply': {
+    args: z.object({ weights: z.object({ ip: z.array(z.number()), vr: z.array(z.number()) }).optional() }),
+    result: z.object({ step: int, lr_ip: z.number(), lr_vr: z.number() }),
+  },
+  /** Drop the pending gradients; the step is not taken. */
+  'train.skip': { args: noArgs, result: z.object({ step: int, skipped: int }) },
+  /**
+   * Bench only (registered when the sidecar starts with GRADPROM_BENCH_OPS=1): one whole step inside the sidecar
+   * with the config's built-in policy, the in-process reference `npm run bench` times the bridge against.
+   */
+  'train.step': {
+    args: noArgs,
+    result: z.object({
+      step: int,
+      loss_ip: anyNumber,
+      loss_vr: anyNumber,
+      finite: z.boolean(),
+      cos: anyNumber,
+      gate: z.boolean().nullable(),
+      gate_rate: anyNumber,
+      ip_norm: anyNumber,
+      vr_norm: anyNumber,
+      lambda_eff: anyNumber,
+      ms: z.number(),
+    }),
+  },
+  /** Image quality and recognition on a split (`limit`: the first images only). */
+  eval: { args: z.object({ split: z.enum(['train', 'val', 'test']), limit: int.nullable().optional() }), result: evalResult },
+  /** Tensors: [images] N×C×H×W float32 in [0,1] in, [enhanced] out. */
+  enhance: { args: noArgs, result: noResult },
+  /** Enhance PNG/JPEG/DICOM files into `out_dir` (DICOM metadata kept). */
+  'enhance.files': {
+    args: z.object({ inputs: z.array(z.string()), out_dir: z.string() }),
+    result: z.object({ written: z.array(z.string()) }),
+  },
+  /** Write the session (models, optimisers, step, RNG, config) atomically, with `extra` stored beside it. */
+  'checkpoint.save': {
+    args: z.object({ path: z.string(), extra: z.record(z.string(), z.unknown()) }),
+    result: z.object({ path: z.string(), bytes: int }),
+  },
+  /** Restore a checkpoint; with no session yet, one is built from the checkpoint's own config. */
+  'checkpoint.load': {
+    args: z.object({ path: z.string() }),
+    result: z.object({ step: int, skipped: int, extra: z.unknown(), config: z.unknown() }),
+  },
+  /** Counts per split and class, channels, image size and class names. */
+  'data.describe': { args: z.object({ split: z.enum(['train', 'val', 'test']).optional() }), result: z.record(z.string(), z.unknown()) },
+} as const satisfies Record<string, OpSpec>;
+
+/** The name of a sidecar operation. */
+export type OpName = keyof typeof OPS;
+/** What a call to `op` takes as args. */
+export type OpArgs<K extends OpName> = z.input<(typeof OPS)[K]['args']>;
+/** What a reply to `op` holds as its result, once parsed. */
+export type OpResult<K extends OpName> = z.output<(typeof OPS)[K]['result']>;
