@@ -28,7 +28,9 @@ from . import metrics as M
 from .checkpoint import CheckpointError, load_checkpoint, load_weights, save_atomic
 from .data import augment, build_data
 from .degrade import build_degradation
+from .descent import StepProbe
 from .models import SEGMENTERS, build_ip, build_vr, count_params
+from .per_image import per_image_results
 from .registry import Context, Result, op, require
 
 CHECKPOINT_FORMAT = "gradprom-checkpoint"
@@ -185,6 +187,7 @@ class Session:
         self.fixed_vr: nn.Module | None = None
         self.layout = G.Layout(self.ip)
         self.buffers = G.GradBuffers(self.layout, device)
+        self.probe = StepProbe(self.layout, device)  # θ before each IP step, for ip_descent_actual
         if self.mode == "frozen":
             self.vr.requires_grad_(False)
             self.vr.eval()  # frozen also means fixed normalisation statistics
@@ -202,6 +205,7 @@ class Session:
         self.step = 0
         self.skipped = 0
         self.pending: G.StepGrads | None = None
+        self.last_per_image: dict[str, Tensor] = {}  # the last evaluation's per-image results
 
     # ----------------------------------------------------------------- building
     def _task_classes(self, vr_cfg: dict) -> int:
@@ -400,14 +404,16 @@ class Session:
         else:
             G.apply_weights(self.layout.params, self.layout, pend.g_ip, pend.g_vr, w_ip or [], w_vr or [], self.buffers.merged)
         lr_ip = self._set_lr(self.ip_optim, "train.ip_optim")
+        self.probe.take()
         self.ip_optim.step()
+        ip_descent_actual = self.probe.descent(pend.g_ip, sum(pend.gram["ip_ip"]))  # host-device sync
         lr_vr = 0.0
         if self.vr_optim is not None:
             lr_vr = self._set_lr(self.vr_optim, "train.vr_optim")
             self.vr_optim.step()
         self._zero()
         self.step += 1
-        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": lr_vr}
+        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": lr_vr, "ip_descent_actual": ip_descent_actual}
 
     def skip(self) -> dict:
         """Drop the pending gradients without a step (a non-finite step)."""
@@ -494,6 +500,7 @@ class Session:
         if probs:
             per_image["probs"] = torch.cat(probs)
         per_image = self._gather_eval(per_image)
+        self.last_per_image = per_image  # for the eval op's per_image reply
         out: dict[str, Any] = {"split": split_name, "step": self.step, "n": n}
         for k in quality:
             out[k] = float(per_image[k].mean()) if k in per_image else math.nan  # psnr of a perfect image is +inf
@@ -838,7 +845,13 @@ def eval_op(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result
     limit = args.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"args.limit: expected a positive integer or null, got {limit!r}")
-    return session_of(ctx).evaluate(split, limit), []
+    s = session_of(ctx)
+    result = s.evaluate(split, limit)
+    if not args.get("per_image"):
+        return result, []
+    # The per-image values, one float32 tensor each, named in result.per_image (for bootstraps over images).
+    table = per_image_results(s.last_per_image, s.bundle.split(split).labels[: result["n"]], s.task)
+    return {**result, "per_image": list(table)}, list(table.values())
 
 
 @op("enhance")

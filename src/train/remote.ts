@@ -22,13 +22,15 @@ export type SessionInfo = z.infer<typeof createSchema>;
 const anyNumber = z.custom<number>((v) => typeof v === 'number', { message: 'expected a number' });
 const gramSchema = z.object({ ip_ip: z.array(anyNumber), vr_vr: z.array(anyNumber), ip_vr: z.array(anyNumber) });
 const gradsSchema = z.object({ step: z.number().int(), loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema });
-const applySchema = z.object({ step: z.number().int(), lr_ip: z.number(), lr_vr: z.number() });
+// ip_descent_actual: cos(−g_IP, Δθ) of the step the optimizer took (see python/gradprom_sidecar/descent.py).
+const applySchema = z.object({ step: z.number().int(), lr_ip: z.number(), lr_vr: z.number(), ip_descent_actual: anyNumber });
 const pretrainSchema = z.object({ loss: anyNumber, accuracy: anyNumber }); // 0 steps: no loss (NaN)
 const loadSchema = z.object({ step: z.number().int(), extra: z.unknown(), config: z.unknown() }).loose();
 
 /** Per-evaluation metrics: numbers keyed by name (psnr, ssim, fixed_enhanced_acc, ...). */
 export type EvalMetrics = Record<string, number | string>;
 const evalSchema = z.record(z.string(), z.union([anyNumber, z.string(), z.null()]));
+const evalImagesSchema = z.object({ per_image: z.array(z.string()) }).catchall(z.union([anyNumber, z.string(), z.null()]));
 
 export interface StepGradsReply {
   step: number;
@@ -94,6 +96,21 @@ export class RemoteSession {
     const reply = await this.sidecar.call('eval', { split, limit }, [], options);
     const r = parseOrThrow(evalSchema, reply.result, 'eval.result');
     return Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null)) as EvalMetrics;
+  }
+
+  /** An evaluation with its per-image values (float32, image order), named like the metrics they average to. */
+  async evaluateImages(split: 'val' | 'test', limit: number | null): Promise<{ metrics: EvalMetrics; images: Record<string, Float32Array> }> {
+    const reply = await this.sidecar.call('eval', { split, limit, per_image: true });
+    const { per_image: names, ...rest } = parseOrThrow(evalImagesSchema, reply.result, 'eval.result');
+    if (names.length !== reply.tensors.length) throw new Error(`eval: ${names.length} per-image names for ${reply.tensors.length} tensors`);
+    const images: Record<string, Float32Array> = {};
+    names.forEach((name, i) => {
+      const t = reply.tensors[i]!;
+      if (t.dtype !== 'float32') throw new Error(`eval: per-image "${name}" is ${t.dtype}, expected float32`);
+      images[name] = t.data as Float32Array;
+    });
+    const metrics = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== null)) as EvalMetrics;
+    return { metrics, images };
   }
 
   async enhance(images: Tensor<'float32'>): Promise<Tensor> {

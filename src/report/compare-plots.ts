@@ -1,0 +1,124 @@
+/** Vega-Lite plots of a comparison: the trade-off fronts with interval bars, and the descent cosines per policy. */
+import type { TopLevelSpec } from 'vega-lite';
+import { HIST_BINS } from './descent.js';
+
+const WIDTH = 390;
+const HEIGHT = 310;
+
+/** One point of the trade-off plot: a group mean (with its 95 % intervals over seeds) or a single seed. */
+export interface TradeoffPoint {
+  policy: string;
+  /** The front the point belongs to: the policy, with its λ mode when modes are mixed. */
+  front: string;
+  lambda: number;
+  reader: string;
+  psnr: number;
+  recognition: number;
+  kind: 'mean' | 'seed';
+  /** 95 % Student t interval of the group mean over seeds (means of two or more seeds only). */
+  psnrLo?: number;
+  psnrHi?: number;
+  recognitionLo?: number;
+  recognitionHi?: number;
+}
+
+/**
+ * PSNR against recognition, one panel per VR reader: each front's means joined across λ with interval bars,
+ * seeds faint, and dashed lines through ip-only, the reference point; null without points.
+ */
+export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle: string): TopLevelSpec | null {
+  const readers = [...new Set(points.map((p) => p.reader))];
+  const pct = (x: number | undefined): number | null => (x === undefined ? null : x * 100);
+  const rows = points
+    .filter((p) => Number.isFinite(p.psnr) && Number.isFinite(p.recognition))
+    .map((p) => ({
+      ...p,
+      recognition: p.recognition * 100,
+      recognitionLo: pct(p.recognitionLo),
+      recognitionHi: pct(p.recognitionHi),
+      label: p.policy === 'ip-only' ? '' : `λ=${p.lambda}`,
+    }));
+  if (rows.length === 0) return null;
+  const x = { field: 'psnr', type: 'quantitative', scale: { zero: false }, title: 'PSNR (dB)' } as const;
+  const y = { field: 'recognition', type: 'quantitative', scale: { zero: false }, title: `${recognitionTitle} (%)` } as const;
+  const color = { field: 'front', type: 'nominal', title: 'policy', legend: { symbolOpacity: 1 } } as const;
+  const means = { filter: "datum.kind === 'mean'" };
+  const withBars = { filter: "datum.kind === 'mean' && datum.psnrLo != null" };
+  const reference = { filter: "datum.kind === 'mean' && datum.policy === 'ip-only'" };
+  const dashed = { type: 'rule', strokeDash: [5, 4], color: 'gray', opacity: 0.8 } as const;
+  return {
+    title: {
+      text: 'Trade-off fronts: image quality against recognition',
+      subtitle: 'large points: mean over seeds with 95 % t intervals; faint: single seeds; lines join λ values; dashed: ip-only',
+    },
+    data: { values: rows },
+    facet: { column: { field: 'reader', type: 'nominal', title: null, sort: readers } },
+    spec: {
+      width: WIDTH,
+      height: HEIGHT,
+      layer: [
+        { transform: [reference], mark: dashed, encoding: { x: { field: 'psnr', type: 'quantitative' } } },
+        { transform: [reference], mark: dashed, encoding: { y: { field: 'recognition', type: 'quantitative' } } },
+        {
+          transform: [{ filter: "datum.kind === 'seed'" }],
+          mark: { type: 'point', filled: true, opacity: 0.25, size: 25 },
+          encoding: { x, y, color },
+        },
+        {
+          transform: [means],
+          mark: { type: 'line', strokeWidth: 1.2 },
+          encoding: { x, y, color, order: { field: 'lambda', type: 'quantitative' } },
+        },
+        { transform: [withBars], mark: { type: 'rule', strokeWidth: 1 }, encoding: { x, x2: { field: 'psnrLo' }, y, color } },
+        { transform: [withBars], mark: { type: 'rule', strokeWidth: 1 }, encoding: { x, y, y2: { field: 'recognitionLo' }, color } },
+        { transform: [means], mark: { type: 'point', filled: true, size: 80 }, encoding: { x, y, color } },
+        {
+          transform: [means],
+          mark: { type: 'text', dx: 6, dy: -6, align: 'left', fontSize: 9 },
+          encoding: { x, y, text: { field: 'label', type: 'nominal' }, color },
+        },
+      ],
+    },
+  } as TopLevelSpec;
+}
+
+/** One group's pooled histogram of a descent cosine. */
+export interface DescentSeries {
+  label: string;
+  kind: 'planned: cos(g_IP, g)' | 'taken: cos(−g_IP, Δθ)';
+  hist: readonly number[];
+}
+
+/** The share of steps per cosine bin, one line per group, one panel per cosine; null without data. */
+export function descentPlot(series: readonly DescentSeries[]): TopLevelSpec | null {
+  const rows: object[] = [];
+  for (const s of series) {
+    const total = s.hist.reduce((a, b) => a + b, 0);
+    if (total === 0) continue;
+    s.hist.forEach((c, i) => rows.push({ group: s.label, kind: s.kind, cos: -1 + (2 * (i + 0.5)) / HIST_BINS, share: (100 * c) / total }));
+  }
+  if (rows.length === 0) return null;
+  return {
+    title: {
+      text: 'Does the update descend IP’s own loss? (all steps of all seeds)',
+      subtitle: 'left of the dashed line: the update points uphill for IP',
+    },
+    data: { values: rows },
+    facet: { column: { field: 'kind', type: 'nominal', title: null } },
+    spec: {
+      width: WIDTH,
+      height: HEIGHT * 0.8,
+      layer: [
+        {
+          mark: { type: 'line', interpolate: 'step', strokeWidth: 1.3 },
+          encoding: {
+            x: { field: 'cos', type: 'quantitative', scale: { domain: [-1, 1] }, title: 'cosine (unitless, −1 to 1)' },
+            y: { field: 'share', type: 'quantitative', title: 'steps (%)' },
+            color: { field: 'group', type: 'nominal', title: null, legend: { labelLimit: 300 } },
+          },
+        },
+        { mark: { type: 'rule', strokeDash: [4, 3], color: 'black' }, encoding: { x: { datum: 0 } } },
+      ],
+    },
+  } as TopLevelSpec;
+}
