@@ -99,7 +99,10 @@ export class RemoteSession {
   }
 
   /** An evaluation with its per-image values (float32, image order), named like the metrics they average to. */
-  async evaluateImages(split: 'val' | 'test', limit: number | null): Promise<{ metrics: EvalMetrics; images: Record<string, Float32Array> }> {
+  async evaluateImages(
+    split: 'val' | 'test',
+    limit: number | null,
+  ): Promise<{ metrics: EvalMetrics; images: Record<string, Float32Array> }> {
     const reply = await this.sidecar.call('eval', { split, limit, per_image: true });
     const { per_image: names, ...rest } = parseOrThrow(evalImagesSchema, reply.result, 'eval.result');
     if (names.length !== reply.tensors.length) throw new Error(`eval: ${names.length} per-image names for ${reply.tensors.length} tensors`);
