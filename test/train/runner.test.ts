@@ -57,6 +57,8 @@ interface Line {
   step: number;
   gate?: boolean | null;
   skipped?: boolean;
+  ip_descent?: number;
+  ip_descent_actual?: number;
 }
 
 function lines(file: string): Line[] {
@@ -98,6 +100,15 @@ describe('runExperiment', () => {
       expect(tsGates).toHaveLength(12);
       expect(tsGates).toEqual(refGates);
       expect(new Set(tsGates).size).toBe(2); // both branches of the gate were taken, so the check has teeth
+      // The descent telemetry: the planned cosine from the same Gram and weights, the taken one from the same steps.
+      const tsSteps = lines(join(runDir, 'metrics.jsonl')).filter((l) => l.type === 'step');
+      const refSteps = lines(join(dir, 'ref.jsonl')).filter((l) => l.kind === 'step');
+      tsSteps.forEach((l, i) => {
+        expect(l.ip_descent).toBeCloseTo(refSteps[i]!.ip_descent!, 9);
+        expect(l.ip_descent_actual).toBeCloseTo(refSteps[i]!.ip_descent_actual!, 4);
+      });
+      expect(tsSteps.some((l) => l.ip_descent! < 0.999)).toBe(true); // the VR term moved the update off g_IP on some steps
+      expect(JSON.parse(readFileSync(join(runDir, 'per-image.json'), 'utf8')).n).toBe(32);
     },
     LONG,
   );
