@@ -39,8 +39,21 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
       label: p.policy === 'ip-only' ? '' : `λ=${p.lambda}`,
     }));
   if (rows.length === 0) return null;
-  const x = { field: 'psnr', type: 'quantitative', scale: { zero: false }, title: 'PSNR (dB)' } as const;
-  const y = { field: 'recognition', type: 'quantitative', scale: { zero: false }, title: `${recognitionTitle} (%)` } as const;
+  // The axes span the points, not the bars: with two seeds a t interval is 12.7 standard errors wide and would
+  // squeeze every point into a corner; bars that reach past the points are clipped at the plot's edge.
+  const span = (vs: number[]): [number, number] => {
+    const lo = Math.min(...vs);
+    const hi = Math.max(...vs);
+    const pad = Math.max((hi - lo) * 0.15, Math.abs(hi) * 0.002, 1e-3);
+    return [lo - pad, hi + pad];
+  };
+  const x = { field: 'psnr', type: 'quantitative', scale: { domain: span(rows.map((r) => r.psnr)) }, title: 'PSNR (dB)' } as const;
+  const y = {
+    field: 'recognition',
+    type: 'quantitative',
+    scale: { domain: span(rows.map((r) => r.recognition)) },
+    title: `${recognitionTitle} (%)`,
+  } as const;
   const color = { field: 'front', type: 'nominal', title: 'policy', legend: { symbolOpacity: 1 } } as const;
   const means = { filter: "datum.kind === 'mean'" };
   const withBars = { filter: "datum.kind === 'mean' && datum.psnrLo != null" };
@@ -49,7 +62,8 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
   return {
     title: {
       text: 'Trade-off fronts: image quality against recognition',
-      subtitle: 'large points: mean over seeds with 95 % t intervals; faint: single seeds; lines join λ values; dashed: ip-only',
+      subtitle:
+        'large points: mean over seeds with 95 % t intervals (clipped at the edges); faint: single seeds; lines join λ values; dashed: ip-only',
     },
     data: { values: rows },
     facet: { column: { field: 'reader', type: 'nominal', title: null, sort: readers } },
@@ -57,8 +71,8 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
       width: WIDTH,
       height: HEIGHT,
       layer: [
-        { transform: [reference], mark: dashed, encoding: { x: { field: 'psnr', type: 'quantitative' } } },
-        { transform: [reference], mark: dashed, encoding: { y: { field: 'recognition', type: 'quantitative' } } },
+        { transform: [reference], mark: dashed, encoding: { x } },
+        { transform: [reference], mark: dashed, encoding: { y } },
         {
           transform: [{ filter: "datum.kind === 'seed'" }],
           mark: { type: 'point', filled: true, opacity: 0.25, size: 25 },
@@ -69,8 +83,16 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
           mark: { type: 'line', strokeWidth: 1.2 },
           encoding: { x, y, color, order: { field: 'lambda', type: 'quantitative' } },
         },
-        { transform: [withBars], mark: { type: 'rule', strokeWidth: 1 }, encoding: { x, x2: { field: 'psnrLo' }, y, color } },
-        { transform: [withBars], mark: { type: 'rule', strokeWidth: 1 }, encoding: { x, y, y2: { field: 'recognitionLo' }, color } },
+        {
+          transform: [withBars],
+          mark: { type: 'rule', strokeWidth: 1, clip: true },
+          encoding: { x: { ...x, field: 'psnrLo' }, x2: { field: 'psnrHi' }, y, color },
+        },
+        {
+          transform: [withBars],
+          mark: { type: 'rule', strokeWidth: 1, clip: true },
+          encoding: { x, y: { ...y, field: 'recognitionLo' }, y2: { field: 'recognitionHi' }, color },
+        },
         { transform: [means], mark: { type: 'point', filled: true, size: 80 }, encoding: { x, y, color } },
         {
           transform: [means],

@@ -4,7 +4,7 @@
  * compare.json of one uninterrupted sweep; a resume with another plan is refused, naming the difference.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { root } from '../helpers.js';
@@ -184,6 +184,24 @@ describe('compare sweeps', () => {
     const again = gradprom(['compare', '--config', yaml, ...PLAN, '--out', ref]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`continue it with --resume ${ref}`);
+  });
+
+  it('a folder without a comparison, a damaged plan, or no finished run yet is named (exit 1)', () => {
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    const none = gradprom(['compare', '--resume', empty]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`${empty} holds no comparison (no plan.json)`);
+    const fresh = join(dir, 'fresh');
+    mkdirSync(fresh);
+    for (const f of ['plan.json', 'config.json']) cpSync(join(dir, 'ref', f), join(fresh, f));
+    const unfinished = gradprom(['compare', '--report', fresh]);
+    expect(unfinished.code).toBe(1);
+    expect(unfinished.stderr).toContain(`${fresh}: none of the 6 planned runs has finished yet`);
+    writeFileSync(join(fresh, 'plan.json'), '{"format": "gradprom-compare-plan", "version": 1, "policies": ["magic"]}');
+    const damaged = gradprom(['compare', '--report', fresh]);
+    expect(damaged.code).toBe(1);
+    expect(damaged.stderr).toContain(`${join(fresh, 'plan.json')}: policies.0: Invalid option`);
   });
 
   it('bad --parallel, --shard and flag combinations are usage errors', () => {
