@@ -238,11 +238,9 @@ function factorSection(study: Study, results: readonly RegimeResult[]): string[]
   ];
 }
 
-/** The fixed-VR front comparisons of gradprom against joint (one per λ mode). */
+/** The fixed-VR front comparison of gradprom against joint. */
 function gradpromJointFronts(r: RegimeResult): FrontComparison[] {
-  return r.compare.fronts.filter(
-    (f) => f.reader === 'fixed' && f.a.startsWith('gradprom') && f.b.startsWith('joint') && f.a.slice(8) === f.b.slice(5),
-  );
+  return r.compare.fronts.filter((f) => f.reader === 'fixed' && f.a === 'gradprom' && f.b === 'joint');
 }
 
 /** The whole document. */
@@ -271,7 +269,7 @@ export function studyMarkdown(study: Study, results: readonly RegimeResult[], me
         `${i + 1}. **${r.title}.** \`gradprom\` − \`joint\`: ${pairSummary(r, 'gradprom', 'joint')}. ${gradpromJointFronts(r)
           .map(
             (f) =>
-              `Fronts (fixed VR${f.a.slice(8)}): ${f.verdict === 'neither' ? 'neither dominates' : `the ${f.verdict === 'a-dominates' ? f.a : f.b} front dominates`}.`,
+              `Fronts (fixed VR): ${f.verdict === 'neither' ? 'neither dominates' : `the ${f.verdict === 'a-dominates' ? f.a : f.b} front dominates`}.`,
           )
           .join(' ')}`,
     ),

@@ -14,11 +14,12 @@ import { join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { loadConfig, type Config } from '../src/config/index.js';
+import { isGradpromError } from '../src/errors.js';
 import { POLICY_NAMES } from '../src/policy/index.js';
 import { stderrLogger } from '../src/sidecar/logger.js';
 import { packageRoot } from '../src/sidecar/python.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
-import { runCompare } from '../src/train/compare.js';
+import { reportCompare, runCompare } from '../src/train/compare.js';
 import { parseLambdas } from '../src/train/plan.js';
 import { cpuBusy, loadNow } from './bench-report.js';
 import { studyMarkdown, type RegimeResult, type StudyMeta } from './study-report.js';
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
     if (!reportOnly) {
       process.stderr.write(`study: ${regime.name} (${relative(packageRoot, dir)})\n`);
       const t0 = Date.now();
-      await runCompare(config, {
+      const compare = runCompare(config, {
         policies: study.policies,
         lambdas,
         seeds,
@@ -107,10 +108,18 @@ async function main(): Promise<void> {
         signal: ac.signal,
         onRun: (name, done, total) => process.stderr.write(`study: ${regime.name}: ${name} finished (${done} of ${total})\n`),
       });
+      await compare.catch((e: unknown) => {
+        // study.yaml or a regime's config changed since that comparison started: say how to start it afresh.
+        if (isGradpromError(e, 'CONFIG'))
+          throw new Error(`${(e as Error).message}\n(to run ${regime.name} afresh, delete ${relative(packageRoot, dir)})`);
+        throw e;
+      });
       times[regime.name] = (times[regime.name] ?? 0) + (Date.now() - t0) / 1000;
       writeFileSync(metaFile, `${JSON.stringify(times, null, 2)}\n`);
     }
-    if (!existsSync(join(dir, 'compare.json'))) throw new Error(`${dir}: no compare.json; run the study without --report-only first`);
+    // The report is rewritten from the runs on disk, so --report-only also picks up changes to the report code.
+    if (!existsSync(join(dir, 'plan.json'))) throw new Error(`${dir}: no comparison; run the study without --report-only first`);
+    await reportCompare(dir);
     results.push({
       name: regime.name,
       title: regime.title,

@@ -8,8 +8,9 @@ const HEIGHT = 310;
 /** One point of the trade-off plot: a group mean (with its 95 % intervals over seeds) or a single seed. */
 export interface TradeoffPoint {
   policy: string;
-  /** The front the point belongs to: the policy, with its λ mode when modes are mixed. */
+  /** The front the point belongs to (its policy); one line per λ mode. */
   front: string;
+  lambdaMode: string;
   lambda: number;
   reader: string;
   psnr: number;
@@ -36,7 +37,7 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
       recognition: p.recognition * 100,
       recognitionLo: pct(p.recognitionLo),
       recognitionHi: pct(p.recognitionHi),
-      label: p.policy === 'ip-only' ? '' : `λ=${p.lambda}`,
+      label: p.policy === 'ip-only' ? '' : `λ=${p.lambda}${p.lambdaMode === 'normalized' ? 'n' : ''}`,
     }));
   if (rows.length === 0) return null;
   // The axes span the points, not the bars: with two seeds a t interval is 12.7 standard errors wide and would
@@ -63,7 +64,7 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
     title: {
       text: 'Trade-off fronts: image quality against recognition',
       subtitle:
-        'large points: mean over seeds with 95 % t intervals (clipped at the edges); faint: single seeds; lines join λ values; dashed: ip-only',
+        'large points: mean over seeds with 95 % t intervals (clipped at the edges); faint: single seeds; lines join λ values (n: normalized); dashed: ip-only',
     },
     data: { values: rows },
     facet: { column: { field: 'reader', type: 'nominal', title: null, sort: readers } },
@@ -81,7 +82,7 @@ export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle:
         {
           transform: [means],
           mark: { type: 'line', strokeWidth: 1.2 },
-          encoding: { x, y, color, order: { field: 'lambda', type: 'quantitative' } },
+          encoding: { x, y, color, detail: { field: 'lambdaMode', type: 'nominal' }, order: { field: 'lambda', type: 'quantitative' } },
         },
         {
           transform: [withBars],

@@ -182,6 +182,7 @@ function tradeoffPoints(c: Comparison): TradeoffPoint[] {
       pts.push({
         policy: g.policy,
         front: frontOf.get(g) ?? g.policy,
+        lambdaMode: g.lambdaMode,
         lambda: g.lambda,
         reader,
         psnr: g.psnr.mean,
@@ -196,6 +197,7 @@ function tradeoffPoints(c: Comparison): TradeoffPoint[] {
           pts.push({
             policy: g.policy,
             front: frontOf.get(g) ?? g.policy,
+            lambdaMode: g.lambdaMode,
             lambda: g.lambda,
             reader,
             psnr,

@@ -9,11 +9,10 @@ import type { Comparison } from './comparison.js';
 import { isReference, lambdaLabel, type GroupSummary } from './groups.js';
 import { pairStats, type PairMetric } from './paired.js';
 
-/** One policy's points over λ (one λ mode; ip-only has a single point). */
+/** One policy's points over its λ settings, plain and normalized (ip-only has a single point). */
 export interface Front {
   label: string;
   policy: string;
-  lambdaMode: string;
   points: GroupSummary[];
 }
 
@@ -31,19 +30,15 @@ export interface FrontComparison {
   text: string;
 }
 
-/** The fronts of a comparison: one per (policy, λ mode), λ in increasing order. */
+/** The fronts of a comparison: one per policy (and task), its points in group order (λ mode, then λ). */
 export function frontsOf(groups: readonly GroupSummary[]): Front[] {
-  const modes = new Set(groups.filter((g) => !isReference(g.policy)).map((g) => g.lambdaMode));
   const by = new Map<string, Front>();
   for (const g of groups) {
-    const ref = isReference(g.policy);
-    const key = ref ? g.policy : `${g.policy}/${g.lambdaMode}`;
-    const label = ref || modes.size < 2 ? g.policy : `${g.policy} (${g.lambdaMode})`;
-    const f = by.get(key) ?? { label, policy: g.policy, lambdaMode: g.lambdaMode, points: [] };
+    const key = `${g.task}/${g.policy}`;
+    const f = by.get(key) ?? { label: g.policy, policy: g.policy, points: [] };
     f.points.push(g);
     by.set(key, f);
   }
-  for (const f of by.values()) f.points.sort((x, y) => x.lambda - y.lambda);
   return [...by.values()];
 }
 
