@@ -88,19 +88,21 @@ export function comparePlan(config: Config, opts: Pick<CompareOptions, 'policies
 export async function runCompare(config: Config, opts: CompareOptions): Promise<CompareOutcome> {
   const dir = opts.outDir ?? join(config.output.dir, config.output.name ?? 'compare');
   const plan = makePlan(config, opts.policies, settings(config, opts.lambdas), opts.seeds);
-  const joining = Boolean(opts.resume) || (opts.shard !== undefined && existsSync(join(dir, PLAN_FILE)));
-  if (joining) {
-    const saved = readPlan(dir);
+  if (opts.resume || opts.shard) {
+    // A shard joins (or starts) the shared folder: whichever shard comes first writes the plan, the others check it.
+    if (!opts.resume) mkdirSync(join(dir, 'runs'), { recursive: true });
+    const saved = opts.resume ? readPlan(dir) : savePlan(dir, plan, config);
     const diff = planDifference(saved, plan, await folderConfig(dir).catch(() => null), config);
-    if (diff)
+    if (diff) {
       throw new GradpromError(
         'CONFIG',
         `${join(dir, PLAN_FILE)} plans another comparison (${diff}); resume it as it is with gradprom compare --resume ${dir}`,
       );
+    }
   } else {
     prepareFolder(dir, Boolean(opts.force));
+    savePlan(dir, plan, config);
   }
-  savePlan(dir, plan, config);
   return sweep(dir, plan, config, opts);
 }
 
