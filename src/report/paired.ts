@@ -118,10 +118,11 @@ export function fmtInterval(iv: { lo: number; hi: number } | null, scale: number
   return iv ? `[${signed(iv.lo * scale, digits)}, ${signed(iv.hi * scale, digits)}]` : '–';
 }
 
-/** A number with an explicit sign (− for negatives). */
+/** A number with an explicit sign (− for negatives); one too small for `digits` decimals in exponent form, not as a bare 0. */
 export function signed(x: number, digits: number): string {
-  const s = Math.abs(x).toFixed(digits);
-  return x > 0 && Number(s) !== 0 ? `+${s}` : x < 0 && Number(s) !== 0 ? `−${s}` : s;
+  const fixed = Math.abs(x).toFixed(digits);
+  const s = x !== 0 && Number(fixed) === 0 ? Math.abs(x).toExponential(1) : fixed;
+  return x > 0 ? `+${s}` : x < 0 ? `−${s}` : s;
 }
 
 /** The reading of one paired difference. */

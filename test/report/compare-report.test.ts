@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { descentStats, writeCompareReport, type PerImage, type RunSummary } from '../../src/report/index.js';
+import { signed } from '../../src/report/paired.js';
 
 /** A run summary with a final test evaluation; `acc` and `psnr` vary per test case. */
 function run(
@@ -196,5 +197,15 @@ describe('writeCompareReport', () => {
     expect(r.markdown).not.toContain('standard error');
     expect(r.markdown).toContain('**Incomplete: 1 planned run(s) not finished**: `joint-l0.003-s0`');
     expect(r.missing).toEqual(['joint-l0.003-s0']);
+  });
+});
+
+describe('signed', () => {
+  test('explicit signs, and a tiny nonzero difference in exponent form rather than a bare 0', () => {
+    expect(signed(0.5, 2)).toBe('+0.50');
+    expect(signed(-0.5, 2)).toBe('−0.50');
+    expect(signed(0, 1)).toBe('0.0');
+    expect(signed(9.5e-6, 4)).toBe('+9.5e-6');
+    expect(signed(-3e-9, 2)).toBe('−3.0e-9');
   });
 });
