@@ -10,7 +10,22 @@ export { stderrLogger, silentLogger, type Logger, type LogLevel } from './sideca
 export * from './policy/index.js';
 export { loadConfig, parseConfig, DEFAULTS, type Config, type ConfigIssue, type ConfigResult } from './config/index.js';
 export { runExperiment, defaultRunName, type RunOptions, type RunResult } from './train/runner.js';
-export { runCompare, comparePlan, type CompareOptions, type CompareRun } from './train/compare.js';
+export {
+  runCompare,
+  resumeCompare,
+  reportCompare,
+  comparePlan,
+  makePlan,
+  parseLambdas,
+  shardRuns,
+  type CompareOptions,
+  type CompareOutcome,
+  type SweepOptions,
+  type LambdaSetting,
+  type Plan,
+  type PlannedRun,
+} from './train/compare.js';
+export { ipDescent, ipDescentFromGram, ipDescentFromVectors } from './train/descent.js';
 export { RemoteSession, type SessionInfo, type EvalMetrics } from './train/remote.js';
 export type { Progress } from './train/progress.js';
 export { withPython, callPython } from './control/pythonia.js';

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from . import metrics as M
 from .config import at
+from .per_image import per_image_results
 
 if TYPE_CHECKING:
     from .session import Session
@@ -33,7 +34,13 @@ ALL_PAIRS = (("fixed", "clean"), ("fixed", "degraded"), ("fixed", "enhanced"), (
 
 
 @torch.no_grad()
-def evaluate(s: Session, split_name: str, limit: int | None = None, pairs: tuple[tuple[str, str], ...] = ALL_PAIRS) -> dict[str, Any]:
+def evaluate(
+    s: Session,
+    split_name: str,
+    limit: int | None = None,
+    pairs: tuple[tuple[str, str], ...] = ALL_PAIRS,
+    per_image_out: dict[str, Tensor] | None = None,
+) -> dict[str, Any]:
     """Image quality and recognition on a split, with per-sample seeded degradation.
 
     The degraded input is bicubic-upsampled to full size (when smaller) for its PSNR/SSIM and for
@@ -46,6 +53,7 @@ def evaluate(s: Session, split_name: str, limit: int | None = None, pairs: tuple
     :param split_name: "val" or "test" (or "train").
     :param limit: the first ``limit`` images only (default ``eval.limit``; None there: all).
     :param pairs: which (VR, image) recognition scores to compute.
+    :param per_image_out: when given, filled with the per-image values (``per_image.per_image_results``).
     :returns: ``{split, step, n, ...}`` with ``<vr>_<image>_acc`` (plus ``_bacc``, ``_f1``, ``_auc`` for
         fixed/enhanced) when classifying, ``_dice`` and ``_iou`` when segmenting.
     """
@@ -108,6 +116,8 @@ def evaluate(s: Session, split_name: str, limit: int | None = None, pairs: tuple
     for k in quality:
         out[k] = float(per_image[k].mean()) if k in per_image else math.nan  # psnr of a perfect image is +inf
     labels = split.labels[:n]
+    if per_image_out is not None:
+        per_image_out.update(per_image_results(per_image, labels, s.task))
     for who, what in wanted:
         key = f"{who}_{what}"
         pred = per_image.get(f"score:{who}:{what}")

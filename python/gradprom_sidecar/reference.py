@@ -13,7 +13,8 @@ steps, grads (gram transport) → ``policies.weights`` → apply, or skip when n
 ``train.max_skips`` skips in a row stops the run) → at the end eval on val and test.
 
 Log lines (JSONL): ``{kind: "pretrain", ...}``, ``{kind: "step", step, loss_ip, loss_vr, cos, gate,
-gate_rate, ip_norm, vr_norm, lambda_eff, skipped, ms}``, ``{kind: "eval", split, step, ...metrics}``.
+gate_rate, ip_norm, vr_norm, lambda_eff, ip_descent, ip_descent_actual, skipped, ms}`` (no descent
+fields on a skipped step), ``{kind: "eval", split, step, ...metrics}``.
 ``--timing`` prints the median step time (grads + policy + apply, ms) after a warm-up.
 """
 
@@ -32,6 +33,7 @@ import torch
 
 from . import policies
 from .config import at, read_config_file, resolve
+from .descent import ip_descent
 from .device import resolve_device
 from .evaluate import evaluate
 from .grads import StepGrads
@@ -53,7 +55,8 @@ def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict,
     g = session.grads()
     if g.finite:
         w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram)
-        session.apply(w_ip, w_vr)
+        applied = session.apply(w_ip, w_vr)
+        tel = {**tel, "ip_descent": ip_descent(g.gram, w_ip, w_vr), "ip_descent_actual": applied["ip_descent_actual"]}
     else:
         session.skip()
         tel = {"cos": 0.0, "gate": None, "gate_rate": 0.0, "ip_norm": math.nan, "vr_norm": math.nan, "lambda_eff": 0.0}

@@ -32,6 +32,7 @@ from .checkpoint import CheckpointError, load_weights
 from .config import at, choice
 from .data import augment, build_data
 from .degrade import build_degradation
+from .descent import StepProbe
 from .evaluate import clean_score
 from .models import SEGMENTERS, build_ip, build_vr, count_params
 from .optim import Sampler, make_optimizer, set_lr
@@ -99,6 +100,7 @@ class Session:
         self.fixed_vr: nn.Module | None = None
         self.layout = G.Layout(self.ip)
         self.buffers = G.GradBuffers(self.layout, device)
+        self.probe = StepProbe(self.layout, device)  # θ before each IP step, for ip_descent_actual
         if self.mode == "frozen":
             self.vr.requires_grad_(False)
             self.vr.eval()  # frozen also means fixed normalisation statistics
@@ -300,14 +302,16 @@ class Session:
         else:
             G.apply_weights(self.layout.params, self.layout, pend.g_ip, pend.g_vr, w_ip or [], w_vr or [], self.buffers.merged)
         lr_ip = self.set_lr(self.ip_optim, "train.ip_optim")
+        self.probe.take()
         self.ip_optim.step()
+        ip_descent_actual = self.probe.descent(pend.g_ip, sum(pend.gram["ip_ip"]))  # host-device sync
         lr_vr = 0.0
         if self.vr_optim is not None:
             lr_vr = self.set_lr(self.vr_optim, "train.vr_optim")
             self.vr_optim.step()
         self.zero_grads()
         self.step += 1
-        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": lr_vr}
+        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": lr_vr, "ip_descent_actual": ip_descent_actual}
 
     def skip(self) -> dict:
         """Drop the pending gradients without a step (a non-finite step)."""

@@ -34,6 +34,7 @@ def test_reference_cli_writes_weights_and_log(tmp_path: Path, capsys: pytest.Cap
     assert [(e["split"], e["step"]) for e in evals] == [("val", 0), ("val", 2), ("val", 4), ("val", 5), ("test", 5)]
     first = next(x for x in lines if x["kind"] == "step")
     assert {"loss_ip", "loss_vr", "cos", "gate", "gate_rate", "ip_norm", "vr_norm", "lambda_eff", "skipped"} <= set(first)
+    assert -1.0 <= first["ip_descent_actual"] <= 1.0 and 0.0 <= first["ip_descent"] <= 1.0  # gradprom never plans uphill
     from gradprom_sidecar.checkpoint import read_state_dict
 
     sd = read_state_dict(out)

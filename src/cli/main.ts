@@ -7,7 +7,8 @@ import { isGradpromError } from '../errors.js';
 import { POLICY_NAMES, type PolicyName } from '../policy/index.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import { stderrLogger } from '../sidecar/logger.js';
-import { runCompare } from '../train/compare.js';
+import { reportCompare, resumeCompare, runCompare } from '../train/compare.js';
+import { parseLambdas, type LambdaSetting } from '../train/plan.js';
 import { barProgress, noProgress, type Progress } from '../train/progress.js';
 import { RemoteSession } from '../train/remote.js';
 import { runExperiment } from '../train/runner.js';
@@ -97,32 +98,62 @@ export function buildProgram(): Command {
       out(opts, `run written to ${r.runDir} (report: ${join(r.runDir, 'report.md')})`, r.summary);
     });
 
-  withCommon(program.command('compare').description('compare policies over λ values and seeds; writes a table and a trade-off plot'))
+  withCommon(
+    program
+      .command('compare')
+      .description('compare policies over λ values and seeds; writes paired intervals, trade-off fronts and descent rates'),
+  )
     .option('--policies <list>', `comma-separated, from ${POLICY_NAMES.join(', ')}`, 'ip-only,joint,gradprom')
-    .option('--lambdas <list>', 'comma-separated λ values (default: policy.lambda)')
+    .option('--lambdas <list>', 'comma-separated λ values, each optionally suffixed n (normalized) or p (plain) (default: policy.lambda)')
     .option('--seeds <n>', 'number of training seeds (seed, seed+1, ...)', '1')
     .option('--out <dir>', 'comparison folder (default: <output.dir>/<output.name or "compare">)')
     .option('--force', 'replace an existing comparison folder (renamed aside)')
-    .action(async (opts: Common & { policies: string; lambdas?: string; seeds: string; out?: string; force?: boolean }) => {
-      const config = await configFrom(opts);
-      const policies = opts.policies.split(',').map((p) => p.trim()) as PolicyName[];
-      const bad = policies.filter((p) => !POLICY_NAMES.includes(p));
-      if (bad.length) usage(`--policies: unknown ${bad.join(', ')} (known: ${POLICY_NAMES.join(', ')})`);
-      const lambdas = opts.lambdas ? opts.lambdas.split(',').map(Number) : [config.policy.lambda];
-      if (lambdas.some((l) => !Number.isFinite(l) || l < 0)) usage(`--lambdas: expected non-negative numbers, got "${opts.lambdas}"`);
-      const seeds = Number(opts.seeds);
-      if (!Number.isInteger(seeds) || seeds < 1) usage(`--seeds: expected a positive integer, got "${opts.seeds}"`);
-      const r = await runCompare(config, {
-        policies,
-        lambdas,
-        seeds,
-        ...(opts.out ? { outDir: opts.out } : {}),
-        force: Boolean(opts.force),
+    .option('--resume <dir>', 'continue the comparison in <dir>: finished runs kept, interrupted ones resumed, missing ones started')
+    .option('--report <dir>', 'write the report of <dir> from its finished runs, listing the missing ones (trains nothing)')
+    .option('--parallel <n>', 'runs at once, one sidecar each: cuda:0..n-1 on a GPU machine; on CPU the cores are split among them', '1')
+    .option('--shard <i/n>', 'run only part i (0-based) of n disjoint parts of the plan into the shared folder (e.g. a Slurm array task)')
+    .action(async (opts: CompareFlags, cmd: Command) => {
+      const logger = stderrLogger(opts.verbose ? 'info' : 'warn');
+      if (opts.report) {
+        const clash = ['resume', 'out', 'force', 'shard'].filter((k) => opts[k as keyof CompareFlags] !== undefined);
+        if (clash.length) usage(`--report trains nothing: drop --${clash.join(', --')}`);
+        const r = await reportCompare(opts.report);
+        out(
+          opts,
+          `${r.markdown}\nreport: ${join(r.dir, 'compare.md')}${r.missing.length ? ` (${r.missing.length} run(s) missing)` : ''}`,
+          reportJson(r),
+        );
+        return;
+      }
+      if (opts.resume && (opts.out || opts.force)) usage('--resume <dir> names the folder: drop --out and --force');
+      if (opts.shard && opts.force) usage('--shard joins a shared folder: --force would rename it under the other shards');
+      const parallel = Number(opts.parallel);
+      if (!Number.isInteger(parallel) || parallel < 1) usage(`--parallel: expected a positive integer, got "${opts.parallel}"`);
+      const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
+      const sweep = {
+        parallel,
+        ...(shard ? { shard } : {}),
         progress: progressFor(opts),
-        logger: stderrLogger(opts.verbose ? 'info' : 'warn'),
+        logger,
         signal: interruptSignal(),
-      });
-      out(opts, `${r.markdown}\n\nreport: ${join(r.dir, 'compare.md')}`, { dir: r.dir, groups: r.groups });
+        onRun: (name: string, done: number, total: number) => {
+          if (parallel > 1 && !opts.quiet && !opts.json) process.stderr.write(`gradprom: ${name} finished (${done} of ${total})\n`);
+        },
+      };
+      const planFlags = ['config', 'set', 'policies', 'lambdas', 'seeds'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      let r;
+      if (opts.resume && planFlags.length === 0) r = await resumeCompare(opts.resume, sweep);
+      else {
+        const config = await configFrom(opts);
+        const where = opts.resume ? { outDir: opts.resume, resume: true } : opts.out ? { outDir: opts.out } : {};
+        r = await runCompare(config, { ...planFrom(opts, config), ...sweep, ...where, force: Boolean(opts.force) });
+      }
+      if (!r.report) {
+        const text = `shard ${shard!.index}/${shard!.count}: ${r.trained.length} run(s) trained into ${r.dir}; once every shard has finished: gradprom compare --report ${r.dir}`;
+        out(opts, text, { dir: r.dir, shard, trained: r.trained });
+        return;
+      }
+      out(opts, `${r.report.markdown}\n\nreport: ${join(r.dir, 'compare.md')}`, reportJson({ ...r.report, dir: r.dir }));
     });
 
   withCommon(
@@ -204,6 +235,47 @@ async function withSession<T>(config: Config, opts: Common, fn: (s: RemoteSessio
   } finally {
     await sidecar.stop();
   }
+}
+
+interface CompareFlags extends Common {
+  policies: string;
+  lambdas?: string;
+  seeds: string;
+  out?: string;
+  force?: boolean;
+  resume?: string;
+  report?: string;
+  parallel: string;
+  shard?: string;
+}
+
+/** The plan's policies, λ settings and seed count from the flags (exit 2 on a bad one). */
+function planFrom(opts: CompareFlags, config: Config): { policies: PolicyName[]; lambdas: LambdaSetting[]; seeds: number } {
+  const policies = opts.policies.split(',').map((p) => p.trim()) as PolicyName[];
+  const bad = policies.filter((p) => !POLICY_NAMES.includes(p));
+  if (bad.length) usage(`--policies: unknown ${bad.join(', ')} (known: ${POLICY_NAMES.join(', ')})`);
+  const lambdas = opts.lambdas
+    ? parseLambdas(opts.lambdas, config.policy.lambda_mode)
+    : [{ lambda: config.policy.lambda, mode: config.policy.lambda_mode }];
+  if (typeof lambdas === 'string') usage(`--lambdas: ${lambdas}`);
+  const seeds = Number(opts.seeds);
+  if (!Number.isInteger(seeds) || seeds < 1) usage(`--seeds: expected a positive integer, got "${opts.seeds}"`);
+  return { policies, lambdas, seeds };
+}
+
+/** `--shard i/n` as {index, count} with 0 <= i < n (exit 2 otherwise). */
+function parseShard(text: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (!m || count < 1 || index >= count)
+    usage(`--shard: expected i/n with 0 <= i < n (e.g. 0/4, as Slurm's $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT), got "${text}"`);
+  return { index, count };
+}
+
+/** What --json prints for a comparison report. */
+function reportJson(r: { dir: string; groups: unknown; pairs: unknown; fronts: unknown; missing: string[] }) {
+  return { dir: r.dir, groups: r.groups, pairs: r.pairs, fronts: r.fronts, missing: r.missing };
 }
 
 function usage(message: string): never {

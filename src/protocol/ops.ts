@@ -39,7 +39,8 @@ const sessionResult = z.object({
 const gramSchema = z.object({ ip_ip: z.array(anyNumber), vr_vr: z.array(anyNumber), ip_vr: z.array(anyNumber) });
 
 /** Per-evaluation metrics keyed by name (psnr, ssim, fixed_enhanced_acc, ...); null for a metric that does not apply. */
-const evalResult = z.record(z.string(), z.union([anyNumber, z.string(), z.null()]));
+// Metrics by name; with `per_image: true` also `per_image`, the names of the per-image tensors, in order.
+const evalResult = z.record(z.string(), z.union([anyNumber, z.string(), z.null(), z.array(z.string())]));
 
 /** One op: what its request's `args` may hold, and what its reply's `result` must hold. */
 export interface OpSpec {
@@ -77,7 +78,8 @@ export const OPS = {
   /** Apply per-block weights, or a merged vector given as the one tensor in: [g] float32 flat. */
   'train.apply': {
     args: z.object({ weights: z.object({ ip: z.array(z.number()), vr: z.array(z.number()) }).optional() }),
-    result: z.object({ step: int, lr_ip: z.number(), lr_vr: z.number() }),
+    // ip_descent_actual: cos(−g_IP, Δθ) of the step the optimizer took (python/gradprom_sidecar/descent.py).
+    result: z.object({ step: int, lr_ip: z.number(), lr_vr: z.number(), ip_descent_actual: anyNumber }),
   },
   /** Drop the pending gradients; the step is not taken. */
   'train.skip': { args: noArgs, result: z.object({ step: int, skipped: int }) },
@@ -102,7 +104,10 @@ export const OPS = {
     }),
   },
   /** Image quality and recognition on a split (`limit`: the first images only). */
-  eval: { args: z.object({ split: z.enum(['train', 'val', 'test']), limit: int.nullable().optional() }), result: evalResult },
+  eval: {
+    args: z.object({ split: z.enum(['train', 'val', 'test']), limit: int.nullable().optional(), per_image: z.boolean().optional() }),
+    result: evalResult,
+  },
   /** Tensors: [images] N×C×H×W float32 in [0,1] in, [enhanced] out. */
   enhance: { args: noArgs, result: noResult },
   /** Enhance PNG/JPEG/DICOM files into `out_dir` (DICOM metadata kept). */

@@ -18,22 +18,31 @@ export { evalsOf, metricOf, recognitionUnit, stepsOf, summarizeRun, type EvalMet
 export { fmt, fmtMeanStd, fmtPercent, fmtSig, mean, median, movingAverage, proportionStderr, stat, std, type Stat } from './stats.js';
 export {
   cosineHistogram,
+  descentHistogram,
   gateRatePlot,
   lossPlot,
   qualityPlot,
   recognitionPlot,
   renderSvg,
   smoothingWindow,
-  tradeoffPlot,
-  type TradeoffPoint,
 } from './plots.js';
+export { descentPlot, tradeoffPlot, type DescentSeries, type TradeoffPoint } from './compare-plots.js';
 export { RUN_PLOTS, mdTable, runMarkdown, runPlotSpecs, writeRunReport } from './run-report.js';
+export { compareMarkdown, writeCompareReport, type CompareReportOptions, type CompareResult } from './compare-report.js';
+export { groupRuns, type GroupSummary } from './groups.js';
+export { makeComparison, type Comparison } from './comparison.js';
+export { pairedDifferences, pairStats, type PairedDifference, type PairMetric, type PairStats } from './paired.js';
+export { compareFronts, dominates, frontsOf, type Front, type FrontComparison } from './fronts.js';
+export { descentStats, poolDescent, runDescent, type DescentStats, type GroupDescentStats, type RunDescent } from './descent.js';
 export {
-  compareMarkdown,
-  groupRuns,
-  readPairs,
-  writeCompareReport,
-  type CompareResult,
-  type GroupSummary,
-  type PairReading,
-} from './compare-report.js';
+  bootstrapMean,
+  incompleteBeta,
+  seededRandom,
+  tCdf,
+  tInterval,
+  tQuantile,
+  type BootstrapInterval,
+  type Interval,
+  type TInterval,
+} from './intervals.js';
+export { PER_IMAGE_FILE, perImageJson, readPerImage, type PerImage } from './per-image.js';

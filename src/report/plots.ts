@@ -177,57 +177,30 @@ export function gateRatePlot(steps: readonly StepRecord[]): TopLevelSpec | null 
   };
 }
 
-/** One point of the trade-off plot: a group mean or a single seed. */
-export interface TradeoffPoint {
-  policy: string;
-  /** False for a baseline that never uses g_VR: its λ is not shown. */
-  usesVr: boolean;
-  lambda: number;
-  reader: string;
-  psnr: number;
-  recognition: number;
-  kind: 'mean' | 'seed';
-}
-
-/** PSNR against recognition per policy × λ (means joined across λ, seeds faint), one panel per VR reader; null without points. */
-export function tradeoffPlot(points: readonly TradeoffPoint[], recognitionTitle: string): TopLevelSpec | null {
-  const readers = [...new Set(points.map((p) => p.reader))];
-  const rows = points
-    .filter((p) => Number.isFinite(p.psnr) && Number.isFinite(p.recognition))
-    .map((p) => ({ ...p, recognition: p.recognition * 100, label: p.usesVr ? `λ=${p.lambda}` : '' }));
+/** Histogram of the two descent cosines of a run (planned: cos(g_IP, g); taken: cos(−g_IP, Δθ)); null without them. */
+export function descentHistogram(steps: readonly StepRecord[]): TopLevelSpec | null {
+  const rows: object[] = [];
+  for (const s of steps) {
+    if (s.skipped) continue;
+    if (Number.isFinite(s.ip_descent)) rows.push({ cos: s.ip_descent, series: 'planned: cos(g_IP, g)' });
+    if (Number.isFinite(s.ip_descent_actual)) rows.push({ cos: s.ip_descent_actual, series: 'taken: cos(−g_IP, Δθ)' });
+  }
   if (rows.length === 0) return null;
-  const x = { field: 'psnr', type: 'quantitative', scale: { zero: false }, title: 'PSNR (dB)' } as const;
-  const y = { field: 'recognition', type: 'quantitative', scale: { zero: false }, title: `${recognitionTitle} (%)` } as const;
-  const color = { field: 'policy', type: 'nominal', title: 'policy', legend: { symbolOpacity: 1 } } as const;
-  const means = { filter: "datum.kind === 'mean'" };
   return {
-    title: {
-      text: 'Trade-off: image quality against recognition',
-      subtitle: 'large points: mean over seeds; faint: single seeds; lines join λ values',
-    },
+    title: { text: 'Does the update descend IP’s own loss?', subtitle: 'per step; left of the dashed line: uphill for IP' },
+    width: WIDTH,
+    height: HEIGHT,
     data: { values: rows },
-    facet: { column: { field: 'reader', type: 'nominal', title: null, sort: readers } },
-    spec: {
-      width: WIDTH * 0.75,
-      height: HEIGHT * 1.2,
-      layer: [
-        {
-          transform: [{ filter: "datum.kind === 'seed'" }],
-          mark: { type: 'point', filled: true, opacity: 0.3, size: 30 },
-          encoding: { x, y, color },
+    layer: [
+      {
+        mark: { type: 'bar', opacity: 0.6 },
+        encoding: {
+          x: { field: 'cos', type: 'quantitative', bin: { maxbins: 40, extent: [-1, 1] }, title: 'cosine (unitless, −1 to 1)' },
+          y: { aggregate: 'count', type: 'quantitative', title: 'steps', stack: null },
+          color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 300 } },
         },
-        {
-          transform: [means],
-          mark: { type: 'line', strokeWidth: 1 },
-          encoding: { x, y, color, order: { field: 'lambda', type: 'quantitative' } },
-        },
-        { transform: [means], mark: { type: 'point', filled: true, size: 90 }, encoding: { x, y, color } },
-        {
-          transform: [means],
-          mark: { type: 'text', dx: 6, dy: -6, align: 'left', fontSize: 9 },
-          encoding: { x, y, text: { field: 'label', type: 'nominal' }, color },
-        },
-      ],
-    },
+      },
+      { mark: { type: 'rule', strokeDash: [4, 3], color: 'black' }, encoding: { x: { datum: 0 } } },
+    ],
   };
 }

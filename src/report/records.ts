@@ -18,6 +18,10 @@ export interface StepRecord {
   lr_vr: number;
   skipped: boolean;
   time_ms: number;
+  /** cos(g_IP, g) of the merged update handed to the optimizer (absent on skipped steps and in older runs). */
+  ip_descent?: number;
+  /** cos(−g_IP, Δθ) of the parameter change the optimizer made (absent on skipped steps and in older runs). */
+  ip_descent_actual?: number;
 }
 
 /** A metric value as it appears in an evaluation record. */

@@ -2,9 +2,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
-import { cosineHistogram, gateRatePlot, lossPlot, qualityPlot, recognitionPlot, renderSvg } from './plots.js';
+import { cosineHistogram, descentHistogram, gateRatePlot, lossPlot, qualityPlot, recognitionPlot, renderSvg } from './plots.js';
 import { latestRecords, type EvalRecord, type MetricRecord } from './records.js';
 import { evalsOf, metricOf, recognitionUnit, stepsOf, summarizeRun, type RunMeta, type RunSummary } from './summary.js';
+import type { DescentStats } from './descent.js';
 import { DASH, fmt, fmtPercent, fmtSig } from './stats.js';
 
 /** The plots of a run, by file name (without .svg) and caption, in report order. */
@@ -14,6 +15,7 @@ export const RUN_PLOTS = [
   ['recognition', 'Recognition per evaluation'],
   ['cosine-hist', 'Histogram of the per-step cosine'],
   ['gate-rate', 'Gate-open rate over training'],
+  ['descent-hist', 'Histogram of the descent cosines (planned and taken)'],
 ] as const;
 
 /** Build the plot specifications a run's records support (absent data: no entry). */
@@ -27,6 +29,7 @@ export function runPlotSpecs(records: readonly MetricRecord[], task: 'classify' 
     ['recognition', recognitionPlot(evals, task)],
     ['cosine-hist', cosineHistogram(steps)],
     ['gate-rate', gateRatePlot(steps)],
+    ['descent-hist', descentHistogram(steps)],
   ];
   return new Map(specs.filter((e): e is [string, TopLevelSpec] => e[1] !== null));
 }
@@ -86,6 +89,8 @@ function diagnosticsSection(s: RunSummary): string[] {
     ['Cosine(g_IP, g_VR), first 10% of steps', fmt(s.cosEarly, 3)],
     ['Cosine(g_IP, g_VR), last 10% of steps', fmt(s.cosLate, 3)],
     ['Median ‖g_IP‖ / ‖g_VR‖', fmtSig(s.normRatio)],
+    ...descentRows('cos(g_IP, g), merged gradient handed to the optimizer', s.descent.planned),
+    ...descentRows('cos(−g_IP, Δθ), step the optimizer took', s.descent.taken),
     ['Skipped steps', `${s.skipped} of ${s.loggedSteps}`],
     ['Median step time (ms)', fmt(s.stepMsMedian, 1)],
     ['Wall time (s)', fmt(s.wallSeconds, 0)],
@@ -96,6 +101,15 @@ function diagnosticsSection(s: RunSummary): string[] {
   }
   if (s.resumedAt.length) out.push('', `Resumed from a checkpoint at step ${s.resumedAt.join(', ')}.`);
   return out;
+}
+
+/** Table rows for one descent cosine: the share of negative steps (uphill for IP's loss) and its spread. */
+function descentRows(label: string, d: DescentStats | null): string[][] {
+  if (!d) return [];
+  return [
+    [`${label}: negative on`, `${d.negative} of ${d.steps} steps (${fmtPercent(d.negativeRate, 2)})`],
+    [`${label}: min / 5% / median / 95%`, [d.min, d.p05, d.median, d.p95].map((x) => fmt(x, 3)).join(' / ')],
+  ];
 }
 
 /** The Markdown text of a run report; `plots` lists the plot files written. */

@@ -1,6 +1,7 @@
 /** One run's records reduced to the numbers the reports show. */
 import { isEval, isPretrain, isResume, isStep, latestRecords } from './records.js';
 import type { EvalRecord, MetricRecord, MetricValue, StepRecord } from './records.js';
+import { runDescent, type RunDescent } from './descent.js';
 import { finite, mean, median } from './stats.js';
 
 /** What names a run: policy, λ, seed, length and task. */
@@ -44,6 +45,8 @@ export interface RunSummary extends RunIdentity {
   resumedAt: number[];
   /** VR pre-training result, when logged. */
   pretrain: { loss: number; accuracy: number } | null;
+  /** The descent property per step: cos(g_IP, g) planned and cos(−g_IP, Δθ) taken. */
+  descent: RunDescent;
 }
 
 /** The recognition metric suffix of a task: accuracy for classification, Dice for segmentation. */
@@ -123,5 +126,6 @@ export function summarizeRun(records: readonly MetricRecord[], meta: RunMeta): R
     loggedSteps: steps.length,
     resumedAt: live.filter(isResume).map((r) => r.step),
     pretrain: pre ? { loss: pre.loss, accuracy: pre.accuracy } : null,
+    descent: runDescent(steps),
   };
 }

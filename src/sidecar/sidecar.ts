@@ -45,6 +45,8 @@ export interface SidecarOptions {
   maxMessageBytes?: number;
   /** Per-operation deadlines in ms, overriding the defaults. */
   timeouts?: Record<string, number>;
+  /** Extra environment variables for the sidecar (e.g. OMP_NUM_THREADS when several run side by side). */
+  env?: Record<string, string>;
 }
 
 const DEFAULT_TIMEOUTS: Record<string, number> = {
@@ -76,8 +78,8 @@ export class Sidecar {
   private restarts = 0;
   private exitListeners: ((e: SidecarExitedError) => void)[] = [];
   private ranks: RankGroup | null = null;
-  private readonly opts: Required<Omit<SidecarOptions, 'python' | 'port' | 'host' | 'distributed'>> &
-    Pick<SidecarOptions, 'python' | 'port' | 'host' | 'distributed'>;
+  private readonly opts: Required<Omit<SidecarOptions, 'python' | 'port' | 'host' | 'distributed' | 'env'>> &
+    Pick<SidecarOptions, 'python' | 'port' | 'host' | 'distributed' | 'env'>;
   info!: HelloInfo;
 
   private constructor(options: SidecarOptions) {
@@ -220,7 +222,8 @@ export class Sidecar {
     const ranks = this.opts.distributed ? await RankGroup.create(this.opts.distributed) : null;
     this.ranks = ranks;
     const rank0 = ranks?.rank0();
-    const proc = new SidecarProcess({ python, args: [...args, ...(ranks?.args ?? [])], token, logger: this.opts.logger, ...rank0 });
+    const env = { ...this.opts.env, ...rank0?.env };
+    const proc = new SidecarProcess({ python, args: [...args, ...(ranks?.args ?? [])], token, logger: this.opts.logger, ...rank0, env });
     this.proc = proc;
     proc.child.unref();
     ranks?.startWorkers(python, args, this.opts.logger);

@@ -1,76 +1,231 @@
-/** `compare`: one configuration under several policies, λ values and seeds, with a shared start per seed. */
-import { mkdirSync } from 'node:fs';
+/**
+ * `compare`: one configuration under several policies, λ settings and seeds, with a shared start per seed.
+ *
+ * A comparison is a folder: plan.json and config.json (written when it starts), start-seed<k>.pt, one run
+ * folder per planned run under runs/, and the report (compare.md, compare.json, tradeoff.svg, descent.svg).
+ * It survives crashes (`resume`: finished runs are kept, interrupted ones resume from their checkpoint,
+ * missing ones start), runs N at once (`parallel`, one sidecar each) and splits across machines (`shard`).
+ */
+import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { Config } from '../config/index.js';
-import { makePolicy, type PolicyName } from '../policy/index.js';
+import { loadConfig, type Config } from '../config/index.js';
+import { GradpromError, isGradpromError } from '../errors.js';
+import type { PolicyName } from '../policy/index.js';
 import { writeCompareReport, type CompareResult, type RunSummary } from '../report/index.js';
 import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { Logger } from '../sidecar/logger.js';
-import type { Progress } from './progress.js';
-import { defaultRunName, runExperiment } from './runner.js';
-import { prepareRunFolder } from './run-folder.js';
+import { finishedRuns, runState } from './compare-folder.js';
+import {
+  makePlan,
+  planDifference,
+  PLAN_CONFIG_FILE,
+  PLAN_FILE,
+  readPlan,
+  runConfig,
+  savePlan,
+  shardRuns,
+  type LambdaSetting,
+  type Plan,
+  type PlannedRun,
+} from './plan.js';
+import { noProgress, type Progress } from './progress.js';
+import { runExperiment } from './runner.js';
+import { Starts } from './starts.js';
 
-export interface CompareOptions {
+export { makePlan, parseLambdas, shardRuns, type LambdaSetting, type Plan, type PlannedRun } from './plan.js';
+
+/** How to run a comparison (the plan itself comes from the config, policies, λ settings and seeds). */
+export interface SweepOptions {
+  /** Runs at once on this machine, each with its own sidecar (a GPU each on a GPU machine); default 1. */
+  parallel?: number;
+  /** Run only part `index` (0-based) of `count` disjoint parts of the plan (e.g. a Slurm array task). */
+  shard?: { index: number; count: number };
+  progress?: Progress;
+  logger?: Logger;
+  /** Stops every running run after its current step (each writes a checkpoint); the comparison can be resumed. */
+  signal?: AbortSignal;
+  /** Called as each run finishes: its name, and how many of this invocation's runs are done. */
+  onRun?: (name: string, done: number, total: number) => void;
+}
+
+export interface CompareOptions extends SweepOptions {
   policies: PolicyName[];
-  lambdas: number[];
+  /** λ values (applied with `policy.lambda_mode`) or λ settings with their own mode. */
+  lambdas: Array<number | LambdaSetting>;
   /** Training seeds: config.seed, config.seed + 1, ... */
   seeds: number;
   /** The comparison folder; default `<output.dir>/<output.name or "compare">`. */
   outDir?: string;
+  /** Replace an existing comparison folder (renamed aside). */
   force?: boolean;
-  progress?: Progress;
-  logger?: Logger;
-  signal?: AbortSignal;
+  /** Continue the comparison in `outDir` (its plan must be this one). */
+  resume?: boolean;
 }
 
-export interface CompareRun {
-  policy: PolicyName;
-  lambda: number;
-  seed: number;
+/** What a comparison produced; without `report` (a shard) only the runs were written. */
+export interface CompareOutcome {
+  dir: string;
+  plan: Plan;
+  /** Runs this invocation trained (not those it found finished). */
+  trained: string[];
+  report: (CompareResult & { summaries: RunSummary[] }) | null;
 }
 
-/** The runs of a comparison: policies × λ × seeds; a policy that never uses g_VR (ip-only) runs once per seed. */
-export function comparePlan(config: Config, opts: Pick<CompareOptions, 'policies' | 'lambdas' | 'seeds'>): CompareRun[] {
-  const runs: CompareRun[] = [];
-  for (let s = 0; s < opts.seeds; s++) {
-    for (const policy of opts.policies) {
-      const usesVr = makePolicy({ ...config.policy, name: policy }).usesVr;
-      const lambdas = usesVr ? opts.lambdas : [opts.lambdas[0] ?? config.policy.lambda];
-      for (const lambda of lambdas) runs.push({ policy, lambda, seed: config.seed + s });
-    }
-  }
-  return runs;
+/** The plan's λ settings from numbers (with the config's mode) or settings. */
+function settings(config: Config, lambdas: CompareOptions['lambdas']): LambdaSetting[] {
+  const list = lambdas.length ? lambdas : [config.policy.lambda];
+  return list.map((l) => (typeof l === 'number' ? { lambda: l, mode: config.policy.lambda_mode } : l));
 }
 
-/** Run every configuration of the plan in one sidecar and write compare.md, compare.json and tradeoff.svg. */
-export async function runCompare(config: Config, opts: CompareOptions): Promise<CompareResult & { dir: string; summaries: RunSummary[] }> {
+/** The runs of a comparison: policies × λ × seeds; ip-only (no VR term) once per seed. */
+export function comparePlan(config: Config, opts: Pick<CompareOptions, 'policies' | 'lambdas' | 'seeds'>): PlannedRun[] {
+  return makePlan(config, opts.policies, settings(config, opts.lambdas), opts.seeds).runs;
+}
+
+/** Start a comparison (or, with `resume` or a shard, continue the one in the folder), run its runs and report. */
+export async function runCompare(config: Config, opts: CompareOptions): Promise<CompareOutcome> {
   const dir = opts.outDir ?? join(config.output.dir, config.output.name ?? 'compare');
-  prepareRunFolder(dir, opts.force ? 'force' : 'new');
-  mkdirSync(join(dir, 'runs'), { recursive: true });
-  const distributed = distributedOptions(config.distributed);
-  const sidecar = await Sidecar.start({ device: config.device, distributed, ...(opts.logger ? { logger: opts.logger } : {}) });
-  const summaries: RunSummary[] = [];
-  try {
-    const pretrained = new Set<number>();
-    for (const run of comparePlan(config, opts)) {
-      const cfg: Config = { ...config, seed: run.seed, policy: { ...config.policy, name: run.policy, lambda: run.lambda } };
-      // Every policy of one seed starts from the same pretrained VR and initial IP.
-      const start = join(dir, `start-seed${run.seed}.pt`);
-      const first = !pretrained.has(run.seed);
-      const result = await runExperiment(cfg, {
-        runDir: join(dir, 'runs', defaultRunName(cfg)),
-        sidecar,
-        ...(first ? { savePretrain: start } : { startFrom: start }),
-        ...(opts.progress ? { progress: opts.progress } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
-      pretrained.add(run.seed);
-      summaries.push(result.summary);
+  const plan = makePlan(config, opts.policies, settings(config, opts.lambdas), opts.seeds);
+  if (opts.resume || opts.shard) {
+    // A shard joins (or starts) the shared folder: whichever shard comes first writes the plan, the others check it.
+    if (!opts.resume) mkdirSync(join(dir, 'runs'), { recursive: true });
+    const saved = opts.resume ? readPlan(dir) : savePlan(dir, plan, config);
+    const diff = planDifference(saved, plan, await folderConfig(dir).catch(() => null), config);
+    if (diff) {
+      throw new GradpromError(
+        'CONFIG',
+        `${join(dir, PLAN_FILE)} plans another comparison (${diff}); resume it as it is with gradprom compare --resume ${dir}`,
+      );
     }
-  } finally {
-    await sidecar.stop();
+  } else {
+    prepareFolder(dir, Boolean(opts.force));
+    savePlan(dir, plan, config);
   }
-  const result = await writeCompareReport(dir, summaries);
-  return { ...result, dir, summaries };
+  return sweep(dir, plan, config, opts);
+}
+
+/** Continue the comparison in `dir` with its saved plan and config. */
+export async function resumeCompare(dir: string, opts: SweepOptions = {}): Promise<CompareOutcome> {
+  const plan = readPlan(dir);
+  return sweep(dir, plan, await folderConfig(dir), opts);
+}
+
+/** Write compare.md and the rest from the runs of `dir` that have finished, listing the missing ones. */
+export async function reportCompare(dir: string): Promise<CompareResult & { summaries: RunSummary[]; dir: string }> {
+  const plan = readPlan(dir);
+  const { summaries, perImage, missing } = await finishedRuns(dir, plan.runs);
+  if (summaries.length === 0) throw new GradpromError('RUN', `${dir}: none of the ${plan.runs.length} planned runs has finished yet`);
+  const result = await writeCompareReport(dir, summaries, { perImage, missing });
+  return { ...result, summaries, dir };
+}
+
+/** The base config saved with the plan, checked by the schema. */
+async function folderConfig(dir: string): Promise<Config> {
+  const file = join(dir, PLAN_CONFIG_FILE);
+  const r = await loadConfig(file);
+  if (r.ok) return r.config;
+  throw new GradpromError(
+    'CONFIG',
+    `cannot resume: ${r.issues.map((i) => (i.path ? `${file}: ${i.path}: ${i.message}` : i.message)).join('; ')}`,
+  );
+}
+
+/** A fresh comparison folder: refuses one that holds files, unless forced (then it is renamed aside). */
+function prepareFolder(dir: string, force: boolean): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    if (!force) {
+      const hint = existsSync(join(dir, PLAN_FILE)) ? `continue it with --resume ${dir}` : 'choose another --out';
+      throw new GradpromError('RUN', `comparison folder ${dir} already holds files; ${hint}, or replace it with --force`);
+    }
+    renameSync(dir, `${dir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  }
+  mkdirSync(join(dir, 'runs'), { recursive: true });
+}
+
+/** Sidecar options for worker `w` of `n`: threads split on the CPU cores; the GPUs of the machine in turn. */
+function workerOptions(config: Config, w: number, n: number, gpus: number, logger?: Logger) {
+  const budget = Number(process.env.OMP_NUM_THREADS) || availableParallelism();
+  const env = n > 1 ? { OMP_NUM_THREADS: String(Math.max(1, Math.floor(budget / n))) } : undefined;
+  const device = gpus > 0 && (config.device === 'auto' || config.device === 'cuda') ? `cuda:${w % gpus}` : config.device;
+  return {
+    device,
+    ...(n === 1 ? { distributed: distributedOptions(config.distributed) } : {}),
+    ...(env ? { env } : {}),
+    ...(logger ? { logger } : {}),
+  };
+}
+
+/** Run the plan's (shard's) unfinished runs with `parallel` workers, then report unless this is a shard. */
+async function sweep(dir: string, plan: Plan, config: Config, opts: SweepOptions): Promise<CompareOutcome> {
+  const n = opts.parallel ?? 1;
+  if (n > 1 && config.distributed.nproc > 1) {
+    throw new GradpromError(
+      'CONFIG',
+      `--parallel ${n} with distributed.nproc = ${config.distributed.nproc}: run either several runs at once or one run on several ranks`,
+    );
+  }
+  mkdirSync(join(dir, 'runs'), { recursive: true });
+  const todo = shardRuns(plan, opts.shard).filter((r) => runState(join(dir, 'runs', r.name)) !== 'finished');
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  opts.signal?.addEventListener('abort', onAbort);
+  if (opts.signal?.aborted) stop.abort();
+  const starts = new Starts(dir);
+  const trained: string[] = [];
+  const failures: unknown[] = [];
+  let next = 0;
+  let gpus = 0;
+  // Worker 0 starts first: its sidecar says how many GPUs the machine has before the others pick theirs.
+  let firstUp = () => {};
+  const firstReady = new Promise<void>((resolve) => (firstUp = resolve));
+  const worker = async (w: number): Promise<void> => {
+    let sidecar: Sidecar | null = null;
+    try {
+      if (w > 0) await firstReady;
+      while (!stop.signal.aborted && next < todo.length) {
+        if (!sidecar) {
+          sidecar = await Sidecar.start(workerOptions(config, w, n, gpus, opts.logger));
+          if (w === 0) gpus = sidecar.info.devices.filter((d) => d.startsWith('cuda')).length;
+          firstUp();
+        }
+        const run = todo[next++]!;
+        const runDir = join(dir, 'runs', run.name);
+        const state = runState(runDir);
+        const cfg = runConfig(config, run);
+        await runExperiment(cfg, {
+          runDir,
+          sidecar,
+          ...(state === 'resumable' ? { resume: true } : { force: state === 'empty', startFrom: await starts.get(run.seed, cfg, sidecar) }),
+          progress: n === 1 ? (opts.progress ?? noProgress) : noProgress,
+          signal: stop.signal,
+          ...(opts.logger ? { logger: opts.logger } : {}),
+        });
+        trained.push(run.name);
+        opts.onRun?.(run.name, trained.length, todo.length);
+      }
+    } catch (e) {
+      failures.push(e);
+      stop.abort(); // the other workers checkpoint and stop: the comparison stays resumable
+    } finally {
+      if (w === 0) firstUp(); // also when it failed or had nothing to do: nobody waits forever
+      await sidecar?.stop();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(n, todo.length) }, (_, w) => worker(w)));
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  const failure = failures.find((e) => !isGradpromError(e, 'INTERRUPTED')) ?? failures[0];
+  if (failure !== undefined) {
+    if (!isGradpromError(failure, 'INTERRUPTED')) throw failure;
+    throw new GradpromError(
+      'INTERRUPTED',
+      `interrupted: finished runs are kept and interrupted ones have checkpoints; continue with gradprom compare --resume ${dir}`,
+    );
+  }
+  if (opts.shard) return { dir, plan, trained, report: null };
+  return { dir, plan, trained, report: await reportCompare(dir) };
 }

@@ -75,6 +75,26 @@ export class RemoteSession {
     return Object.fromEntries(Object.entries(result).filter(([, v]) => v !== null)) as EvalMetrics;
   }
 
+  /** An evaluation with its per-image values (float32, image order), named like the metrics they average to. */
+  async evaluateImages(
+    split: 'val' | 'test',
+    limit: number | null,
+  ): Promise<{ metrics: EvalMetrics; images: Record<string, Float32Array> }> {
+    const reply = await this.sidecar.call('eval', { split, limit, per_image: true });
+    const { per_image: names, ...rest } = reply.result;
+    if (!Array.isArray(names)) throw new ProtocolError('eval.result.per_image', 'expected the names of the per-image tensors');
+    if (names.length !== reply.tensors.length)
+      throw new ProtocolError('eval.tensors', `${names.length} per-image names for ${reply.tensors.length} tensors`);
+    const images: Record<string, Float32Array> = {};
+    names.forEach((name, i) => {
+      const t = reply.tensors[i]!;
+      if (t.dtype !== 'float32') throw new ProtocolError(`eval.tensors[${i}]`, `per-image "${name}" is ${t.dtype}, expected float32`);
+      images[name] = t.data as Float32Array;
+    });
+    const metrics = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== null)) as EvalMetrics;
+    return { metrics, images };
+  }
+
   async enhance(images: Tensor<'float32'>): Promise<Tensor> {
     const reply = await this.sidecar.call('enhance', {}, [images]);
     return reply.tensors[0]!;

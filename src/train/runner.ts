@@ -1,12 +1,13 @@
 /** The training loop: train.grads → policy → train.apply, with evaluation, checkpoints and a run folder. */
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { DEFAULTS, loadConfig, type Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
 import { makePolicy, type Decision, type Policy } from '../policy/index.js';
-import { readRecords, writeRunReport, type RunSummary } from '../report/index.js';
+import { PER_IMAGE_FILE, perImageJson, readRecords, writeRunReport, type RunSummary } from '../report/index.js';
 import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { Logger } from '../sidecar/logger.js';
+import { ipDescent } from './descent.js';
 import { noProgress, type Progress } from './progress.js';
 import { removeStaleTemps, withRecovery } from './recover.js';
 import { RemoteSession } from './remote.js';
@@ -79,7 +80,9 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
     const recovery = { sidecar, config, paths, log, maxRestarts, signal: options.signal, logger: options.logger };
     await withRecovery(recovery, first, state, async (session) => {
       await trainLoop(session, config, policy, transport, paths, log, state, options);
-      const final = await session.evaluate('test', config.eval.limit);
+      // The per-image values go beside metrics.jsonl: comparisons bootstrap over test images from them.
+      const { metrics: final, images } = await session.evaluateImages('test', config.eval.limit);
+      writeAtomic(join(paths.dir, PER_IMAGE_FILE), perImageJson('test', state.step, images));
       log.append({ type: 'eval', step: state.step, split: 'test', ...final });
       await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: 0 });
     });
@@ -127,11 +130,13 @@ async function startState(
     return { step: loaded.step, skips: extra.skips ?? 0, consecutiveSkips: extra.consecutiveSkips ?? 0 };
   }
   if (options.startFrom) {
-    await session.load(options.startFrom);
+    const start = await session.load(options.startFrom);
+    const pre = (start.extra as { pretrain?: unknown } | null)?.pretrain; // a shared start carries its pre-training result
+    if (pre && typeof pre === 'object') log.append({ type: 'pretrain', ...pre });
   } else {
     const pre = await session.pretrain(config.vr.pretrain_steps);
     log.append({ type: 'pretrain', ...pre });
-    if (options.savePretrain) await session.save(options.savePretrain, {});
+    if (options.savePretrain) await session.save(options.savePretrain, { pretrain: pre });
   }
   log.append({ type: 'eval', step: 0, split: 'val', ...(await session.evaluate('val', config.eval.limit)) });
   return { step: 0, skips: 0, consecutiveSkips: 0 };
@@ -165,6 +170,7 @@ async function trainLoop(
       const t = decision.telemetry;
       const skipped = !g.finite || t.skipped;
       let lr = { lr_ip: 0, lr_vr: 0 };
+      let descent = {}; // the Lemma's descent property: cos(g_IP, g) planned, cos(−g_IP, Δθ) taken
       if (skipped) {
         await session.skip();
         state.skips++;
@@ -174,6 +180,7 @@ async function trainLoop(
         state.step = applied.step;
         state.consecutiveSkips = 0;
         lr = { lr_ip: applied.lr_ip, lr_vr: applied.lr_vr };
+        descent = { ip_descent: ipDescent(decision, g.gram, g.gIp), ip_descent_actual: applied.ip_descent_actual };
       }
       log.append({
         type: 'step',
@@ -187,6 +194,7 @@ async function trainLoop(
         vr_norm: t.vrNorm,
         lambda_eff: t.lambdaEff,
         ...lr,
+        ...descent,
         skipped,
         ...(skipped ? { reason: t.reason ?? 'loss or gradient not finite' } : {}),
         time_ms: performance.now() - t0,

@@ -1,7 +1,8 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeCompareReport, type RunSummary } from '../../src/report/index.js';
+import { descentStats, writeCompareReport, type PerImage, type RunSummary } from '../../src/report/index.js';
+import { signed } from '../../src/report/paired.js';
 
 /** A run summary with a final test evaluation; `acc` and `psnr` vary per test case. */
 function run(
@@ -11,14 +12,15 @@ function run(
   acc: number,
   psnr: number,
   task: 'classify' | 'segment' = 'classify',
+  lambdaMode = 'plain',
 ): RunSummary {
   const u = task === 'segment' ? 'dice' : 'acc';
   return {
-    name: `${policy}-l${lambda}-s${seed}`,
+    name: `${policy}-l${lambda}${lambdaMode === 'normalized' ? 'n' : ''}-s${seed}`,
     policy,
     usesVr: policy !== 'ip-only',
     lambda,
-    lambdaMode: 'plain',
+    lambdaMode,
     seed,
     steps: 1000,
     task,
@@ -46,7 +48,18 @@ function run(
     loggedSteps: 1000,
     resumedAt: [],
     pretrain: null,
+    descent: { planned: null, taken: null },
   };
+}
+
+/** Per-image PSNR values around `psnr` (an alternating ±spread pattern whose mean is exactly `psnr`). */
+function images(psnr: number, spread: number, n = 40): PerImage {
+  return { split: 'test', step: 1000, n, values: { psnr: Array.from({ length: n }, (_, i) => psnr + (i % 2 ? spread : -spread)) } };
+}
+
+/** Seeds 0..4 of gradprom and joint at λ 0.003; gradprom's fixed-VR accuracy minus joint's is `diffs[seed]`. */
+function fiveSeeds(diffs: number[], psnrDiff = 0.5): RunSummary[] {
+  return diffs.flatMap((d, s) => [run('gradprom', 0.003, s, 0.5 + d, 26 + psnrDiff + s * 0.1), run('joint', 0.003, s, 0.5, 26 + s * 0.1)]);
 }
 
 describe('writeCompareReport', () => {
@@ -58,15 +71,11 @@ describe('writeCompareReport', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('a clear difference over three seeds is stated, with mean ± std and per-seed rows', async () => {
-    const runs = [
-      run('gradprom', 0.003, 0, 0.6, 25.7),
-      run('gradprom', 0.003, 1, 0.61, 25.8),
-      run('gradprom', 0.003, 2, 0.62, 25.9),
-      run('ip-only', 0.003, 0, 0.5, 26.3),
-      run('ip-only', 0.003, 1, 0.51, 26.4),
-      run('ip-only', 0.003, 2, 0.52, 26.2),
-    ];
+  test('tables give mean ± std and per-seed rows; compare.json carries groups, pairs, fronts and summaries', async () => {
+    const runs = [0, 1, 2].flatMap((s) => [
+      run('gradprom', 0.003, s, 0.6 + s / 100, 25.7 + s / 10),
+      run('ip-only', 0.003, s, 0.5 + s / 100, 26.2 + s / 10),
+    ]);
     const r = await writeCompareReport(dir, runs);
     expect(r.groups.map((g) => [g.policy, g.n])).toEqual([
       ['ip-only', 3],
@@ -78,67 +87,117 @@ describe('writeCompareReport', () => {
     expect(md).toContain('| *degraded input* | – | 6 | 11.90 ± 0.00 | 0.1200 ± 0.0000 | 39.0 ± 0.0 |');
     expect(md).toContain('| *clean input* | – | 6 | – | – | 100.0 ± 0.0 |');
     for (const s of runs) expect(md).toContain(`| ${s.name} | \`${s.policy}\` | 0.003 | ${s.seed} |`);
-    expect(md).toContain('fixed-VR accuracy +10.0 points (61.0 vs 51.0; combined seed spread 1.4): `gradprom` higher');
-    expect(md).toContain('PSNR −0.50 dB (25.80 vs 26.30; combined seed spread 0.14): `ip-only` higher');
+    // Every seed's difference is exactly +10 points and −0.5 dB: zero spread, an interval of width zero.
+    expect(md).toContain(
+      'fixed-VR accuracy +10.0 points: `gradprom` higher (95 % CI over 3 seeds [+10.0, +10.0] (no per-image results: seed interval only)',
+    );
+    expect(md).toContain('PSNR −0.50 dB: `ip-only` higher');
     expect(md).toContain('standard error of ±1.6 points');
-    expect(md).toContain('about ±2.2 points');
-    expect(r.readings.find((x) => x.metric === 'fixed')?.verdict).toBe('a-higher');
+    expect(r.pairs.find((x) => x.metric === 'fixed')?.verdict).toBe('a-higher');
     const svg = await readFile(join(dir, 'tradeoff.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg).toContain('PSNR (dB)');
     const json = JSON.parse(await readFile(join(dir, 'compare.json'), 'utf8'));
     expect(json.groups).toHaveLength(2);
     expect(json.summaries).toHaveLength(6);
+    expect(json.pairs.find((p: { metric: string }) => p.metric === 'fixed').t.n).toBe(3);
+    expect(json.fronts.length).toBeGreaterThan(0);
   });
 
-  test('a single seed claims no ordering', async () => {
+  test('an interval holding zero states no ordering and names the interval', async () => {
+    const r = await writeCompareReport(dir, fiveSeeds([0.02, -0.01, 0.03, -0.02, 0.01]));
+    const fixed = r.pairs.find((x) => x.metric === 'fixed')!;
+    expect(fixed.verdict).toBe('no-difference');
+    expect(fixed.mean).toBeCloseTo(0.006, 12);
+    // mean 0.6 points, s = 2.07 points, t(0.975, 4) = 2.776: [−2.0, +3.2]
+    expect(fixed.text).toBe('fixed-VR accuracy +0.6 points: no difference shown, the interval is [−2.0, +3.2] (over 5 seeds)');
+    expect(r.markdown).not.toMatch(/`(gradprom|joint)` higher \(95 % CI over 5 seeds \[−2/);
+  });
+
+  test('one seed gives no interval and claims nothing', async () => {
     const r = await writeCompareReport(dir, [run('gradprom', 0.003, 0, 0.9, 20), run('joint', 0.003, 0, 0.1, 30)]);
-    expect(r.markdown).toContain('single seed: no ordering claimed');
+    expect(r.pairs.every((x) => x.verdict === 'too-few-seeds')).toBe(true);
+    expect(r.markdown).toContain('1 paired seed(s): no interval, no ordering claimed');
     expect(r.markdown).not.toMatch(/` higher/);
-    expect(r.readings.every((x) => x.verdict === 'single-seed')).toBe(true);
-    expect(r.markdown).toContain('| `gradprom` | 0.003 | 1 | 20.00 | 0.8000 | 90.0 |');
   });
 
-  test('a difference within the seed spread claims no ordering', async () => {
-    const r = await writeCompareReport(dir, [
-      run('gradprom', 0.003, 0, 0.5, 26),
-      run('gradprom', 0.003, 1, 0.6, 26.5),
-      run('joint', 0.003, 0, 0.52, 26.1),
-      run('joint', 0.003, 1, 0.56, 26.3),
-    ]);
-    expect(r.markdown).toContain('within the spread, no ordering claimed');
-    expect(r.readings.find((x) => x.metric === 'fixed')?.verdict).toBe('within-spread');
+  test('the bootstrap over test images must agree: seeds that agree on noisy images show no difference', async () => {
+    const runs = fiveSeeds([0.01, 0.011, 0.012, 0.009, 0.01], 0.05);
+    const perImage = new Map<string, PerImage>();
+    for (const s of runs) {
+      // Per image, gradprom's PSNR swings ±3 dB around its mean where joint's is flat: 40 images cannot pin +0.05 dB.
+      perImage.set(s.name, s.policy === 'gradprom' ? images(Number(s.final.psnr), 3) : images(Number(s.final.psnr), 0));
+    }
+    const r = await writeCompareReport(dir, runs, { perImage });
+    const psnr = r.pairs.find((x) => x.metric === 'psnr')!;
+    expect(psnr.t!.lo).toBeGreaterThan(0); // over seeds: always +0.05 dB
+    expect(psnr.bootstrap!.lo).toBeLessThan(0);
+    expect(psnr.bootstrap!.seeds).toBe(5);
+    expect(psnr.verdict).toBe('no-difference');
+    expect(psnr.text).toMatch(
+      /^PSNR \+0\.05 dB: no difference shown, the test-image interval is \[−0\.\d\d, \+0\.\d\d\] \(over 5 seeds \[\+0\.05, \+0\.05\]\)$/,
+    );
+    // The same runs give the same report: the bootstrap is seeded.
+    const again = await writeCompareReport(dir, runs, { perImage });
+    expect(again.pairs).toEqual(r.pairs);
+    // With quiet images, both intervals exclude zero and the ordering is stated.
+    for (const s of runs) perImage.set(s.name, images(Number(s.final.psnr), 0.01));
+    const quiet = await writeCompareReport(dir, runs, { perImage });
+    expect(quiet.pairs.find((x) => x.metric === 'psnr')!.verdict).toBe('a-higher');
   });
 
-  test('an ordering smaller than the test-set standard error says so', async () => {
-    const r = await writeCompareReport(dir, [
-      run('gradprom', 0.003, 0, 0.6, 26),
-      run('gradprom', 0.003, 1, 0.605, 26),
-      run('joint', 0.003, 0, 0.59, 26),
-      run('joint', 0.003, 1, 0.595, 26),
-    ]);
-    const fixed = r.readings.find((x) => x.metric === 'fixed');
-    expect(fixed?.verdict).toBe('a-higher');
-    expect(fixed?.text).toContain('but smaller than the test-set standard error of a difference, ±2.2 points');
+  test('fronts over λ: a policy better in both coordinates at every λ dominates; a trade-off dominates neither way', async () => {
+    const runs: RunSummary[] = [];
+    for (let s = 0; s < 3; s++) {
+      const j = s / 1000; // a small, shared seed effect
+      runs.push(run('ip-only', 0, s, 0.5 + j, 26.4 + j));
+      for (const [lam, dPsnr, dAcc] of [
+        [0.001, -0.1, 0.02],
+        [0.01, -0.6, 0.06],
+      ] as const) {
+        runs.push(run('joint', lam, s, 0.5 + dAcc + j, 26.4 + dPsnr + j));
+        runs.push(run('gradprom', lam, s, 0.5 + dAcc + 0.01 + j, 26.4 + dPsnr + 0.05 + j + s / 10000));
+      }
+    }
+    const r = await writeCompareReport(dir, runs);
+    const gj = r.fronts.find((f) => f.a === 'gradprom' && f.b === 'joint' && f.reader === 'fixed')!;
+    expect(gj.verdict).toBe('a-dominates');
+    expect(gj.text).toContain('the `gradprom` front dominates beyond the intervals (`gradprom` dominates 2 of 2 `joint` point(s)');
+    const ji = r.fronts.find((f) => f.a === 'joint' && f.b === 'ip-only' && f.reader === 'fixed')!;
+    expect(ji.verdict).toBe('neither'); // more accuracy, less PSNR: a trade-off, not a domination
+    expect(r.markdown).toContain('## Trade-off fronts');
+    expect(await readFile(join(dir, 'tradeoff.svg'), 'utf8')).toContain('ip-only');
   });
 
-  test('pairs only at the same λ, and a λ sweep gives one group per λ', async () => {
-    const r = await writeCompareReport(dir, [
-      run('gradprom', 0.001, 0, 0.5, 26),
-      run('gradprom', 0.01, 0, 0.6, 25),
-      run('joint', 0.001, 0, 0.5, 26),
-      run('joint', 0.01, 0, 0.55, 25.2),
-      run('ip-only', 0, 0, 0.5, 26.4),
-    ]);
-    expect(r.groups.map((g) => `${g.policy}@${g.lambda}`)).toEqual([
-      'ip-only@0',
-      'joint@0.001',
-      'joint@0.01',
-      'gradprom@0.001',
-      'gradprom@0.01',
-    ]);
-    const pairs = new Set(r.readings.map((x) => `${x.a}/${x.b}@${x.lambda}`));
-    expect([...pairs].sort()).toEqual(['gradprom/ip-only@0.001', 'gradprom/ip-only@0.01', 'gradprom/joint@0.001', 'gradprom/joint@0.01']);
+  test('the descent table pools negative steps over seeds', async () => {
+    const a = run('joint', 0.003, 0, 0.5, 26);
+    const b = run('joint', 0.003, 1, 0.5, 26);
+    a.descent = { planned: descentStats([0.5, -0.2, 0.9, 0.1]), taken: descentStats([0.4, -0.1, -0.3, 0.2]) };
+    b.descent = { planned: descentStats([0.5, 0.2, 0.9, 0.1]), taken: descentStats([0.4, 0.1, 0.3, 0.2]) };
+    const r = await writeCompareReport(dir, [a, b]);
+    expect(r.groups[0]!.descent.planned!.negative).toBe(1);
+    expect(r.markdown).toContain('| `joint` | 0.003 | 2 | 1 of 8 (12.50%) |');
+    expect(r.markdown).toContain('| 2 of 8 (25.00%) |');
+    expect(await readFile(join(dir, 'descent.svg'), 'utf8')).toContain('<svg');
+  });
+
+  test('segment comparisons read Dice; missing runs are listed', async () => {
+    const r = await writeCompareReport(
+      dir,
+      [
+        run('gradprom', 0.003, 0, 0.8, 25, 'segment'),
+        run('gradprom', 0.003, 1, 0.82, 25.1, 'segment'),
+        run('ip-only', 0.003, 0, 0.7, 26, 'segment'),
+        run('ip-only', 0.003, 1, 0.71, 26.1, 'segment'),
+      ],
+      { missing: ['joint-l0.003-s0'] },
+    );
+    expect(r.groups[1]?.fixedEnhanced.mean).toBeCloseTo(0.81, 12);
+    expect(r.markdown).toContain('Fixed VR, enhanced (Dice %)');
+    expect(r.markdown).toContain('fixed-VR Dice +10.5 points');
+    expect(r.markdown).not.toContain('standard error');
+    expect(r.markdown).toContain('**Incomplete: 1 planned run(s) not finished**: `joint-l0.003-s0`');
+    expect(r.missing).toEqual(['joint-l0.003-s0']);
   });
 
   test("a user's baseline that declares usesVr: false is paired like ip-only: second of a pair, its one group serving every λ", async () => {
@@ -149,20 +208,18 @@ describe('writeCompareReport', () => {
       baseline(0),
       baseline(1),
     ]);
-    const pairs = new Set(r.readings.map((x) => `${x.a}/${x.b}@${x.lambda}`));
+    const pairs = new Set(r.pairs.map((x) => `${x.a}/${x.b}@${x.lambda}`));
     expect([...pairs].sort()).toEqual(['gradprom/plain-denoiser@0.001', 'gradprom/plain-denoiser@0.01']);
+    expect(r.markdown).toContain('(plain-denoiser has no λ)');
   });
+});
 
-  test('segment comparisons read Dice', async () => {
-    const r = await writeCompareReport(dir, [
-      run('gradprom', 0.003, 0, 0.8, 25, 'segment'),
-      run('gradprom', 0.003, 1, 0.82, 25.1, 'segment'),
-      run('ip-only', 0.003, 0, 0.7, 26, 'segment'),
-      run('ip-only', 0.003, 1, 0.71, 26.1, 'segment'),
-    ]);
-    expect(r.groups[1]?.fixedEnhanced.mean).toBeCloseTo(0.81, 12);
-    expect(r.markdown).toContain('Fixed VR, enhanced (Dice %)');
-    expect(r.markdown).toContain('fixed-VR Dice +10.5 points');
-    expect(r.markdown).not.toContain('standard error');
+describe('signed', () => {
+  test('explicit signs, and a tiny nonzero difference in exponent form rather than a bare 0', () => {
+    expect(signed(0.5, 2)).toBe('+0.50');
+    expect(signed(-0.5, 2)).toBe('−0.50');
+    expect(signed(0, 1)).toBe('0.0');
+    expect(signed(9.5e-6, 4)).toBe('+9.5e-6');
+    expect(signed(-3e-9, 2)).toBe('−3.0e-9');
   });
 });

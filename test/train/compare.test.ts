@@ -1,30 +1,216 @@
-/** The comparison plan and run names: a policy that never uses g_VR (ip-only) runs once per seed and has no λ in its name. */
-import { comparePlan, defaultRunName, parseConfig, type Config } from 'gradprom';
+/**
+ * `gradprom compare` as a sweep that survives crashes and spreads out (child processes running the built CLI):
+ * SIGKILL then --resume, Ctrl-C then --resume, two shards then --report, and --parallel 2, each ending with the
+ * compare.json of one uninterrupted sweep; a resume with another plan is refused, naming the difference.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { root } from '../helpers.js';
 
-function config(over: Record<string, unknown> = {}): Config {
-  const r = parseConfig(over);
-  if (!r.ok) throw new Error(JSON.stringify(r.issues));
-  return r.config;
+const bin = join(root, 'bin', 'gradprom.js');
+/** Integration sweeps take seconds each on an idle 2-core machine, far more under load. */
+const LONG = 600_000;
+const PLAN = ['--policies', 'ip-only,joint,gradprom', '--seeds', '2', '--quiet'];
+/** One thread per sidecar everywhere: runs repeat bit for bit only at the same thread count. */
+const ONE_THREAD = { ...process.env, OMP_NUM_THREADS: '1' };
+
+let dir: string;
+let yaml: string;
+let children: ChildProcess[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gradprom-sweep-'));
+  yaml = join(dir, 'tiny.yaml');
+  writeFileSync(
+    yaml,
+    [
+      'device: cpu',
+      'data: {counts: {train: 64, val: 16, test: 32}}',
+      'ip: {channels: 8, blocks: 1}',
+      'vr: {pretrain_steps: 5}',
+      'train: {steps: 24, batch_size: 8, eval_every: 5, checkpoint_every: 5}',
+      'eval: {limit: 32}',
+      'policy: {lambda: 0.5}',
+      '',
+    ].join('\n'),
+  );
+});
+afterEach(() => {
+  for (const c of children) if (c.pid && c.exitCode === null && c.signalCode === null) process.kill(c.pid, 'SIGKILL');
+  children = [];
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function gradprom(args: string[], env: NodeJS.ProcessEnv = ONE_THREAD) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env, timeout: LONG });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-describe('comparePlan', () => {
-  it('runs every λ of a policy that uses g_VR, and ip-only once per seed', () => {
-    const plan = comparePlan(config({ seed: 3 }), { policies: ['ip-only', 'gradprom'], lambdas: [0.001, 0.01], seeds: 2 });
-    expect(plan.map((r) => `${r.policy}@${r.lambda}/s${r.seed}`)).toEqual([
-      'ip-only@0.001/s3',
-      'gradprom@0.001/s3',
-      'gradprom@0.01/s3',
-      'ip-only@0.001/s4',
-      'gradprom@0.001/s4',
-      'gradprom@0.01/s4',
-    ]);
-  });
-});
+function background(args: string[], env: NodeJS.ProcessEnv = ONE_THREAD): { child: ChildProcess; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  return { child, exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
+}
 
-describe('defaultRunName', () => {
-  it('names policy, λ (n: normalized) and seed; no λ for ip-only', () => {
-    expect(defaultRunName(config({ policy: { name: 'gradprom', lambda: 0.003 }, seed: 1 }))).toBe('gradprom-l0.003-s1');
-    expect(defaultRunName(config({ policy: { name: 'joint', lambda: 0.5, lambda_mode: 'normalized' } }))).toBe('joint-l0.5n-s0');
-    expect(defaultRunName(config({ policy: { name: 'ip-only', lambda: 0.5 } }))).toBe('ip-only-s0');
+/** compare.json without what differs between two identical sweeps: wall-clock times and where runs resumed. */
+function comparable(folder: string): unknown {
+  const json = JSON.parse(readFileSync(join(folder, 'compare.json'), 'utf8')) as { summaries: Array<Record<string, unknown>> };
+  for (const s of json.summaries) {
+    delete s.wallSeconds;
+    delete s.stepMsMedian;
+    delete s.resumedAt;
+  }
+  return json;
+}
+
+const runsOf = (folder: string) => (existsSync(join(folder, 'runs')) ? readdirSync(join(folder, 'runs')) : []);
+const finished = (folder: string) => runsOf(folder).filter((r) => existsSync(join(folder, 'runs', r, 'summary.json')));
+const stepsLogged = (runDir: string) => {
+  try {
+    return (readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').match(/"type":"step"/g) ?? []).length;
+  } catch {
+    return 0;
+  }
+};
+
+/** Poll every 20 ms until `cond` gives a value, or `ms` passes. */
+async function until<T>(cond: () => T | null, ms: number): Promise<T | null> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = cond();
+    if (v !== null) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return null;
+}
+
+/** Wait until one run has finished and another has logged more than a checkpoint's worth of steps; its name. */
+function midSweep(folder: string): Promise<string | null> {
+  return until(() => {
+    if (finished(folder).length < 1) return null;
+    return runsOf(folder).find((r) => !finished(folder).includes(r) && stepsLogged(join(folder, 'runs', r)) >= 7) ?? null;
+  }, LONG);
+}
+
+describe('compare sweeps', () => {
+  let reference: unknown;
+
+  beforeAll(() => {
+    const r = gradprom(['compare', '--config', yaml, ...PLAN, '--out', join(dir, 'ref')]);
+    if (r.code !== 0) throw new Error(`reference sweep failed: ${r.stderr}`);
+    reference = comparable(join(dir, 'ref'));
+  }, LONG);
+
+  it(
+    'SIGKILL of the Node process mid-sweep, then --resume: finished runs kept, the interrupted one resumed, the same compare.json',
+    async () => {
+      const out = join(dir, 'killed');
+      const { child, exit } = background(['compare', '--config', yaml, ...PLAN, '--out', out]);
+      const cut = await midSweep(out);
+      expect(cut).not.toBeNull();
+      child.kill('SIGKILL');
+      await exit;
+      const kept = Object.fromEntries(finished(out).map((r) => [r, readFileSync(join(out, 'runs', r, 'metrics.jsonl'), 'utf8')]));
+      expect(Object.keys(kept).length).toBeGreaterThanOrEqual(1);
+      expect(existsSync(join(out, 'runs', cut!, 'summary.json'))).toBe(false);
+
+      const r = gradprom(['compare', '--resume', out, '--quiet']);
+      expect(r.code).toBe(0);
+      expect(comparable(out)).toEqual(reference);
+      for (const [run, text] of Object.entries(kept)) expect(readFileSync(join(out, 'runs', run, 'metrics.jsonl'), 'utf8')).toBe(text);
+      expect(readFileSync(join(out, 'runs', cut!, 'metrics.jsonl'), 'utf8')).toMatch(/"type":"resume","step":(5|10|15|20)\b/);
+    },
+    LONG,
+  );
+
+  it(
+    '--parallel 2 (a thread per sidecar) gives the compare.json of --parallel 1, across a Ctrl-C (checkpoint, exit 130) and --resume',
+    async () => {
+      const out = join(dir, 'interrupted');
+      // Two threads split over two sidecars: one each, as in the reference.
+      const twoThreads = { ...process.env, OMP_NUM_THREADS: '2' };
+      const { child, exit } = background(['compare', '--config', yaml, ...PLAN, '--out', out, '--parallel', '2'], twoThreads);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      expect(await midSweep(out)).not.toBeNull();
+      child.kill('SIGINT');
+      expect(await exit).toBe(130);
+      expect(stderr).toMatch(/--resume/);
+      const r = gradprom(['compare', '--resume', out, '--parallel', '2', '--quiet'], twoThreads);
+      expect(r.code).toBe(0);
+      expect(comparable(out)).toEqual(reference);
+    },
+    LONG,
+  );
+
+  it(
+    'two shards at once into one folder, then --report: the same compare.json as one unsharded sweep',
+    async () => {
+      const out = join(dir, 'sharded');
+      const shards = [0, 1].map((i) => background(['compare', '--config', yaml, ...PLAN, '--out', out, '--shard', `${i}/2`]));
+      expect(await Promise.all(shards.map((s) => s.exit))).toEqual([0, 0]);
+      expect(existsSync(join(out, 'compare.json'))).toBe(false); // shards train; the report is its own step
+      const r = gradprom(['compare', '--report', out, '--json']);
+      expect(r.code).toBe(0);
+      expect((JSON.parse(r.stdout) as { missing: string[] }).missing).toEqual([]);
+      expect(comparable(out)).toEqual(reference);
+    },
+    LONG,
+  );
+
+  it('--report lists the runs that have not finished', () => {
+    const out = join(dir, 'partial');
+    cpSync(join(dir, 'ref'), out, { recursive: true });
+    rmSync(join(out, 'runs', 'joint-l0.5-s1', 'summary.json'));
+    const r = gradprom(['compare', '--report', out, '--quiet']);
+    expect(r.code).toBe(0);
+    const md = readFileSync(join(out, 'compare.md'), 'utf8');
+    expect(md).toContain('**Incomplete: 1 planned run(s) not finished**: `joint-l0.5-s1`');
+    expect(md).toContain('# Comparison of 5 runs');
+  });
+
+  it('a resume with another plan or config is refused before any work, naming the difference', () => {
+    const ref = join(dir, 'ref');
+    const before = readFileSync(join(ref, 'compare.json'), 'utf8');
+    const seeds = gradprom(['compare', '--resume', ref, '--config', yaml, '--policies', 'ip-only,joint,gradprom', '--seeds', '3']);
+    expect(seeds.code).toBe(2);
+    expect(seeds.stderr).toContain('seeds: 0,1 there, 0,1,2 now');
+    const steps = gradprom(['compare', '--resume', ref, '--config', yaml, '--seeds', '2', '--set', 'train.steps=25']);
+    expect(steps.code).toBe(2);
+    expect(steps.stderr).toContain('config train.steps: 24 there, 25 now');
+    expect(readFileSync(join(ref, 'compare.json'), 'utf8')).toBe(before);
+    const again = gradprom(['compare', '--config', yaml, ...PLAN, '--out', ref]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`continue it with --resume ${ref}`);
+  });
+
+  it('a folder without a comparison, a damaged plan, or no finished run yet is named (exit 1)', () => {
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    const none = gradprom(['compare', '--resume', empty]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`${empty} holds no comparison (no plan.json)`);
+    const fresh = join(dir, 'fresh');
+    mkdirSync(fresh);
+    for (const f of ['plan.json', 'config.json']) cpSync(join(dir, 'ref', f), join(fresh, f));
+    const unfinished = gradprom(['compare', '--report', fresh]);
+    expect(unfinished.code).toBe(1);
+    expect(unfinished.stderr).toContain(`${fresh}: none of the 6 planned runs has finished yet`);
+    writeFileSync(join(fresh, 'plan.json'), '{"format": "gradprom-compare-plan", "version": 1, "policies": ["magic"]}');
+    const damaged = gradprom(['compare', '--report', fresh]);
+    expect(damaged.code).toBe(1);
+    expect(damaged.stderr).toContain(`${join(fresh, 'plan.json')}: policies.0: Invalid option`);
+  });
+
+  it('bad --parallel, --shard and flag combinations are usage errors', () => {
+    expect(gradprom(['compare', '--parallel', '0']).code).toBe(2);
+    const shard = gradprom(['compare', '--shard', '2/2']);
+    expect(shard.code).toBe(2);
+    expect(shard.stderr).toContain('0 <= i < n');
+    expect(gradprom(['compare', '--report', join(dir, 'ref'), '--shard', '0/2']).code).toBe(2);
+    expect(gradprom(['compare', '--resume', join(dir, 'ref'), '--force']).code).toBe(2);
+    expect(gradprom(['compare', '--lambdas', '0.1,x']).stderr).toContain('"x" is not a non-negative number');
   });
 });

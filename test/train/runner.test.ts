@@ -59,6 +59,8 @@ interface Line {
   gate_rate?: number;
   lambda_eff?: number;
   skipped?: boolean;
+  ip_descent?: number;
+  ip_descent_actual?: number;
 }
 
 function lines(file: string): Line[] {
@@ -120,6 +122,13 @@ describe('runExperiment', () => {
       else expect(ts.some((l) => l.gate_rate! > 0 && l.gate_rate! < 1)).toBe(true);
       // ... and normalized λ really follows the gradient norms.
       if (mode === 'normalized') expect(new Set(ts.map((l) => l.lambda_eff)).size).toBeGreaterThan(1);
+      // The descent telemetry: the planned cosine from the same Gram and weights, the taken one from the same steps.
+      ts.forEach((l, i) => {
+        expect(l.ip_descent).toBeCloseTo(ref[i]!.ip_descent!, 9);
+        expect(l.ip_descent_actual).toBeCloseTo(ref[i]!.ip_descent_actual!, 4);
+      });
+      expect(ts.some((l) => l.ip_descent! < 0.999)).toBe(true); // the VR term moved the update off g_IP on some steps
+      expect(JSON.parse(readFileSync(join(runDir, 'per-image.json'), 'utf8')).n).toBe(32);
     },
     LONG,
   );

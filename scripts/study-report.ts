@@ -1,0 +1,281 @@
+/**
+ * docs/STUDY.md from the study's comparisons: per regime the fronts, the paired intervals, the gate-open rate and
+ * the descent rates, and sentences that state only what those statistics support.
+ */
+import { cpus, totalmem } from 'node:os';
+import { relative } from 'node:path';
+import type { Config } from '../src/config/index.js';
+import type { FrontComparison, GroupSummary, PairedDifference, RunSummary } from '../src/report/index.js';
+import { packageRoot } from '../src/sidecar/python.js';
+import type { Study } from './study.js';
+
+/** A regime's comparison as compare.json holds it. */
+export interface RegimeResult {
+  name: string;
+  title: string;
+  /** The config file, in configs/study/. */
+  file: string;
+  config: Config;
+  dir: string;
+  compare: { groups: GroupSummary[]; pairs: PairedDifference[]; fronts: FrontComparison[]; missing: string[]; summaries: RunSummary[] };
+  wallSeconds: number | null;
+}
+
+/** Where and how the study ran. */
+export interface StudyMeta {
+  command: string;
+  started: Date;
+  wallSeconds: number;
+  loadStart: number[];
+  loadEnd: number[];
+  busyStart: number | null;
+  busyEnd: number | null;
+  parallel: number;
+  seeds: number;
+  quick: boolean;
+  torch: string;
+  python: string;
+  device: string;
+}
+
+const METRICS = [
+  ['psnr', 'PSNR', ' dB', 1, 2],
+  ['fixed', 'fixed-VR', ' points', 100, 1],
+  ['cotrained', 'co-trained-VR', ' points', 100, 1],
+] as const;
+
+const num = (x: number | null | undefined, d: number) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '–');
+const sgn = (x: number, d: number) => (x > 0 && Number(x.toFixed(d)) !== 0 ? `+${x.toFixed(d)}` : x.toFixed(d).replace('-', '−'));
+const pct = (x: number | null | undefined, d = 1) => (typeof x === 'number' && Number.isFinite(x) ? `${(x * 100).toFixed(d)} %` : '–');
+const lam = (p: { lambda: number; lambdaMode: string }) => `${p.lambda}${p.lambdaMode === 'normalized' ? ' (normalized)' : ''}`;
+const rec = (task: string) => (task === 'segment' ? 'Dice' : 'accuracy');
+
+/** One paired-difference cell: mean [seed interval] · [image interval], bold when an ordering is shown. */
+function cell(p: PairedDifference | undefined, scale: number, digits: number): string {
+  if (!p || p.mean === null) return '–';
+  const iv = (i: { lo: number; hi: number } | null) => (i ? `[${sgn(i.lo * scale, digits)}, ${sgn(i.hi * scale, digits)}]` : '–');
+  const text = `${sgn(p.mean * scale, digits)} ${iv(p.t)} · ${iv(p.bootstrap)}`;
+  return p.verdict === 'a-higher' || p.verdict === 'b-higher' ? `**${text}**` : text;
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
+}
+
+/** The pairs of `a` − `b` in a regime, by λ setting. */
+function pairsOf(r: RegimeResult, a: string, b: string): Map<string, PairedDifference[]> {
+  const out = new Map<string, PairedDifference[]>();
+  for (const p of r.compare.pairs.filter((x) => x.a === a && x.b === b)) out.set(lam(p), [...(out.get(lam(p)) ?? []), p]);
+  return out;
+}
+
+/** "PSNR: gradprom higher at 0.003, 0.01; no difference shown at 0.001" for one pair over the λ settings. */
+function pairSummary(r: RegimeResult, a: string, b: string): string {
+  const byLam = pairsOf(r, a, b);
+  if (byLam.size === 0) return `no \`${a}\` − \`${b}\` pair`;
+  const parts: string[] = [];
+  for (const [metric, label] of METRICS) {
+    const higher = { a: [] as string[], b: [] as string[], none: [] as string[] };
+    for (const [l, ps] of byLam) {
+      const p = ps.find((x) => x.metric === metric);
+      if (!p) continue;
+      (p.verdict === 'a-higher' ? higher.a : p.verdict === 'b-higher' ? higher.b : higher.none).push(l);
+    }
+    const bits = [
+      higher.a.length ? `\`${a}\` higher at λ ${higher.a.join(', ')}` : '',
+      higher.b.length ? `\`${b}\` higher at λ ${higher.b.join(', ')}` : '',
+      higher.none.length ? `no difference shown at ${higher.none.length === byLam.size ? 'any λ' : `λ ${higher.none.join(', ')}`}` : '',
+    ].filter(Boolean);
+    const name = metric === 'psnr' ? label : `${label} ${rec(r.config.vr.task)}`;
+    parts.push(`${name}: ${bits.join('; ')}`);
+  }
+  return parts.join('. ');
+}
+
+/** The widest interval bound among no-difference pairs of a − b: how large a difference the data leaves open. */
+function openBound(r: RegimeResult, a: string, b: string, metric: string, scale: number): number | null {
+  const ps = r.compare.pairs.filter((p) => p.a === a && p.b === b && p.metric === metric && p.verdict === 'no-difference' && p.t);
+  return ps.length ? Math.max(...ps.map((p) => Math.max(Math.abs(p.t!.lo), Math.abs(p.t!.hi)) * scale)) : null;
+}
+
+/** Pooled descent counts of a policy over its groups: planned and taken negative steps. */
+function descentOf(r: RegimeResult, policy: string): { planned: [number, number]; taken: [number, number] } {
+  const acc = { planned: [0, 0] as [number, number], taken: [0, 0] as [number, number] };
+  for (const g of r.compare.groups.filter((x) => x.policy === policy)) {
+    for (const k of ['planned', 'taken'] as const) {
+      const d = g.descent[k];
+      if (d) acc[k] = [acc[k][0] + d.negative, acc[k][1] + d.steps];
+    }
+  }
+  return acc;
+}
+
+const share = ([k, n]: [number, number]) => (n ? `${k} of ${n} steps (${((100 * k) / n).toFixed(2)} %)` : 'not recorded');
+
+/** What the data shows and does not, in sentences built from the verdicts. */
+function findings(r: RegimeResult): string[] {
+  const fronts = r.compare.fronts.filter((f) => f.reader === 'fixed');
+  const gates = r.compare.groups.filter((g) => g.policy === 'gradprom').map((g) => `${pct(g.gateOpenRate.mean, 0)} at λ ${lam(g)}`);
+  const out = [
+    '**What the data shows.**',
+    '',
+    `- \`gradprom\` − \`joint\`: ${pairSummary(r, 'gradprom', 'joint')}.`,
+    `- \`gradprom\` − \`ip-only\`: ${pairSummary(r, 'gradprom', 'ip-only')}.`,
+    `- \`joint\` − \`ip-only\`: ${pairSummary(r, 'joint', 'ip-only')}.`,
+    ...fronts.map((f) => `- Fronts (fixed VR): ${f.text}.`),
+    `- Gate open (gradprom, mean over seeds): ${gates.join(', ') || '–'}.`,
+    `- Descent, planned (the merged gradient against g_IP): \`gradprom\` ${share(descentOf(r, 'gradprom').planned)}, \`joint\` ${share(descentOf(r, 'joint').planned)}.`,
+    `- Descent, taken (the optimizer's step against −g_IP): \`gradprom\` ${share(descentOf(r, 'gradprom').taken)}, \`joint\` ${share(descentOf(r, 'joint').taken)}, \`ip-only\` ${share(descentOf(r, 'ip-only').taken)}.`,
+    '',
+    '**What it does not show.**',
+    '',
+  ];
+  const open = METRICS.map(([m, label, unit, scale, d]) => {
+    const b = openBound(r, 'gradprom', 'joint', m, scale);
+    return b === null ? null : `${label === 'PSNR' ? 'PSNR' : `${label} ${rec(r.config.vr.task)}`} up to ${b.toFixed(d)}${unit}`;
+  }).filter(Boolean);
+  if (open.length) {
+    out.push(
+      `- Where no difference is shown, the policies are not shown equal: between \`gradprom\` and \`joint\` the intervals leave open differences of ${open.join(', ')}.`,
+    );
+  }
+  out.push(
+    `- Anything beyond this setting: ${r.config.data.size}×${r.config.data.size} synthetic images, ${r.config.train.steps} IP steps, one data set and one test set (data seed ${r.config.data.seed}); the seed interval covers training randomness and the image interval test-set sampling, neither covers other data, sizes, networks or training lengths.`,
+  );
+  if (r.compare.missing.length) out.push(`- The ${r.compare.missing.length} runs that did not finish: ${r.compare.missing.join(', ')}.`);
+  return out;
+}
+
+/** One regime's section. */
+function regimeSection(i: number, r: RegimeResult): string[] {
+  const c = r.config;
+  const g0 = r.compare.groups;
+  const o = c.train.ip_optim;
+  const task = c.vr.task;
+  const rows = g0.map((g) => [
+    `\`${g.policy}\``,
+    g.policy === 'ip-only' ? '–' : lam(g),
+    `${g.n}`,
+    `${num(g.psnr.mean, 2)} ± ${num(g.psnr.std, 2)}`,
+    `${num((g.fixedEnhanced.mean ?? NaN) * 100, 1)} ± ${num((g.fixedEnhanced.std ?? NaN) * 100, 1)}`,
+    `${num((g.cotrainedEnhanced.mean ?? NaN) * 100, 1)} ± ${num((g.cotrainedEnhanced.std ?? NaN) * 100, 1)}`,
+    pct(g.gateOpenRate.mean),
+    g.descent.planned ? pct(g.descent.planned.negativeRate, 2) : '–',
+    g.descent.taken ? pct(g.descent.taken.negativeRate, 2) : '–',
+  ]);
+  const pairRows: string[][] = [];
+  for (const [a, b] of [
+    ['gradprom', 'joint'],
+    ['gradprom', 'ip-only'],
+    ['joint', 'ip-only'],
+  ] as const) {
+    for (const [l, ps] of pairsOf(r, a, b)) {
+      pairRows.push([
+        `\`${a}\` − \`${b}\``,
+        l,
+        ...METRICS.map(([m, , , s, d]) =>
+          cell(
+            ps.find((p) => p.metric === m),
+            s,
+            d,
+          ),
+        ),
+      ]);
+    }
+  }
+  const where = relative(packageRoot, r.dir);
+  return [
+    `## ${i + 1}. ${r.title}`,
+    '',
+    `Config \`configs/study/${r.file}\`; comparison in \`${where}/\` ([compare.md](../${where}/compare.md)). ` +
+      `${c.degradation.map((d) => d.kind).join(' + ')}; IP ${c.ip.arch} (×${c.ip.scale}), VR ${c.vr.arch} (${task}, ${c.vr.mode}); ${c.train.steps} steps, batch ${c.train.batch_size}; ` +
+      `IP optimiser ${o.name} (lr ${o.lr}, momentum ${o.momentum}); ${r.compare.summaries[0]?.final.n ?? '?'} test images; wall time ${r.wallSeconds === null ? '–' : `${(r.wallSeconds / 60).toFixed(1)} min`}.`,
+    '',
+    `Means ± std over seeds (recognition: ${rec(task)} in %; descent: share of steps with a negative cosine, all seeds pooled):`,
+    '',
+    ...table(['Policy', 'λ', 'seeds', 'PSNR (dB)', `fixed VR (%)`, `co-trained VR (%)`, 'gate open', 'planned < 0', 'taken < 0'], rows),
+    '',
+    'Paired differences, first − second: mean [95 % interval over seeds] · [95 % interval over test images]; **bold**: both intervals exclude zero (an ordering is shown).',
+    '',
+    ...table(['Pair', 'λ', 'Δ PSNR (dB)', `Δ fixed VR (points)`, `Δ co-trained VR (points)`], pairRows),
+    '',
+    `![Trade-off fronts](../${where}/tradeoff.svg)`,
+    '',
+    ...findings(r),
+    '',
+  ];
+}
+
+/** The optimiser factor: the same regime under two IP optimisers, side by side. */
+function factorSection(study: Study, results: readonly RegimeResult[]): string[] {
+  const rs = study.factor.regimes.map((n) => results.find((r) => r.name === n)).filter((r): r is RegimeResult => r !== undefined);
+  if (rs.length !== 2) return [];
+  const rows = rs.flatMap((r) =>
+    [...pairsOf(r, 'gradprom', 'joint')].map(([l, ps]) => [
+      `${r.config.train.ip_optim.name}`,
+      l,
+      cell(
+        ps.find((p) => p.metric === 'psnr'),
+        1,
+        2,
+      ),
+      share(descentOf(r, 'gradprom').taken),
+      share(descentOf(r, 'joint').taken),
+      share(descentOf(r, 'ip-only').taken),
+    ]),
+  );
+  return [
+    `## ${study.factor.title}`,
+    '',
+    'The Lemma argues about plain gradient steps; Adam preconditions them and carries momentum. If Adam turned gradprom’s updates uphill for IP often enough to cost it PSNR, the *taken* descent cosine would be negative on many of its steps under Adam and on few under SGD. The numbers, per optimiser (gradprom − joint PSNR with its intervals, bold when shown; taken-negative shares pooled over λ and seeds):',
+    '',
+    ...table(['IP optimiser', 'λ', 'Δ PSNR gradprom − joint (dB)', 'gradprom taken < 0', 'joint taken < 0', 'ip-only taken < 0'], rows),
+    '',
+  ];
+}
+
+/** The fixed-VR front comparison of gradprom against joint. */
+function gradpromJointFronts(r: RegimeResult): FrontComparison[] {
+  return r.compare.fronts.filter((f) => f.reader === 'fixed' && f.a === 'gradprom' && f.b === 'joint');
+}
+
+/** The whole document. */
+export function studyMarkdown(study: Study, results: readonly RegimeResult[], meta: StudyMeta): string {
+  const busy = Math.max(meta.busyStart ?? 0, meta.busyEnd ?? 0);
+  const lines = [
+    '# What GradProm does at this scale',
+    '',
+    `Generated by \`${meta.command}\` from the comparisons it ran (configs in \`configs/study/\`); every sentence below is built from the statistics of those runs. ${meta.quick ? '**Quick mode: tiny sizes to check the script; these numbers mean nothing.**' : ''}`,
+    '',
+    '## How it ran',
+    '',
+    `- Date ${meta.started.toISOString()}; ${meta.wallSeconds > 0 ? `${(meta.wallSeconds / 60).toFixed(1)} min of comparisons` : 'wall time not recorded'}; ${meta.parallel} runs at once, ${meta.seeds} seeds per setting.`,
+    `- Machine: ${cpus().length} cores, ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; device ${meta.device}; torch ${meta.torch}, Python ${meta.python}, Node ${process.version}.`,
+    `- Load average at start ${meta.loadStart.map((x) => x.toFixed(2)).join(' / ')}, at end ${meta.loadEnd.map((x) => x.toFixed(2)).join(' / ')}; CPU busy with other work before ${pct(meta.busyStart, 0)}, after ${pct(meta.busyEnd, 0)}${busy > 0.25 ? ' (**the machine was shared**: wall times are longer than on an idle one; the results themselves do not depend on it)' : ''}.`,
+    `- What was cut to fit: ${study.cut}`,
+    '',
+    '## The rule',
+    '',
+    'Runs of one seed share their start, so differences are paired by seed. For each pair of policies and each metric there are two 95 % intervals: Student t over the per-seed differences (training randomness) and a seeded percentile bootstrap over test images (which images were drawn). An ordering is stated only when both intervals exclude zero on the same side; otherwise the text says no difference was shown and the intervals say how large one could be. Fronts: a point dominates another when it is higher in PSNR or recognition by that rule and lower in neither; a front dominates another when every point of the other is dominated.',
+    '',
+    '## Verdict per regime',
+    '',
+    ...results.map(
+      (r, i) =>
+        `${i + 1}. **${r.title}.** \`gradprom\` − \`joint\`: ${pairSummary(r, 'gradprom', 'joint')}. ${gradpromJointFronts(r)
+          .map(
+            (f) =>
+              `Fronts (fixed VR): ${f.verdict === 'neither' ? 'neither dominates' : `the ${f.verdict === 'a-dominates' ? f.a : f.b} front dominates`}.`,
+          )
+          .join(' ')}`,
+    ),
+    '',
+    ...results.flatMap((r, i) => regimeSection(i, r)),
+    ...factorSection(study, results),
+  ];
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,153 @@
+/**
+ * `npm run study`: the comparisons behind docs/STUDY.md, run with `compare` and written up from their numbers.
+ *
+ *   npm run study                    # every regime of configs/study/study.yaml (about an hour on 2 idle cores), writes docs/STUDY.md
+ *   npm run study -- --quick         # tiny sizes, to check the script in minutes; writes runs/study-quick/STUDY.md
+ *   npm run study -- --report-only   # rewrite STUDY.md from the comparisons already in runs/study (or runs/study-quick)
+ *   npm run study -- --parallel 1    # runs at once (default: study.yaml's `parallel`)
+ *
+ * A study that stops (Ctrl-C, a crash) continues where it stopped when run again: each regime is a resumable
+ * comparison in runs/study/<name>/.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { loadConfig, type Config } from '../src/config/index.js';
+import { isGradpromError } from '../src/errors.js';
+import { POLICY_NAMES } from '../src/policy/index.js';
+import { stderrLogger } from '../src/sidecar/logger.js';
+import { packageRoot } from '../src/sidecar/python.js';
+import { Sidecar } from '../src/sidecar/sidecar.js';
+import { reportCompare, runCompare } from '../src/train/compare.js';
+import { parseLambdas } from '../src/train/plan.js';
+import { cpuBusy, loadNow } from './bench-report.js';
+import { studyMarkdown, type RegimeResult, type StudyMeta } from './study-report.js';
+
+const regimeSchema = z
+  .object({ name: z.string().regex(/^[a-z0-9-]+$/), title: z.string(), config: z.string(), lambdas: z.string() })
+  .strict();
+export const studySchema = z
+  .object({
+    parallel: z.number().int().positive(),
+    seeds: z.number().int().positive(),
+    policies: z.array(z.enum(POLICY_NAMES)).min(1),
+    regimes: z.array(regimeSchema).min(1),
+    factor: z.object({ title: z.string(), regimes: z.tuple([z.string(), z.string()]) }).strict(),
+    cut: z.string(),
+    quick: z.object({ seeds: z.number().int().positive(), set: z.array(z.string()) }).strict(),
+  })
+  .strict();
+export type Study = z.infer<typeof studySchema>;
+
+const STUDY_DIR = join(packageRoot, 'configs', 'study');
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? undefined : process.argv[i + 1];
+}
+
+/** study.yaml, checked. */
+function readStudy(): Study {
+  const file = join(STUDY_DIR, 'study.yaml');
+  const r = studySchema.safeParse(parseYaml(readFileSync(file, 'utf8')));
+  if (!r.success) throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+/** A regime's config (with the quick overrides), or exit naming the problems. */
+async function regimeConfig(study: Study, file: string, quick: boolean): Promise<Config> {
+  const r = await loadConfig(join(STUDY_DIR, file), quick ? study.quick.set : []);
+  if (!r.ok) throw new Error(`${file}: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+  return r.config;
+}
+
+/** Torch and Python versions, from a sidecar's handshake. */
+async function versions(): Promise<{ torch: string; python: string; device: string }> {
+  const sc = await Sidecar.start({ device: 'auto' });
+  try {
+    return { torch: sc.info.torch, python: sc.info.python, device: sc.info.device };
+  } finally {
+    await sc.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick') || process.env.GRADPROM_STUDY_QUICK === '1';
+  const reportOnly = process.argv.includes('--report-only');
+  const study = readStudy();
+  const parallel = Number(flag('--parallel') ?? study.parallel);
+  const seeds = quick ? study.quick.seeds : study.seeds;
+  const base = join(packageRoot, 'runs', quick ? 'study-quick' : 'study');
+  const out = quick ? join(base, 'STUDY.md') : join(packageRoot, 'docs', 'STUDY.md');
+  mkdirSync(base, { recursive: true });
+  const ac = new AbortController();
+  process.on('SIGINT', () => (ac.signal.aborted ? process.exit(130) : ac.abort()));
+  const started = new Date();
+  const busyStart = await cpuBusy();
+  const loadStart = loadNow();
+  const results: RegimeResult[] = [];
+  const metaFile = join(base, 'study-times.json');
+  const times: Record<string, number> = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, 'utf8')) as Record<string, number>) : {};
+  for (const regime of study.regimes) {
+    const config = await regimeConfig(study, regime.config, quick);
+    const lambdas = parseLambdas(regime.lambdas, config.policy.lambda_mode);
+    if (typeof lambdas === 'string') throw new Error(`study.yaml: regime ${regime.name}: lambdas: ${lambdas}`);
+    const dir = join(base, regime.name);
+    if (!reportOnly) {
+      process.stderr.write(`study: ${regime.name} (${relative(packageRoot, dir)})\n`);
+      const t0 = Date.now();
+      const compare = runCompare(config, {
+        policies: study.policies,
+        lambdas,
+        seeds,
+        outDir: dir,
+        resume: existsSync(join(dir, 'plan.json')),
+        parallel,
+        logger: stderrLogger('warn'),
+        signal: ac.signal,
+        onRun: (name, done, total) => process.stderr.write(`study: ${regime.name}: ${name} finished (${done} of ${total})\n`),
+      });
+      await compare.catch((e: unknown) => {
+        // study.yaml or a regime's config changed since that comparison started: say how to start it afresh.
+        if (isGradpromError(e, 'CONFIG'))
+          throw new Error(`${(e as Error).message}\n(to run ${regime.name} afresh, delete ${relative(packageRoot, dir)})`);
+        throw e;
+      });
+      times[regime.name] = (times[regime.name] ?? 0) + (Date.now() - t0) / 1000;
+      writeFileSync(metaFile, `${JSON.stringify(times, null, 2)}\n`);
+    }
+    // The report is rewritten from the runs on disk, so --report-only also picks up changes to the report code.
+    if (!existsSync(join(dir, 'plan.json'))) throw new Error(`${dir}: no comparison; run the study without --report-only first`);
+    await reportCompare(dir);
+    results.push({
+      name: regime.name,
+      title: regime.title,
+      file: regime.config,
+      config,
+      dir,
+      compare: JSON.parse(readFileSync(join(dir, 'compare.json'), 'utf8')),
+      wallSeconds: times[regime.name] ?? null,
+    });
+  }
+  const meta: StudyMeta = {
+    command: `npm run study${quick ? ' -- --quick' : ''}${flag('--parallel') ? ` -- --parallel ${parallel}` : ''}`,
+    started,
+    wallSeconds: Object.values(times).reduce((a, b) => a + b, 0),
+    loadStart,
+    loadEnd: loadNow(),
+    busyStart,
+    busyEnd: await cpuBusy(),
+    parallel,
+    seeds,
+    quick,
+    ...(await versions()),
+  };
+  writeFileSync(out, studyMarkdown(study, results, meta));
+  process.stderr.write(`study: wrote ${relative(packageRoot, out)}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`study: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit((e as { code?: string }).code === 'INTERRUPTED' ? 130 : 1);
+});
