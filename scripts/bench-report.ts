@@ -6,16 +6,20 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/sidecar/python.js';
 import { fmt, type Figure, type Section } from './bench-util.js';
 
-/** Where and how the bench ran. */
-export interface RunMeta {
+/** When and how busy: the command, its wall time, and the machine's load before and after (bench and study alike). */
+export interface MachineRun {
   command: string;
   started: Date;
   wallSeconds: number;
   loadStart: number[];
   loadEnd: number[];
-  /** Share of all cores busy (0–1) over a short sample before the bench started and after it ended; null where /proc/stat is missing. */
+  /** Share of all cores busy (0–1) over a short sample before the run started and after it ended; null where /proc/stat is missing. */
   busyStart: number | null;
   busyEnd: number | null;
+}
+
+/** Where and how the bench ran. */
+export interface RunMeta extends MachineRun {
   python: Record<string, unknown>;
   /** Extra lines for the "Setup" list (configurations). */
   setup: string[];

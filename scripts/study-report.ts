@@ -8,6 +8,7 @@ import type { Config } from '../src/config/index.js';
 import type { FrontComparison, GroupSummary, PairedDifference, RunSummary } from '../src/report/index.js';
 import { packageRoot } from '../src/sidecar/python.js';
 import type { Study } from './study.js';
+import type { MachineRun } from './bench-report.js';
 
 /** A regime's comparison as compare.json holds it. */
 export interface RegimeResult {
@@ -22,14 +23,7 @@ export interface RegimeResult {
 }
 
 /** Where and how the study ran. */
-export interface StudyMeta {
-  command: string;
-  started: Date;
-  wallSeconds: number;
-  loadStart: number[];
-  loadEnd: number[];
-  busyStart: number | null;
-  busyEnd: number | null;
+export interface StudyMeta extends MachineRun {
   parallel: number;
   seeds: number;
   quick: boolean;

@@ -1,7 +1,8 @@
 /** Test helpers shared by the integration tests. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Sidecar, silentLogger, type SidecarOptions } from 'gradprom';
+import { loadConfig, Sidecar, silentLogger, type Config, type SidecarOptions } from 'gradprom';
+import type { StepRecord } from '../src/report/index.js';
 
 export const root = join(new URL('.', import.meta.url).pathname, '..');
 export const realPython = process.env.GRADPROM_PYTHON ?? join(root, 'python', '.venv', 'bin', 'python');
@@ -45,4 +46,32 @@ export async function startFake(faults: Record<string, string>, opts: SidecarOpt
   } finally {
     for (const k of Object.keys(faults)) if (!(k in saved)) delete process.env[k];
   }
+}
+
+/** The resolved config of `--set` style overrides (throws with every issue when they do not resolve). */
+export async function configOf(sets: readonly string[]): Promise<Config> {
+  const r = await loadConfig(null, [...sets]);
+  if (!r.ok) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
+  return r.config;
+}
+
+/** A step record of metrics.jsonl with plausible values, `over` replacing some. */
+export function stepRecord(n: number, over: Partial<StepRecord> = {}): StepRecord {
+  return {
+    type: 'step',
+    step: n,
+    loss_ip: 0.1,
+    loss_vr: 1,
+    cos: 0.1,
+    gate: true,
+    gate_rate: 1,
+    ip_norm: 1,
+    vr_norm: 100,
+    lambda_eff: 0.003,
+    lr_ip: 1e-3,
+    lr_vr: 1e-3,
+    skipped: false,
+    time_ms: 100,
+    ...over,
+  };
 }

@@ -179,33 +179,19 @@ function tradeoffPoints(c: Comparison): TradeoffPoint[] {
       const ivP = tInterval(runs.map((r) => metricOf(r.final, 'psnr')).filter((x): x is number => x !== null));
       const ivR = tInterval(runs.map((r) => metricOf(r.final, key)).filter((x): x is number => x !== null));
       const bars = ivP && ivR ? { psnrLo: ivP.lo, psnrHi: ivP.hi, recognitionLo: ivR.lo, recognitionHi: ivR.hi } : {};
-      pts.push({
+      const where = {
         policy: g.policy,
         usesVr: g.usesVr,
         front: frontOf.get(g) ?? g.policy,
         lambdaMode: g.lambdaMode,
         lambda: g.lambda,
         reader,
-        psnr: g.psnr.mean,
-        recognition: rec,
-        kind: 'mean',
-        ...bars,
-      });
+      };
+      pts.push({ ...where, psnr: g.psnr.mean, recognition: rec, kind: 'mean', ...bars });
       for (const r of runs) {
         const psnr = metricOf(r.final, 'psnr');
         const value = metricOf(r.final, key);
-        if (psnr !== null && value !== null)
-          pts.push({
-            policy: g.policy,
-            usesVr: g.usesVr,
-            front: frontOf.get(g) ?? g.policy,
-            lambdaMode: g.lambdaMode,
-            lambda: g.lambda,
-            reader,
-            psnr,
-            recognition: value,
-            kind: 'seed',
-          });
+        if (psnr !== null && value !== null) pts.push({ ...where, psnr, recognition: value, kind: 'seed' });
       }
     }
   }

@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { loadConfig, runExperiment, silentLogger, type Config, type RunResult } from 'gradprom';
-import { alive, realPython, root, waitFor } from '../helpers.js';
+import { runExperiment, silentLogger, type Config, type RunResult } from 'gradprom';
+import { alive, configOf, realPython, root, waitFor } from '../helpers.js';
 
 /**
  * IP parameters of the 2-rank run may differ from the 1-process run's by float rounding only. Two things turn
@@ -39,11 +39,7 @@ const TINY = [
   'train.vr_optim.lr=0.01',
 ];
 
-async function tinyConfig(...sets: string[]): Promise<Config> {
-  const r = await loadConfig(null, [...TINY, ...sets]);
-  if (!r.ok) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.config;
-}
+const tinyConfig = (...sets: string[]): Promise<Config> => configOf([...TINY, ...sets]);
 
 /** Run a Python snippet in the sidecar's interpreter and parse its stdout as JSON. */
 function python<T>(script: string, ...args: string[]): T {

@@ -3,27 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isGradpromError } from '../../src/errors.js';
 import { latestRecords, parseRecords, readRecords, type MetricRecord, type StepRecord } from '../../src/report/index.js';
+import { stepRecord } from '../helpers.js';
 
-/** A step record with defaults. */
-function step(n: number, over: Partial<StepRecord> = {}): StepRecord {
-  return {
-    type: 'step',
-    step: n,
-    loss_ip: 0.1,
-    loss_vr: 1,
-    cos: 0.1,
-    gate: true,
-    gate_rate: 1,
-    ip_norm: 1,
-    vr_norm: 100,
-    lambda_eff: 0.003,
-    lr_ip: 1e-3,
-    lr_vr: 1e-3,
-    skipped: false,
-    time_ms: 100,
-    ...over,
-  };
-}
+const step = stepRecord;
 
 const jsonl = (rs: object[]): string => rs.map((r) => JSON.stringify(r)).join('\n');
 

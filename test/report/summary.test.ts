@@ -1,35 +1,7 @@
-import {
-  fmtMeanStd,
-  mean,
-  median,
-  stat,
-  std,
-  summarizeRun,
-  type MetricRecord,
-  type RunMeta,
-  type StepRecord,
-} from '../../src/report/index.js';
+import { fmtMeanStd, mean, median, stat, std, summarizeRun, type MetricRecord, type RunMeta } from '../../src/report/index.js';
 
-/** A step record with defaults. */
-function step(n: number, over: Partial<StepRecord> = {}): StepRecord {
-  return {
-    type: 'step',
-    step: n,
-    loss_ip: 0.1,
-    loss_vr: 1,
-    cos: 0.1,
-    gate: true,
-    gate_rate: 1,
-    ip_norm: 1,
-    vr_norm: 100,
-    lambda_eff: 0.003,
-    lr_ip: 1e-3,
-    lr_vr: 1e-3,
-    skipped: false,
-    time_ms: 100,
-    ...over,
-  };
-}
+import { stepRecord } from '../helpers.js';
+const step = stepRecord;
 
 const meta: RunMeta = {
   runDir: '/tmp/x',

@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isGradpromError, loadConfig, runExperiment, Sidecar, silentLogger, type Config, type Progress } from 'gradprom';
-import { realPython, root } from '../helpers.js';
+import { isGradpromError, runExperiment, Sidecar, silentLogger, type Config, type Progress } from 'gradprom';
+import { configOf, realPython, root } from '../helpers.js';
 
 /** Integration runs take seconds each on an idle 2-core machine, far more under load. */
 const LONG = 300_000;
@@ -26,11 +26,7 @@ const TINY = [
   'device=cpu',
 ];
 
-async function tinyConfig(...sets: string[]): Promise<Config> {
-  const r = await loadConfig(null, [...TINY, ...sets]);
-  if (!r.ok) throw new Error(r.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  return r.config;
-}
+const tinyConfig = (...sets: string[]): Promise<Config> => configOf([...TINY, ...sets]);
 
 function python(args: string[]): string {
   const r = spawnSync(realPython, args, { cwd: join(root, 'python'), encoding: 'utf8', timeout: 120_000 });
