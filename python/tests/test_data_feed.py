@@ -6,6 +6,8 @@ other or with the CPU need CUDA and are skipped elsewhere (scripts/gpu-check run
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import DEVICE
@@ -164,3 +166,17 @@ def test_augment_flips_uint16_storage() -> None:
     b = stored_bundle(torch.uint16)
     x, m = augment(b.train.images, b.train.masks, torch.Generator().manual_seed(3))
     assert x.dtype == torch.uint16 and torch.equal(to_unit(x), augment(to_unit(b.train.images), None, torch.Generator().manual_seed(3))[0])
+
+
+def test_resume_with_flips_and_device_draws_is_bit_identical(tmp_path: Path) -> None:
+    """Flips, masks and noise continue from a checkpoint as if never interrupted (on CUDA: the device generator's state too)."""
+    cfg = tiny_config(data={"augment": {"flip": True}})
+    state, _ = make(cfg)
+    for _ in range(4):
+        step(state)
+    path = tmp_path / "ckpt.pt"
+    call(state, "checkpoint.save", {"path": str(path)})
+    straight = [step(state) for _ in range(4)]  # crosses the epoch boundary (48 / 8 = 6 batches)
+    resumed = new_state()
+    call(resumed, "checkpoint.load", {"path": str(path)})
+    assert [step(resumed) for _ in range(4)] == straight
