@@ -6,8 +6,9 @@ scores its fixed VR on clean validation images through the same code (``pairs`` 
 
 Inputs are degraded per sample with seed ``data.seed + EVAL_SEED_OFFSET`` (``Degradation.seeded``),
 never from the training generator: every run sees the same test set, and results do not depend on
-how often one evaluates. The session's ``data.feed.Feed`` makes them once and keeps them. With several ranks, each scores a contiguous share of the images
-(``Session.eval_range``) and the per-image values are gathered before the means are taken.
+how often one evaluates; the session's ``data.feed.Feed`` makes them once and keeps them. With
+several ranks, each scores a contiguous share of the images (``Session.eval_range``) and the
+per-image values are gathered before the means are taken.
 """
 
 from __future__ import annotations
