@@ -360,6 +360,6 @@ function limitAt(tr: TransportResult, bytes: number): number {
 }
 
 /** `{ inconclusive }` when there is a reason, else nothing (for spreading into a Figure). */
-function inconclusive(reason: string | null): { inconclusive?: string } {
+export function inconclusive(reason: string | null): { inconclusive?: string } {
   return reason ? { inconclusive: reason } : {};
 }

@@ -6,8 +6,9 @@ scores its fixed VR on clean validation images through the same code (``pairs`` 
 
 Inputs are degraded per sample with seed ``data.seed + EVAL_SEED_OFFSET`` (``Degradation.seeded``),
 never from the training generator: every run sees the same test set, and results do not depend on
-how often one evaluates. With several ranks, each scores a contiguous share of the images
-(``Session.eval_range``) and the per-image values are gathered before the means are taken.
+how often one evaluates; the session's ``data.feed.Feed`` makes them once and keeps them. With
+several ranks, each scores a contiguous share of the images (``Session.eval_range``) and the
+per-image values are gathered before the means are taken.
 """
 
 from __future__ import annotations
@@ -78,11 +79,10 @@ def evaluate(
     try:
         for start in range(lo, hi, bs):
             end = min(hi, start + bs)
-            clean_cpu = split.images[start:end]
-            clean = clean_cpu.to(s.device)
+            clean = s.feed.eval_clean(split_name, start, end)
             images = {"clean": clean}
             if with_ip:
-                x = s.degradation.seeded(clean_cpu, range(start, end), s.data_seed + EVAL_SEED_OFFSET).to(s.device)
+                x = s.feed.eval_degraded(split_name, start, end)  # seeded per sample, kept after the first evaluation
                 enhanced = s.ip(x).clamp_(0.0, 1.0)
                 if x.shape[-2:] != clean.shape[-2:]:
                     x = F.interpolate(x, size=clean.shape[-2:], mode="bicubic", align_corners=False)
@@ -92,7 +92,7 @@ def evaluate(
                     quality["ssim"].append(M.ssim(enhanced, clean).cpu())
                     quality["ssim_degraded"].append(M.ssim(x, clean).cpu())
                 images.update(degraded=x, enhanced=enhanced)
-            truth = split.masks[start:end].to(s.device) if seg else split.labels[start:end]  # type: ignore[index]
+            truth = s.feed.eval_masks(split_name, start, end) if seg else split.labels[start:end]
             for who, what in wanted:
                 logits = vrs[who](images[what])  # type: ignore[operator]
                 if seg:

@@ -86,6 +86,13 @@ class Sampler:
         self.pos += self.batch
         return idx
 
+    def peek(self) -> Tensor | None:
+        """The indices :meth:`next` will return, when the current permutation holds them; None when it
+        must draw a new one (nothing is drawn here, so peeking never moves the random stream)."""
+        if self.pos + self.batch > self.perm.numel():
+            return None
+        return self.perm[self.pos : self.pos + self.batch]
+
     def state(self) -> dict:
         """The position in the current permutation (for checkpoints)."""
         return {"perm": self.perm.clone(), "pos": self.pos}

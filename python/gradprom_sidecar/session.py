@@ -8,10 +8,16 @@ the wire, ``distributed.DistributedSession`` computes a rank's share of it.
 
 Randomness: ``torch.manual_seed(seed)`` before the networks are built (their initialisation); a
 CPU ``torch.Generator`` seeded with ``seed`` drives batch sampling (an epoch-wise permutation of the
-train indices), augmentation and training noise, drawn on the CPU so a seeded run sees the same
-batches on every device. The data set is built from the DATA seed (``data.seed``), and evaluation
+train indices, the same on every device). Flips and training noise come from ``draws``: on CUDA
+with ``data.rng: device`` (the default) a generator on the device seeded with ``seed``, so they are
+drawn where they are used; on the CPU, or with ``data.rng: host``, the sampling generator itself,
+drawn on the CPU and copied, so a CUDA run with ``rng: host`` sees exactly a CPU run's batches,
+flips and noise. The data set is built from the DATA seed (``data.seed``), and evaluation
 degrades its inputs from that seed too (see ``evaluate``), so runs with different training seeds
 share one data set and one degraded test set.
+
+Data: ``data.cache.load_data`` (decoded once per sidecar, and kept on disk for the next one) and
+``data.feed.Feed`` (the splits on the device, or pinned with the next batch copied ahead).
 
 The config must be resolved (``config.resolve``; TypeScript always sends it so): every value is
 read with ``config.at``, and a missing one is an error naming ``config.<path>``.
@@ -30,10 +36,11 @@ from torch import Tensor, nn
 from . import grads as G
 from .checkpoint import CheckpointError, load_weights
 from .config import at, choice
-from .data import augment, build_data
+from .data.cache import load_data
+from .data.feed import Feed
 from .degrade import build_degradation
 from .descent import StepProbe
-from .evaluate import clean_score
+from .evaluate import EVAL_SEED_OFFSET, clean_score
 from .models import SEGMENTERS, build_ip, build_vr, count_params
 from .optim import Sampler, make_optimizer, set_lr
 
@@ -72,7 +79,8 @@ class Session:
         self.device = device
         self.seed = int(at(config, "seed"))
         self.data_seed = int(at(config, "data.seed"))
-        self.bundle = build_data(at(config, "data"), self.data_seed)
+        self.data = load_data(at(config, "data"), self.data_seed)
+        self.bundle = self.data.bundle
         self.degradation = build_degradation(at(config, "degradation"))
         self.task = choice(config, "vr.task", ("classify", "segment"))
         self.mode = choice(config, "vr.mode", MODES)
@@ -112,8 +120,17 @@ class Session:
             if self.mode == "frozen"
             else make_optimizer([p for p in self.vr.parameters() if p.requires_grad], at(config, "train.vr_optim"), "train.vr_optim")
         )
+        self.feed = Feed(
+            self.bundle,
+            device,
+            choice(config, "data.device_cache", ("auto", "on", "off")),
+            self.degradation,
+            self.data_seed + EVAL_SEED_OFFSET,
+        )
         self.generator = torch.Generator().manual_seed(self.seed)
         self.pretrain_generator = torch.Generator().manual_seed(self.seed + PRETRAIN_SEED_OFFSET)
+        self.draws = self._draw_generator(self.generator, self.seed)
+        self.pretrain_draws = self._draw_generator(self.pretrain_generator, self.seed + PRETRAIN_SEED_OFFSET)
         self.sampler = Sampler(len(self.bundle.train), self.batch_size, self.generator)
         self.step = 0
         self.skipped = 0
@@ -134,6 +151,12 @@ class Session:
             return b.num_classes
         # A labelled set with masks (e.g. synthetic): the mask's own classes, background included.
         return max(2, max(int(s.masks.max()) for s in splits if len(s)) + 1)
+
+    def _draw_generator(self, host: torch.Generator, seed: int) -> torch.Generator:
+        """The generator flips and noise are drawn from: ``host`` on the CPU or with ``data.rng: host``, else one on the device."""
+        if choice(self.config, "data.rng", ("device", "host")) == "host" or self.device.type == "cpu":
+            return host
+        return torch.Generator(device=self.device).manual_seed(seed)
 
     def build_vr(self) -> nn.Module:
         """A fresh VR network from ``config.vr`` on this session's device (untrained)."""
@@ -177,22 +200,32 @@ class Session:
                 "channels": b.channels,
                 "size": b.size,
                 "class_names": list(b.class_names),
+                "storage": {
+                    **self.feed.describe(),
+                    "rng": "host" if self.draws is self.generator else "device",
+                    "cache": self.data.describe(),
+                },
             },
         }
 
     # ----------------------------------------------------------------- batches
     def batch(self, idx: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Clean images and the supervised target (labels or masks) of train samples ``idx``, augmented.
+        """Clean images (float32 in [0, 1]) and the supervised target (labels or masks) of train samples ``idx``, augmented, on the device.
 
         :param idx: train sample indices.
-        :param generator: draws the augmentation.
+        :param generator: draws the augmentation (``draws`` or ``pretrain_draws``).
         """
-        split = self.bundle.train
-        clean, masks = split.images[idx], (split.masks[idx] if split.masks is not None else None)
-        if self.flip:
-            clean, masks = augment(clean, masks, generator)
-        target = masks if self.task == "segment" else split.labels[idx]
-        return clean.to(self.device), target.to(self.device)  # type: ignore[union-attr]
+        return self.feed.train_batch(idx, generator, self.flip, self.task == "segment")
+
+    def next_batch(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The next training batch: clean images, target, and the degraded input (noise drawn for the whole batch).
+
+        The batch after it starts on its way to the device (pinned placement) once this one is made.
+        """
+        clean, target = self.batch(self.sampler.next(), self.draws)
+        x = self.degradation(clean, self.draws)  # drawn for the whole batch, so a slice matches one process
+        self.feed.prefetch(self.sampler.peek())
+        return clean, target, x
 
     # ----------------------------------------------------------------- VR pre-training
     def pretrain(self, steps: int, check: Callable[[], None] = lambda: None) -> dict:
@@ -211,7 +244,8 @@ class Session:
             sampler = Sampler(len(self.bundle.train), self.batch_size, self.pretrain_generator)
             for _ in range(steps):
                 check()
-                clean, target = self.batch(sampler.next(), self.pretrain_generator)
+                clean, target = self.batch(sampler.next(), self.pretrain_draws)
+                self.feed.prefetch(sampler.peek())
                 clean, target = self.local(clean), self.local(target)
                 loss = G.task_loss(self.vr_forward(clean), target)
                 opt.zero_grad(set_to_none=True)
@@ -260,9 +294,7 @@ class Session:
         self.pending = None
         for p in self.vr.parameters():
             p.grad = None
-        idx = self.sampler.next()
-        clean, target = self.batch(idx, self.generator)
-        x = self.degradation(clean, self.generator)  # drawn for the whole batch, so a slice matches one process
+        clean, target, x = self.next_batch()
         clean, target, x = self.local(clean), self.local(target), self.local(x)
         y_hat = self.ip(x)
         loss_ip = G.pixel_loss(y_hat, clean, self.loss_kind)

@@ -38,6 +38,9 @@ def pack(s: Session, extra: Any = None) -> dict:
     }
     if s.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state_all()
+    for name, host in (("draws", s.generator), ("pretrain_draws", s.pretrain_generator)):
+        if getattr(s, name) is not host:  # flips and noise drawn on the device (data.rng: device on CUDA)
+            rng[name] = getattr(s, name).get_state()
     sched = {"step": s.step, "total": s.total_steps}
     return {
         "format": CHECKPOINT_FORMAT,
@@ -92,6 +95,9 @@ def restore(s: Session, ckpt: dict, path: str) -> None:
         s.pretrain_generator.set_state(rng["pretrain_generator"])
     if "cuda" in rng and s.device.type == "cuda":
         torch.cuda.set_rng_state_all(rng["cuda"])
+    for name, host in (("draws", s.generator), ("pretrain_draws", s.pretrain_generator)):
+        if name in rng and getattr(s, name) is not host:
+            getattr(s, name).set_state(rng[name])
     s.sampler.load(ckpt["sampler"])
     s.step, s.skipped = int(ckpt["step"]), int(ckpt["skipped"])
     s.zero_grads()

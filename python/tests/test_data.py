@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from gradprom_sidecar.config import resolve
-from gradprom_sidecar.data import DataError, augment, build_data, split_indices
+from gradprom_sidecar.data import DataError, augment, build_data, split_indices, to_unit
 from gradprom_sidecar.data.dicom import GrayWindow
 from gradprom_sidecar.data.synthetic import generate
 
@@ -103,7 +103,9 @@ def test_synthetic_shapes_range_balance(channels: int, size: int, classes: int) 
     cfg = {**SMALL, "channels": channels, "size": size, "classes": classes, "counts": {"train": 9 * classes, "val": 0, "test": 2}}
     d = build_data(data(cfg), 0)
     assert d.train.images.shape == (9 * classes, channels, size, size) and d.train.images.dtype == torch.float32
-    assert d.train.masks.shape == (9 * classes, size, size) and d.train.masks.dtype == torch.int64
+    assert (
+        d.train.masks.shape == (9 * classes, size, size) and d.train.masks.dtype == torch.uint8
+    )  # masks are stored as uint8 (compact storage, issue 12)
     assert d.train.labels.dtype == torch.int64 and len(d.val) == 0
     assert float(d.train.images.min()) >= 0.0 and float(d.train.images.max()) <= 1.0
     assert torch.bincount(d.train.labels, minlength=classes).tolist() == [9] * classes
@@ -222,8 +224,9 @@ def test_folder_with_label_names(tmp_path: Path) -> None:
     d = build_data(data({"kind": "folder", "path": str(root), "size": 12, "channels": 1}), 0)
     assert d.class_names == ["cat", "dog"] and d.num_classes == 2 and d.channels == 1
     assert d.train.images.shape[1:] == (1, 12, 12) and d.train.masks is None
+    assert d.train.images.dtype == torch.uint8  # 8-bit PNGs are kept at 8 bits
     assert [len(d.split(k)) for k in ("train", "val", "test")] == [7, 1, 2]
-    assert 0.0 <= float(d.train.images.min()) and float(d.train.images.max()) <= 1.0
+    assert 0.0 <= float(to_unit(d.train.images).min()) and float(to_unit(d.train.images).max()) <= 1.0
     everything = build_data(
         data({"kind": "folder", "path": str(root), "size": 12, "split": {"train": 1.0, "val": 0.0, "test": 0.0}, "channels": 3}), 0
     )
@@ -270,8 +273,8 @@ def test_folder_masks_follow_the_crop(tmp_path: Path) -> None:
     d = build_data(data({"kind": "folder", "path": str(tmp_path), "masks_dir": "masks", "size": 10, "channels": 1}), 0)
     assert d.num_classes == 2 and not d.has_labels and d.class_names == ["background", "lesion"]
     s = d.train if len(d.train) else d.test
-    assert set(s.masks.unique().tolist()) == {0, 1}
-    assert bool(((s.images[:, 0] > 0.5) == (s.masks == 1)).float().mean() > 0.95)
+    assert set(s.masks.unique().tolist()) == {0, 1} and s.masks.dtype == torch.uint8
+    assert bool(((to_unit(s.images)[:, 0] > 0.5) == (s.masks == 1)).float().mean() > 0.95)
     assert "mask_fraction" in d.describe()["train"] and "per_class" not in d.describe()["train"]
 
 

@@ -51,6 +51,10 @@ def tiny_config(**over: dict) -> dict:
             "seed": 0,
             "augment": {"flip": False},
             "window": None,
+            "device_cache": "auto",
+            "rng": "device",
+            "disk_cache": True,
+            "cache_dir": None,
         },
         "degradation": [{"kind": "gaussian", "sigma": 0.3, "clip": False}],
         "ip": {

@@ -29,7 +29,11 @@ export const DEFAULTS = {
     masks_dir: null, //                folder of masks beside the images, relative to path (segmentation)
     isic_task: 'classify', //          classify (Task 3) | segment (Task 1)
     window: null, //                   DICOM intensity window {center, width}, in stored units (HU for CT)
-    augment: { flip: false }, //       random horizontal/vertical flips of training images
+    augment: { flip: false }, //       random horizontal flips of training images (with their masks)
+    device_cache: 'auto', //           auto | on | off: splits held on the CUDA device (auto: when they and the cached val/test inputs take ≤ 25 % of free device memory); else pinned host memory, next batch copied ahead
+    rng: 'device', //                  device | host: where training flips and noise are drawn on CUDA (host: the CPU generator, copied: a CUDA run sees a CPU run's numbers)
+    disk_cache: true, //               keep decoded file data sets on disk (compact arrays), so the next sidecar loads instead of decoding
+    cache_dir: null, //                folder of that cache (null: $XDG_CACHE_HOME/gradprom/data, else ~/.cache/gradprom/data)
   },
   degradation: [{ kind: 'gaussian', ...DEGRADATION_DEFAULTS.gaussian }], // applied in order to the clean image
   ip: {

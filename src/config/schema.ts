@@ -77,6 +77,10 @@ const data = z
     isic_task: z.enum(['classify', 'segment']),
     window: z.strictObject({ center: z.number(), width: posNum }).nullable(),
     augment: z.strictObject({ flip: z.boolean() }),
+    device_cache: z.enum(['auto', 'on', 'off']),
+    rng: z.enum(['device', 'host']),
+    disk_cache: z.boolean(),
+    cache_dir: nullableName,
   })
   .superRefine((d, ctx) => {
     if (d.kind !== 'synthetic' && d.path === null) {

@@ -77,6 +77,24 @@ describe('issues name the path and the value received', () => {
     expect(issuesOf({ vr: { arch: 'resnet19' } })[0]!.message).toMatch(/expected one of "smallresnet" .* "module:Class", got "resnet19"/);
   });
 
+  test('data placement and cache fields: defaults, choices, types', () => {
+    const d = configOf({}).data;
+    expect([d.device_cache, d.rng, d.disk_cache, d.cache_dir]).toEqual(['auto', 'device', true, null]);
+    expect(configOf({ data: { device_cache: 'off', rng: 'host', disk_cache: false, cache_dir: '/scratch/c' } }).data.cache_dir).toBe(
+      '/scratch/c',
+    );
+    expect(issuesOf({ data: { device_cache: 'always' } })[0]).toMatchObject({
+      path: 'data.device_cache',
+      message: 'expected one of "auto" | "on" | "off", got "always"',
+    });
+    expect(issuesOf({ data: { rng: 'gpu' } })[0]).toMatchObject({
+      path: 'data.rng',
+      message: 'expected one of "device" | "host", got "gpu"',
+    });
+    expect(issuesOf({ data: { disk_cache: 'yes' } })[0]).toMatchObject({ path: 'data.disk_cache' });
+    expect(issuesOf({ data: { cache_dir: '' } })[0]).toMatchObject({ path: 'data.cache_dir' });
+  });
+
   test('negative or zero sizes, steps and rates', () => {
     const issues = issuesOf({
       data: { size: -32, counts: { test: 0 } },

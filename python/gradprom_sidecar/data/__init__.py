@@ -3,7 +3,12 @@
 Kinds: "synthetic" (the built-in default, generated per split from disjoint derived seeds),
 "isic2018", "folder" and "dicom" (loaded, then split by seed unless the data set gives its own
 split). Every image is center-cropped to a square, resized to ``size``×``size`` (bilinear,
-antialiased; masks nearest) and converted to ``channels``.
+antialiased; masks nearest) and converted to ``channels``, and kept in compact storage: at the
+source's bit depth (uint8 for 8-bit files), masks uint8 (``base``); the synthetic set stays
+float32 (its images are made in float, and rounding them would change every figure measured on it).
+
+``build_data`` decodes every time; sessions go through ``cache.load_data`` (decoded once per
+sidecar, and kept on disk for the next one) and ``feed.Feed`` (on the device, per batch).
 
 ``cfg`` is the ``data`` section of the resolved config: the fields a kind reads are required
 (the defaults live in src/config/defaults.ts, see ``config.resolve``).
@@ -15,10 +20,11 @@ import torch
 
 from ..config import at
 from .base import SPLITS, DataBundle, DataError, Pool, Split
+from .storage import gatherable, stored, to_unit
 from .synthetic import class_names as synthetic_class_names
 from .synthetic import derive_seed, generate
 
-__all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices"]
+__all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices", "to_unit"]
 
 KINDS = ("synthetic", "isic2018", "folder", "dicom")
 
@@ -156,7 +162,7 @@ def augment(
     The draws come from ``generator`` (on its own device) and are moved to the images' device, so
     a seeded run flips the same samples on CPU and GPU.
 
-    :param images: N×C×H×W.
+    :param images: N×C×H×W, stored (uint8, uint16) or float.
     :param masks: N×H×W or None.
     :param generator: the training generator.
     :param flip: when False, return the inputs unchanged.
@@ -165,7 +171,8 @@ def augment(
         return images, masks
     draw = torch.rand(images.shape[0], generator=generator, device=generator.device) < 0.5
     draw = draw.to(images.device)
-    images = torch.where(draw.view(-1, 1, 1, 1), images.flip(-1), images)
+    bits = gatherable(images)
+    images = stored(torch.where(draw.view(-1, 1, 1, 1), bits.flip(-1), bits), images.dtype)
     if masks is not None:
         masks = torch.where(draw.view(-1, 1, 1), masks.flip(-1), masks)
     return images, masks

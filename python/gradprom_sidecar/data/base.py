@@ -1,4 +1,11 @@
-"""Data set types (Split, DataBundle), DataError, and the image reading helpers every layout shares."""
+"""Data set types (Split, DataBundle), DataError, and the image reading helpers every layout shares.
+
+Storage is compact, and that is decided here, not by each layout: :func:`read_image` keeps an
+image at its source's bit depth (uint8 for 8-bit files, uint16 for 16-bit ones, float32 for float
+sources), ``storage.stack_images`` stacks a set at the narrowest depth that holds every image
+exactly, and :class:`Split` keeps masks as uint8. ``storage.to_unit`` turns stored images into
+float32 in [0, 1] (per batch, on the device: ``data.feed``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from .storage import STORAGE_DTYPES, quantize
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
 
@@ -27,16 +36,27 @@ class DataError(ValueError):
 
 @dataclass
 class Split:
-    """One split held in memory (CPU).
+    """One split held in memory (CPU), in compact storage.
 
-    images: N×C×H×W float32 in [0, 1] (clean); labels: N int64 (zeros for segmentation-only sets);
-    masks: N×H×W int64 class map (0 = background) or None; names: one identifier per sample.
+    images: N×C×H×W as stored (see :func:`to_unit`): uint8 or uint16 for 8- and 16-bit sources,
+    float32 in [0, 1] otherwise (the synthetic set, windowed DICOM); labels: N int64 (zeros for
+    segmentation-only sets); masks: N×H×W uint8 class map (0 = background) or None; names: one
+    identifier per sample.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     masks: torch.Tensor | None
     names: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype not in STORAGE_DTYPES:
+            raise ValueError(f"Split.images: expected uint8, uint16 or float32 storage, got {self.images.dtype}")
+        if self.masks is not None and self.masks.dtype != torch.uint8:
+            m = self.masks
+            if m.numel() and (int(m.min()) < 0 or int(m.max()) > 255):
+                raise ValueError(f"Split.masks: class values must lie in 0..255, got {int(m.min())}..{int(m.max())}")
+            self.masks = m.to(torch.uint8)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -82,6 +102,14 @@ class DataBundle:
         if name not in SPLITS:
             raise ValueError(f"split: expected one of {', '.join(SPLITS)}, got {name!r}")
         return getattr(self, name)
+
+    def nbytes(self) -> int:
+        """Bytes held by the three splits' tensors (images, labels, masks)."""
+        out = 0
+        for name in SPLITS:
+            s = self.split(name)
+            out += sum(t.numel() * t.element_size() for t in (s.images, s.labels, s.masks) if t is not None)
+        return out
 
     def describe(self) -> dict:
         """Counts per split and class, the image shape, and (with masks) the mean foreground fraction."""
@@ -163,6 +191,18 @@ def require_dir(path: str | os.PathLike | None, what: str = "data.path") -> Path
     return p
 
 
+def source_depth(img: Image.Image) -> int | None:
+    """The bit depth :func:`to_float_array` reads ``img`` at: 8, 16, or None for a float source.
+
+    :param img: a loaded PIL image.
+    """
+    if img.mode in ("I;16", "I;16B", "I;16L"):
+        return 16
+    if img.mode == "I":
+        return 16 if int(np.asarray(img).max(initial=0)) <= 65535 else None
+    return None if img.mode == "F" else 8
+
+
 def to_float_array(img: Image.Image) -> np.ndarray:
     """H×W×C float32 in [0, 1] from a PIL image of any common mode (8/16-bit gray, RGB, RGBA, P)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -214,8 +254,10 @@ def center_crop_resize(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
 
 
 def read_image(path: Path, size: int, channels: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Read an image file into C×size×size float32 in [0, 1]; also return its original (H, W).
+    """Read an image file into C×size×size at its source's depth (:func:`quantize`); also return its original (H, W).
 
+    The crop, resize and channel conversion run in float32; the result is rounded to the file's
+    bit depth (uint8 for 8-bit files, uint16 for 16-bit ones; float sources stay float32).
     JPEGs are decoded at a reduced scale (PIL draft mode) when far larger than ``size``, which is
     several times faster and changes nothing visible after the antialiased resize.
 
@@ -230,16 +272,16 @@ def read_image(path: Path, size: int, channels: int) -> tuple[torch.Tensor, tupl
             if img.format == "JPEG":
                 img.draft("RGB" if channels == 3 else "L", (size * 4, size * 4))
             img.load()
-            arr = to_float_array(img)
+            arr, depth = to_float_array(img), source_depth(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: unreadable or corrupt image ({e})") from e
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
     x = to_channels(x, channels)
-    return center_crop_resize(x, size, "bilinear").clamp_(0.0, 1.0).contiguous(), orig
+    return quantize(center_crop_resize(x, size, "bilinear").clamp_(0.0, 1.0), depth).contiguous(), orig
 
 
 def read_mask(path: Path, size: int, expect_hw: tuple[int, int] | None, binary: bool = False) -> torch.Tensor:
-    """Read a mask image into a size×size int64 class map.
+    """Read a mask image into a size×size uint8 class map.
 
     Values: a mask holding only 0 and 255, one with values above 63 (anti-aliased edges), or any
     mask when ``binary``, is thresholded at 128 to {0, 1}; otherwise the gray values are taken as
@@ -249,7 +291,7 @@ def read_mask(path: Path, size: int, expect_hw: tuple[int, int] | None, binary: 
     :param size: output side.
     :param expect_hw: the (H, W) of its image; a different size is a DataError.
     :param binary: threshold at 128 (for masks saved with interpolated edges).
-    :raises DataError: unreadable mask, or a size that differs from its image.
+    :raises DataError: unreadable mask, a size that differs from its image, or a negative class.
     """
     try:
         with Image.open(path) as img:
@@ -262,6 +304,8 @@ def read_mask(path: Path, size: int, expect_hw: tuple[int, int] | None, binary: 
         )
     values = np.unique(arr)
     if binary or set(values.tolist()) <= {0, 255} or int(values.max(initial=0)) > 63:
-        arr = (arr >= 128).astype(np.int64)
-    m = torch.from_numpy(arr.astype(np.int64))[None]
-    return center_crop_resize(m, size, "nearest-exact")[0].long()
+        arr = arr >= 128
+    elif int(values.min(initial=0)) < 0:  # a signed 16/32-bit mask: uint8 would wrap the value round
+        raise DataError(f"{path}: mask class values must be >= 0, got {int(values.min())}")
+    m = torch.from_numpy(arr.astype(np.uint8))[None]
+    return center_crop_resize(m, size, "nearest-exact")[0].to(torch.uint8)

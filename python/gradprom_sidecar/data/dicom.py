@@ -7,6 +7,8 @@ width/2``, clipped (the simple form, not DICOM's ``width - 1`` variant). The win
 the image's min–max. MONOCHROME1 images are inverted after windowing so that bright means dense
 everywhere. A multi-frame file contributes its middle frame.
 Colour files (SamplesPerPixel 3) are scaled by their bit depth instead of windowed.
+Images are kept as float32 (``storage``): the windowed values are not the file's stored ones, and
+each file has its own window, so no one integer depth holds them as read.
 
 Labels come from an optional CSV exactly as in the folder layout (``labels_csv``; null means
 ``labels.csv`` if present; images named by file name or stem); without one, labels are all zero.
@@ -24,6 +26,7 @@ import torch
 from ..config import at
 from .base import DataError, Pool, center_crop_resize, parallel_map, read_mask, require_dir, to_channels
 from .folder import find_mask, labels_csv, mask_pool_info, match_files, resolve_path
+from .storage import stack_images
 
 
 def first_number(ds: object, keyword: str) -> float | None:
@@ -175,7 +178,7 @@ def load_dicom(cfg: dict, size: int, channels: int) -> Pool:
         return x, (read_mask(mask_paths[i], size, hw) if mask_paths else None)
 
     out = parallel_map(one, list(range(len(files))))
-    images = torch.stack([o[0] for o in out])
+    images = stack_images([o[0] for o in out])
     masks = torch.stack([o[1] for o in out]) if mask_paths else None  # type: ignore[misc]
     names = [p.relative_to(root).as_posix() for p in files]
     if labelled is not None:

@@ -25,6 +25,7 @@ import torch
 
 from ..config import at
 from .base import DataError, Pool, list_images, parallel_map, read_image, read_mask, require_dir
+from .storage import stack_images
 
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -215,7 +216,7 @@ def find_mask(masks_dir: Path, image: Path) -> Path:
 def load_pairs(
     images: list[Path], masks: list[Path] | None, size: int, channels: int, binary: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Read images (and their masks, checked for size) into N×C×S×S and N×S×S tensors.
+    """Read images (and their masks, checked for size) into N×C×S×S (compact, :func:`stack_images`) and N×S×S uint8 tensors.
 
     :param images: image files.
     :param masks: mask files in the same order, or None.
@@ -230,7 +231,7 @@ def load_pairs(
         return x, m
 
     out = parallel_map(one, list(range(len(images))))
-    xs = torch.stack([o[0] for o in out])
+    xs = stack_images([o[0] for o in out])
     ms = torch.stack([o[1] for o in out]) if masks is not None else None  # type: ignore[misc]
     return xs, ms
 

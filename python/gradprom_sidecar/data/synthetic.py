@@ -107,7 +107,7 @@ def generate(n: int, size: int, channels: int, classes: int, seed: int, start: i
     r = torch.sqrt((u / a) ** 2 + (v / b) ** 2)
     edge = _u(p[:, 5], 0.6, 1.2)  # soft edge width, px
     alpha = torch.sigmoid((1.0 - r) * torch.sqrt(a * b) / edge)
-    masks = (r < 1.0).long()
+    masks = (r < 1.0).to(torch.uint8)
 
     # Background: level plus a linear gradient; lesion: darker by a random contrast.
     level = _u(p[:, 6], 0.6, 0.9)
