@@ -28,12 +28,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import grads as G
-from .checkpoint import CheckpointError, load_weights
+from .checkpoint import CheckpointError
 from .config import at, choice
 from .data import augment, build_data
 from .degrade import build_degradation
 from .evaluate import clean_score
-from .models import SEGMENTERS, build_ip, build_vr, count_params
+from .models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights
 from .optim import Sampler, make_optimizer, set_lr
 
 PRETRAIN_SEED_OFFSET = 104729  # VR pre-training draws from its own generator, seeded seed + this
@@ -144,17 +144,12 @@ class Session:
         ip_weights, vr_weights = at(self.config, "ip.weights"), at(self.config, "vr.weights")
         if ip_weights:
             try:
-                load_weights(self.ip, ip_weights, strict=True, part="ip")
+                load_ip_weights(self.ip, ip_weights)
             except CheckpointError as e:
                 raise ValueError(f"config.ip.weights: {e}") from e
         if vr_weights:
             try:
-                if str(at(self.config, "vr.arch")).startswith("resnet"):
-                    from .models.resnet import load_torchvision
-
-                    self.vr_left_at_init = load_torchvision(self.vr, vr_weights)  # type: ignore[arg-type]
-                else:
-                    load_weights(self.vr, vr_weights, strict=True, part="vr")
+                self.vr_left_at_init = load_vr_weights(self.vr, vr_weights)
             except CheckpointError as e:
                 raise ValueError(f"config.vr.weights: {e}") from e
 
