@@ -290,7 +290,10 @@ def test_densenet_reads_torchvision_first_release_names(tmp_path: Path) -> None:
     save_atomic(old, tmp_path / "densenet121-old.pth")
     fresh = build_vr(vr("densenet121"), 3, 1000)
     assert load_torchvision(fresh, tmp_path / "densenet121-old.pth") == []
-    assert torch.equal(fresh.state_dict()["features.denseblock4.denselayer16.conv2.weight"], net.state_dict()["features.denseblock4.denselayer16.conv2.weight"])
+    assert torch.equal(
+        fresh.state_dict()["features.denseblock4.denselayer16.conv2.weight"],
+        net.state_dict()["features.denseblock4.denselayer16.conv2.weight"],
+    )
 
 
 def test_torchvision_loader_names_the_arch_on_a_foreign_file(tmp_path: Path) -> None:
