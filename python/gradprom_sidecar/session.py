@@ -83,6 +83,7 @@ class Session:
             raise ValueError(f"config.data.size: {self.bundle.size} is not divisible by the downsampling x{self.degradation.scale}")
         self.num_classes = self._task_classes()
         self.flip = bool(at(config, "data.augment.flip"))
+        self.crop = self.bundle.size if at(config, "data.augment.crop") else None  # train images kept larger, cropped per batch
         self.batch_size = int(at(config, "train.batch_size"))
         self.total_steps = int(at(config, "train.steps"))
 
@@ -182,8 +183,8 @@ class Session:
         """
         split = self.bundle.train
         clean, masks = split.images[idx], (split.masks[idx] if split.masks is not None else None)
-        if self.flip:
-            clean, masks = augment(clean, masks, generator)
+        if self.flip or self.crop:
+            clean, masks = augment(clean, masks, generator, self.flip, self.crop)
         target = masks if self.task == "segment" else split.labels[idx]
         return clean.to(self.device), target.to(self.device)  # type: ignore[union-attr]
 

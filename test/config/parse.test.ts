@@ -31,7 +31,7 @@ describe('defaults', () => {
     expect(c.train.steps).toBe(1000);
     expect(c.degradation).toEqual([
       { kind: 'poisson', peak: 30 },
-      { kind: 'downsample', scale: 4 },
+      { kind: 'downsample', scale: 4, method: 'torch' },
     ]);
   });
 

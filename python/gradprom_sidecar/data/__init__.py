@@ -3,7 +3,8 @@
 Kinds: "synthetic" (the built-in default, generated per split from disjoint derived seeds),
 "isic2018", "folder" and "dicom" (loaded, then split by seed unless the data set gives its own
 split). Every image is center-cropped to a square, resized to ``size``×``size`` (bilinear,
-antialiased; masks nearest) and converted to ``channels``.
+antialiased; masks nearest) and converted to ``channels``. "imagefolder" (ImageNet's class
+folders, official splits, ESTR's resize-then-crop transforms) is described in ``imagefolder``.
 
 ``cfg`` is the ``data`` section of the resolved config: the fields a kind reads are required
 (the defaults live in src/config/defaults.ts, see ``config.resolve``).
@@ -20,7 +21,7 @@ from .synthetic import derive_seed, generate
 
 __all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices"]
 
-KINDS = ("synthetic", "isic2018", "folder", "dicom")
+KINDS = ("synthetic", "isic2018", "folder", "dicom", "imagefolder")
 
 
 def _int_field(cfg: dict, key: str, low: int) -> int:
@@ -138,6 +139,10 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
         raise ValueError(f"data.channels: expected 1 or 3, got {channels}")
     if kind == "synthetic":
         return _synthetic(cfg, seed, size, channels)
+    if kind == "imagefolder":
+        from .imagefolder import load_imagefolder
+
+        return load_imagefolder(cfg, size, channels)
     _fractions(cfg)  # a bad split fails before any file is read
     if kind == "isic2018":
         from .isic2018 import load_isic2018 as load
@@ -149,19 +154,29 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
 
 
 def augment(
-    images: torch.Tensor, masks: torch.Tensor | None, generator: torch.Generator, flip: bool = True
+    images: torch.Tensor,
+    masks: torch.Tensor | None,
+    generator: torch.Generator,
+    flip: bool = True,
+    crop: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Train-time augmentation: a random horizontal flip per sample (images and masks together).
+    """Train-time augmentation: a random ``crop``×``crop`` window per sample, then a random horizontal flip.
 
     The draws come from ``generator`` (on its own device) and are moved to the images' device, so
-    a seeded run flips the same samples on CPU and GPU.
+    a seeded run crops and flips the same samples on CPU and GPU. Crop corners are drawn only when
+    the images are larger than ``crop`` (``data.augment.crop`` with ``data.resize``).
 
     :param images: N×C×H×W.
     :param masks: N×H×W or None.
     :param generator: the training generator.
-    :param flip: when False, return the inputs unchanged.
+    :param flip: when False, no flips.
+    :param crop: the side of the random crop, or None for none.
     """
-    if not flip or images.shape[0] == 0:
+    if images.shape[0] == 0:
+        return images, masks
+    if crop is not None and tuple(images.shape[-2:]) != (crop, crop):
+        images, masks = _random_crop(images, masks, generator, crop)
+    if not flip:
         return images, masks
     draw = torch.rand(images.shape[0], generator=generator, device=generator.device) < 0.5
     draw = draw.to(images.device)
@@ -169,3 +184,18 @@ def augment(
     if masks is not None:
         masks = torch.where(draw.view(-1, 1, 1), masks.flip(-1), masks)
     return images, masks
+
+
+def _random_crop(
+    images: torch.Tensor, masks: torch.Tensor | None, generator: torch.Generator, crop: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One random ``crop``×``crop`` window per sample (corners uniform over the valid range)."""
+    n, _, h, w = images.shape
+    if h < crop or w < crop:
+        raise ValueError(f"data.augment.crop: images of {h}x{w} are smaller than the {crop} px crop")
+    top = torch.randint(0, h - crop + 1, (n,), generator=generator, device=generator.device).tolist()
+    left = torch.randint(0, w - crop + 1, (n,), generator=generator, device=generator.device).tolist()
+    out = torch.stack([images[i, :, t : t + crop, u : u + crop] for i, (t, u) in enumerate(zip(top, left))])
+    if masks is not None:
+        masks = torch.stack([masks[i, t : t + crop, u : u + crop] for i, (t, u) in enumerate(zip(top, left))])
+    return out, masks
