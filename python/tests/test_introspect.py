@@ -21,7 +21,7 @@ def test_a_whole_pickled_model_becomes_a_plain_safetensors_file(tmp_path: Path) 
     assert r["tensors"] == len(net.state_dict()) and r["bytes"] > 0
     assert any("whole pickled model" in n for n in r["notes"])
     back = load_file(str(tmp_path / "plain.safetensors"))
-    assert list(back) == list(net.state_dict())  # module. stripped, state_dict order
+    assert set(back) == set(net.state_dict())  # module. stripped (safetensors keeps no order)
     assert all(torch.equal(back[k], v) for k, v in net.state_dict().items())
 
 
