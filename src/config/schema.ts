@@ -33,6 +33,11 @@ const fraction = z.number().min(0).max(1);
 const nullableName = z.string().min(1).nullable();
 const kwargs = z.record(z.string(), z.json());
 
+/** The built-in IP (enhancement) architectures. */
+export const IP_ARCHS = ['srresnet', 'dncnn', 'unet', 'estr_srresnet'] as const;
+/** The built-in VR (recognition) architectures; all but unet are classifiers. */
+export const VR_ARCHS = ['smallresnet', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'densenet121', 'vgg16_bn', 'unet'] as const;
+
 /** A built-in architecture name, or a user class as "package.module:Class". */
 function arch(names: readonly string[]) {
   const plugin = /^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/;
@@ -205,7 +210,7 @@ export function configSchema(options: SchemaOptions = {}) {
       data,
       degradation: z.array(degradation),
       ip: z.strictObject({
-        arch: arch(['srresnet', 'dncnn', 'unet', 'estr_srresnet']),
+        arch: arch(IP_ARCHS),
         channels: posInt,
         blocks: posInt,
         batch_norm: z.boolean(),
@@ -217,7 +222,7 @@ export function configSchema(options: SchemaOptions = {}) {
         kwargs,
       }),
       vr: z.strictObject({
-        arch: arch(['smallresnet', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'densenet121', 'vgg16_bn', 'unet']),
+        arch: arch(VR_ARCHS),
         task: z.enum(['classify', 'segment']),
         mode: z.enum(['supervised', 'unsupervised', 'frozen']),
         weights: nullableName,

@@ -28,6 +28,7 @@ export {
   type TradeoffPoint,
 } from './plots.js';
 export { RUN_PLOTS, mdTable, runMarkdown, runPlotSpecs, writeRunReport } from './run-report.js';
+export { transferMarkdown, type TransferTable } from './transfer-table.js';
 export {
   compareMarkdown,
   groupRuns,
