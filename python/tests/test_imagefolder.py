@@ -105,3 +105,17 @@ def test_problems_name_the_folder_or_file(tmp_path: Path) -> None:
         build_data(cfg(tmp_path, resize=20), seed=0)
     with pytest.raises(ValueError, match=r"config\.data\.folders"):
         build_data(cfg(tmp_path, folders={"train": "train", "val": None, "test": None}), seed=0)
+
+
+def test_a_session_trains_on_random_crops_and_evaluates_centre_crops(tmp_path: Path) -> None:
+    from gradprom_sidecar.config import resolve
+    from gradprom_sidecar.session import Session
+
+    write_set(tmp_path, {"train": 2, "val": 1})
+    data = {**cfg(tmp_path, augment={"flip": True, "crop": True}), "seed": 0}
+    config = resolve({"device": "cpu", "data": data, "ip": {"channels": 4, "blocks": 1}, "train": {"batch_size": 4}})
+    s = Session(config, torch.device("cpu"))
+    assert s.bundle.train.images.shape[-1] == 28 and s.bundle.val.images.shape[-1] == 24
+    clean, labels = s.batch(s.sampler.next(), s.generator)
+    assert clean.shape == (4, 3, 24, 24) and labels.shape == (4,)
+    assert s.grads().finite  # a whole step's forward and backward passes on the cropped batch
