@@ -12,5 +12,6 @@ export { loadConfig, parseConfig, DEFAULTS, type Config, type ConfigIssue, type 
 export { runExperiment, defaultRunName, type RunOptions, type RunResult } from './train/runner.js';
 export { runCompare, comparePlan, type CompareOptions, type CompareRun } from './train/compare.js';
 export { RemoteSession, type SessionInfo, type EvalMetrics } from './train/remote.js';
+export { transferMarkdown, type TransferTable } from './report/transfer-table.js';
 export type { Progress } from './train/progress.js';
 export { withPython, callPython } from './control/pythonia.js';

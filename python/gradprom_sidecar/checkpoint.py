@@ -82,7 +82,7 @@ def _whole_model(path: Path, part: str | None, refused: RefusedObjectsError) -> 
     """The tensors of a whole pickled module that ``weights_only`` refused, read as data; else the refusal."""
     try:
         tensors = read_pickled_model(path, part)
-    except ValueError as e:
+    except Exception as e:  # a hostile or damaged file may fail in any way; it is named, never half-read
         raise CheckpointError(f"{refused}; read as a whole pickled model instead, it is malformed: {e}") from e
     if not tensors:
         raise refused

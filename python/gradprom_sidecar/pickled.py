@@ -317,7 +317,8 @@ def module_tensors(obj: Any) -> dict[str, Tensor] | None:
         visited += 1
         if visited > _MAX_MODULES:
             raise ValueError(f"more than {_MAX_MODULES} modules (a cycle?)")
-        skip = state.get("_non_persistent_buffers_set") or set()
+        skip = state.get("_non_persistent_buffers_set")
+        skip = skip if isinstance(skip, (set, frozenset, list, tuple)) else ()
         for name, value in state["_parameters"].items():
             if isinstance(value, Tensor):
                 out[prefix + str(name)] = value
