@@ -44,14 +44,17 @@ def doctor() -> dict[str, Any]:
 
 
 def inspect_checkpoint(path: str) -> dict[str, Any]:
-    """Tensors (name, shape, dtype, numel) of a checkpoint or weights file, read weights-only."""
-    from .checkpoint import load_checkpoint, read_state_dict
+    """Tensors (name, shape, dtype, numel) of a checkpoint or weights file, read weights-only (a whole pickled model as data)."""
+    from .checkpoint import RefusedObjectsError, load_checkpoint, read_state_dict
 
     p = Path(path)
     info: dict[str, Any] = {"path": str(p), "bytes": p.stat().st_size if p.exists() else None}
     obj: Any = None
     if p.suffix != ".safetensors":
-        obj = load_checkpoint(p)
+        try:
+            obj = load_checkpoint(p)
+        except RefusedObjectsError:
+            obj = None  # maybe a whole pickled model: read_state_dict reads it as data, or refuses it
     if isinstance(obj, dict) and obj.get("format") == "gradprom-checkpoint":
         info["format"] = "gradprom-checkpoint"
         info["step"] = obj.get("step")

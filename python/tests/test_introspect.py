@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -36,3 +37,15 @@ def test_a_run_checkpoint_part_and_refusals(tmp_path: Path) -> None:
         convert_weights(str(tmp_path / "absent.pt"), str(tmp_path / "keep.safetensors"))
     assert (tmp_path / "keep.safetensors").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.safetensors", "run.pt", "vr.safetensors"]  # no temporary left
+
+
+def test_inspect_lists_a_whole_pickled_models_tensors(tmp_path: Path) -> None:
+    from gradprom_sidecar.introspect import inspect_checkpoint
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU())
+    torch.save(nn.DataParallel(net), tmp_path / "whole.pth", _use_new_zipfile_serialization=False)
+    info = inspect_checkpoint(str(tmp_path / "whole.pth"))
+    assert [t["name"] for t in info["groups"]["weights"]["tensors"]] == ["0.weight", "0.bias", "1.weight"]
+    torch.save({"w": torch.ones(1), "x": SimpleNamespace(lr=0.1)}, tmp_path / "other.pt")  # not a module: still refused
+    with pytest.raises(CheckpointError, match="weights_only refuses"):
+        inspect_checkpoint(str(tmp_path / "other.pt"))
