@@ -27,5 +27,6 @@ export {
 } from './train/compare.js';
 export { ipDescent, ipDescentFromGram, ipDescentFromVectors } from './train/descent.js';
 export { RemoteSession, type SessionInfo, type EvalMetrics } from './train/remote.js';
+export { transferMarkdown, type TransferTable } from './report/transfer-table.js';
 export type { Progress } from './train/progress.js';
 export { withPython, callPython } from './control/pythonia.js';

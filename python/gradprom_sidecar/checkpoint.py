@@ -2,13 +2,18 @@
 
 Everything is read with ``torch.load(..., weights_only=True)``: a checkpoint
 is data, never code, so a file holding pickled custom objects is refused
-instead of executed. Writes go to a temporary file in the target folder,
+instead of executed. The one exception is a weights file holding a whole
+pickled ``nn.Module`` (``torch.save(model)``, as ESTR published its models):
+:func:`read_state_dict` then reads it with ``pickled.read_pickled_model``,
+which rebuilds its tensors and imports or runs nothing the file names, and
+logs a note. Writes go to a temporary file in the target folder,
 are fsynced, then renamed over the target, so a crash or a failing save never
 leaves a half-written checkpoint where the previous good one was.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import tempfile
@@ -19,13 +24,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CheckpointError", "LoadReport", "read_state_dict", "load_weights", "save_atomic", "load_checkpoint"]
+from .pickled import read_pickled_model
+
+__all__ = ["CheckpointError", "RefusedObjectsError", "LoadReport", "read_state_dict", "load_weights", "save_atomic", "load_checkpoint"]
 
 _SHOW = 10  # how many names of each problem kind an error message lists
+log = logging.getLogger("gradprom.weights")
 
 
 class CheckpointError(Exception):
     """A checkpoint or weights file could not be read, written or applied; the message names the file."""
+
+
+class RefusedObjectsError(CheckpointError):
+    """``weights_only`` refused the file: it holds pickled objects other than tensors and plain containers."""
 
 
 def _torch_load(path: Path) -> Any:
@@ -38,7 +50,7 @@ def _torch_load(path: Path) -> Any:
         # Keep torch's one useful line ("Unsupported global: GLOBAL pkg.Class ...") and drop its advice.
         detail = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
         first = detail.split(" was not")[0].replace("WeightsUnpickler error: ", "") or type(e).__name__
-        raise CheckpointError(
+        raise RefusedObjectsError(
             f"{path}: contains objects that weights_only refuses (only tensors and plain containers "
             f"are loaded; re-save the state_dict): {first}"
         ) from e
@@ -66,11 +78,31 @@ def _strip_prefix(sd: dict[str, Tensor], prefix: str | None, path: Path) -> dict
     return picked
 
 
+def _whole_model(path: Path, part: str | None, refused: RefusedObjectsError) -> dict[str, Tensor]:
+    """The tensors of a whole pickled module that ``weights_only`` refused, read as data; else the refusal."""
+    try:
+        tensors = read_pickled_model(path, part)
+    except Exception as e:  # a hostile or damaged file may fail in any way; it is named, never half-read
+        raise CheckpointError(f"{refused}; read as a whole pickled model instead, it is malformed: {e}") from e
+    if not tensors:
+        raise refused
+    log.warning(
+        "%s: a whole pickled model; its %d tensors were read as data (nothing the file names was imported or run). "
+        "`gradprom convert %s OUT.safetensors` writes a plain weights file",
+        path,
+        len(tensors),
+        path,
+    )
+    return tensors
+
+
 def read_state_dict(path: str | Path, prefix: str | None = None, part: str | None = None) -> dict[str, Tensor]:
     """Read a name → tensor mapping from a .pt/.pth/.bin or .safetensors file.
 
     A ``{"state_dict": {...}}`` or ``{"model": {...}}`` wrapper is unwrapped, and so is
-    ``{part: {...}}`` (a run checkpoint holds ``ip`` and ``vr``).
+    ``{part: {...}}`` (a run checkpoint holds ``ip`` and ``vr``). A whole pickled module
+    (``torch.save(model)``, zip or legacy format) gives its parameters and buffers, read without
+    running the file (``pickled.read_pickled_model``).
 
     :param path: the weights file.
     :param prefix: ``None`` strips a ``module.`` or ``model.`` prefix shared by
@@ -89,7 +121,10 @@ def read_state_dict(path: str | Path, prefix: str | None = None, part: str | Non
         except Exception as e:
             raise CheckpointError(f"{path}: cannot read safetensors file: {type(e).__name__}: {e}") from e
     else:
-        obj = _torch_load(path)
+        try:
+            obj = _torch_load(path)
+        except RefusedObjectsError as refused:
+            obj = _whole_model(path, part, refused)
     if isinstance(obj, dict) and not _is_tensor_dict(obj):
         for key in ((part,) if part else ()) + ("state_dict", "model"):
             if _is_tensor_dict(obj.get(key)):

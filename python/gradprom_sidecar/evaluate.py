@@ -68,11 +68,12 @@ def evaluate(
     vrs = {"cotrained": s.vr, **({"fixed": s.fixed_vr} if s.fixed_vr is not None else {})}
     wanted = [w for w in pairs if w[0] in vrs]
     with_ip = any(what != "clean" for _, what in pairs)
-    quality: dict[str, list[Tensor]] = {k: [] for k in ("psnr", "ssim", "psnr_degraded", "ssim_degraded")} if with_ip else {}
+    ssim_convention, psnr_convention = at(s.config, "eval.ssim"), at(s.config, "eval.psnr")
+    quality: dict[str, list[Tensor]] = {k: [] for k in ("mse", "ssim", "mse_degraded", "ssim_degraded")} if with_ip else {}
     scores: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}  # preds or per-image dice
     ious: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}
     probs: list[Tensor] = []
-    do_ssim = s.bundle.size >= 11
+    do_ssim = s.bundle.size >= 11 or ssim_convention == "pytorch_ssim"
     s.ip.eval()
     s.vr.eval()
     lo, hi = s.eval_range(n)
@@ -84,13 +85,12 @@ def evaluate(
             if with_ip:
                 x = s.feed.eval_degraded(split_name, start, end)  # seeded per sample, kept after the first evaluation
                 enhanced = s.ip(x).clamp_(0.0, 1.0)
-                if x.shape[-2:] != clean.shape[-2:]:
-                    x = F.interpolate(x, size=clean.shape[-2:], mode="bicubic", align_corners=False)
-                quality["psnr"].append(M.psnr(enhanced, clean).cpu())
-                quality["psnr_degraded"].append(M.psnr(x, clean).cpu())
+                x = s.degradation.upsample(x, clean.shape[-2:])
+                quality["mse"].append(M.mse(enhanced, clean).cpu())
+                quality["mse_degraded"].append(M.mse(x, clean).cpu())
                 if do_ssim:
-                    quality["ssim"].append(M.ssim(enhanced, clean).cpu())
-                    quality["ssim_degraded"].append(M.ssim(x, clean).cpu())
+                    quality["ssim"].append(M.ssim(enhanced, clean, convention=ssim_convention).cpu())
+                    quality["ssim_degraded"].append(M.ssim(x, clean, convention=ssim_convention).cpu())
                 images.update(degraded=x, enhanced=enhanced)
             truth = s.feed.eval_masks(split_name, start, end) if seg else split.labels[start:end]
             for who, what in wanted:
@@ -113,8 +113,10 @@ def evaluate(
         per_image["probs"] = torch.cat(probs)
     per_image = s.gather_eval(per_image)
     out: dict[str, Any] = {"split": split_name, "step": s.step, "n": n}
-    for k in quality:
-        out[k] = float(per_image[k].mean()) if k in per_image else math.nan  # psnr of a perfect image is +inf
+    for suffix in ("", "_degraded") if with_ip else ():
+        mse = per_image.get(f"mse{suffix}")
+        out[f"psnr{suffix}"] = math.nan if mse is None else M.psnr_from_mse(mse, psnr_convention, bs)  # a perfect image: +inf
+        out[f"ssim{suffix}"] = float(per_image[f"ssim{suffix}"].mean()) if f"ssim{suffix}" in per_image else math.nan
     labels = split.labels[:n]
     if per_image_out is not None:
         per_image_out.update(per_image_results(per_image, labels, s.task))
@@ -133,7 +135,8 @@ def evaluate(
             out[f"{key}_f1"] = M.macro_f1(pred, labels)
             out[f"{key}_auc"] = M.auc_ovr(per_image["probs"], labels)
     if with_ip:
-        out["ssim_convention"] = M.SSIM_CONVENTION
+        out["ssim_convention"] = M.SSIM_CONVENTIONS[ssim_convention]
+        out["psnr_convention"] = M.PSNR_CONVENTIONS[psnr_convention]
     return out
 
 

@@ -1,9 +1,12 @@
-"""Control-plane helpers called from TypeScript through pythonia: environment and checkpoint inspection."""
+"""Control-plane helpers called from TypeScript through pythonia: environment and checkpoint inspection, weights conversion."""
 
 from __future__ import annotations
 
+import logging
+import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +44,17 @@ def doctor() -> dict[str, Any]:
 
 
 def inspect_checkpoint(path: str) -> dict[str, Any]:
-    """Tensors (name, shape, dtype, numel) of a checkpoint or weights file, read weights-only."""
-    from .checkpoint import load_checkpoint, read_state_dict
+    """Tensors (name, shape, dtype, numel) of a checkpoint or weights file, read weights-only (a whole pickled model as data)."""
+    from .checkpoint import RefusedObjectsError, load_checkpoint, read_state_dict
 
     p = Path(path)
     info: dict[str, Any] = {"path": str(p), "bytes": p.stat().st_size if p.exists() else None}
     obj: Any = None
     if p.suffix != ".safetensors":
-        obj = load_checkpoint(p)
+        try:
+            obj = load_checkpoint(p)
+        except RefusedObjectsError:
+            obj = None  # maybe a whole pickled model: read_state_dict reads it as data, or refuses it
     if isinstance(obj, dict) and obj.get("format") == "gradprom-checkpoint":
         info["format"] = "gradprom-checkpoint"
         info["step"] = obj.get("step")
@@ -66,3 +72,64 @@ def inspect_checkpoint(path: str) -> dict[str, Any]:
         ]
         info["groups"][group] = {"tensors": tensors, "params": sum(t["numel"] for t in tensors)}
     return info
+
+
+class _Notes(logging.Handler):
+    """Keeps the messages logged while a weights file is read (e.g. that it was a whole pickled model)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def convert_weights(src: str, dst: str, part: str | None = None) -> dict[str, Any]:
+    """Write the tensors of any weights file ``src`` reads as to ``dst``, a .safetensors file (atomically).
+
+    ``src`` is read as a session reads ``ip.weights``/``vr.weights`` (``checkpoint.read_state_dict``):
+    a state dict, a run checkpoint's ``part``, a safetensors file, or a whole pickled model (read as
+    data, nothing in it run). A prefix shared by all keys (``module.``) is stripped.
+
+    :param src: the weights file.
+    :param dst: the output; must end in ``.safetensors``; its folder must exist.
+    :param part: the sub-network of a run checkpoint (``ip`` or ``vr``), or None.
+    :returns: ``{path, tensors, elements, bytes, notes}``.
+    :raises CheckpointError: unreadable ``src``, or a bad ``dst``.
+    """
+    from safetensors.torch import save_file
+
+    from .checkpoint import CheckpointError, read_state_dict
+
+    out = Path(dst)
+    if out.suffix != ".safetensors":
+        raise CheckpointError(f"{out}: the output must be a .safetensors file")
+    if not out.parent.is_dir():
+        raise CheckpointError(f"{out}: no such folder {out.parent}")
+    notes = _Notes()
+    logger = logging.getLogger("gradprom.weights")
+    logger.addHandler(notes)
+    try:
+        sd = read_state_dict(src, part=part)
+    finally:
+        logger.removeHandler(notes)
+    # Own storage per tensor: safetensors refuses tensors that share memory (a pickled model's views do).
+    tensors = {k: v.detach().contiguous().clone() for k, v in sd.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"source": Path(src).name})
+        os.replace(tmp, out)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, Exception):
+            raise CheckpointError(f"{out}: writing failed, nothing written: {type(e).__name__}: {e}") from e
+        raise
+    return {
+        "path": str(out),
+        "tensors": len(tensors),
+        "elements": sum(int(v.numel()) for v in tensors.values()),
+        "bytes": out.stat().st_size,
+        "notes": notes.messages,
+    }

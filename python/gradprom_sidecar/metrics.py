@@ -1,7 +1,18 @@
 """Metrics: image quality (PSNR, SSIM) per image, classification scores, segmentation Dice/IoU per image.
 
-Everything runs under ``torch.no_grad``. Image metrics return an N-vector (aggregate with
-``.mean()``); classification metrics return a Python float over the whole set.
+Everything runs under ``torch.no_grad``. Image metrics return an N-vector; classification metrics
+return a Python float over the whole set.
+
+Conventions (``eval.ssim``, ``eval.psnr`` in the config), so numbers can be compared with papers
+that used others:
+
+- SSIM ``skimage`` (default): see :data:`SSIM_CONVENTION`. ``pytorch_ssim``: the convention of the
+  ``pytorch_ssim`` package ESTR bundles: the same 11×11 Gaussian window (σ 1.5) and constants, but
+  zero padding (every pixel kept, windows at the border see zeros) and the mean over the whole map.
+  On one image pair the two can differ by several hundredths.
+- PSNR ``image`` (default): the mean over images of 10·log10(range² / MSE). ``batch``: ESTR's
+  10·log10(range² / (MSE of the batch + 1e-9)) per batch of ``eval.batch_size`` consecutive images,
+  averaged over batches weighted by their size (:func:`psnr_from_mse`).
 """
 
 from __future__ import annotations
@@ -19,9 +30,37 @@ SSIM_CONVENTION = (
 )
 
 
+SSIM_CONVENTIONS = {
+    "skimage": SSIM_CONVENTION,
+    "pytorch_ssim": (
+        "SSIM as pytorch_ssim computes it (ESTR's): 11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, "
+        "zero padding (same-size map), mean over the whole map (channels and pixels); x clamped to [0, data_range]"
+    ),
+}
+PSNR_CONVENTIONS = {
+    "image": "PSNR per image, 10*log10(range^2/MSE), averaged over images",
+    "batch": (
+        "PSNR per batch of eval.batch_size consecutive images, 10*log10(range^2/(batch MSE + 1e-9)), "
+        "averaged over batches weighted by their size (ESTR's)"
+    ),
+}
+
+
 def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"expected two N×C×H×W tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+
+
+@torch.no_grad()
+def mse(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean squared error per image (float64), ``x`` clamped to [0, data_range] first.
+
+    :param x: N×C×H×W estimate.
+    :param y: N×C×H×W reference.
+    :param data_range: the value range (1.0 for [0, 1] images).
+    """
+    _check_pair(x, y)
+    return (x.clamp(0.0, data_range).double() - y.double()).pow(2).mean(dim=(1, 2, 3))
 
 
 @torch.no_grad()
@@ -35,9 +74,30 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     :param y: N×C×H×W reference.
     :param data_range: the value range (1.0 for [0, 1] images).
     """
-    _check_pair(x, y)
-    mse = (x.clamp(0.0, data_range).double() - y.double()).pow(2).mean(dim=(1, 2, 3))
-    return (10.0 * torch.log10(data_range**2 / mse)).float()
+    return (10.0 * torch.log10(data_range**2 / mse(x, y, data_range))).float()
+
+
+def psnr_from_mse(per_image_mse: torch.Tensor, convention: str, batch_size: int, data_range: float = 1.0) -> float:
+    """One PSNR for a set, from its per-image MSEs, by :data:`PSNR_CONVENTIONS` (NaN for an empty set).
+
+    :param per_image_mse: N MSEs, in image order.
+    :param convention: ``"image"`` (mean of per-image PSNRs; a perfect image gives +inf) or
+        ``"batch"`` (ESTR's: per consecutive batch of ``batch_size``, weighted by batch size).
+    :param batch_size: images per batch (``eval.batch_size``), for ``"batch"``.
+    :param data_range: the value range.
+    """
+    m = per_image_mse.double().cpu()
+    if not m.numel():
+        return math.nan
+    if convention == "image":
+        return float((10.0 * torch.log10(data_range**2 / m)).mean())
+    if convention != "batch":
+        raise ValueError(f"PSNR convention: expected one of {', '.join(PSNR_CONVENTIONS)}, got {convention!r}")
+    total = 0.0
+    for start in range(0, m.numel(), batch_size):
+        part = m[start : start + batch_size]
+        total += len(part) * 10.0 * math.log10(data_range**2 / (float(part.mean()) + 1e-9))
+    return total / m.numel()
 
 
 def _gaussian_window(sigma: float = 1.5, radius: int = 5, device: torch.device | None = None) -> torch.Tensor:
@@ -48,28 +108,33 @@ def _gaussian_window(sigma: float = 1.5, radius: int = 5, device: torch.device |
 
 
 @torch.no_grad()
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """SSIM per image (see ``SSIM_CONVENTION``).
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, convention: str = "skimage") -> torch.Tensor:
+    """SSIM per image (see :data:`SSIM_CONVENTIONS`).
 
-    Filtering with a valid (unpadded) separable convolution equals skimage's reflect-padded
-    filtering followed by its crop of (11 - 1) // 2 = 5 border pixels: every kept pixel's window
-    lies inside the image. Computed in float64 so the variance terms do not cancel badly.
+    ``skimage``: filtering with a valid (unpadded) separable convolution equals skimage's
+    reflect-padded filtering followed by its crop of (11 - 1) // 2 = 5 border pixels: every kept
+    pixel's window lies inside the image. ``pytorch_ssim``: the same window with 5 pixels of zero
+    padding, every pixel kept. Computed in float64 so the variance terms do not cancel badly.
 
     :param x: N×C×H×W estimate (clamped to [0, data_range]).
     :param y: N×C×H×W reference.
     :param data_range: the value range.
-    :raises ValueError: images smaller than 11×11.
+    :param convention: ``"skimage"`` or ``"pytorch_ssim"``.
+    :raises ValueError: an unknown convention, or images smaller than 11×11 under ``skimage``.
     """
     _check_pair(x, y)
+    if convention not in SSIM_CONVENTIONS:
+        raise ValueError(f"SSIM convention: expected one of {', '.join(SSIM_CONVENTIONS)}, got {convention!r}")
     n, c, h, w = x.shape
-    if h < 11 or w < 11:
+    if convention == "skimage" and (h < 11 or w < 11):
         raise ValueError(f"ssim: images must be at least 11x11, got {h}x{w}")
     dtype = torch.float32 if x.device.type == "mps" else torch.float64
     win = _gaussian_window(device=x.device).to(dtype)
     kh, kw = win.view(1, 1, 11, 1), win.view(1, 1, 1, 11)
+    pad = (5, 0) if convention == "pytorch_ssim" else (0, 0)
 
     def filt(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(z, kh), kw)  # valid region only
+        return F.conv2d(F.conv2d(z, kh, padding=pad), kw, padding=pad[::-1])  # valid region, or zero-padded to full size
 
     a = x.clamp(0.0, data_range).to(dtype).reshape(n * c, 1, h, w)
     b = y.to(dtype).reshape(n * c, 1, h, w)
@@ -80,6 +145,18 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return s.mean(dim=(1, 2, 3)).view(n, c).mean(dim=1).float()
+
+
+@torch.no_grad()
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Per sample, whether the label is among the ``k`` highest scores (a bool N-vector).
+
+    :param logits: N×K scores, K >= k.
+    :param labels: N class indices.
+    :param k: how many of the best scores count.
+    """
+    top = logits.topk(k, dim=1).indices
+    return (top == labels.to(top.device).view(-1, 1)).any(dim=1)
 
 
 def _pred(logits_or_pred: torch.Tensor) -> torch.Tensor:

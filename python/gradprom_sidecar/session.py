@@ -34,14 +34,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import grads as G
-from .checkpoint import CheckpointError, load_weights
+from .checkpoint import CheckpointError
 from .config import at, choice
 from .data.cache import load_data
 from .data.feed import Feed
 from .degrade import build_degradation
 from .descent import StepProbe
 from .evaluate import EVAL_SEED_OFFSET, clean_score
-from .models import SEGMENTERS, build_ip, build_vr, count_params
+from .models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights
 from .optim import Sampler, make_optimizer, set_lr
 
 PRETRAIN_SEED_OFFSET = 104729  # VR pre-training draws from its own generator, seeded seed + this
@@ -92,6 +92,7 @@ class Session:
             raise ValueError(f"config.data.size: {self.bundle.size} is not divisible by the downsampling x{self.degradation.scale}")
         self.num_classes = self._task_classes()
         self.flip = bool(at(config, "data.augment.flip"))
+        self.crop = self.bundle.size if at(config, "data.augment.crop") else None  # train images kept larger, cropped per batch
         self.batch_size = int(at(config, "train.batch_size"))
         self.total_steps = int(at(config, "train.steps"))
 
@@ -169,17 +170,12 @@ class Session:
         ip_weights, vr_weights = at(self.config, "ip.weights"), at(self.config, "vr.weights")
         if ip_weights:
             try:
-                load_weights(self.ip, ip_weights, strict=True, part="ip")
+                load_ip_weights(self.ip, ip_weights)
             except CheckpointError as e:
                 raise ValueError(f"config.ip.weights: {e}") from e
         if vr_weights:
             try:
-                if str(at(self.config, "vr.arch")).startswith("resnet"):
-                    from .models.resnet import load_torchvision
-
-                    self.vr_left_at_init = load_torchvision(self.vr, vr_weights)  # type: ignore[arg-type]
-                else:
-                    load_weights(self.vr, vr_weights, strict=True, part="vr")
+                self.vr_left_at_init = load_vr_weights(self.vr, vr_weights)
             except CheckpointError as e:
                 raise ValueError(f"config.vr.weights: {e}") from e
 
@@ -215,7 +211,7 @@ class Session:
         :param idx: train sample indices.
         :param generator: draws the augmentation (``draws`` or ``pretrain_draws``).
         """
-        return self.feed.train_batch(idx, generator, self.flip, self.task == "segment")
+        return self.feed.train_batch(idx, generator, self.flip, self.task == "segment", self.crop)
 
     def next_batch(self) -> tuple[Tensor, Tensor, Tensor]:
         """The next training batch: clean images, target, and the degraded input (noise drawn for the whole batch).

@@ -86,7 +86,12 @@ def test_a_second_session_create_in_one_sidecar_does_not_decode_again(tmp_path: 
     assert first["data"]["storage"]["dtype"] == "uint8" and first["data"]["storage"]["placement"] == "host"
     # The next run of a compare: another training seed, policy and optimiser; the same data section.
     other = {**cfg, "seed": 3, "policy": {**cfg["policy"], "name": "joint"}}
-    other["data"] = {**cfg["data"], "augment": {"flip": True}, "device_cache": "off", "rng": "host"}  # runtime fields: same arrays
+    other["data"] = {
+        **cfg["data"],
+        "augment": {"flip": True, "crop": False},
+        "device_cache": "off",
+        "rng": "host",
+    }  # runtime fields: same arrays
     second, _ = call(state, "session.create", {"config": other})
     assert len(decodes) == 1 and second["data"]["storage"]["cache"]["source"] == "memory"
     assert state.session.bundle is bundle

@@ -117,7 +117,7 @@ def test_sampler_peek_names_the_next_batch_without_drawing() -> None:
 
 
 def test_session_storage_is_reported_and_batches_come_from_the_feed() -> None:
-    state, s = make(tiny_config(data={"augment": {"flip": True}}))
+    state, s = make(tiny_config(data={"augment": {"flip": True, "crop": False}}))
     storage = state.session.describe()["data"]["storage"]
     assert storage["dtype"] == "float32"  # the synthetic set stays float32 (figures unchanged)
     assert storage["placement"] == ("host" if DEVICE.type == "cpu" else storage["placement"])
@@ -134,7 +134,7 @@ def test_rng_host_and_device_are_one_stream_on_the_cpu() -> None:
         pytest.skip("on CUDA the two settings draw from different generators by design")
     results = []
     for rng in ("device", "host"):
-        state, _ = make(tiny_config(data={"rng": rng, "augment": {"flip": True}}))
+        state, _ = make(tiny_config(data={"rng": rng, "augment": {"flip": True, "crop": False}}))
         results.append([step(state)["loss_ip"] for _ in range(3)])
     assert results[0] == results[1]
 
@@ -144,7 +144,7 @@ def test_cuda_placements_give_the_same_batches_and_steps() -> None:
     runs = {}
     for mode in ("on", "off"):
         state = new_state()
-        cfg = tiny_config(data={"device_cache": mode, "augment": {"flip": True}})
+        cfg = tiny_config(data={"device_cache": mode, "augment": {"flip": True, "crop": False}})
         call(state, "session.create", {"config": cfg})
         call(state, "vr.pretrain", {"steps": 2})
         assert state.session.feed.where == ("device" if mode == "on" else "pinned")
@@ -154,7 +154,7 @@ def test_cuda_placements_give_the_same_batches_and_steps() -> None:
 
 @cuda_only
 def test_cuda_with_rng_host_sees_the_cpu_batches() -> None:
-    cfg = tiny_config(data={"rng": "host", "augment": {"flip": True}})
+    cfg = tiny_config(data={"rng": "host", "augment": {"flip": True, "crop": False}})
     cpu, cuda = Session(cfg, torch.device("cpu")), Session(cfg, DEVICE)
     for _ in range(7):  # crosses an epoch boundary
         a, b = cpu.next_batch(), cuda.next_batch()
@@ -170,7 +170,7 @@ def test_augment_flips_uint16_storage() -> None:
 
 def test_resume_with_flips_and_device_draws_is_bit_identical(tmp_path: Path) -> None:
     """Flips, masks and noise continue from a checkpoint as if never interrupted (on CUDA: the device generator's state too)."""
-    cfg = tiny_config(data={"augment": {"flip": True}})
+    cfg = tiny_config(data={"augment": {"flip": True, "crop": False}})
     state, _ = make(cfg)
     for _ in range(4):
         step(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -129,3 +130,79 @@ def test_seeded_depends_only_on_seed_and_index() -> None:
 def test_sample_seed_is_spread() -> None:
     seeds = {sample_seed(s, i) for s in range(4) for i in range(1000)}
     assert len(seeds) == 4000 and all(0 <= v < 2**63 for v in seeds)
+
+
+def u8_images(n: int, c: int, h: int, w: int) -> torch.Tensor:
+    """Images as an 8-bit source gives them: values k/255."""
+    return torch.randint(0, 256, (n, c, h, w)).float() / 255
+
+
+def pil_reference(img: torch.Tensor, fn: object) -> torch.Tensor:
+    """One C×H×W image through a PIL operation, written out here independently of degrade.py."""
+    from PIL import Image
+
+    arr = (img * 255).round().byte().permute(1, 2, 0).numpy()
+    pil = Image.fromarray(arr[..., 0], "L") if img.shape[0] == 1 else Image.fromarray(arr, "RGB")
+    out = torch.from_numpy(np.array(fn(pil))).float() / 255  # type: ignore[operator]
+    return out[None] if out.dim() == 2 else out.permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_downsample_pil_is_pils_bicubic_in_8_bits(channels: int) -> None:
+    from PIL import Image
+
+    clean = u8_images(2, channels, 32, 24)
+    d = build_degradation([{"kind": "downsample", "scale": 4, "method": "pil"}])
+    out = d(clean, gen())
+    assert out.shape == (2, channels, 8, 6) and d.scale == 4
+    for i in range(2):
+        assert torch.equal(out[i], pil_reference(clean[i], lambda im: im.resize((6, 8), Image.Resampling.BICUBIC)))
+    assert torch.equal(out, (out * 255).round() / 255)  # 8-bit values
+    # torch's method: the same kernel family in float, close to PIL's but not equal.
+    ours = build_degradation([{"kind": "downsample", "scale": 4, "method": "torch"}])(clean, gen())
+    assert not torch.equal(ours, out) and float((ours - out).abs().mean()) < 4 / 255
+    # Back to full size for scoring, by the same method.
+    up = d.upsample(out, (32, 24))
+    assert torch.equal(up[0], pil_reference(out[0], lambda im: im.resize((24, 32), Image.Resampling.BICUBIC)))
+    assert torch.equal(
+        build_degradation([{"kind": "downsample", "scale": 4}]).upsample(ours, (32, 24)),
+        F.interpolate(ours, size=(32, 24), mode="bicubic", align_corners=False),
+    )
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_jpeg_is_a_pil_round_trip_and_quality_matters(channels: int) -> None:
+    import io
+
+    from PIL import Image
+
+    def round_trip(im: Image.Image) -> Image.Image:
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=10)
+        return Image.open(io.BytesIO(buf.getvalue())).convert(im.mode)
+
+    clean = generate(2, 32, channels, 4, seed=3, start=0).images
+    clean = (clean * 255).round() / 255
+    q10 = build_degradation([{"kind": "jpeg", "quality": 10}])
+    out = q10(clean, gen())
+    assert out.shape == clean.shape
+    for i in range(2):
+        assert torch.equal(out[i], pil_reference(clean[i], round_trip))
+    assert torch.equal(q10.seeded(clean, [0, 1], seed=1), q10.seeded(clean, [0, 1], seed=2))  # no randomness
+    q90 = build_degradation([{"kind": "jpeg", "quality": 90}])(clean, gen())
+    assert float(psnr(q90, clean).mean()) > float(psnr(out, clean).mean()) + 5
+
+
+@pytest.mark.parametrize(
+    "cfg,message",
+    [
+        ([{"kind": "jpeg", "quality": 0}], r"degradation\[0\]\.quality: expected an integer 1\.\.100"),
+        ([{"kind": "jpeg", "quality": 10.5}], r"degradation\[0\]\.quality"),
+        ([{"kind": "jpeg"}], r"degradation\[0\]\.quality: required"),
+        ([{"kind": "jpeg", "quality": 10, "clip": True}], r"degradation\[0\]\.clip: unknown field"),
+        ([{"kind": "downsample", "scale": 4, "method": "cv2"}], r"degradation\[0\]\.method: expected torch or pil"),
+    ],
+)
+def test_bad_jpeg_and_method_name_index_and_field(cfg: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_degradation(cfg)  # type: ignore[arg-type]

@@ -18,7 +18,9 @@ from gradprom_sidecar.metrics import (
     iou,
     macro_f1,
     psnr,
+    psnr_from_mse,
     ssim,
+    topk_correct,
 )
 
 # ---------------------------------------------------------------- PSNR
@@ -161,3 +163,64 @@ def test_empty_mask_conventions_and_class_average() -> None:
     assert batch.shape == (2,) and batch.tolist() == pytest.approx([2 / 3, 1.0])
     with pytest.raises(ValueError, match="num_classes"):
         dice(pred, truth, 1)
+
+
+# ---------------------------------------------------------------- conventions (ESTR's)
+
+
+def _pytorch_ssim_by_hand(a: np.ndarray, b: np.ndarray) -> float:
+    """pytorch_ssim's convention written out with explicit loops: zero-padded 11x11 Gaussian windows, mean over the map."""
+    t = np.arange(11) - 5
+    g = np.exp(-(t**2) / (2 * 1.5**2))
+    win = np.outer(g, g) / g.sum() ** 2
+    c1, c2 = 0.01**2, 0.03**2
+    vals = []
+    for ch in range(a.shape[0]):
+        pa, pb = np.pad(a[ch], 5), np.pad(b[ch], 5)
+        for i in range(a.shape[1]):
+            for j in range(a.shape[2]):
+                wa, wb = pa[i : i + 11, j : j + 11], pb[i : i + 11, j : j + 11]
+                ma, mb = (win * wa).sum(), (win * wb).sum()
+                va, vb = (win * wa * wa).sum() - ma**2, (win * wb * wb).sum() - mb**2
+                cov = (win * wa * wb).sum() - ma * mb
+                vals.append(((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
+    return float(np.mean(vals))
+
+
+@pytest.mark.parametrize("pair", range(4))
+def test_ssim_pytorch_ssim_convention_matches_a_hand_computation(pair: int) -> None:
+    x, y = _test_pairs()[pair]
+    x, y = x[..., :20, :23], y[..., :20, :23]  # small: the hand computation loops over every pixel
+    ours = float(ssim(x, y, convention="pytorch_ssim"))
+    assert ours == pytest.approx(_pytorch_ssim_by_hand(x[0].double().numpy(), y[0].double().numpy()), abs=1e-6)
+
+
+def test_the_two_ssim_conventions_differ_and_small_images_need_padding() -> None:
+    x, y = _test_pairs()[0]
+    gap = abs(float(ssim(x, y)) - float(ssim(x, y, convention="pytorch_ssim")))
+    assert gap > 0.005  # same window and constants, other border handling and averaging
+    assert ssim(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), convention="pytorch_ssim").shape == (2,)
+    with pytest.raises(ValueError, match="SSIM convention"):
+        ssim(x, y, convention="matlab")
+
+
+def test_psnr_per_batch_is_estrs() -> None:
+    mse = torch.tensor([0.01, 0.04, 0.001, 0.002, 0.003])
+    per_image = sum(10 * math.log10(1 / m) for m in mse.tolist()) / 5
+    assert psnr_from_mse(mse, "image", 2) == pytest.approx(per_image)
+    # Batches of 2, 2, 1 images: 10·log10(1 / (batch MSE + 1e-9)), weighted by batch size.
+    batches = [(2, 0.025), (2, 0.0015), (1, 0.003)]
+    assert psnr_from_mse(mse, "batch", 2) == pytest.approx(sum(n * 10 * math.log10(1 / (m + 1e-9)) for n, m in batches) / 5)
+    assert psnr_from_mse(mse, "batch", 5) == pytest.approx(10 * math.log10(1 / (float(mse.mean()) + 1e-9)))
+    assert psnr_from_mse(mse, "batch", 1) == pytest.approx(per_image, abs=1e-5)
+    assert math.isnan(psnr_from_mse(torch.zeros(0), "batch", 2))
+    with pytest.raises(ValueError, match="PSNR convention"):
+        psnr_from_mse(mse, "dataset", 2)
+
+
+def test_topk_correct() -> None:
+    logits = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5]])
+    labels = torch.tensor([2, 0, 0])
+    assert topk_correct(logits, labels, 1).tolist() == [False, True, False]
+    assert topk_correct(logits, labels, 2).tolist() == [True, True, False]
+    assert topk_correct(logits, labels, 3).all()

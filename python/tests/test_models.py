@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradprom_sidecar.checkpoint import load_weights, save_atomic
+from gradprom_sidecar.checkpoint import CheckpointError, load_weights, save_atomic
 from gradprom_sidecar.models import IP_REGISTRY, VR_REGISTRY, build_ip, build_vr, count_params
-from gradprom_sidecar.models.resnet import load_torchvision
+from gradprom_sidecar.models.imagenet import load_torchvision
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Small widths keep the shape tests fast on CPU; the architecture is the same.
@@ -245,3 +245,100 @@ def test_plugin_errors(plugin_dir: Path, arch: str, problem: str) -> None:
 def test_plugin_constructor_error(plugin_dir: Path) -> None:
     with pytest.raises(ValueError, match="constructor failed"):
         build_ip(ip("gp_test_plugins.nets:Enhancer", plugin_path=str(plugin_dir), kwargs={"bogus": 1}))
+
+
+# The three recognizers ESTR's transfer table adds; key lists pinned from torchvision's architecture definitions.
+TABLE_VRS = {"resnet101": 44_549_160, "densenet121": 7_978_856, "vgg16_bn": 138_365_992}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TABLE_VRS))
+def test_table_recognizers_match_torchvision(name: str, tmp_path: Path) -> None:
+    expected = read_keys(name)
+    net = build_vr(vr(name), 3, 1000).eval()
+    assert [(k, tuple(v.shape)) for k, v in net.state_dict().items()] == expected
+    assert count_params(net) == TABLE_VRS[name]  # torchvision's published parameter counts
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, 64, 64)).shape == (2, 1000)
+    # A torchvision-shaped file (random tensors) fits a 5-class gray network: the head stays at its
+    # initialisation, the first conv is summed over RGB, everything else is copied unchanged.
+    sd = {k: (torch.tensor(7) if not s else torch.rand(s) * 0.02) for k, s in expected}  # positive: running_var too
+    save_atomic(sd, tmp_path / "tv.pth")
+    gray = build_vr(vr(name, weights_channels=1), 1, 5).eval()
+    assert load_torchvision(gray, tmp_path / "tv.pth") == list(gray.HEAD)
+    own = gray.state_dict()
+    assert torch.allclose(own[gray.FIRST_CONV], sd[gray.FIRST_CONV].sum(1, keepdim=True))
+    assert all(torch.equal(own[k], v) for k, v in sd.items() if k != gray.FIRST_CONV and k not in gray.HEAD)
+    # State dict round trip: a fresh network loaded strictly computes the same logits.
+    save_atomic(own, tmp_path / "own.pth")
+    again = build_vr(vr(name, weights_channels=1), 1, 5).eval()
+    assert load_weights(again, tmp_path / "own.pth", strict=True).ok
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert gray(x).shape == (2, 5) and torch.equal(gray(x), again(x))
+
+
+def test_densenet_reads_torchvision_first_release_names(tmp_path: Path) -> None:
+    # torchvision's ImageNet DenseNet file names a layer's parts "norm.1", "conv.2", ..., and predates num_batches_tracked.
+    net = build_vr(vr("densenet121"), 3, 1000)
+    old = {
+        k.replace("norm1.", "norm.1.").replace("conv2.", "conv.2."): v.clone()
+        for k, v in net.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old
+    save_atomic(old, tmp_path / "densenet121-old.pth")
+    fresh = build_vr(vr("densenet121"), 3, 1000)
+    assert load_torchvision(fresh, tmp_path / "densenet121-old.pth") == []
+    assert torch.equal(
+        fresh.state_dict()["features.denseblock4.denselayer16.conv2.weight"],
+        net.state_dict()["features.denseblock4.denselayer16.conv2.weight"],
+    )
+
+
+def test_torchvision_loader_names_the_arch_on_a_foreign_file(tmp_path: Path) -> None:
+    save_atomic(build_vr(vr("resnet18"), 3, 1000).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(CheckpointError, match="densenet121"):
+        load_torchvision(build_vr(vr("densenet121"), 3, 1000), tmp_path / "r18.pth")
+
+
+def estr_keys(scale: int) -> list[tuple[str, tuple[int, ...]]]:
+    """ESTR's SRResNet names and shapes, written out from its description (issue 14), not from our module."""
+    keys = [("block1.0.weight", (64, 3, 9, 9)), ("block1.0.bias", (64,)), ("block1.1.weight", (1,))]
+    for b in range(2, 7):
+        for conv, bn in (("conv1", "bn1"), ("conv2", "bn2")):
+            keys += [(f"block{b}.{conv}.weight", (64, 64, 3, 3)), (f"block{b}.{conv}.bias", (64,))]
+            keys += [(f"block{b}.{bn}.{n}", (64,)) for n in ("weight", "bias", "running_mean", "running_var")]
+            keys += [(f"block{b}.{bn}.num_batches_tracked", ())]
+            if conv == "conv1":
+                keys += [(f"block{b}.prelu.weight", (1,))]
+    keys += [("block7.0.weight", (64, 64, 3, 3)), ("block7.0.bias", (64,)), ("block7.1.weight", (1,))]
+    ups = {1: 0, 2: 1, 4: 2}[scale]
+    for u in range(ups):
+        keys += [(f"block8.{u}.conv.weight", (256, 64, 3, 3)), (f"block8.{u}.conv.bias", (256,)), (f"block8.{u}.prelu.weight", (1,))]
+    return keys + [(f"block8.{ups}.weight", (3, 64, 9, 9)), (f"block8.{ups}.bias", (3,))]
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_estr_srresnet_names_shapes_and_output(scale: int) -> None:
+    net = build_ip(ip("estr_srresnet", in_channels=3, scale=scale, residual=False)).eval()
+    assert [(k, tuple(v.shape)) for k, v in net.state_dict().items()] == estr_keys(scale)
+    x = torch.rand(2, 3, 12, 10)
+    with torch.no_grad():
+        y = net(x)
+        z = net.block8(net.block1(x) + net.block7(net.block6(net.block5(net.block4(net.block3(net.block2(net.block1(x))))))))
+    assert y.shape == (2, 3, 12 * scale, 10 * scale)
+    assert torch.allclose(y, (torch.tanh(z) + 1) / 2)  # ESTR's output map, in (0, 1)
+
+
+def test_estr_srresnet_residual_variant() -> None:
+    plain = build_ip(ip("estr_srresnet", in_channels=3, residual=False)).eval()
+    residual = build_ip(ip("estr_srresnet", in_channels=3, residual=True)).eval()
+    residual.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(residual(x), (x - plain(x)).clamp(0, 1))
+    with pytest.raises(ValueError, match="scale 1"):
+        build_ip(ip("estr_srresnet", in_channels=3, scale=4, residual=True))
+    with pytest.raises(ValueError, match=r"config\.ip\.residual: required"):
+        build_ip(ip("estr_srresnet", in_channels=3))

@@ -49,7 +49,7 @@ def tiny_config(**over: dict) -> dict:
             "counts": {"train": 48, "val": 12, "test": 12},
             "split": {"train": 0.7, "val": 0.1, "test": 0.2},
             "seed": 0,
-            "augment": {"flip": False},
+            "augment": {"flip": False, "crop": False},
             "window": None,
             "device_cache": "auto",
             "rng": "device",
@@ -92,7 +92,7 @@ def tiny_config(**over: dict) -> dict:
             "eval_every": 0,
             "checkpoint_every": 0,
         },
-        "eval": {"batch_size": 8, "limit": None},
+        "eval": {"batch_size": 8, "limit": None, "ssim": "skimage", "psnr": "image"},
         "output": {"dir": "runs", "name": None},
     }
     for section, values in over.items():

@@ -1,39 +1,22 @@
-/** The `gradprom` command line: train, compare, eval, enhance, doctor, inspect. */
+/** The `gradprom` command line: train, compare, eval, enhance, doctor, inspect, convert, validate. */
 import { Command, Option } from 'commander';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadConfig, type Config } from '../config/index.js';
 import { isGradpromError } from '../errors.js';
+import type { Config } from '../config/index.js';
 import { POLICY_NAMES, type PolicyName } from '../policy/index.js';
-import { Sidecar } from '../sidecar/sidecar.js';
 import { stderrLogger } from '../sidecar/logger.js';
 import { reportCompare, resumeCompare, runCompare } from '../train/compare.js';
 import { parseLambdas, type LambdaSetting } from '../train/plan.js';
 import { barProgress, noProgress, type Progress } from '../train/progress.js';
-import { RemoteSession } from '../train/remote.js';
 import { runExperiment } from '../train/runner.js';
+import { configFrom, out, usage, withCommon, withSession, type Common } from './common.js';
+import { addConvertCommand } from './convert.js';
 import { doctor, formatDoctor } from './doctor.js';
-import { evalTable } from './eval-table.js';
+import { addEvalCommand } from './eval.js';
 import { EXIT, exitCodeOf } from './exit-codes.js';
 import { formatInspect, inspect } from './inspect.js';
-
-interface Common {
-  config?: string;
-  set: string[];
-  quiet?: boolean;
-  json?: boolean;
-  verbose?: boolean;
-}
-
-const collect = (value: string, previous: string[]) => [...previous, value];
-
-/** The config from `--config` and `--set`, or exit 2 with one line per issue. */
-async function configFrom(opts: Common, extraSets: string[] = []): Promise<Config> {
-  const r = await loadConfig(opts.config ?? null, [...extraSets, ...opts.set]);
-  if (r.ok) return r.config;
-  for (const i of r.issues) process.stderr.write(`gradprom: config${i.path ? ` ${i.path}` : ''}: ${i.message}\n`);
-  process.exit(EXIT.config);
-}
+import { addValidateCommand } from './validate.js';
 
 function progressFor(opts: Common): Progress {
   return opts.quiet || opts.json || !process.stderr.isTTY ? noProgress : barProgress();
@@ -50,22 +33,6 @@ function interruptSignal(): AbortSignal {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return ac.signal;
-}
-
-function out(opts: Common, text: string, data: unknown): void {
-  if (opts.json) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
-  else if (!opts.quiet) process.stdout.write(`${text}\n`);
-}
-
-function withCommon(cmd: Command, config = true): Command {
-  if (config) {
-    cmd.option('-c, --config <file>', 'experiment config (YAML or JSON); defaults fill the rest');
-    cmd.option('-s, --set <path=value>', 'override one config field, e.g. train.steps=200 (repeatable)', collect, []);
-  }
-  return cmd
-    .option('-q, --quiet', 'print nothing but errors')
-    .option('--json', 'print the result as JSON on stdout (for pipelines)')
-    .option('-v, --verbose', 'show stacks on errors and the sidecar log');
 }
 
 export function buildProgram(): Command {
@@ -156,36 +123,7 @@ export function buildProgram(): Command {
       out(opts, `${r.report.markdown}\n\nreport: ${join(r.dir, 'compare.md')}`, reportJson({ ...r.report, dir: r.dir }));
     });
 
-  withCommon(
-    program
-      .command('eval')
-      .description('reproduce with existing weights: PSNR/SSIM and recognition on clean, degraded and enhanced test images'),
-  )
-    .option('--ip <weights>', 'IP weights (.pt/.pth/.safetensors)')
-    .option('--vr <weights>', 'VR weights, read as the fixed recognition model')
-    .option('--run <dir>', "evaluate a run folder's last checkpoint instead")
-    .option('--split <split>', 'val or test', 'test')
-    .option('--out <dir>', 'also write eval.md and eval.json here')
-    .action(async (opts: Common & { ip?: string; vr?: string; run?: string; split: string; out?: string }) => {
-      if (!opts.run && !opts.ip) usage('eval needs --ip WEIGHTS (with --vr WEIGHTS) or --run DIR');
-      if (opts.split !== 'val' && opts.split !== 'test') usage(`--split: expected val or test, got "${opts.split}"`);
-      const sets = opts.run
-        ? []
-        : [`ip.weights=${resolve(opts.ip!)}`, 'vr.pretrain_steps=0', ...(opts.vr ? [`vr.weights=${resolve(opts.vr)}`] : [])];
-      const config = opts.run ? await configFrom({ ...opts, config: join(opts.run, 'config.json') }) : await configFrom(opts, sets);
-      const metrics = await withSession(config, opts, async (session) => {
-        if (opts.run) await session.load(join(opts.run, 'checkpoints', 'last.pt'));
-        else await session.pretrain(0); // the loaded VR becomes the fixed evaluation VR
-        return session.evaluate(opts.split as 'val' | 'test', config.eval.limit);
-      });
-      const md = evalTable(metrics, config.vr.task);
-      if (opts.out) {
-        mkdirSync(opts.out, { recursive: true });
-        writeFileSync(join(opts.out, 'eval.md'), `${md}\n`);
-        writeFileSync(join(opts.out, 'eval.json'), `${JSON.stringify(metrics, null, 2)}\n`);
-      }
-      out(opts, md, metrics);
-    });
+  addEvalCommand(program);
 
   withCommon(program.command('enhance').description('enhance PNG/JPEG or DICOM files with trained IP weights'))
     .requiredOption('--ip <weights>', 'IP weights (.pt/.pth/.safetensors)')
@@ -223,18 +161,10 @@ export function buildProgram(): Command {
     const info = await inspect(resolve(file));
     out(opts, formatInspect(info), info);
   });
+  addConvertCommand(program);
+  addValidateCommand(program);
   program.addOption(new Option('--no-color').hideHelp());
   return program;
-}
-
-/** Start a sidecar, create a session from `config`, run `fn`, stop the sidecar. */
-async function withSession<T>(config: Config, opts: Common, fn: (s: RemoteSession) => Promise<T>): Promise<T> {
-  const sidecar = await Sidecar.start({ device: config.device, logger: stderrLogger(opts.verbose ? 'info' : 'warn') });
-  try {
-    return await fn(await RemoteSession.create(sidecar, config));
-  } finally {
-    await sidecar.stop();
-  }
 }
 
 interface CompareFlags extends Common {
@@ -276,11 +206,6 @@ function parseShard(text: string): { index: number; count: number } {
 /** What --json prints for a comparison report. */
 function reportJson(r: { dir: string; groups: unknown; pairs: unknown; fronts: unknown; missing: string[] }) {
   return { dir: r.dir, groups: r.groups, pairs: r.pairs, fronts: r.fronts, missing: r.missing };
-}
-
-function usage(message: string): never {
-  process.stderr.write(`gradprom: ${message}\n`);
-  process.exit(EXIT.usage);
 }
 
 /** Run the CLI; errors become one line (the stack with --verbose) and a documented exit code. */

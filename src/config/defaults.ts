@@ -6,7 +6,8 @@
 export const DEGRADATION_DEFAULTS = {
   gaussian: { sigma: 0.3, clip: false }, // sigma: noise std on [0,1] intensities; clip: clamp the result to [0,1]
   poisson: { peak: 30 }, //                 peak: expected photon count at intensity 1.0
-  downsample: { scale: 2 }, //              scale: bicubic downsampling factor (2 or 4)
+  downsample: { scale: 2, method: 'torch' }, // scale: bicubic downsampling factor (2 or 4); method: torch (float) | pil (8-bit PIL, ESTR's)
+  jpeg: { quality: 10 }, //                 quality: JPEG quality 1..100 of a PIL save-and-decode round trip (ESTR: 10)
 } as const;
 
 /** The resolved config when the user gives nothing (snake_case: Python reads the same file). */
@@ -14,10 +15,11 @@ export const DEFAULTS = {
   seed: 0, //                          training RNG seed; every rank uses the same one (all ranks draw the same global batch)
   device: 'auto', //                   auto | cpu | cuda | cuda:N (auto: CUDA when present)
   data: {
-    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom
+    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom | imagefolder (train/<class>/*, val/<class>/*)
     seed: 0, //                        data seed: the generated set, the split and the test degradation (fixed across training seeds)
     path: null, //                     data set root (required unless kind is synthetic)
-    size: 32, //                       image side after resizing, pixels
+    size: 32, //                       image side after resizing (imagefolder: the centre crop), pixels
+    resize: null, //                   imagefolder: shorter side resized to this before the crop, pixels (ImageNet: 256); null: largest centred square
     channels: 1, //                    1 (grayscale) | 3 (RGB)
     classes: 4, //                     number of classes (classification) or of mask labels
     counts: { train: 2000, val: 200, test: 1000 }, // images generated per split (synthetic only)
@@ -28,8 +30,10 @@ export const DEFAULTS = {
     label_columns: null, //            one-hot CSV columns, one per class (ISIC 2018 Task 3 style)
     masks_dir: null, //                folder of masks beside the images, relative to path (segmentation)
     isic_task: 'classify', //          classify (Task 3) | segment (Task 1)
+    folders: { train: 'train', val: 'val', test: null }, // imagefolder: subfolder per split, relative to path (null: not read; test null: val serves as test)
+    max_per_class: null, //            imagefolder: the first N images (sorted) of each class per split (null: all)
     window: null, //                   DICOM intensity window {center, width}, in stored units (HU for CT)
-    augment: { flip: false }, //       random horizontal flips of training images (with their masks)
+    augment: { flip: false, crop: false }, // flip: random horizontal flips of training images; crop: imagefolder, a random size x size crop of the resize x resize centre
     device_cache: 'auto', //           auto | on | off: splits held on the CUDA device (auto: when they and the cached val/test inputs take ≤ 25 % of free device memory); else pinned host memory, next batch copied ahead
     rng: 'device', //                  device | host: where training flips and noise are drawn on CUDA (host: the CPU generator, copied: a CUDA run sees a CPU run's numbers)
     disk_cache: true, //               keep decoded file data sets on disk (compact arrays), so the next sidecar loads instead of decoding
@@ -37,23 +41,24 @@ export const DEFAULTS = {
   },
   degradation: [{ kind: 'gaussian', ...DEGRADATION_DEFAULTS.gaussian }], // applied in order to the clean image
   ip: {
-    arch: 'srresnet', //               srresnet | dncnn | unet | "package.module:Class"
+    arch: 'srresnet', //               srresnet | dncnn | unet | estr_srresnet (ESTR's network: 64 channels, 5 blocks) | "package.module:Class"
     channels: 32, //                   feature channels
     blocks: 4, //                      residual blocks (srresnet)
     batch_norm: false, //              BatchNorm inside blocks
     depth: 17, //                      convolution layers (dncnn)
     scale: 1, //                       upscaling factor; must equal the product of downsample scales
-    weights: null, //                  checkpoint or state-dict file to start from
+    weights: null, //                  checkpoint, state-dict or whole pickled model file to start from
+    residual: false, //                estr_srresnet: ESTR's residual variant, clamp(x - output, 0, 1)
     plugin_path: null, //              folder added to sys.path for a "module:Class" arch
     kwargs: {}, //                     extra constructor arguments
   },
   vr: {
-    arch: 'smallresnet', //            smallresnet | resnet18 | resnet34 | resnet50 | unet | "package.module:Class"
+    arch: 'smallresnet', //            smallresnet | resnet18/34/50/101 | densenet121 | vgg16_bn | unet | "package.module:Class"
     task: 'classify', //               classify | segment
     mode: 'supervised', //             supervised (labels) | unsupervised (clean-image pseudo-labels) | frozen
     weights: null, //                  state-dict file (torchvision names load unchanged)
     normalize: 'none', //              none | imagenet (mean/std normalisation of VR's input)
-    weights_channels: null, //         input channels of the loaded weights when they differ from data.channels
+    weights_channels: null, //         input channels of the first conv of resnet/densenet/vgg (1 | 3); null: 3, torchvision's layout (gray images are repeated)
     pretrain_steps: 300, //            steps of VR training on clean images before IP training
     pretrain_lr: 1e-3, //              learning rate of that pre-training
     plugin_path: null, //              folder added to sys.path for a "module:Class" arch
@@ -99,6 +104,8 @@ export const DEFAULTS = {
   eval: {
     batch_size: 200, //                images per evaluation batch
     limit: null, //                    test images used (null: all)
+    ssim: 'skimage', //                SSIM convention: skimage (valid region) | pytorch_ssim (zero padding, ESTR's)
+    psnr: 'image', //                  PSNR convention: image (mean over images) | batch (per eval batch, ESTR's)
   },
   output: {
     dir: 'runs', //                    parent folder of run folders

@@ -4,6 +4,8 @@
 export { DEFAULTS, DEGRADATION_DEFAULTS, withDefaults } from './defaults.js';
 export {
   ConfigSchema,
+  IP_ARCHS,
+  VR_ARCHS,
   configSchema,
   parseConfig,
   toConfigIssues,

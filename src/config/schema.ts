@@ -33,6 +33,11 @@ const fraction = z.number().min(0).max(1);
 const nullableName = z.string().min(1).nullable();
 const kwargs = z.record(z.string(), z.json());
 
+/** The built-in IP (enhancement) architectures. */
+export const IP_ARCHS = ['srresnet', 'dncnn', 'unet', 'estr_srresnet'] as const;
+/** The built-in VR (recognition) architectures; all but unet are classifiers. */
+export const VR_ARCHS = ['smallresnet', 'resnet18', 'resnet34', 'resnet50', 'resnet101', 'densenet121', 'vgg16_bn', 'unet'] as const;
+
 /** A built-in architecture name, or a user class as "package.module:Class". */
 function arch(names: readonly string[]) {
   const plugin = /^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/;
@@ -56,15 +61,17 @@ const optim = z.strictObject({
 const degradation = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('gaussian'), sigma: posNum, clip: z.boolean() }),
   z.strictObject({ kind: z.literal('poisson'), peak: posNum }),
-  z.strictObject({ kind: z.literal('downsample'), scale: z.literal([2, 4]) }),
+  z.strictObject({ kind: z.literal('downsample'), scale: z.literal([2, 4]), method: z.enum(['torch', 'pil']) }),
+  z.strictObject({ kind: z.literal('jpeg'), quality: z.int().min(1).max(100) }),
 ]);
 
 const data = z
   .strictObject({
-    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom']),
+    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom', 'imagefolder']),
     seed: z.number().int().nonnegative(),
     path: nullableName,
     size: posInt,
+    resize: posInt.nullable(),
     channels: z.literal([1, 3]),
     classes: posInt,
     counts: z.strictObject({ train: posInt, val: posInt, test: posInt }),
@@ -75,8 +82,10 @@ const data = z
     label_columns: z.array(z.string().min(1)).min(1).nullable(),
     masks_dir: nullableName,
     isic_task: z.enum(['classify', 'segment']),
+    folders: z.strictObject({ train: nullableName, val: nullableName, test: nullableName }),
+    max_per_class: posInt.nullable(),
     window: z.strictObject({ center: z.number(), width: posNum }).nullable(),
-    augment: z.strictObject({ flip: z.boolean() }),
+    augment: z.strictObject({ flip: z.boolean(), crop: z.boolean() }),
     device_cache: z.enum(['auto', 'on', 'off']),
     rng: z.enum(['device', 'host']),
     disk_cache: z.boolean(),
@@ -95,6 +104,7 @@ const data = z
         message: `train + val + test must sum to 1, got ${sum}`,
       });
     }
+    imagefolderIssues(d, ctx);
     if (d.label_column !== null && d.label_columns !== null) {
       ctx.addIssue({
         code: 'custom',
@@ -104,6 +114,41 @@ const data = z
       });
     }
   });
+
+/** The imagefolder kind's own fields: resize and the train crop need it, and the crop comes out of the resized square. */
+function imagefolderIssues(
+  d: { kind: string; size: number; resize: number | null; augment: { crop: boolean } },
+  ctx: { addIssue(issue: { code: 'custom'; path: string[]; params: { code: string }; message: string }): void },
+): void {
+  const only = (path: string[], what: string) =>
+    ctx.addIssue({
+      code: 'custom',
+      path,
+      params: { code: 'kind_field' },
+      message: `${what} only the imagefolder kind reads it (data.kind is "${d.kind}")`,
+    });
+  if (d.kind !== 'imagefolder') {
+    if (d.resize !== null) only(['resize'], 'set, but');
+    if (d.augment.crop) only(['augment', 'crop'], 'true, but');
+    return;
+  }
+  if (d.resize !== null && d.resize < d.size) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['resize'],
+      params: { code: 'resize_size' },
+      message: `expected at least data.size (${d.size}): the ${d.size} px crop is taken from the resized image, got ${d.resize}`,
+    });
+  }
+  if (d.augment.crop && d.resize === null) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['augment', 'crop'],
+      params: { code: 'crop_resize' },
+      message: 'needs data.resize (the random crop is taken from the resize x resize centre)',
+    });
+  }
+}
 
 type RefineCtx = { addIssue(issue: { code: 'custom'; path: (string | number)[]; params: { code: string }; message: string }): void };
 
@@ -169,18 +214,19 @@ export function configSchema(options: SchemaOptions = {}) {
       data,
       degradation: z.array(degradation),
       ip: z.strictObject({
-        arch: arch(['srresnet', 'dncnn', 'unet']),
+        arch: arch(IP_ARCHS),
         channels: posInt,
         blocks: posInt,
         batch_norm: z.boolean(),
         depth: posInt,
         scale: posInt,
         weights: nullableName,
+        residual: z.boolean(),
         plugin_path: nullableName,
         kwargs,
       }),
       vr: z.strictObject({
-        arch: arch(['smallresnet', 'resnet18', 'resnet34', 'resnet50', 'unet']),
+        arch: arch(VR_ARCHS),
         task: z.enum(['classify', 'segment']),
         mode: z.enum(['supervised', 'unsupervised', 'frozen']),
         weights: nullableName,
@@ -210,7 +256,12 @@ export function configSchema(options: SchemaOptions = {}) {
         eval_every: nonNegInt,
         checkpoint_every: nonNegInt,
       }),
-      eval: z.strictObject({ batch_size: posInt, limit: posInt.nullable() }),
+      eval: z.strictObject({
+        batch_size: posInt,
+        limit: posInt.nullable(),
+        ssim: z.enum(['skimage', 'pytorch_ssim']),
+        psnr: z.enum(['image', 'batch']),
+      }),
       output: z.strictObject({ dir: z.string().min(1), name: nullableName }),
       distributed: z.strictObject({
         nproc: posInt,

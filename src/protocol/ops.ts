@@ -42,6 +42,35 @@ const gramSchema = z.object({ ip_ip: z.array(anyNumber), vr_vr: z.array(anyNumbe
 // Metrics by name; with `per_image: true` also `per_image`, the names of the per-image tensors, in order.
 const evalResult = z.record(z.string(), z.union([anyNumber, z.string(), z.null(), z.array(z.string())]));
 
+/** A processing model or recognizer of the transfer table: its row or column label, built-in arch and weights file. */
+const modelSpec = z.object({ label: z.string().min(1), arch: z.string().min(1), weights: z.string().min(1) });
+
+/** Per recognizer label, a fraction of images (NaN when there were none). */
+const cells = z.record(z.string(), anyNumber);
+
+/** The transfer table: rows (clean, degraded input, each IP) by recognizer columns, with image quality per row. */
+const transferResult = z.object({
+  split: z.enum(['val', 'test']),
+  n: int,
+  num_classes: int,
+  topk: z.array(int),
+  ssim_convention: z.string(),
+  psnr_convention: z.string(),
+  recognizers: z.array(modelSpec.extend({ left_at_init: z.array(z.string()) })),
+  rows: z.array(
+    z.object({
+      label: z.string(),
+      kind: z.enum(['clean', 'degraded', 'ip']),
+      arch: z.string().optional(),
+      weights: z.string().optional(),
+      psnr: anyNumber.nullable(),
+      ssim: anyNumber.nullable(),
+      top1: cells,
+      top5: cells.optional(),
+    }),
+  ),
+});
+
 /** One op: what its request's `args` may hold, and what its reply's `result` must hold. */
 export interface OpSpec {
   readonly args: z.ZodType<Record<string, unknown>>;
@@ -107,6 +136,20 @@ export const OPS = {
   eval: {
     args: z.object({ split: z.enum(['train', 'val', 'test']), limit: int.nullable().optional(), per_image: z.boolean().optional() }),
     result: evalResult,
+  },
+  /**
+   * The transfer table of several processing models (`ips`) read by several recognizers (`vrs`) on a split, built from
+   * `config` (data, degradation, ip/vr sections, eval conventions); needs no session and changes none.
+   */
+  'eval.transfer': {
+    args: z.object({
+      config: z.custom<Config>(),
+      ips: z.array(modelSpec),
+      vrs: z.array(modelSpec),
+      split: z.enum(['val', 'test']),
+      limit: int.nullable().optional(),
+    }),
+    result: transferResult,
   },
   /** Tensors: [images] N×C×H×W float32 in [0,1] in, [enhanced] out. */
   enhance: { args: noArgs, result: noResult },

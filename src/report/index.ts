@@ -34,6 +34,7 @@ export { makeComparison, type Comparison } from './comparison.js';
 export { pairedDifferences, pairStats, type PairedDifference, type PairMetric, type PairStats } from './paired.js';
 export { compareFronts, dominates, frontsOf, type Front, type FrontComparison } from './fronts.js';
 export { descentStats, poolDescent, runDescent, type DescentStats, type GroupDescentStats, type RunDescent } from './descent.js';
+export { transferMarkdown, type TransferTable } from './transfer-table.js';
 export {
   bootstrapMean,
   incompleteBeta,

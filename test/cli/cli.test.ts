@@ -11,7 +11,7 @@ function gradprom(...args: string[]) {
 }
 
 describe('gradprom CLI', () => {
-  it.each(['train', 'compare', 'eval', 'enhance', 'doctor', 'inspect'])('%s --help describes the command', (cmd) => {
+  it.each(['train', 'compare', 'eval', 'enhance', 'doctor', 'inspect', 'convert', 'validate'])('%s --help describes the command', (cmd) => {
     const r = gradprom(cmd, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`Usage: gradprom ${cmd}`));
@@ -20,7 +20,7 @@ describe('gradprom CLI', () => {
   it('lists the commands and exit codes in the top-level help', () => {
     const r = gradprom('--help');
     expect(r.code).toBe(0);
-    for (const cmd of ['train', 'compare', 'eval', 'enhance', 'doctor', 'inspect']) expect(r.stdout).toContain(cmd);
+    for (const cmd of ['train', 'compare', 'eval', 'enhance', 'doctor', 'inspect', 'convert', 'validate']) expect(r.stdout).toContain(cmd);
     expect(r.stdout).toMatch(/Exit codes/);
   });
 

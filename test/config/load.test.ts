@@ -115,7 +115,7 @@ describe('--set overrides', () => {
     ]);
     expect(c.data.window).toEqual({ center: 40, width: 400 });
     const replaced = ok(await loadConfig(null, ['degradation=[{kind: downsample, scale: 4}]', 'ip.scale=4']));
-    expect(replaced.degradation).toEqual([{ kind: 'downsample', scale: 4 }]);
+    expect(replaced.degradation).toEqual([{ kind: 'downsample', scale: 4, method: 'torch' }]);
   });
 
   test('a set value of the wrong type is reported at its path', async () => {

@@ -31,7 +31,7 @@ describe('defaults', () => {
     expect(c.train.steps).toBe(1000);
     expect(c.degradation).toEqual([
       { kind: 'poisson', peak: 30 },
-      { kind: 'downsample', scale: 4 },
+      { kind: 'downsample', scale: 4, method: 'torch' },
     ]);
   });
 
@@ -161,5 +161,50 @@ describe('cross-field checks', () => {
   test('issues in several sections are all reported at once', () => {
     const paths = issuesOf({ data: { split: { train: 1, val: 1, test: 1 } }, train: { steps: 0 }, bogus: 1 }).map((i) => i.path);
     expect(paths.sort()).toEqual(['bogus', 'data.split', 'train.steps']);
+  });
+});
+
+describe('ESTR protocol fields', () => {
+  const folder = { kind: 'imagefolder', path: 'data/imagenet', size: 224 };
+
+  test('imagefolder: resize at least the crop, and the train crop needs resize', () => {
+    expect(issuesOf({ data: { ...folder, resize: 200 } })).toEqual([
+      {
+        code: 'resize_size',
+        path: 'data.resize',
+        message: 'expected at least data.size (224): the 224 px crop is taken from the resized image, got 200',
+      },
+    ]);
+    expect(issuesOf({ data: { ...folder, augment: { flip: true, crop: true } } })).toEqual([
+      expect.objectContaining({ code: 'crop_resize', path: 'data.augment.crop' }),
+    ]);
+    expect(configOf({ data: { ...folder, resize: 256, augment: { crop: true } } }).data.folders).toEqual({
+      train: 'train',
+      val: 'val',
+      test: null,
+    });
+  });
+
+  test('resize and the train crop belong to the imagefolder kind', () => {
+    expect(issuesOf({ data: { resize: 40, augment: { crop: true } } })).toEqual([
+      { code: 'kind_field', path: 'data.resize', message: 'set, but only the imagefolder kind reads it (data.kind is "synthetic")' },
+      { code: 'kind_field', path: 'data.augment.crop', message: 'true, but only the imagefolder kind reads it (data.kind is "synthetic")' },
+    ]);
+  });
+
+  test('jpeg quality 1..100, downsample method torch | pil, eval conventions', () => {
+    expect(configOf({ degradation: [{ kind: 'jpeg' }] }).degradation).toEqual([{ kind: 'jpeg', quality: 10 }]);
+    expect(issuesOf({ degradation: [{ kind: 'jpeg', quality: 0 }] })[0]).toMatchObject({ path: 'degradation.0.quality' });
+    expect(issuesOf({ degradation: [{ kind: 'jpeg', quality: 101 }] })[0]).toMatchObject({ path: 'degradation.0.quality' });
+    expect(issuesOf({ degradation: [{ kind: 'downsample', scale: 4, method: 'cv2' }], ip: { scale: 4 } })[0]).toMatchObject({
+      path: 'degradation.0.method',
+    });
+    expect(issuesOf({ eval: { ssim: 'matlab' } })[0]).toMatchObject({ path: 'eval.ssim' });
+    expect(configOf({ eval: { ssim: 'pytorch_ssim', psnr: 'batch' } }).eval).toMatchObject({ ssim: 'pytorch_ssim', psnr: 'batch' });
+  });
+
+  test('the ESTR and transfer-table architectures are known', () => {
+    expect(configOf({ ip: { arch: 'estr_srresnet' }, vr: { arch: 'vgg16_bn' } }).ip.residual).toBe(false);
+    for (const arch of ['resnet101', 'densenet121']) expect(parseConfig({ vr: { arch } }).ok).toBe(true);
   });
 });

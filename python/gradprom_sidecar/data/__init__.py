@@ -10,6 +10,9 @@ float32 (its images are made in float, and rounding them would change every figu
 ``build_data`` decodes every time; sessions go through ``cache.load_data`` (decoded once per
 sidecar, and kept on disk for the next one) and ``feed.Feed`` (on the device, per batch).
 
+"imagefolder" (ImageNet's class folders, official splits, ESTR's resize-then-crop transforms) is
+described in ``imagefolder``.
+
 ``cfg`` is the ``data`` section of the resolved config: the fields a kind reads are required
 (the defaults live in src/config/defaults.ts, see ``config.resolve``).
 """
@@ -26,7 +29,7 @@ from .synthetic import derive_seed, generate
 
 __all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices", "to_unit"]
 
-KINDS = ("synthetic", "isic2018", "folder", "dicom")
+KINDS = ("synthetic", "isic2018", "folder", "dicom", "imagefolder")
 
 
 def _int_field(cfg: dict, key: str, low: int) -> int:
@@ -144,6 +147,10 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
         raise ValueError(f"data.channels: expected 1 or 3, got {channels}")
     if kind == "synthetic":
         return _synthetic(cfg, seed, size, channels)
+    if kind == "imagefolder":
+        from .imagefolder import load_imagefolder
+
+        return load_imagefolder(cfg, size, channels)
     _fractions(cfg)  # a bad split fails before any file is read
     if kind == "isic2018":
         from .isic2018 import load_isic2018 as load
@@ -155,19 +162,29 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
 
 
 def augment(
-    images: torch.Tensor, masks: torch.Tensor | None, generator: torch.Generator, flip: bool = True
+    images: torch.Tensor,
+    masks: torch.Tensor | None,
+    generator: torch.Generator,
+    flip: bool = True,
+    crop: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Train-time augmentation: a random horizontal flip per sample (images and masks together).
+    """Train-time augmentation: a random ``crop``×``crop`` window per sample, then a random horizontal flip.
 
     The draws come from ``generator`` (on its own device) and are moved to the images' device, so
-    a seeded run flips the same samples on CPU and GPU.
+    a seeded run crops and flips the same samples on CPU and GPU. Crop corners are drawn only when
+    the images are larger than ``crop`` (``data.augment.crop`` with ``data.resize``).
 
     :param images: N×C×H×W, stored (uint8, uint16) or float.
     :param masks: N×H×W or None.
     :param generator: the training generator.
-    :param flip: when False, return the inputs unchanged.
+    :param flip: when False, no flips.
+    :param crop: the side of the random crop, or None for none.
     """
-    if not flip or images.shape[0] == 0:
+    if images.shape[0] == 0:
+        return images, masks
+    if crop is not None and tuple(images.shape[-2:]) != (crop, crop):
+        images, masks = _random_crop(images, masks, generator, crop)
+    if not flip:
         return images, masks
     draw = torch.rand(images.shape[0], generator=generator, device=generator.device) < 0.5
     draw = draw.to(images.device)
@@ -176,3 +193,26 @@ def augment(
     if masks is not None:
         masks = torch.where(draw.view(-1, 1, 1), masks.flip(-1), masks)
     return images, masks
+
+
+def _random_crop(
+    images: torch.Tensor, masks: torch.Tensor | None, generator: torch.Generator, crop: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One random ``crop``×``crop`` window per sample (corners uniform over the valid range).
+
+    Gathered with index tensors on the images' device: no corner is read back to the host (a read
+    would be a host-device sync on every CUDA step).
+    """
+    n, _, h, w = images.shape
+    if h < crop or w < crop:
+        raise ValueError(f"data.augment.crop: images of {h}x{w} are smaller than the {crop} px crop")
+    top = torch.randint(0, h - crop + 1, (n,), generator=generator, device=generator.device).to(images.device)
+    left = torch.randint(0, w - crop + 1, (n,), generator=generator, device=generator.device).to(images.device)
+    span = torch.arange(crop, device=images.device)
+    rows = (top[:, None] + span)[:, :, None]  # n×crop×1
+    cols = (left[:, None] + span)[:, None, :]  # n×1×crop
+    sample = torch.arange(n, device=images.device)[:, None, None]
+    out = gatherable(images).permute(0, 2, 3, 1)[sample, rows, cols].permute(0, 3, 1, 2).contiguous()
+    if masks is not None:
+        masks = masks[sample, rows, cols].contiguous()
+    return stored(out, images.dtype), masks

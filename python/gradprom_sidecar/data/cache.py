@@ -43,7 +43,7 @@ from .folder import resolve_path
 
 log = logging.getLogger("gradprom.data")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-split sides and aliases
 FORMAT = "gradprom-data-cache"
 # Fields of the data section that do not change the decoded arrays (left out of the key).
 RUNTIME_FIELDS = ("augment", "device_cache", "rng", "disk_cache", "cache_dir")
@@ -173,15 +173,24 @@ def save_bundle(bundle: DataBundle, path: Path, key: str) -> None:
     """
     tensors: dict[str, torch.Tensor] = {}
     names: dict[str, list[str]] = {}
+    sides: dict[str, int] = {}
+    alias: dict[str, str] = {}  # a split that IS an earlier one (imagefolder's val serving as test) is stored once
     for name in SPLITS:
         s = bundle.split(name)
+        same = next((other for other in SPLITS[: SPLITS.index(name)] if bundle.split(other) is s), None)
+        if same is not None:
+            alias[name] = same
+            continue
         tensors[f"{name}.images"] = s.images.contiguous()
         tensors[f"{name}.labels"] = s.labels.contiguous()
         if s.masks is not None:
             tensors[f"{name}.masks"] = s.masks.contiguous()
         names[name] = list(s.names)
+        sides[name] = int(s.images.shape[-1])  # imagefolder keeps train larger than size, for its random crop
     meta = {
         "names": names,
+        "sides": sides,
+        "alias": alias,
         "num_classes": bundle.num_classes,
         "channels": bundle.channels,
         "size": bundle.size,
@@ -223,9 +232,12 @@ def read_bundle(path: Path, key: str) -> DataBundle:
             stored = set(f.keys())
             splits = {}
             for name in SPLITS:
+                if name in meta["alias"]:
+                    splits[name] = splits[meta["alias"][name]]
+                    continue
                 masks = f.get_tensor(f"{name}.masks") if f"{name}.masks" in stored else None
                 split = Split(f.get_tensor(f"{name}.images"), f.get_tensor(f"{name}.labels"), masks, list(meta["names"][name]))
-                _check_split(split, name, int(meta["channels"]), int(meta["size"]))
+                _check_split(split, name, int(meta["channels"]), int(meta["sides"][name]))
                 splits[name] = split
     except CacheError:
         raise

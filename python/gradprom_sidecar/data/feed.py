@@ -117,17 +117,20 @@ class Feed:
         }
 
     # ----------------------------------------------------------------- training batches
-    def train_batch(self, idx: Tensor, generator: torch.Generator, flip: bool, segment: bool) -> tuple[Tensor, Tensor]:
+    def train_batch(
+        self, idx: Tensor, generator: torch.Generator, flip: bool, segment: bool, crop: int | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Clean float32 images in [0, 1] and the target (labels, or masks when ``segment``) of train samples ``idx``, on the device.
 
         :param idx: train sample indices (CPU, int64).
         :param generator: draws the flips (on its own device).
         :param flip: random horizontal flips (``data.augment.flip``).
         :param segment: the target is the masks.
+        :param crop: the side of a random crop per sample (``data.augment.crop``), or None.
         """
         images, labels, masks = self._gather(idx)
-        if flip:
-            images, masks = augment(images, masks, generator)
+        if flip or crop is not None:
+            images, masks = augment(images, masks, generator, flip, crop)
         clean = to_unit(stored(images, self.splits["train"].dtype))
         target = masks.long() if segment else labels  # type: ignore[union-attr]
         return clean, target

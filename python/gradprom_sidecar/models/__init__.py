@@ -2,10 +2,15 @@
 
 Built-in names:
 
-- IP (``build_ip``): ``srresnet``, ``dncnn``, ``unet``.
-- VR (``build_vr``): ``resnet18``, ``resnet34``, ``resnet50``, ``smallresnet``
-  (classifiers, N×num_classes logits) and ``unet`` (segmenter,
-  N×num_classes×H×W logits).
+- IP (``build_ip``): ``srresnet``, ``dncnn``, ``unet``, ``estr_srresnet`` (ESTR's network, its
+  parameter names, for its released weights).
+- VR (``build_vr``): ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``, ``densenet121``,
+  ``vgg16_bn`` (torchvision's parameter names: ImageNet weights load unchanged), ``smallresnet``
+  (classifiers, N×num_classes logits) and ``unet`` (segmenter, N×num_classes×H×W logits).
+
+Weights: :func:`load_ip_weights` and :func:`load_vr_weights` are the one way a session or a
+transfer table fills a network from ``ip.weights``/``vr.weights`` (torchvision-compatible
+classifiers through :func:`.imagenet.load_torchvision`, everything else strictly).
 
 Each builder gets its section of the resolved config (``ip`` with ``in_channels`` and ``scale``
 added; ``vr``) and reads the fields it needs; a missing one is an error naming it, never a
@@ -34,8 +39,10 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..checkpoint import load_weights
 from ..config import at
-from . import dncnn, resnet, smallresnet, srresnet, unet
+from . import densenet, dncnn, estr_srresnet, resnet, smallresnet, srresnet, unet, vgg
+from .imagenet import TorchvisionClassifier, load_torchvision
 
 IPBuilder = Callable[[dict], nn.Module]
 VRBuilder = Callable[[dict, int, int], nn.Module]
@@ -44,12 +51,16 @@ IP_REGISTRY: dict[str, IPBuilder] = {
     "srresnet": srresnet.build,
     "dncnn": dncnn.build,
     "unet": unet.build_ip,
+    "estr_srresnet": estr_srresnet.build,
 }
 
 VR_REGISTRY: dict[str, VRBuilder] = {
     "resnet18": lambda cfg, c, k: resnet.build(cfg, c, k, 18),
     "resnet34": lambda cfg, c, k: resnet.build(cfg, c, k, 34),
     "resnet50": lambda cfg, c, k: resnet.build(cfg, c, k, 50),
+    "resnet101": lambda cfg, c, k: resnet.build(cfg, c, k, 101),
+    "densenet121": densenet.build,
+    "vgg16_bn": vgg.build,
     "smallresnet": smallresnet.build,
     "unet": unet.build_vr,
 }
@@ -64,6 +75,8 @@ __all__ = [
     "build_ip",
     "build_vr",
     "count_params",
+    "load_ip_weights",
+    "load_vr_weights",
     "register_ip",
     "register_vr",
     "load_plugin_class",
@@ -201,3 +214,27 @@ def build_vr(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
     if task == "classify" and arch in SEGMENTERS:
         raise ValueError(f"VR arch {arch!r} is a segmenter; task 'classify' needs a classifier")
     return VR_REGISTRY[arch]({**cfg, **_kwargs(cfg, "vr")}, in_channels, num_classes)
+
+
+def load_ip_weights(ip: nn.Module, path: str | Path) -> None:
+    """Fill an IP network from a weights file, strictly (a run checkpoint's ``ip`` part, a state dict, or a whole pickled model).
+
+    :param ip: the network.
+    :param path: the weights file.
+    :raises CheckpointError: unreadable, or keys and shapes that do not match.
+    """
+    load_weights(ip, path, strict=True, part="ip")
+
+
+def load_vr_weights(vr: nn.Module, path: str | Path) -> list[str]:
+    """Fill a VR network from a weights file; torchvision-compatible classifiers may keep their own head.
+
+    :param vr: the network.
+    :param path: the weights file (torchvision ImageNet weights, a run checkpoint's ``vr`` part, a state dict).
+    :returns: the names left at their initialisation (a head whose class count differs from the file's).
+    :raises CheckpointError: unreadable, or keys and shapes that do not match.
+    """
+    if isinstance(vr, TorchvisionClassifier):
+        return load_torchvision(vr, path, part="vr")
+    load_weights(vr, path, strict=True, part="vr")
+    return []

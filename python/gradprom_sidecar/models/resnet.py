@@ -1,68 +1,21 @@
-"""ResNet-18/34/50 classifiers whose state_dict matches torchvision's exactly.
+"""ResNet-18/34/50/101 classifiers whose state_dict matches torchvision's exactly.
 
 The module tree mirrors torchvision's ``ResNet`` (``conv1``, ``bn1``,
 ``layer1..4``, ``fc``; ``BasicBlock``/``Bottleneck`` with
 ``conv1/bn1/conv2/bn2[/conv3/bn3]`` and ``downsample.0/.1``; the bottleneck
 stride sits on ``conv2``, i.e. "v1.5"), so a published torchvision
 checkpoint loads with ``strict=True`` and no name mapping. Input handling
-(channel replication, normalisation) lives in :class:`InputAdapter`, whose
-buffers are non-persistent so it adds no state_dict keys.
+lives in :class:`.imagenet.InputAdapter`, which adds no state_dict keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from ..config import at
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-TORCHVISION_CHANNELS = 3  # conv1 input channels of torchvision's (ImageNet) weights
-
-
-class InputAdapter(nn.Module):
-    """Maps an N×C×H×W image in [0,1] to what the first conv expects.
-
-    Gray → 3 channels replicates the channel (how gray images are fed to
-    ImageNet weights); 3 → 1 averages the channels. ``normalize="imagenet"``
-    then applies the ImageNet mean/std (their channel averages for a 1-channel
-    conv). Buffers are non-persistent: checkpoints stay torchvision-shaped.
-
-    :param in_channels: channels of the incoming image.
-    :param out_channels: channels the first conv expects.
-    :param normalize: ``"imagenet"`` or ``"none"``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, normalize: str = "imagenet") -> None:
-        super().__init__()
-        if normalize not in ("imagenet", "none"):
-            raise ValueError(f"normalize must be 'imagenet' or 'none', got {normalize!r}")
-        if in_channels != out_channels and (in_channels, out_channels) not in ((1, 3), (3, 1)):
-            raise ValueError(f"cannot adapt a {in_channels}-channel image to a {out_channels}-channel conv")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.normalize = normalize
-        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-        if out_channels != 3:
-            # A 1-channel (or other) conv: one shared statistic, the ImageNet average.
-            mean, std = mean.mean().repeat(out_channels), std.mean().repeat(out_channels)
-        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]}")
-        if self.in_channels == 1 and self.out_channels == 3:
-            x = x.expand(-1, 3, -1, -1)  # N×1×H×W → N×3×H×W (a view, no copy)
-        elif self.in_channels == 3 and self.out_channels == 1:
-            x = x.mean(dim=1, keepdim=True)  # N×3×H×W → N×1×H×W
-        if self.normalize == "imagenet":
-            x = (x - self.mean) / self.std
-        return x
+from .imagenet import TORCHVISION_CHANNELS, InputAdapter, TorchvisionClassifier, imagenet_config
 
 
 class BasicBlock(nn.Module):
@@ -115,6 +68,7 @@ _SPECS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int
     18: (BasicBlock, (2, 2, 2, 2)),
     34: (BasicBlock, (3, 4, 6, 3)),
     50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
 }
 
 
@@ -122,7 +76,7 @@ _SPECS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int
 class ResNetConfig:
     """Settings of a torchvision-compatible ResNet classifier.
 
-    :param depth: 18, 34 or 50.
+    :param depth: 18, 34, 50 or 101.
     :param in_channels: channels of the incoming image (1 or 3).
     :param num_classes: outputs of ``fc``.
     :param weights_channels: input channels of ``conv1`` (3 so ImageNet weights fit).
@@ -136,14 +90,18 @@ class ResNetConfig:
     normalize: str = "imagenet"
 
 
-class ResNet(nn.Module):
+class ResNet(TorchvisionClassifier):
     """A ResNet classifier: N×C×H×W image in [0,1] → N×num_classes logits.
 
     :param cfg: the network's settings.
     """
 
+    FIRST_CONV = "conv1.weight"
+    HEAD = ("fc.weight", "fc.bias")
+
     def __init__(self, cfg: ResNetConfig) -> None:
         super().__init__()
+        self.arch = f"resnet{cfg.depth}"
         if cfg.depth not in _SPECS:
             raise ValueError(f"resnet depth must be one of {sorted(_SPECS)}, got {cfg.depth}")
         self.config = cfg
@@ -188,54 +146,13 @@ class ResNet(nn.Module):
         return self.fc(x)  # → N×num_classes
 
 
-def load_torchvision(model: ResNet, path: str | Path) -> list[str]:
-    """Load torchvision ImageNet weights, keeping our ``fc`` when the class count differs.
-
-    Names already match, so no mapping is needed; two shapes may legitimately
-    differ: ``fc`` (another class count) is left at its initialisation, and a
-    3-channel ``conv1`` is summed over its input channels for a 1-channel conv
-    (equivalent on gray images replicated to 3 channels).
-
-    :param model: the network to fill.
-    :param path: a torchvision checkpoint (.pth / .safetensors).
-    :returns: the names left at their initialisation.
-    """
-    from ..checkpoint import CheckpointError, read_state_dict
-
-    sd = read_state_dict(path)
-    own = model.state_dict()
-    skipped: list[str] = []
-    w = sd.get("conv1.weight")
-    if w is not None and w.shape[1] == 3 and own["conv1.weight"].shape[1] == 1:
-        sd["conv1.weight"] = w.sum(dim=1, keepdim=True)
-    for name in ("fc.weight", "fc.bias"):
-        if name in sd and sd[name].shape != own[name].shape:
-            del sd[name]
-            skipped.append(name)
-    result = model.load_state_dict(sd, strict=False)
-    problems = [k for k in result.missing_keys if k not in skipped] + list(result.unexpected_keys)
-    if problems:
-        raise CheckpointError(f"{path}: not a torchvision resnet{model.config.depth} checkpoint: {problems[:10]}")
-    return skipped
-
-
 def build(cfg: dict, in_channels: int, num_classes: int, depth: int) -> ResNet:
-    """Make a ResNet from an experiment-config dict (``weights_channels``, ``normalize``, both required).
-
-    ``weights_channels`` null means the torchvision layout, a 3-channel ``conv1`` (ImageNet weights fit it).
+    """Make a ResNet from the VR section of the config (``weights_channels``, ``normalize``, both required).
 
     :param cfg: the VR section of the config.
     :param in_channels: channels of the images it will read.
     :param num_classes: number of classes.
-    :param depth: 18, 34 or 50.
+    :param depth: 18, 34, 50 or 101.
     """
-    channels = at(cfg, "weights_channels", "vr")
-    return ResNet(
-        ResNetConfig(
-            depth=depth,
-            in_channels=in_channels,
-            num_classes=num_classes,
-            weights_channels=TORCHVISION_CHANNELS if channels is None else int(channels),
-            normalize=str(at(cfg, "normalize", "vr")),
-        )
-    )
+    shared = imagenet_config(cfg, in_channels, num_classes)
+    return ResNet(ResNetConfig(depth, shared.in_channels, shared.num_classes, shared.weights_channels, shared.normalize))

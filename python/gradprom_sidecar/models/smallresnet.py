@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import at
-from .resnet import InputAdapter
+from .imagenet import InputAdapter
 
 
 def _norm(channels: int) -> nn.GroupNorm:

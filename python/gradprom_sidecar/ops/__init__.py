@@ -17,7 +17,7 @@ arguments with ``registry.require`` and raises errors that name the argument (``
 from __future__ import annotations
 
 from ..registry import HANDLERS, register
-from . import bridge, checkpoint, enhance, evaluate, session, train  # noqa: F401  (importing registers the ops)
+from . import bridge, checkpoint, enhance, evaluate, session, train, transfer  # noqa: F401  (importing registers the ops)
 
 BENCH_ENV = "GRADPROM_BENCH_OPS"
 
@@ -28,6 +28,7 @@ OPS: dict[str, tuple[str, ...]] = {
     "evaluate": ("eval",),
     "enhance": ("enhance", "enhance.files"),
     "checkpoint": ("checkpoint.save", "checkpoint.load"),
+    "transfer": ("eval.transfer",),
 }
 BENCH_OPS: dict[str, tuple[str, ...]] = {"bench": ("train.step",)}
 
