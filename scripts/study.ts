@@ -1,7 +1,7 @@
 /**
  * `npm run study`: the comparisons behind docs/STUDY.md, run with `compare` and written up from their numbers.
  *
- *   npm run study                    # every regime of configs/study/study.yaml (about an hour on 2 idle cores), writes docs/STUDY.md
+ *   npm run study                    # every regime of scripts/study.yaml (about an hour on 2 idle cores), writes docs/STUDY.md
  *   npm run study -- --quick         # tiny sizes, to check the script in minutes; writes runs/study-quick/STUDY.md
  *   npm run study -- --report-only   # rewrite STUDY.md from the comparisons already in runs/study (or runs/study-quick)
  *   npm run study -- --parallel 1    # runs at once (default: study.yaml's `parallel`)
@@ -9,6 +9,7 @@
  * A study that stops (Ctrl-C, a crash) continues where it stopped when run again: each regime is a resumable
  * comparison in runs/study/<name>/.
  */
+import { Command, InvalidArgumentError } from 'commander';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -42,14 +43,33 @@ export type Study = z.infer<typeof studySchema>;
 
 const STUDY_DIR = join(packageRoot, 'configs', 'study');
 
-function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i < 0 ? undefined : process.argv[i + 1];
+interface StudyArgs {
+  quick: boolean;
+  reportOnly: boolean;
+  parallel?: number;
 }
 
-/** study.yaml, checked. */
+/** The command line, parsed with commander as the CLI's and the bench's are (bad flags exit 2). */
+function parseArgs(argv: string[]): StudyArgs {
+  const positive = (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+    return n;
+  };
+  const opts = new Command('npm run study --')
+    .description('run the comparisons of scripts/study.yaml and write docs/STUDY.md')
+    .option('--quick', 'tiny sizes, to check the script; writes runs/study-quick/STUDY.md (also GRADPROM_STUDY_QUICK=1)', false)
+    .option('--report-only', 'rewrite the reports and STUDY.md from the runs on disk, training nothing', false)
+    .option('--parallel <n>', "runs at once (default: study.yaml's `parallel`)", positive)
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
+    .parse(argv, { from: 'user' })
+    .opts<StudyArgs>();
+  return { ...opts, quick: opts.quick || process.env.GRADPROM_STUDY_QUICK === '1' };
+}
+
+/** scripts/study.yaml (the plan: regimes, policies, seeds), checked. */
 function readStudy(): Study {
-  const file = join(STUDY_DIR, 'study.yaml');
+  const file = join(packageRoot, 'scripts', 'study.yaml');
   const r = studySchema.safeParse(parseYaml(readFileSync(file, 'utf8')));
   if (!r.success) throw new Error(`${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return r.data;
@@ -73,10 +93,9 @@ async function versions(): Promise<{ torch: string; python: string; device: stri
 }
 
 async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick') || process.env.GRADPROM_STUDY_QUICK === '1';
-  const reportOnly = process.argv.includes('--report-only');
+  const { quick, reportOnly, parallel: parallelFlag } = parseArgs(process.argv.slice(2));
   const study = readStudy();
-  const parallel = Number(flag('--parallel') ?? study.parallel);
+  const parallel = parallelFlag ?? study.parallel;
   const seeds = quick ? study.quick.seeds : study.seeds;
   const base = join(packageRoot, 'runs', quick ? 'study-quick' : 'study');
   const out = quick ? join(base, 'STUDY.md') : join(packageRoot, 'docs', 'STUDY.md');
@@ -131,7 +150,7 @@ async function main(): Promise<void> {
     });
   }
   const meta: StudyMeta = {
-    command: `npm run study${quick ? ' -- --quick' : ''}${flag('--parallel') ? ` -- --parallel ${parallel}` : ''}`,
+    command: `npm run study${quick ? ' -- --quick' : ''}${parallelFlag ? ` -- --parallel ${parallel}` : ''}`,
     started,
     wallSeconds: Object.values(times).reduce((a, b) => a + b, 0),
     loadStart,
