@@ -14,7 +14,7 @@ export const DEFAULTS = {
   seed: 0, //                          training RNG seed; every rank uses the same one (all ranks draw the same global batch)
   device: 'auto', //                   auto | cpu | cuda | cuda:N (auto: CUDA when present)
   data: {
-    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom
+    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom | nifti | dicom-series
     seed: 0, //                        data seed: the generated set, the split and the test degradation (fixed across training seeds)
     path: null, //                     data set root (required unless kind is synthetic)
     size: 32, //                       image side after resizing, pixels
@@ -22,13 +22,22 @@ export const DEFAULTS = {
     classes: 4, //                     number of classes (classification) or of mask labels
     counts: { train: 2000, val: 200, test: 1000 }, // images generated per split (synthetic only)
     split: { train: 0.7, val: 0.1, test: 0.2 }, //  fractions of a real data set per split; sum to 1
-    labels_csv: 'labels.csv', //       labels file, relative to path
+    labels_csv: null, //               labels file, relative to path (null: labels.csv when present, else no labels)
     image_column: 'image', //          CSV column holding the image file name (without or with extension)
     label_column: null, //             CSV column holding a class index or name (null: one-hot label_columns)
     label_columns: null, //            one-hot CSV columns, one per class (ISIC 2018 Task 3 style)
     masks_dir: null, //                folder of masks beside the images, relative to path (segmentation)
     isic_task: 'classify', //          classify (Task 3) | segment (Task 1)
     window: null, //                   DICOM intensity window {center, width}, in stored units (HU for CT)
+    image: null, //                    nifti: one image volume (.nii/.nii.gz), relative to path, instead of images/
+    labels: null, //                   nifti: its label volume on the same grid (shape and affine checked)
+    volumes_csv: null, //              nifti: CSV of subjects (columns image, labels), relative to path
+    axis: 2, //                        volumes: slicing axis in RAS+ voxel order (0 sagittal, 1 coronal, 2 axial)
+    drop_empty: false, //              volumes: drop slices without foreground (label > 0; without labels, intensity > 0)
+    percentiles: { low: 0.5, high: 99.5 }, // nifti: per-volume intensity percentiles (%) mapped to 0 and 1
+    label_map: null, //                volumes: CSV (columns id, region) grouping label ids into regions
+    unmapped: 'background', //         volumes: class of label ids the label_map leaves out (background or a region)
+    slab_gap: 4, //                    volumes: slices left out between the train/val/test slabs of a single subject
     augment: { flip: false }, //       random horizontal/vertical flips of training images
   },
   degradation: [{ kind: 'gaussian', ...DEGRADATION_DEFAULTS.gaussian }], // applied in order to the clean image

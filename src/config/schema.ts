@@ -61,7 +61,7 @@ const degradation = z.discriminatedUnion('kind', [
 
 const data = z
   .strictObject({
-    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom']),
+    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom', 'nifti', 'dicom-series']),
     seed: z.number().int().nonnegative(),
     path: nullableName,
     size: posInt,
@@ -69,17 +69,26 @@ const data = z
     classes: posInt,
     counts: z.strictObject({ train: posInt, val: posInt, test: posInt }),
     split: z.strictObject({ train: fraction, val: fraction, test: fraction }),
-    labels_csv: z.string().min(1),
+    labels_csv: nullableName,
     image_column: z.string().min(1),
     label_column: nullableName,
     label_columns: z.array(z.string().min(1)).min(1).nullable(),
     masks_dir: nullableName,
     isic_task: z.enum(['classify', 'segment']),
     window: z.strictObject({ center: z.number(), width: posNum }).nullable(),
+    image: nullableName,
+    labels: nullableName,
+    volumes_csv: nullableName,
+    axis: z.literal([0, 1, 2]),
+    drop_empty: z.boolean(),
+    percentiles: z.strictObject({ low: z.number().min(0).max(100), high: z.number().min(0).max(100) }),
+    label_map: nullableName,
+    unmapped: z.string().min(1),
+    slab_gap: nonNegInt,
     augment: z.strictObject({ flip: z.boolean() }),
   })
   .superRefine((d, ctx) => {
-    if (d.kind !== 'synthetic' && d.path === null) {
+    if (d.kind !== 'synthetic' && d.path === null && !(d.kind === 'nifti' && d.image !== null)) {
       ctx.addIssue({ code: 'custom', path: ['path'], params: { code: 'required' }, message: `required when data.kind is "${d.kind}"` });
     }
     const sum = d.split.train + d.split.val + d.split.test;
@@ -89,6 +98,22 @@ const data = z
         path: ['split'],
         params: { code: 'split_sum' },
         message: `train + val + test must sum to 1, got ${sum}`,
+      });
+    }
+    if (d.percentiles.low >= d.percentiles.high) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['percentiles'],
+        params: { code: 'percentiles_order' },
+        message: `low must be below high, got ${d.percentiles.low} and ${d.percentiles.high}`,
+      });
+    }
+    if (d.labels !== null && d.image === null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['labels'],
+        params: { code: 'required' },
+        message: 'data.labels needs data.image (one subject)',
       });
     }
     if (d.label_column !== null && d.label_columns !== null) {
