@@ -67,7 +67,14 @@ def test_nifti_subjects_never_share_a_split(tmp_path: Path) -> None:
 
 def test_nnunet_naming_and_axis_and_drop_empty(tmp_path: Path) -> None:
     subjects(tmp_path, 3, "imagesTr", "labelsTr", suffix="_0000")
-    cfg = {"kind": "nifti", "path": str(tmp_path), "size": 16, "axis": 0, "drop_empty": True, "split": {"train": 0.34, "val": 0.33, "test": 0.33}}
+    cfg = {
+        "kind": "nifti",
+        "path": str(tmp_path),
+        "size": 16,
+        "axis": 0,
+        "drop_empty": True,
+        "split": {"train": 0.34, "val": 0.33, "test": 0.33},
+    }
     b = build_data(data(cfg), seed=0)
     names = b.train.names + b.val.names + b.test.names
     assert all(":x" in n for n in names) and {subject_of(n) for n in names} == {"sub00", "sub01", "sub02"}
@@ -81,7 +88,14 @@ def test_single_subject_slabs_with_a_gap(tmp_path: Path) -> None:
     img, lab = brain((16, 16, 40))
     save_nii(tmp_path / "one.nii.gz", img)
     save_nii(tmp_path / "one_seg.nii", lab)
-    cfg = {"kind": "nifti", "image": str(tmp_path / "one.nii.gz"), "labels": "one_seg.nii", "path": str(tmp_path), "size": 16, "slab_gap": 3}
+    cfg = {
+        "kind": "nifti",
+        "image": str(tmp_path / "one.nii.gz"),
+        "labels": "one_seg.nii",
+        "path": str(tmp_path),
+        "size": 16,
+        "slab_gap": 3,
+    }
     b = build_data(data(cfg), seed=0)
     index = {k: [int(n.split(":z")[1]) for n in b.split(k).names] for k in ("train", "val", "test")}
     for k, idx in index.items():
@@ -95,7 +109,13 @@ def test_percentile_scaling_is_per_volume(tmp_path: Path) -> None:
     img, _ = brain((16, 16, 12))
     save_nii(tmp_path / "a.nii.gz", img)
     save_nii(tmp_path / "b.nii.gz", (img.astype(np.float32) * 10 + 1000))  # same anatomy, other scanner units
-    cfg = {"kind": "nifti", "path": str(tmp_path), "size": 16, "split": {"train": 0.5, "val": 0.0, "test": 0.5}, "percentiles": {"low": 1, "high": 99}}
+    cfg = {
+        "kind": "nifti",
+        "path": str(tmp_path),
+        "size": 16,
+        "split": {"train": 0.5, "val": 0.0, "test": 0.5},
+        "percentiles": {"low": 1, "high": 99},
+    }
     b = build_data(data(cfg), seed=0)
     (first, second) = (b.train, b.test)
     assert torch.allclose(first.images, second.images, atol=2e-3)
@@ -154,7 +174,9 @@ def test_error_label_volume_on_another_grid(tmp_path: Path) -> None:
     img, lab = brain()
     save_nii(tmp_path / "images" / "a.nii.gz", img)
     save_nii(tmp_path / "labels" / "a.nii.gz", lab, affine=np.diag([1.0, 1.0, 1.0, 1.0]))
-    with pytest.raises(DataError, match=r"labels/a\.nii\.gz: label volume is not on the grid of its image .*images/a\.nii\.gz .*affines differ"):
+    with pytest.raises(
+        DataError, match=r"labels/a\.nii\.gz: label volume is not on the grid of its image .*images/a\.nii\.gz .*affines differ"
+    ):
         build_data(data({"kind": "nifti", "path": str(tmp_path), "size": 16}), seed=0)
     save_nii(tmp_path / "labels" / "a.nii.gz", lab[:, :, :-1])
     with pytest.raises(DataError, match=r"shape \(20, 24, 15\) vs \(20, 24, 16\)"):
@@ -194,7 +216,13 @@ def write_series(folder: Path, volume: np.ndarray, uid: str = "1.2.3.4", shuffle
 def test_dicom_series_slice_order_rescale_and_window(tmp_path: Path) -> None:
     vol = np.stack([np.full((12, 12), 1000 + 10 * k, dtype=np.uint16) for k in range(10)])
     write_series(tmp_path / "s1", vol, RescaleSlope=1, RescaleIntercept=-1000, WindowCenter=50, WindowWidth=100)
-    cfg = {"kind": "dicom-series", "path": str(tmp_path / "s1"), "size": 12, "slab_gap": 0, "split": {"train": 0.6, "val": 0.2, "test": 0.2}}
+    cfg = {
+        "kind": "dicom-series",
+        "path": str(tmp_path / "s1"),
+        "size": 12,
+        "slab_gap": 0,
+        "split": {"train": 0.6, "val": 0.2, "test": 0.2},
+    }
     b = build_data(data(cfg), seed=0)
     names = b.train.names + b.val.names + b.test.names
     values = torch.cat([b.train.images, b.val.images, b.test.images])[:, 0, 6, 6]
@@ -229,7 +257,9 @@ def test_error_dicom_folder_mixing_two_series(tmp_path: Path) -> None:
 COLIN = Path("/usr/share/mricron/templates")
 
 
-@pytest.mark.skipif(not (COLIN / "ch2.nii.gz").is_file() or os.environ.get("GRADPROM_NO_MRICRON") == "1", reason="mricron-data not installed")
+@pytest.mark.skipif(
+    not (COLIN / "ch2.nii.gz").is_file() or os.environ.get("GRADPROM_NO_MRICRON") == "1", reason="mricron-data not installed"
+)
 def test_colin27_with_aal_groups(tmp_path: Path) -> None:
     """Extra check on real anatomy (never the only loader test): the example's mapping groups AAL into its regions."""
     mapping = Path(__file__).resolve().parents[2] / "configs" / "examples" / "brain-mri-regions.csv"

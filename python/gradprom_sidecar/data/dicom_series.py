@@ -86,8 +86,12 @@ def read_series(folder: Path, window: dict | None) -> Series:
     datasets = parallel_map(one, files)
     uids = sorted({str(getattr(ds, "SeriesInstanceUID", "")) for ds in datasets})
     if len(uids) > 1:
-        raise DataError(f"{folder}: mixes {len(uids)} series (SeriesInstanceUID {uids[0]!r} and {uids[1]!r}); put each series in its own folder")
-    order = sorted(range(len(files)), key=lambda i: (_position(datasets[i]), first_number(datasets[i], "InstanceNumber") or 0.0, files[i].name))
+        raise DataError(
+            f"{folder}: mixes {len(uids)} series (SeriesInstanceUID {uids[0]!r} and {uids[1]!r}); put each series in its own folder"
+        )
+    order = sorted(
+        range(len(files)), key=lambda i: (_position(datasets[i]), first_number(datasets[i], "InstanceNumber") or 0.0, files[i].name)
+    )
     files, datasets = [files[i] for i in order], [datasets[i] for i in order]
     try:
         stored = [np.asarray(ds.pixel_array, dtype=np.float64) for ds in datasets]
@@ -100,7 +104,10 @@ def read_series(folder: Path, window: dict | None) -> Series:
     first = GrayWindow.of(datasets[0], volume, window)
     if window is None and first_number(datasets[0], "WindowWidth") is None:
         # No window anywhere: the series' own min-max after each file's rescale, one range for all slices.
-        values = [s * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0) for s, ds in zip(stored, datasets)]
+        values = [
+            s * float(getattr(ds, "RescaleSlope", 1) or 1) + float(getattr(ds, "RescaleIntercept", 0) or 0)
+            for s, ds in zip(stored, datasets)
+        ]
         lo, hi = float(min(v.min() for v in values)), float(max(v.max() for v in values))
     else:
         lo, hi = first.lo, first.hi

@@ -70,7 +70,9 @@ def _data3d(img: object) -> np.ndarray:
     return arr[..., 0] if arr.ndim == 4 else arr
 
 
-def read_pair(name: str, image: Path, labels: Path | None, percentiles: tuple[float, float], table: LabelMap | None) -> tuple[Volume, set[int]]:
+def read_pair(
+    name: str, image: Path, labels: Path | None, percentiles: tuple[float, float], table: LabelMap | None
+) -> tuple[Volume, set[int]]:
     """One subject: scaled canonical image, label volume (checked, remapped) and the label ids seen.
 
     :param name: the subject's name.
@@ -141,7 +143,10 @@ def find_pairs(cfg: dict) -> tuple[Path, list[tuple[Path, Path | None]]]:
         if not rows or "image" not in rows[0]:
             raise DataError(f"{csv_path}: a volumes CSV needs the header column 'image' (and optionally 'labels')")
         return root, [
-            (resolve_path(root, r["image"].strip(), ""), resolve_path(root, r["labels"].strip(), "") if (r.get("labels") or "").strip() else None)
+            (
+                resolve_path(root, r["image"].strip(), ""),
+                resolve_path(root, r["labels"].strip(), "") if (r.get("labels") or "").strip() else None,
+            )
             for r in rows
         ]
     for img_dir, lab_dir, nnunet in (("images", "labels", False), ("imagesTr", "labelsTr", True)):
@@ -166,7 +171,9 @@ def find_pairs(cfg: dict) -> tuple[Path, list[tuple[Path, Path | None]]]:
             return root, pairs
     images = _nifti_files(root)
     if not images:
-        raise DataError(f"{root}: no NIfTI volumes found (expected images/ + labels/, imagesTr/ + labelsTr/, .nii/.nii.gz files, or data.image)")
+        raise DataError(
+            f"{root}: no NIfTI volumes found (expected images/ + labels/, imagesTr/ + labelsTr/, .nii/.nii.gz files, or data.image)"
+        )
     return root, [(p, None) for p in images]
 
 

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 
 from ..config import at
 from .base import SPLITS, DataError, Pool, center_crop_resize, to_channels
-from .synthetic import derive_seed
 
 
 @dataclass
@@ -272,7 +271,9 @@ def subject_classes(cfg: dict, root: Path, names: list[str]) -> tuple[list[int],
     row = {strip_volume_suffix(n): (i, line) for i, (n, line) in enumerate(zip(table.images, table.lines))}
     for n, (_, line) in row.items():
         if n not in names:
-            raise DataError(f"{csv_path}: line {line} names unknown subject {n!r} (subjects: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
+            raise DataError(
+                f"{csv_path}: line {line} names unknown subject {n!r} (subjects: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})"
+            )
     missing = [n for n in names if n not in row]
     if missing:
         raise DataError(f"{csv_path}: no row for subject(s) {', '.join(missing[:5])}")
