@@ -156,19 +156,17 @@ export function buildProgram(): Command {
       out(opts, md, metrics);
     });
 
-  withCommon(program.command('enhance').description('enhance PNG/JPEG or DICOM files with trained IP weights'))
+  withCommon(program.command('enhance').description('enhance PNG/JPEG, DICOM files or series, or NIfTI volumes with trained IP weights'))
     .requiredOption('--ip <weights>', 'IP weights (.pt/.pth/.safetensors)')
-    .requiredOption('--in <path>', 'an image file or a folder of them')
-    .requiredOption('--out <dir>', 'where the enhanced files go (DICOM stays DICOM, with its metadata)')
-    .action(async (opts: Common & { ip: string; in: string; out: string }) => {
+    .requiredOption('--in <path>', 'an image or volume file, or a folder of them (its subfolders holding .dcm files are DICOM series)')
+    .requiredOption('--out <dir>', 'where the enhanced files go (DICOM stays DICOM with its metadata, NIfTI keeps its affine and header)')
+    .option('--series', '--in is one DICOM series folder: enhance it as a volume')
+    .action(async (opts: Common & { ip: string; in: string; out: string; series?: boolean }) => {
       if (!existsSync(opts.in)) usage(`--in: ${opts.in} does not exist`);
-      const inputs = statSync(opts.in).isDirectory()
-        ? readdirSync(opts.in)
-            .filter((f) => /\.(png|jpe?g|dcm)$/i.test(f))
-            .sort()
-            .map((f) => resolve(opts.in, f))
-        : [resolve(opts.in)];
-      if (!inputs.length) usage(`--in: no .png, .jpg or .dcm files in ${opts.in}`);
+      const isDir = statSync(opts.in).isDirectory();
+      if (opts.series && !isDir) usage(`--series: ${opts.in} is not a folder`);
+      const inputs = opts.series ? [resolve(opts.in)] : isDir ? enhanceInputs(opts.in) : [resolve(opts.in)];
+      if (!inputs.length) usage(`--in: no .png, .jpg, .dcm, .nii or .nii.gz files, nor DICOM series folders, in ${opts.in}`);
       const config = await configFrom(opts, [`ip.weights=${resolve(opts.ip)}`, 'vr.pretrain_steps=0']);
       mkdirSync(opts.out, { recursive: true });
       const reply = await withSession(config, opts, (s) => s.sidecar.call('enhance.files', { inputs, out_dir: resolve(opts.out) }));
@@ -204,6 +202,16 @@ async function withSession<T>(config: Config, opts: Common, fn: (s: RemoteSessio
   } finally {
     await sidecar.stop();
   }
+}
+
+/** The inputs of `enhance --in DIR`: its image and volume files, and each subfolder holding .dcm files (a DICOM series). */
+function enhanceInputs(dir: string): string[] {
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  return entries
+    .filter((e) =>
+      e.isDirectory() ? readdirSync(join(dir, e.name)).some((f) => /\.dcm$/i.test(f)) : /\.(png|jpe?g|dcm|nii|nii\.gz)$/i.test(e.name),
+    )
+    .map((e) => resolve(dir, e.name));
 }
 
 function usage(message: string): never {

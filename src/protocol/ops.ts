@@ -105,7 +105,7 @@ export const OPS = {
   eval: { args: z.object({ split: z.enum(['train', 'val', 'test']), limit: int.nullable().optional() }), result: evalResult },
   /** Tensors: [images] N×C×H×W float32 in [0,1] in, [enhanced] out. */
   enhance: { args: noArgs, result: noResult },
-  /** Enhance PNG/JPEG/DICOM files into `out_dir` (DICOM metadata kept). */
+  /** Enhance PNG/JPEG/DICOM files, NIfTI volumes and DICOM series folders into `out_dir` (metadata kept). */
   'enhance.files': {
     args: z.object({ inputs: z.array(z.string()), out_dir: z.string() }),
     result: z.object({ written: z.array(z.string()) }),
