@@ -100,6 +100,7 @@ export const DEFAULTS = {
     },
     eval_every: 250, //                steps between evaluations (0: only at the end)
     checkpoint_every: 250, //          steps between checkpoints (0: only at the end)
+    tensorboard: true, //              also write TensorBoard event files to <run>/tensorboard (tensorboard --logdir runs)
   },
   eval: {
     batch_size: 200, //                images per evaluation batch
@@ -108,6 +109,7 @@ export const DEFAULTS = {
   output: {
     dir: 'runs', //                    parent folder of run folders
     name: null, //                     run folder name (null: generated from policy, λ and seed, e.g. gradprom-l0.003-s0)
+    progress_every_s: 30, //           seconds between status lines when stderr is not a terminal (logs, nohup, Slurm, CI)
   },
   distributed: {
     nproc: 1, //                       sidecar ranks on this machine under torch.distributed (1: one process); CLI --nproc

@@ -230,9 +230,10 @@ export function configSchema(options: SchemaOptions = {}) {
         vr_optim: optim,
         eval_every: nonNegInt,
         checkpoint_every: nonNegInt,
+        tensorboard: z.boolean(),
       }),
       eval: z.strictObject({ batch_size: posInt, limit: posInt.nullable() }),
-      output: z.strictObject({ dir: z.string().min(1), name: nullableName }),
+      output: z.strictObject({ dir: z.string().min(1), name: nullableName, progress_every_s: posNum }),
       distributed: z.strictObject({
         nproc: posInt,
         backend: z.enum(['gloo', 'nccl']),

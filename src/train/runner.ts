@@ -11,6 +11,7 @@ import { noProgress, type Progress } from './progress.js';
 import { removeStaleTemps, withRecovery } from './recover.js';
 import { RemoteSession } from './remote.js';
 import { MetricsLog, prepareRunFolder, writeAtomic, type RunPaths } from './run-folder.js';
+import { TensorBoardWriter } from './tensorboard.js';
 
 export interface RunOptions {
   /** The run folder; default `<output.dir>/<output.name or a name from policy, λ and seed>`. */
@@ -69,9 +70,14 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   const sidecar =
     options.sidecar ??
     (await Sidecar.start({ device: config.device, maxRestarts, distributed, ...(options.logger ? { logger: options.logger } : {}) }));
+  // TensorBoard: every record the loop logs also goes to the event files (issue 16).
+  const tb = config.train.tensorboard
+    ? TensorBoardWriter.start(paths.tensorboard, { ...(options.logger ? { logger: options.logger } : {}) })
+    : undefined;
+  tb?.write({ type: 'config', config });
   try {
     if (options.resume) removeStaleTemps(paths.checkpoint);
-    const log = new MetricsLog(paths.metrics);
+    const log = new MetricsLog(paths.metrics, tb);
     const first = await RemoteSession.create(sidecar, config);
     const state = await startState(first, config, paths, log, options);
     // A step-0 checkpoint: a sidecar lost before the first periodic one does not cost the pretraining.
@@ -102,6 +108,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
     );
     return { runDir: paths.dir, summary };
   } finally {
+    await tb?.close();
     if (!options.sidecar) await sidecar.stop();
   }
 }
