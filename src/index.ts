@@ -12,5 +12,14 @@ export { loadConfig, parseConfig, DEFAULTS, type Config, type ConfigIssue, type 
 export { runExperiment, defaultRunName, type RunOptions, type RunResult } from './train/runner.js';
 export { runCompare, comparePlan, type CompareOptions, type CompareRun } from './train/compare.js';
 export { RemoteSession, type SessionInfo, type EvalMetrics } from './train/remote.js';
-export type { Progress } from './train/progress.js';
+export {
+  barProgress,
+  formatDuration,
+  logProgress,
+  noProgress,
+  progressFor,
+  type Progress,
+  type ProgressStream,
+  type StepView,
+} from './train/progress.js';
 export { withPython, callPython } from './control/pythonia.js';

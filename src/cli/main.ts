@@ -8,7 +8,7 @@ import { POLICY_NAMES, type PolicyName } from '../policy/index.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import { stderrLogger } from '../sidecar/logger.js';
 import { runCompare } from '../train/compare.js';
-import { barProgress, noProgress, type Progress } from '../train/progress.js';
+import { progressFor } from '../train/progress.js';
 import { RemoteSession } from '../train/remote.js';
 import { runExperiment } from '../train/runner.js';
 import { doctor, formatDoctor } from './doctor.js';
@@ -32,10 +32,6 @@ async function configFrom(opts: Common, extraSets: string[] = []): Promise<Confi
   if (r.ok) return r.config;
   for (const i of r.issues) process.stderr.write(`gradprom: config${i.path ? ` ${i.path}` : ''}: ${i.message}\n`);
   process.exit(EXIT.config);
-}
-
-function progressFor(opts: Common): Progress {
-  return opts.quiet || opts.json || !process.stderr.isTTY ? noProgress : barProgress();
 }
 
 /** An AbortSignal fired by the first Ctrl-C / SIGTERM (finish the step, checkpoint); a second one exits at once. */
@@ -90,7 +86,7 @@ export function buildProgram(): Command {
         ...(runDir ? { runDir } : {}),
         resume: Boolean(opts.resume),
         force: Boolean(opts.force),
-        progress: progressFor(opts),
+        progress: progressFor({ ...opts, everyS: config.output.progress_every_s }),
         logger: stderrLogger(opts.verbose ? 'info' : 'warn'),
         signal: interruptSignal(),
       });
@@ -118,7 +114,7 @@ export function buildProgram(): Command {
         seeds,
         ...(opts.out ? { outDir: opts.out } : {}),
         force: Boolean(opts.force),
-        progress: progressFor(opts),
+        progress: progressFor({ ...opts, everyS: config.output.progress_every_s }),
         logger: stderrLogger(opts.verbose ? 'info' : 'warn'),
         signal: interruptSignal(),
       });

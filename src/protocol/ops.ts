@@ -51,8 +51,16 @@ export const OPS = {
   // I/O ops: answered by the sidecar's I/O thread, never behind a long computation.
   /** Handshake: versions and devices. */
   hello: { args: noArgs, result: helloResult },
-  /** Heartbeat: whether the compute thread is busy, and with which op. */
-  ping: { args: noArgs, result: z.object({ pid: int, busy: z.boolean(), op: z.string().nullable() }) },
+  /** Heartbeat: whether the compute thread is busy, with which op, and how far that op has got (loading data, pretraining VR). */
+  ping: {
+    args: noArgs,
+    result: z.object({
+      pid: int,
+      busy: z.boolean(),
+      op: z.string().nullable(),
+      progress: z.object({ what: z.string(), done: int, total: int }).nullable().optional(),
+    }),
+  },
   /** Stop request `id` at its next cancellation point; `cancelled` is false when it was not pending. */
   cancel: { args: z.object({ id: int }), result: z.object({ cancelled: z.boolean() }) },
   /** The process exits after replying. */

@@ -53,11 +53,13 @@ export async function runCompare(config: Config, opts: CompareOptions): Promise<
   const summaries: RunSummary[] = [];
   try {
     const pretrained = new Set<number>();
-    for (const run of comparePlan(config, opts)) {
+    const plan = comparePlan(config, opts);
+    for (const [i, run] of plan.entries()) {
       const cfg: Config = { ...config, seed: run.seed, policy: { ...config.policy, name: run.policy, lambda: run.lambda } };
       // Every policy of one seed starts from the same pretrained VR and initial IP.
       const start = join(dir, `start-seed${run.seed}.pt`);
       const first = !pretrained.has(run.seed);
+      opts.progress?.phase?.(`compare: run ${i + 1} of ${plan.length}: ${defaultRunName(cfg)}`);
       const result = await runExperiment(cfg, {
         runDir: join(dir, 'runs', defaultRunName(cfg)),
         sidecar,

@@ -78,11 +78,20 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   try {
     if (options.resume) removeStaleTemps(paths.checkpoint);
     const log = new MetricsLog(paths.metrics, tb);
-    const first = await RemoteSession.create(sidecar, config);
+    const first = await RemoteSession.create(sidecar, config, undefined, options.progress);
     const state = await startState(first, config, paths, log, options);
     // A step-0 checkpoint: a sidecar lost before the first periodic one does not cost the pretraining.
     if (!options.resume) await first.save(paths.checkpoint, { skips: 0, consecutiveSkips: 0 });
-    const recovery = { sidecar, config, paths, log, maxRestarts, signal: options.signal, logger: options.logger };
+    const recovery = {
+      sidecar,
+      config,
+      paths,
+      log,
+      maxRestarts,
+      signal: options.signal,
+      logger: options.logger,
+      progress: options.progress,
+    };
     await withRecovery(recovery, first, state, async (session) => {
       await trainLoop(session, config, policy, transport, paths, log, state, options);
       const final = await session.evaluate('test', config.eval.limit);
@@ -205,7 +214,7 @@ async function trainLoop(
         );
       }
       if (skipped) continue;
-      progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate });
+      progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate, stepMs: performance.now() - t0 });
       if (evalEvery > 0 && state.step % evalEvery === 0 && state.step < steps) {
         log.append({ type: 'eval', step: state.step, split: 'val', ...(await session.evaluate('val', config.eval.limit)) });
       }
