@@ -99,8 +99,9 @@ class RunWriter:
                     w.add_scalar(f"pretrain/{key}", value, 0)
 
     def close(self) -> None:
-        """Flush and close the event file (opening it first, so that a run with no record still has its config)."""
-        self._open().close()
+        """Flush and close the event file; with no record written there is none (a run that failed to start leaves no trace)."""
+        if self.writer is not None:
+            self.writer.close()
 
 
 def serve(logdir: str, lines: IO[str]) -> int:

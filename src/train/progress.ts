@@ -91,13 +91,15 @@ export function logProgress(options: ProgressOptions = {}): Progress {
   const now = options.now ?? Date.now;
   const stats = new StepStats();
   let lastLine = -Infinity;
+  let lastStatus = '';
   const line = (text: string) => stream.write(`[gradprom] ${text}\n`);
   const due = () => now() - lastLine >= everyMs;
   return {
     phase: (text) => line(text),
     status(text) {
-      if (!due()) return;
+      if (!due() || text === lastStatus) return; // a phase that has not moved says nothing new
       lastLine = now();
+      lastStatus = text;
       line(text);
     },
     start(label, total, at) {

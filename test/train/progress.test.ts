@@ -38,6 +38,9 @@ describe('logProgress (stderr is not a terminal)', () => {
       p.status!(`pretraining VR: ${k}/300`);
     }
     expect(out.text()).toBe('[gradprom] pretraining VR: 0/300\n[gradprom] pretraining VR: 10/300\n[gradprom] pretraining VR: 20/300\n');
+    t += 60_000;
+    p.status!('pretraining VR: 20/300'); // nothing moved: nothing new to say
+    expect(out.text().split('\n')).toHaveLength(4);
   });
 });
 
