@@ -14,8 +14,8 @@ What goes where (tags):
 - ``eval/<split>/<metric>`` per evaluation at its step; ``pretrain/<field>`` at step 0;
 - ``config``: the resolved config as JSON text.
 
-A ``resume`` record that comes first opens the writer with ``purge_step`` at the resumed step, so
-TensorBoard drops what an interrupted run had logged past its checkpoint.
+A ``resume`` record that comes first (a run resumed at step k) opens the writer with
+``purge_step`` k + 1, so TensorBoard drops what the interrupted run had logged past its checkpoint.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class RunWriter:
                 self.writer.add_text("config", self.config, 0)
             return
         if kind == "resume":
-            self._open(purge_step=step)
+            self._open(purge_step=step + 1)
             return
         w = self._open()
         if kind == "step":
