@@ -69,7 +69,7 @@ function tinyRun(name: string, data: Record<string, unknown>, vr: Record<string,
     train: { steps: 2, batch_size: 4, eval_every: 0, checkpoint_every: 0 },
   };
   writeFileSync(cfg, JSON.stringify(config));
-  const run = join(dir, name);
+  const run = join(dir, `run-${name}`);
   const r = gradprom('train', '--config', cfg, '--out', run, '--quiet');
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
   return run;
