@@ -82,16 +82,8 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
     const state = await startState(first, config, paths, log, options);
     // A step-0 checkpoint: a sidecar lost before the first periodic one does not cost the pretraining.
     if (!options.resume) await first.save(paths.checkpoint, { skips: 0, consecutiveSkips: 0 });
-    const recovery = {
-      sidecar,
-      config,
-      paths,
-      log,
-      maxRestarts,
-      signal: options.signal,
-      logger: options.logger,
-      progress: options.progress,
-    };
+    const { signal, logger, progress } = options;
+    const recovery = { sidecar, config, paths, log, maxRestarts, signal, logger, progress };
     await withRecovery(recovery, first, state, async (session) => {
       await trainLoop(session, config, policy, transport, paths, log, state, options);
       const final = await session.evaluate('test', config.eval.limit);
