@@ -239,7 +239,8 @@ def volume_pool(
             split_of.append(part)
             classes.append(v.label if v.label is not None else 0)
     if not images:
-        raise DataError(f"{source.get('path', 'data.path')}: no slices left (every slice is empty; see data.drop_empty)")
+        shown = ", ".join(v.name for v in volumes[:3]) + (" ..." if len(volumes) > 3 else "")
+        raise DataError(f"{shown}: no slices left (every slice is empty; see data.drop_empty)")
     labels = torch.tensor(classes, dtype=torch.long)
     mask_t = torch.stack(masks) if with_labels else None
     source = {**source, "subjects": len(volumes)}
