@@ -256,9 +256,7 @@ def test_error_dicom_folder_mixing_two_series(tmp_path: Path) -> None:
 COLIN = Path("/usr/share/mricron/templates")
 
 
-@pytest.mark.skipif(
-    not (COLIN / "ch2.nii.gz").is_file() or os.environ.get("GRADPROM_NO_MRICRON") == "1", reason="mricron-data not installed"
-)
+@pytest.mark.skipif(not (COLIN / "ch2.nii.gz").is_file(), reason="mricron-data not installed (apt-get install mricron-data)")
 def test_colin27_with_aal_groups(tmp_path: Path) -> None:
     """Extra check on real anatomy (never the only loader test): the example's mapping groups AAL into its regions."""
     mapping = Path(__file__).resolve().parents[2] / "configs" / "examples" / "brain-mri-regions.csv"
