@@ -28,5 +28,14 @@ export {
 export { ipDescent, ipDescentFromGram, ipDescentFromVectors } from './train/descent.js';
 export { RemoteSession, type SessionInfo, type EvalMetrics } from './train/remote.js';
 export { transferMarkdown, type TransferTable } from './report/transfer-table.js';
-export type { Progress } from './train/progress.js';
+export {
+  barProgress,
+  formatDuration,
+  logProgress,
+  noProgress,
+  progressFor,
+  type Progress,
+  type ProgressStream,
+  type StepView,
+} from './train/progress.js';
 export { withPython, callPython } from './control/pythonia.js';

@@ -2,7 +2,10 @@
 
 Files are read as the data module reads them, but not resized: PNG/JPEG/... through
 ``data.base.to_float_array``, DICOM through ``data.dicom.GrayWindow`` (the one windowing of the
-package), so what IP sees here is what it saw in training.
+package), NIfTI volumes through ``data.volume.percentile_scale``'s percentiles and DICOM series
+through ``data.dicom_series.read_series``, so what IP sees here is what it saw in training.
+Volumes are enhanced slice by slice along ``data.axis`` (in RAS+ order for NIfTI, [column, row,
+slice] for a series, as the loaders slice them).
 """
 
 from __future__ import annotations
@@ -98,6 +101,76 @@ def _write_dicom(ds: Any, out: Tensor, gw: GrayWindow, dest: Path, src: Path) ->
         ds.save_as(dest, write_like_original=False)
 
 
+def enhance_volume(s: Session, unit: np.ndarray, axis: int) -> np.ndarray:
+    """IP's output for a volume in [0, 1], slice by slice along ``axis`` (same shape, float64).
+
+    :param s: the session whose IP enhances (scale 1: a volume keeps its grid).
+    :param unit: the 3-D volume in [0, 1].
+    :param axis: 0, 1 or 2.
+    """
+    if s.degradation.scale != 1:
+        raise ValueError(f"ip.scale: volumes are enhanced on their own grid, so IP must not upscale (scale {s.degradation.scale})")
+    slices = torch.from_numpy(np.ascontiguousarray(np.moveaxis(unit, axis, 0))).float()[:, None]
+    out = enhance_images(s, to_channels_batch(slices, s.bundle.channels)).mean(dim=1)
+    return np.moveaxis(out.double().numpy(), 0, axis)
+
+
+def _enhance_nifti(s: Session, src: Path, dest: Path) -> None:
+    """Enhance a NIfTI volume into ``dest``: same affine and header, intensities back in the input's range and dtype.
+
+    Values outside the ``data.percentiles`` range come back clipped to it, as DICOM values outside their window do.
+    """
+    import nibabel as nib
+    from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+
+    from .data.nifti import load_nifti_image
+    from .data.volume import check_axis, check_percentiles
+
+    img = load_nifti_image(src)  # a DataError names the file
+    if len(img.shape) != 3:
+        raise ValueError(f"{src}: enhance takes 3-D volumes, got shape {tuple(img.shape)}")
+    data = np.asarray(img.dataobj, dtype=np.float64)  # scl_slope/scl_inter applied
+    to_canon = io_orientation(img.affine)
+    canon = apply_orientation(data, to_canon)
+    low, high = check_percentiles(at(s.config, "data"))
+    lo, hi = np.percentile(canon, [low, high])
+    unit = np.clip((canon - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(canon)
+    out = enhance_volume(s, unit, check_axis(at(s.config, "data")))
+    values = apply_orientation(lo + out * (hi - lo), ornt_transform(axcodes2ornt(("R", "A", "S")), to_canon))
+    dtype = img.get_data_dtype()
+    slope, inter = img.header.get_slope_inter()
+    if dtype.kind in "iu" and slope is None:
+        info = np.iinfo(dtype)
+        values = np.clip(np.rint(values), info.min, info.max).astype(dtype)  # unscaled integers: the same stored type
+    elif dtype.kind == "f":
+        values = values.astype(dtype)
+    # (scaled integer input: nibabel picks a new scl_slope/scl_inter for the same stored type)
+    result = (
+        nib.Nifti1Image(values, img.affine, img.header.copy())
+        if isinstance(img, nib.Nifti1Image)
+        else nib.Nifti2Image(values, img.affine, img.header.copy())
+    )
+    result.header["descrip"] = f"gradprom enhance from {src.name}"[:79].encode()
+    nib.save(result, str(dest))
+
+
+def _enhance_series(s: Session, folder: Path, dest: Path) -> list[str]:
+    """Enhance the DICOM series in ``folder`` into the folder ``dest``: one file per input file, new SOPInstanceUIDs."""
+    from .data.dicom_series import read_series
+    from .data.volume import check_axis
+
+    series = read_series(folder, at(s.config, "data.window"))  # a DataError names the folder or file
+    unit = series.unit().transpose(2, 1, 0)  # [column, row, slice], as the loader slices it
+    out = enhance_volume(s, unit, check_axis(at(s.config, "data"))).transpose(2, 1, 0)
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for k, (ds, src, gw) in enumerate(zip(series.datasets, series.files, series.windows)):
+        target = dest / src.name
+        _write_dicom(ds, torch.from_numpy(out[k : k + 1, None]).float(), gw, target, src)
+        written.append(str(target))
+    return written
+
+
 def _is_dicom(path: Path) -> bool:
     if path.suffix.lower() in (".dcm", ".dicom"):
         return True
@@ -111,6 +184,10 @@ def _is_dicom(path: Path) -> bool:
 
 def enhance_files(s: Session, inputs: list[str], out_dir: str, check: Callable[[], None] = lambda: None) -> list[str]:
     """Enhance image files with IP at their own size: PNG out for PNG/JPEG/..., DICOM out for DICOM.
+
+    A ``.nii``/``.nii.gz`` input is written as a NIfTI of the same name (same affine and header,
+    the input's range and data type); a folder input is a DICOM series, written as a folder of the
+    same name holding one file per input file (new SOPInstanceUIDs, all other metadata kept).
 
     Images are read as the data module reads them (8/16-bit, gray or colour, converted to the data
     set's channel count) but not resized; PNGs are written 8-bit (16-bit for 16-bit input). DICOM
@@ -136,6 +213,17 @@ def enhance_files(s: Session, inputs: list[str], out_dir: str, check: Callable[[
     for raw in inputs:
         check()
         src = Path(raw).expanduser()
+        if src.is_dir() or src.name.lower().endswith((".nii", ".nii.gz")):
+            dest = out / src.name
+            if src.name in taken or dest.resolve() == src.resolve():
+                raise ValueError(f"{src}: its output {dest} would overwrite the input or another output (choose another out_dir)")
+            taken.add(src.name)
+            if src.is_dir():
+                written += _enhance_series(s, src, dest)
+            else:
+                _enhance_nifti(s, src, dest)
+                written.append(str(dest))
+            continue
         if not src.is_file():
             raise ValueError(f"{src}: no such file (args.inputs)")
         dicom = _is_dicom(src)

@@ -32,6 +32,16 @@ class Context:
     state: State
     request_id: int
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    progress: dict[str, Any] | None = None  # what a long op has done so far; ``ping`` shows it
+
+    def report(self, what: str, done: int, total: int) -> None:
+        """Record progress of the running op (read by the I/O thread's ``ping``; one dict swap, no lock needed).
+
+        :param what: the phase, e.g. "pretraining VR".
+        :param done: units done.
+        :param total: units in all.
+        """
+        self.progress = {"what": what, "done": int(done), "total": int(total)}
 
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()

@@ -143,7 +143,12 @@ class Server:
             result = hello_result(self.state)
         elif op_name == "ping":
             job = self.running
-            result = {"pid": os.getpid(), "busy": job is not None, "op": job.op if job else None}
+            result = {
+                "pid": os.getpid(),
+                "busy": job is not None,
+                "op": job.op if job else None,
+                "progress": job.ctx.progress if job else None,
+            }
         elif op_name == "cancel":
             target = args.get("id")
             with self.lock:

@@ -224,11 +224,12 @@ class Session:
         return clean, target, x
 
     # ----------------------------------------------------------------- VR pre-training
-    def pretrain(self, steps: int, check: Callable[[], None] = lambda: None) -> dict:
+    def pretrain(self, steps: int, check: Callable[[], None] = lambda: None, report: Callable[[int], None] = lambda done: None) -> dict:
         """Train VR on clean train images, then keep a frozen copy as the fixed evaluation VR.
 
         :param steps: optimisation steps (0: the fixed VR is a copy of the current VR).
         :param check: called before each step (raises when the request was cancelled).
+        :param report: called with the number of steps done after each step (progress).
         :returns: ``{loss, accuracy, steps}``: the mean loss of the last 20 steps (NaN with none) and
             the fixed VR's clean validation score (``evaluate.clean_score``).
         """
@@ -238,8 +239,9 @@ class Session:
             self.vr.train()
             opt = torch.optim.Adam(self.vr.parameters(), lr=float(at(self.config, "vr.pretrain_lr")))
             sampler = Sampler(len(self.bundle.train), self.batch_size, self.pretrain_generator)
-            for _ in range(steps):
+            for done in range(steps):
                 check()
+                report(done)
                 clean, target = self.batch(sampler.next(), self.pretrain_draws)
                 self.feed.prefetch(sampler.peek())
                 clean, target = self.local(clean), self.local(target)

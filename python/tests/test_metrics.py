@@ -1,4 +1,4 @@
-"""Metrics against hand-computed values, and SSIM against scikit-image."""
+"""Metrics against hand-computed values, SSIM against scikit-image, classification and overlap scores against torchmetrics."""
 
 from __future__ import annotations
 
@@ -224,3 +224,84 @@ def test_topk_correct() -> None:
     assert topk_correct(logits, labels, 1).tolist() == [False, True, False]
     assert topk_correct(logits, labels, 2).tolist() == [True, True, False]
     assert topk_correct(logits, labels, 3).all()
+
+
+# ---------------------------------------------------------------- against torchmetrics (a test-only requirement)
+
+# torchmetrics is a test-only requirement (python/requirements.txt): a missing one fails here, never skips.
+import torchmetrics.functional.classification as tm_cls  # noqa: E402
+import torchmetrics.functional.segmentation as tm_seg  # noqa: E402
+
+
+def _class_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
+    """(name, N×K scores, N labels, K): random sets, and the edge cases (a class never true, one never predicted, ties, one sample)."""
+    g = torch.Generator().manual_seed(7)
+    cases = []
+    for n, k in ((50, 3), (200, 5), (17, 7)):
+        cases.append((f"random{n}x{k}", torch.randn(n, k, generator=g), torch.randint(0, k, (n,), generator=g), k))
+    labels = torch.tensor([0, 0, 1, 1, 1, 0, 1, 0])  # class 2 never true
+    scores = torch.randn(8, 3, generator=g)
+    scores[[0, 3], 2] += 10  # ... but predicted twice
+    cases.append(("class-never-true", scores, labels, 3))
+    scores = torch.randn(9, 3, generator=g)
+    scores[:, 1] -= 10  # class 1 never predicted
+    cases.append(("class-never-predicted", scores, torch.tensor([0, 1, 2, 1, 0, 2, 1, 1, 0]), 3))
+    ties = torch.tensor([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.1, 0.9]])
+    cases.append(("tied-scores", ties, torch.tensor([0, 1, 0, 1, 1, 0]), 2))
+    cases.append(("all-correct", torch.eye(4).repeat(3, 1), torch.arange(4).repeat(3), 4))
+    return cases
+
+
+CLASS_CASES = _class_cases()
+
+
+@pytest.mark.parametrize("name,scores,labels,k", CLASS_CASES, ids=[c[0] for c in CLASS_CASES])
+def test_classification_metrics_match_torchmetrics(name: str, scores: torch.Tensor, labels: torch.Tensor, k: int) -> None:
+    pred = scores.argmax(dim=1)
+    assert accuracy(scores, labels) == pytest.approx(float(tm_cls.multiclass_accuracy(pred, labels, k, average="micro")), abs=1e-6)
+    # balanced accuracy: torchmetrics' per-class recall, averaged over the classes present in the labels
+    recall = tm_cls.multiclass_recall(pred, labels, k, average="none")
+    present = torch.bincount(labels, minlength=k) > 0
+    assert balanced_accuracy(scores, labels) == pytest.approx(float(recall[present].mean()), abs=1e-6)
+    # macro-F1: torchmetrics leaves out classes neither true nor predicted, as ours does
+    assert macro_f1(scores, labels) == pytest.approx(float(tm_cls.multiclass_f1_score(pred, labels, k, average="macro")), abs=1e-6)
+    # one-vs-rest AUC: per class from torchmetrics, averaged over classes with positives and negatives
+    if k > 1:
+        probs = scores.softmax(dim=1)
+        per_class = tm_cls.multiclass_auroc(probs, labels, k, average="none", thresholds=None)
+        counts = torch.bincount(labels, minlength=k)
+        usable = (counts > 0) & (counts < len(labels))
+        assert auc_ovr(probs, labels) == pytest.approx(float(per_class[usable].mean()), abs=1e-6)
+
+
+def _mask_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
+    g = torch.Generator().manual_seed(3)
+    cases = [
+        (f"random-k{k}", torch.randint(0, k, (6, 12, 12), generator=g), torch.randint(0, k, (6, 12, 12), generator=g), k) for k in (2, 4)
+    ]
+    true = torch.zeros(3, 8, 8, dtype=torch.long)
+    true[0, 2:5, 2:5] = 1
+    true[1, :, :4] = 2
+    pred = true.clone()
+    pred[0, 2:4, 2:6] = 1
+    pred[1, 0, :] = 1  # class 1 predicted where it is not true
+    cases.append(("edge-empty-classes", pred, true, 3))  # image 2: every class empty in both
+    cases.append(("edge-perfect", true.clone(), true, 3))
+    return cases
+
+
+MASK_CASES = _mask_cases()
+
+
+@pytest.mark.parametrize("name,pred,true,k", MASK_CASES, ids=[c[0] for c in MASK_CASES])
+def test_dice_and_iou_match_torchmetrics(name: str, pred: torch.Tensor, true: torch.Tensor, k: int) -> None:
+    """Per image and foreground class against torchmetrics; a class empty in both is ours by convention (1.0), checked apart."""
+    tm_dice = tm_seg.dice_score(pred, true, k, include_background=False, average="none", input_format="index")  # N×(K-1)
+    tm_iou = tm_seg.mean_iou(pred, true, k, include_background=False, per_class=True, input_format="index")  # N×(K-1)
+    both_empty = torch.stack([((pred == c) | (true == c)).sum(dim=(1, 2)) == 0 for c in range(1, k)], dim=1)
+    expect_dice = torch.where(both_empty, torch.ones_like(tm_dice), tm_dice.nan_to_num(0.0)).mean(dim=1)
+    expect_iou = torch.where(both_empty, torch.ones_like(tm_iou), tm_iou.nan_to_num(0.0)).mean(dim=1)
+    assert torch.allclose(dice(pred, true, k).double(), expect_dice.double(), atol=1e-6)
+    assert torch.allclose(iou(pred, true, k).double(), expect_iou.double(), atol=1e-6)
+    if name == "edge-empty-classes":
+        assert bool(both_empty[2].all()) and float(dice(pred, true, k)[2]) == 1.0

@@ -57,6 +57,28 @@ def test_ping_answers_while_compute_is_busy(sidecar: Any) -> None:
     assert r["id"] == 2 and r["result"]["busy"] is True and r["result"]["op"] == "sleep"
 
 
+def test_ping_reports_how_far_pretraining_has_got(sidecar: Any) -> None:
+    from test_session import tiny_config
+
+    sock, _ = sidecar
+    sock.setsockopt(zmq.RCVTIMEO, 120_000)  # building the session takes seconds on a loaded machine
+    assert call(sock, req("session.create", 1, args={"config": tiny_config()}))["status"] == "ok"
+    assert call(sock, req("ping", 2))["result"]["progress"] is None  # idle
+    sock.send_multipart([msgpack.packb(req("vr.pretrain", 3, args={"steps": 100_000}))])
+    seen: list[int] = []
+    for k in range(200):
+        r = call(sock, req("ping", 10 + k))
+        p = r["result"]["progress"]
+        if p is not None:
+            assert p["what"] == "pretraining VR" and p["total"] == 100_000
+            seen.append(p["done"])
+            if len(seen) >= 2 and seen[-1] > seen[0]:
+                break
+        time.sleep(0.05)
+    call(sock, req("cancel", 999, args={"id": 3}))
+    assert len(seen) >= 2 and seen == sorted(seen) and seen[-1] > seen[0], seen
+
+
 def test_shutdown_exits_cleanly(sidecar: Any) -> None:
     sock, proc = sidecar
     assert call(sock, req("shutdown"))["status"] == "ok"

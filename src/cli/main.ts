@@ -3,12 +3,12 @@ import { Command, Option } from 'commander';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isGradpromError } from '../errors.js';
-import type { Config } from '../config/index.js';
+import { DEFAULTS, type Config } from '../config/index.js';
 import { POLICY_NAMES, type PolicyName } from '../policy/index.js';
 import { stderrLogger } from '../sidecar/logger.js';
 import { reportCompare, resumeCompare, runCompare } from '../train/compare.js';
 import { parseLambdas, type LambdaSetting } from '../train/plan.js';
-import { barProgress, noProgress, type Progress } from '../train/progress.js';
+import { progressFor } from '../train/progress.js';
 import { runExperiment } from '../train/runner.js';
 import { configFrom, out, usage, withCommon, withSession, type Common } from './common.js';
 import { addConvertCommand } from './convert.js';
@@ -17,10 +17,6 @@ import { addEvalCommand } from './eval.js';
 import { EXIT, exitCodeOf } from './exit-codes.js';
 import { formatInspect, inspect } from './inspect.js';
 import { addValidateCommand } from './validate.js';
-
-function progressFor(opts: Common): Progress {
-  return opts.quiet || opts.json || !process.stderr.isTTY ? noProgress : barProgress();
-}
 
 /** An AbortSignal fired by the first Ctrl-C / SIGTERM (finish the step, checkpoint); a second one exits at once. */
 function interruptSignal(): AbortSignal {
@@ -58,7 +54,7 @@ export function buildProgram(): Command {
         ...(runDir ? { runDir } : {}),
         resume: Boolean(opts.resume),
         force: Boolean(opts.force),
-        progress: progressFor(opts),
+        progress: progressFor({ ...opts, everyS: config.output.progress_every_s }),
         logger: stderrLogger(opts.verbose ? 'info' : 'warn'),
         signal: interruptSignal(),
       });
@@ -97,23 +93,29 @@ export function buildProgram(): Command {
       const parallel = Number(opts.parallel);
       if (!Number.isInteger(parallel) || parallel < 1) usage(`--parallel: expected a positive integer, got "${opts.parallel}"`);
       const shard = opts.shard === undefined ? undefined : parseShard(opts.shard);
-      const sweep = {
+      // Status lines every `everyS` seconds when stderr is not a terminal (output.progress_every_s of the config).
+      const sweep = (everyS: number) => ({
         parallel,
         ...(shard ? { shard } : {}),
-        progress: progressFor(opts),
+        progress: progressFor({ ...opts, everyS }),
         logger,
         signal: interruptSignal(),
         onRun: (name: string, done: number, total: number) => {
           if (parallel > 1 && !opts.quiet && !opts.json) process.stderr.write(`gradprom: ${name} finished (${done} of ${total})\n`);
         },
-      };
+      });
       const planFlags = ['config', 'set', 'policies', 'lambdas', 'seeds'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
       let r;
-      if (opts.resume && planFlags.length === 0) r = await resumeCompare(opts.resume, sweep);
+      if (opts.resume && planFlags.length === 0) r = await resumeCompare(opts.resume, sweep(DEFAULTS.output.progress_every_s));
       else {
         const config = await configFrom(opts);
         const where = opts.resume ? { outDir: opts.resume, resume: true } : opts.out ? { outDir: opts.out } : {};
-        r = await runCompare(config, { ...planFrom(opts, config), ...sweep, ...where, force: Boolean(opts.force) });
+        r = await runCompare(config, {
+          ...planFrom(opts, config),
+          ...sweep(config.output.progress_every_s),
+          ...where,
+          force: Boolean(opts.force),
+        });
       }
       if (!r.report) {
         const text = `shard ${shard!.index}/${shard!.count}: ${r.trained.length} run(s) trained into ${r.dir}; once every shard has finished: gradprom compare --report ${r.dir}`;
@@ -125,19 +127,17 @@ export function buildProgram(): Command {
 
   addEvalCommand(program);
 
-  withCommon(program.command('enhance').description('enhance PNG/JPEG or DICOM files with trained IP weights'))
+  withCommon(program.command('enhance').description('enhance PNG/JPEG, DICOM files or series, or NIfTI volumes with trained IP weights'))
     .requiredOption('--ip <weights>', 'IP weights (.pt/.pth/.safetensors)')
-    .requiredOption('--in <path>', 'an image file or a folder of them')
-    .requiredOption('--out <dir>', 'where the enhanced files go (DICOM stays DICOM, with its metadata)')
-    .action(async (opts: Common & { ip: string; in: string; out: string }) => {
+    .requiredOption('--in <path>', 'an image or volume file, or a folder of them (its subfolders holding .dcm files are DICOM series)')
+    .requiredOption('--out <dir>', 'where the enhanced files go (DICOM stays DICOM with its metadata, NIfTI keeps its affine and header)')
+    .option('--series', '--in is one DICOM series folder: enhance it as a volume')
+    .action(async (opts: Common & { ip: string; in: string; out: string; series?: boolean }) => {
       if (!existsSync(opts.in)) usage(`--in: ${opts.in} does not exist`);
-      const inputs = statSync(opts.in).isDirectory()
-        ? readdirSync(opts.in)
-            .filter((f) => /\.(png|jpe?g|dcm)$/i.test(f))
-            .sort()
-            .map((f) => resolve(opts.in, f))
-        : [resolve(opts.in)];
-      if (!inputs.length) usage(`--in: no .png, .jpg or .dcm files in ${opts.in}`);
+      const isDir = statSync(opts.in).isDirectory();
+      if (opts.series && !isDir) usage(`--series: ${opts.in} is not a folder`);
+      const inputs = opts.series ? [resolve(opts.in)] : isDir ? enhanceInputs(opts.in) : [resolve(opts.in)];
+      if (!inputs.length) usage(`--in: no .png, .jpg, .dcm, .nii or .nii.gz files, nor DICOM series folders, in ${opts.in}`);
       const config = await configFrom(opts, [`ip.weights=${resolve(opts.ip)}`, 'vr.pretrain_steps=0']);
       mkdirSync(opts.out, { recursive: true });
       const reply = await withSession(config, opts, (s) => s.sidecar.call('enhance.files', { inputs, out_dir: resolve(opts.out) }));
@@ -201,6 +201,16 @@ function parseShard(text: string): { index: number; count: number } {
   if (!m || count < 1 || index >= count)
     usage(`--shard: expected i/n with 0 <= i < n (e.g. 0/4, as Slurm's $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT), got "${text}"`);
   return { index, count };
+}
+
+/** The files of a folder that `enhance` reads (images, DICOM files, NIfTI volumes) and its subfolders holding .dcm files (series). */
+function enhanceInputs(dir: string): string[] {
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  return entries
+    .filter((e) =>
+      e.isDirectory() ? readdirSync(join(dir, e.name)).some((f) => /\.dcm$/i.test(f)) : /\.(png|jpe?g|dcm|nii|nii\.gz)$/i.test(e.name),
+    )
+    .map((e) => resolve(dir, e.name));
 }
 
 /** What --json prints for a comparison report. */

@@ -15,7 +15,7 @@ export const DEFAULTS = {
   seed: 0, //                          training RNG seed; every rank uses the same one (all ranks draw the same global batch)
   device: 'auto', //                   auto | cpu | cuda | cuda:N (auto: CUDA when present)
   data: {
-    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom | imagefolder (train/<class>/*, val/<class>/*)
+    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom | imagefolder (train/<class>/*, val/<class>/*) | nifti | dicom-series
     seed: 0, //                        data seed: the generated set, the split and the test degradation (fixed across training seeds)
     path: null, //                     data set root (required unless kind is synthetic)
     size: 32, //                       image side after resizing (imagefolder: the centre crop), pixels
@@ -24,7 +24,7 @@ export const DEFAULTS = {
     classes: 4, //                     number of classes (classification) or of mask labels
     counts: { train: 2000, val: 200, test: 1000 }, // images generated per split (synthetic only)
     split: { train: 0.7, val: 0.1, test: 0.2 }, //  fractions of a real data set per split; sum to 1
-    labels_csv: 'labels.csv', //       labels file, relative to path
+    labels_csv: null, //               labels file, relative to path (null: labels.csv when present, else no labels)
     image_column: 'image', //          CSV column holding the image file name (without or with extension)
     label_column: null, //             CSV column holding a class index or name (null: one-hot label_columns)
     label_columns: null, //            one-hot CSV columns, one per class (ISIC 2018 Task 3 style)
@@ -33,6 +33,15 @@ export const DEFAULTS = {
     folders: { train: 'train', val: 'val', test: null }, // imagefolder: subfolder per split, relative to path (null: not read; test null: val serves as test)
     max_per_class: null, //            imagefolder: the first N images (sorted) of each class per split (null: all)
     window: null, //                   DICOM intensity window {center, width}, in stored units (HU for CT)
+    image: null, //                    nifti: one image volume (.nii/.nii.gz), relative to path, instead of images/
+    labels: null, //                   nifti: its label volume on the same grid (shape and affine checked)
+    volumes_csv: null, //              nifti: CSV of subjects (columns image, labels), relative to path
+    axis: 2, //                        volumes: slicing axis in RAS+ voxel order (0 sagittal, 1 coronal, 2 axial)
+    drop_empty: false, //              volumes: drop slices without foreground (label > 0; without labels, intensity > 0)
+    percentiles: { low: 0.5, high: 99.5 }, // nifti: per-volume intensity percentiles (%) mapped to 0 and 1
+    label_map: null, //                volumes: CSV (columns id, region) grouping label ids into regions
+    unmapped: 'background', //         volumes: class of label ids the label_map leaves out (background or a region)
+    slab_gap: 4, //                    volumes: slices left out between the train/val/test slabs of a single subject
     augment: { flip: false, crop: false }, // flip: random horizontal flips of training images; crop: imagefolder, a random size x size crop of the resize x resize centre
     device_cache: 'auto', //           auto | on | off: splits held on the CUDA device (auto: when they and the cached val/test inputs take ≤ 25 % of free device memory); else pinned host memory, next batch copied ahead
     rng: 'device', //                  device | host: where training flips and noise are drawn on CUDA (host: the CPU generator, copied: a CUDA run sees a CPU run's numbers)
@@ -100,6 +109,7 @@ export const DEFAULTS = {
     },
     eval_every: 250, //                steps between evaluations (0: only at the end)
     checkpoint_every: 250, //          steps between checkpoints (0: only at the end)
+    tensorboard: true, //              also write TensorBoard event files to <run>/tensorboard (tensorboard --logdir runs)
   },
   eval: {
     batch_size: 200, //                images per evaluation batch
@@ -110,6 +120,7 @@ export const DEFAULTS = {
   output: {
     dir: 'runs', //                    parent folder of run folders
     name: null, //                     run folder name (null: generated from policy, λ and seed, e.g. gradprom-l0.003-s0)
+    progress_every_s: 30, //           seconds between status lines when stderr is not a terminal (logs, nohup, Slurm, CI)
   },
   distributed: {
     nproc: 1, //                       sidecar ranks on this machine under torch.distributed (1: one process); CLI --nproc

@@ -67,7 +67,7 @@ const degradation = z.discriminatedUnion('kind', [
 
 const data = z
   .strictObject({
-    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom', 'imagefolder']),
+    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom', 'imagefolder', 'nifti', 'dicom-series']),
     seed: z.number().int().nonnegative(),
     path: nullableName,
     size: posInt,
@@ -76,7 +76,7 @@ const data = z
     classes: posInt,
     counts: z.strictObject({ train: posInt, val: posInt, test: posInt }),
     split: z.strictObject({ train: fraction, val: fraction, test: fraction }),
-    labels_csv: z.string().min(1),
+    labels_csv: nullableName,
     image_column: z.string().min(1),
     label_column: nullableName,
     label_columns: z.array(z.string().min(1)).min(1).nullable(),
@@ -85,6 +85,15 @@ const data = z
     folders: z.strictObject({ train: nullableName, val: nullableName, test: nullableName }),
     max_per_class: posInt.nullable(),
     window: z.strictObject({ center: z.number(), width: posNum }).nullable(),
+    image: nullableName,
+    labels: nullableName,
+    volumes_csv: nullableName,
+    axis: z.literal([0, 1, 2]),
+    drop_empty: z.boolean(),
+    percentiles: z.strictObject({ low: z.number().min(0).max(100), high: z.number().min(0).max(100) }),
+    label_map: nullableName,
+    unmapped: z.string().min(1),
+    slab_gap: nonNegInt,
     augment: z.strictObject({ flip: z.boolean(), crop: z.boolean() }),
     device_cache: z.enum(['auto', 'on', 'off']),
     rng: z.enum(['device', 'host']),
@@ -92,7 +101,7 @@ const data = z
     cache_dir: nullableName,
   })
   .superRefine((d, ctx) => {
-    if (d.kind !== 'synthetic' && d.path === null) {
+    if (d.kind !== 'synthetic' && d.path === null && !(d.kind === 'nifti' && d.image !== null)) {
       ctx.addIssue({ code: 'custom', path: ['path'], params: { code: 'required' }, message: `required when data.kind is "${d.kind}"` });
     }
     const sum = d.split.train + d.split.val + d.split.test;
@@ -105,6 +114,22 @@ const data = z
       });
     }
     imagefolderIssues(d, ctx);
+    if (d.percentiles.low >= d.percentiles.high) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['percentiles'],
+        params: { code: 'percentiles_order' },
+        message: `low must be below high, got ${d.percentiles.low} and ${d.percentiles.high}`,
+      });
+    }
+    if (d.labels !== null && d.image === null) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['labels'],
+        params: { code: 'required' },
+        message: 'data.labels needs data.image (one subject)',
+      });
+    }
     if (d.label_column !== null && d.label_columns !== null) {
       ctx.addIssue({
         code: 'custom',
@@ -255,6 +280,7 @@ export function configSchema(options: SchemaOptions = {}) {
         vr_optim: optim,
         eval_every: nonNegInt,
         checkpoint_every: nonNegInt,
+        tensorboard: z.boolean(),
       }),
       eval: z.strictObject({
         batch_size: posInt,
@@ -262,7 +288,7 @@ export function configSchema(options: SchemaOptions = {}) {
         ssim: z.enum(['skimage', 'pytorch_ssim']),
         psnr: z.enum(['image', 'batch']),
       }),
-      output: z.strictObject({ dir: z.string().min(1), name: nullableName }),
+      output: z.strictObject({ dir: z.string().min(1), name: nullableName, progress_every_s: posNum }),
       distributed: z.strictObject({
         nproc: posInt,
         backend: z.enum(['gloo', 'nccl']),

@@ -81,8 +81,16 @@ export const OPS = {
   // I/O ops: answered by the sidecar's I/O thread, never behind a long computation.
   /** Handshake: versions and devices. */
   hello: { args: noArgs, result: helloResult },
-  /** Heartbeat: whether the compute thread is busy, and with which op. */
-  ping: { args: noArgs, result: z.object({ pid: int, busy: z.boolean(), op: z.string().nullable() }) },
+  /** Heartbeat: whether the compute thread is busy, with which op, and how far that op has got (loading data, pretraining VR). */
+  ping: {
+    args: noArgs,
+    result: z.object({
+      pid: int,
+      busy: z.boolean(),
+      op: z.string().nullable(),
+      progress: z.object({ what: z.string(), done: int, total: int }).nullable().optional(),
+    }),
+  },
   /** Stop request `id` at its next cancellation point; `cancelled` is false when it was not pending. */
   cancel: { args: z.object({ id: int }), result: z.object({ cancelled: z.boolean() }) },
   /** The process exits after replying. */
@@ -153,7 +161,7 @@ export const OPS = {
   },
   /** Tensors: [images] N×C×H×W float32 in [0,1] in, [enhanced] out. */
   enhance: { args: noArgs, result: noResult },
-  /** Enhance PNG/JPEG/DICOM files into `out_dir` (DICOM metadata kept). */
+  /** Enhance PNG/JPEG/DICOM files, NIfTI volumes and DICOM series folders into `out_dir` (metadata kept). */
   'enhance.files': {
     args: z.object({ inputs: z.array(z.string()), out_dir: z.string() }),
     result: z.object({ written: z.array(z.string()) }),

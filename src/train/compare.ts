@@ -190,7 +190,9 @@ async function sweep(dir: string, plan: Plan, config: Config, opts: SweepOptions
           if (w === 0) gpus = sidecar.info.devices.filter((d) => d.startsWith('cuda')).length;
           firstUp();
         }
-        const run = todo[next++]!;
+        const index = next++;
+        const run = todo[index]!;
+        opts.progress?.phase?.(`compare: run ${index + 1} of ${todo.length}: ${run.name}`);
         const runDir = join(dir, 'runs', run.name);
         const state = runState(runDir);
         const cfg = runConfig(config, run);

@@ -5,6 +5,7 @@ import { DEFAULTS, type Config } from '../config/index.js';
 import { GradpromError, isGradpromError } from '../errors.js';
 import type { Logger } from '../sidecar/logger.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
+import type { Progress } from './progress.js';
 import { RemoteSession } from './remote.js';
 import type { MetricsLog, RunPaths } from './run-folder.js';
 
@@ -25,6 +26,8 @@ export interface RecoveryOptions {
   /** Once aborted, a dead sidecar ends the run (exit 130) instead of being restarted. */
   signal?: AbortSignal;
   logger?: Logger;
+  /** Where the restarted session reports its phases. */
+  progress?: Progress;
 }
 
 /** True for a failure a fresh sidecar can cure: the process ended (crash, SIGKILL, heartbeat kill) or an op outlived its deadline. */
@@ -72,7 +75,7 @@ export async function withRecovery(
       if (failure !== null) {
         await opts.sidecar.restart();
         removeStaleTemps(checkpoint);
-        session = await RemoteSession.create(opts.sidecar, opts.config);
+        session = await RemoteSession.create(opts.sidecar, opts.config, undefined, opts.progress);
         const loaded = await session.load(checkpoint);
         Object.assign(state, resumeStateOf(loaded));
         opts.log.append({ type: 'resume', step: loaded.step, restart: restarts, reason: firstLine(failure) });

@@ -6,6 +6,7 @@ import { tensor, type Tensor } from '../protocol/dtypes.js';
 import type { OpResult } from '../protocol/ops.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
 import type { CallOptions } from '../sidecar/client.js';
+import { noProgress, type Progress } from './progress.js';
 
 /** What `session.create` reports: the IP layout, parameter counts, device and data set sizes. */
 export type SessionInfo = OpResult<'session.create'>;
@@ -23,21 +24,47 @@ export interface StepGradsReply {
   gVr?: Float32Array;
 }
 
-/** One training session in a sidecar: create, pretrain, grads/apply, eval, checkpoints. */
+/** While `work` runs, ask the sidecar every second how far its op has got (ping's `progress`) and show it as a status line. */
+async function watch<T>(sidecar: Sidecar, progress: Progress, work: Promise<T>): Promise<T> {
+  if (progress === noProgress) return work;
+  const timer = setInterval(() => {
+    sidecar.call('ping', {}, [], { timeoutMs: 5_000 }).then(
+      ({ result }) => {
+        if (result.progress) progress.status?.(`${result.progress.what}: ${result.progress.done}/${result.progress.total}`);
+      },
+      () => {}, // the heartbeat, not this, decides whether the sidecar is alive
+    );
+  }, 1_000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** One training session in a sidecar: create, pretrain, grads/apply, eval, checkpoints; long phases are reported to `progress`. */
 export class RemoteSession {
   private constructor(
     readonly sidecar: Sidecar,
     readonly info: SessionInfo,
     readonly layout: Layout,
+    readonly progress: Progress,
   ) {}
 
-  static async create(sidecar: Sidecar, config: Config, options?: CallOptions): Promise<RemoteSession> {
-    const { result } = await sidecar.call('session.create', { config }, [], options);
-    return new RemoteSession(sidecar, result, result.layout.blocks);
+  static async create(sidecar: Sidecar, config: Config, options?: CallOptions, progress: Progress = noProgress): Promise<RemoteSession> {
+    const where = config.data.path ?? config.data.image;
+    progress.phase?.(`loading data: ${config.data.kind}${where ? ` from ${where}` : ''} ...`);
+    const { result } = await watch(sidecar, progress, sidecar.call('session.create', { config }, [], options));
+    const d = result.data;
+    progress.phase?.(`loading data: ${d.train + d.val + d.test} images (train ${d.train}, val ${d.val}, test ${d.test})`);
+    return new RemoteSession(sidecar, result, result.layout.blocks, progress);
   }
 
   async pretrain(steps: number, options?: CallOptions): Promise<OpResult<'vr.pretrain'>> {
-    return (await this.sidecar.call('vr.pretrain', { steps }, [], options)).result;
+    if (steps > 0) this.progress.phase?.(`pretraining VR: ${steps} steps ...`);
+    const { result } = await watch(this.sidecar, this.progress, this.sidecar.call('vr.pretrain', { steps }, [], options));
+    if (steps > 0) this.progress.phase?.(`pretraining VR: ${steps}/${steps}, clean val score ${result.accuracy.toFixed(3)}`);
+    return result;
   }
 
   async grads(transport: 'gram' | 'vectors'): Promise<StepGradsReply> {
@@ -71,6 +98,7 @@ export class RemoteSession {
   }
 
   async evaluate(split: 'val' | 'test', limit: number | null, options?: CallOptions): Promise<EvalMetrics> {
+    this.progress.phase?.(`evaluating: ${split}`);
     const { result } = await this.sidecar.call('eval', { split, limit }, [], options);
     return Object.fromEntries(Object.entries(result).filter(([, v]) => v !== null)) as EvalMetrics;
   }
@@ -102,6 +130,7 @@ export class RemoteSession {
 
   async save(path: string, extra: Record<string, unknown>): Promise<void> {
     await this.sidecar.call('checkpoint.save', { path, extra });
+    this.progress.phase?.(`checkpoint written: ${path}`);
   }
 
   async load(path: string): Promise<OpResult<'checkpoint.load'>> {

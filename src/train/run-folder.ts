@@ -2,6 +2,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GradpromError } from '../errors.js';
+import type { RecordSink } from './tensorboard.js';
 
 export interface RunPaths {
   dir: string;
@@ -9,6 +10,7 @@ export interface RunPaths {
   metrics: string;
   checkpoint: string;
   plots: string;
+  tensorboard: string;
 }
 
 /** The files of the run in `dir`. */
@@ -19,6 +21,7 @@ export function runPaths(dir: string): RunPaths {
     metrics: join(dir, 'metrics.jsonl'),
     checkpoint: join(dir, 'checkpoints', 'last.pt'),
     plots: join(dir, 'plots'),
+    tensorboard: join(dir, 'tensorboard'),
   };
 }
 
@@ -60,11 +63,15 @@ export function writeAtomic(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-/** Appends one JSON record per line; each line is written whole, so a crash leaves at most a torn last line. */
+/** Appends one JSON record per line (each line written whole, so a crash leaves at most a torn last line), and hands it to `sink`. */
 export class MetricsLog {
-  constructor(readonly file: string) {}
+  constructor(
+    readonly file: string,
+    private readonly sink?: RecordSink,
+  ) {}
 
   append(record: Record<string, unknown>): void {
     appendFileSync(this.file, `${JSON.stringify(record)}\n`);
+    this.sink?.write(record);
   }
 }

@@ -12,6 +12,7 @@ import { noProgress, type Progress } from './progress.js';
 import { removeStaleTemps, withRecovery } from './recover.js';
 import { RemoteSession } from './remote.js';
 import { MetricsLog, prepareRunFolder, writeAtomic, type RunPaths } from './run-folder.js';
+import { TensorBoardWriter } from './tensorboard.js';
 
 export interface RunOptions {
   /** The run folder; default `<output.dir>/<output.name or a name from policy, λ and seed>`. */
@@ -70,14 +71,20 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   const sidecar =
     options.sidecar ??
     (await Sidecar.start({ device: config.device, maxRestarts, distributed, ...(options.logger ? { logger: options.logger } : {}) }));
+  // TensorBoard: every record the loop logs also goes to the event files (issue 16).
+  const tb = config.train.tensorboard
+    ? TensorBoardWriter.start(paths.tensorboard, { ...(options.logger ? { logger: options.logger } : {}) })
+    : undefined;
+  tb?.write({ type: 'config', config });
   try {
     if (options.resume) removeStaleTemps(paths.checkpoint);
-    const log = new MetricsLog(paths.metrics);
-    const first = await RemoteSession.create(sidecar, config);
+    const log = new MetricsLog(paths.metrics, tb);
+    const first = await RemoteSession.create(sidecar, config, undefined, options.progress);
     const state = await startState(first, config, paths, log, options);
     // A step-0 checkpoint: a sidecar lost before the first periodic one does not cost the pretraining.
     if (!options.resume) await first.save(paths.checkpoint, { skips: 0, consecutiveSkips: 0 });
-    const recovery = { sidecar, config, paths, log, maxRestarts, signal: options.signal, logger: options.logger };
+    const { signal, logger, progress } = options;
+    const recovery = { sidecar, config, paths, log, maxRestarts, signal, logger, progress };
     await withRecovery(recovery, first, state, async (session) => {
       await trainLoop(session, config, policy, transport, paths, log, state, options);
       // The per-image values go beside metrics.jsonl: comparisons bootstrap over test images from them.
@@ -105,6 +112,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
     );
     return { runDir: paths.dir, summary };
   } finally {
+    await tb?.close();
     if (!options.sidecar) await sidecar.stop();
   }
 }
@@ -206,7 +214,7 @@ async function trainLoop(
         );
       }
       if (skipped) continue;
-      progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate });
+      progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate, stepMs: performance.now() - t0 });
       if (evalEvery > 0 && state.step % evalEvery === 0 && state.step < steps) {
         log.append({ type: 'eval', step: state.step, split: 'val', ...(await session.evaluate('val', config.eval.limit)) });
       }

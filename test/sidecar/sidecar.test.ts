@@ -74,7 +74,7 @@ describe.each(['ipc', 'tcp'] as const)('sidecar over %s', (transport) => {
     // One compute thread runs one op at a time: this reply can only come once the sleep has stopped.
     const { tensors } = await sc.call('echo', {}, [tensor('uint8', Uint8Array.from([7]))]);
     expect(tensors[0]!.data[0]).toBe(7);
-    expect((await sc.call('ping')).result).toEqual({ pid: sc.pid, busy: false, op: null });
+    expect((await sc.call('ping')).result).toEqual({ pid: sc.pid, busy: false, op: null, progress: null });
   });
 
   it('answers heartbeats while a long computation runs', async () => {

@@ -2,7 +2,8 @@
 
 Kinds: "synthetic" (the built-in default, generated per split from disjoint derived seeds),
 "isic2018", "folder" and "dicom" (loaded, then split by seed unless the data set gives its own
-split). Every image is center-cropped to a square, resized to ``size``×``size`` (bilinear,
+split), "nifti" and "dicom-series" (volumes cut into 2D slices and split by subject, or into
+slabs for one subject: see ``volume``). Every image is center-cropped to a square, resized to ``size``×``size`` (bilinear,
 antialiased; masks nearest) and converted to ``channels``, and kept in compact storage: at the
 source's bit depth (uint8 for 8-bit files), masks uint8 (``base``); the synthetic set stays
 float32 (its images are made in float, and rounding them would change every figure measured on it).
@@ -29,7 +30,7 @@ from .synthetic import derive_seed, generate
 
 __all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices", "to_unit"]
 
-KINDS = ("synthetic", "isic2018", "folder", "dicom", "imagefolder")
+KINDS = ("synthetic", "isic2018", "folder", "dicom", "imagefolder", "nifti", "dicom-series")
 
 
 def _int_field(cfg: dict, key: str, low: int) -> int:
@@ -156,6 +157,10 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
         from .isic2018 import load_isic2018 as load
     elif kind == "folder":
         from .folder import load_folder as load
+    elif kind == "nifti":
+        from .nifti import load_nifti as load
+    elif kind == "dicom-series":
+        from .dicom_series import load_dicom_series as load
     else:
         from .dicom import load_dicom as load
     return _from_pool(load(cfg, size, channels), cfg, seed, size, channels, kind)

@@ -10,8 +10,9 @@ float32 in [0, 1] (per batch, on the device: ``data.feed``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -144,17 +145,42 @@ class Pool:
     source: dict = field(default_factory=dict)
 
 
+_REPORT: list[Callable[[int, int], None]] = []  # the innermost ``reporting`` callback last
+
+
+@contextmanager
+def reporting(fn: Callable[[int, int], None]) -> Iterator[None]:
+    """While inside, :func:`parallel_map` calls ``fn(done, total)`` as its items complete (data-loading progress).
+
+    :param fn: the callback.
+    """
+    _REPORT.append(fn)
+    try:
+        yield
+    finally:
+        _REPORT.remove(fn)
+
+
 def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """Map ``fn`` over ``items`` on a few threads (PIL and pydicom decoding release the GIL).
 
     :param fn: the function; its exceptions propagate (the first one raised, in item order).
     :param items: the inputs.
     """
+    report = _REPORT[-1] if _REPORT else (lambda done, total: None)
     if len(items) < 16:
-        return [fn(x) for x in items]
+        out = []
+        for x in items:
+            out.append(fn(x))
+            report(len(out), len(items))
+        return out
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
+        results = []
+        for r in pool.map(fn, items):
+            results.append(r)
+            report(len(results), len(items))
+        return results
 
 
 def list_images(folder: Path, exclude: Iterable[Path] = ()) -> list[Path]:

@@ -21,7 +21,7 @@ def enhance_op(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Res
 
 @op("enhance.files")
 def enhance_files_op(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    """Enhance ``args.inputs`` (PNG/JPEG/... or DICOM files) into ``args.out_dir``."""
+    """Enhance ``args.inputs`` (PNG/JPEG/... or DICOM files, NIfTI volumes, DICOM series folders) into ``args.out_dir``."""
     inputs = require(args, "inputs", list)
     out_dir = require(args, "out_dir", str)
     if not all(isinstance(p, str) for p in inputs):

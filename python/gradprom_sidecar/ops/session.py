@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
+from ..data.base import reporting
 from ..registry import Context, Result, op, require
 from ..session import Session
 
@@ -37,7 +38,8 @@ def session_create(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) ->
     """Build data, models, optimizers and RNG from the resolved config (replacing any session)."""
     config = require(args, "config", dict)
     ctx.state.session = None  # free the old one first
-    ctx.state.session = new_session(ctx, config)
+    with reporting(lambda done, total: ctx.report("loading data", done, total)):
+        ctx.state.session = new_session(ctx, config)
     return ctx.state.session.describe(), []
 
 
@@ -47,7 +49,7 @@ def vr_pretrain(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
     steps = require(args, "steps", int)
     if steps < 0:
         raise ValueError(f"args.steps: expected >= 0, got {steps}")
-    return session_of(ctx).pretrain(steps, ctx.check_cancelled), []
+    return session_of(ctx).pretrain(steps, ctx.check_cancelled, lambda done: ctx.report("pretraining VR", done, steps)), []
 
 
 @op("data.describe")

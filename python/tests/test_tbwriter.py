@@ -1,0 +1,49 @@
+"""The TensorBoard writer process (gradprom_sidecar.tbwriter): records in, events out, resume purges the steps past the checkpoint."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from gradprom_sidecar.tbwriter import serve
+
+
+def _lines(*records: dict, junk: str = "") -> io.StringIO:
+    return io.StringIO("".join(json.dumps(r) + "\n" for r in records) + junk)
+
+
+def _scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    ea = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    ea.Reload()
+    return {t: [(e.step, e.value) for e in ea.Scalars(t)] for t in ea.Tags()["scalars"]}
+
+
+def step(k: int, loss: float, **kw: object) -> dict:
+    return {"type": "step", "step": k, "loss_ip": loss, "gate": k % 2 == 0, "cos": float("nan") if k == 2 else 0.5, **kw}
+
+
+def test_records_become_events_and_junk_is_skipped(tmp_path: Path, capsys) -> None:
+    n = serve(
+        str(tmp_path),
+        _lines({"type": "config", "config": {"seed": 1}}, step(1, 0.5), step(2, 0.25), step(2, 9.0, skipped=True), junk="not json\n"),
+    )
+    assert n == 4 and "skipped a line that is not JSON" in capsys.readouterr().err
+    s = _scalars(tmp_path)
+    assert s["train/loss_ip"] == [(1, 0.5), (2, 0.25)]  # the skipped step's numbers are not training's
+    assert s["train/gate"] == [(1, 0.0), (2, 1.0)]
+    assert [k for k, _ in s["train/cos"]] == [1]  # NaN left out
+    assert s["train/skipped"] == [(2, 1.0)]
+
+
+def test_resume_purges_steps_past_the_checkpoint(tmp_path: Path) -> None:
+    serve(str(tmp_path), _lines(*(step(k, float(k)) for k in range(1, 6))))  # interrupted after step 5, checkpoint at 3
+    serve(str(tmp_path), _lines({"type": "resume", "step": 3}, *(step(k, 10.0 + k) for k in range(4, 7))))
+    assert _scalars(tmp_path)["train/loss_ip"] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 14.0), (5, 15.0), (6, 16.0)]
+
+
+def test_no_records_no_event_file(tmp_path: Path) -> None:
+    serve(str(tmp_path / "tb"), _lines({"type": "config", "config": {}}))
+    assert not (tmp_path / "tb").exists()  # a run that failed before its first record leaves nothing behind

@@ -1,0 +1,128 @@
+/**
+ * Bad volume inputs through `gradprom train --resume`: a damaged NIfTI, a label volume moved to another grid, a DICOM series folder
+ * that gained a second series. Each is refused (exit 1) with a message naming the file, and the run folder stays byte-for-byte as it was.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { realPython, root } from '../helpers.js';
+
+const LONG = 600_000;
+
+function gradprom(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), ...args], {
+    encoding: 'utf8',
+    timeout: LONG,
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
+  return { code: r.status, stderr: r.stderr };
+}
+
+function python(script: string, ...args: string[]): void {
+  const r = spawnSync(realPython, ['-c', script, ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, PYTHONPATH: join(root, 'python') },
+  });
+  if (r.status !== 0) throw new Error(r.stderr);
+}
+
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const p = join(dir, name);
+    if (statSync(p).isFile()) out[name] = createHash('sha256').update(readFileSync(p)).digest('hex');
+  }
+  return out;
+}
+
+const MAKE = `
+import sys
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, "python/tests")
+from test_volumes import brain, save_nii, write_series
+out = Path(sys.argv[1])
+img, lab = brain((16, 16, 40))
+save_nii(out / "vol" / "t1.nii.gz", img)
+save_nii(out / "vol" / "seg.nii.gz", lab)
+write_series(out / "series", np.random.default_rng(0).integers(0, 4000, (20, 16, 16)).astype(np.uint16), uid="1.2.3.1")
+`;
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gradprom-volbad-'));
+  python(MAKE, dir);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function tinyRun(name: string, data: Record<string, unknown>, vr: Record<string, unknown>): string {
+  const cfg = join(dir, `${name}.json`);
+  const config = {
+    device: 'cpu',
+    data: { size: 16, slab_gap: 1, ...data },
+    ip: { channels: 4, blocks: 1 },
+    vr: { pretrain_steps: 2, ...vr },
+    train: { steps: 2, batch_size: 4, eval_every: 0, checkpoint_every: 0 },
+  };
+  writeFileSync(cfg, JSON.stringify(config));
+  const run = join(dir, `run-${name}`);
+  const r = gradprom('train', '--config', cfg, '--out', run, '--quiet');
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  return run;
+}
+
+describe('bad volumes leave the run folder untouched', () => {
+  it(
+    'a truncated NIfTI and a label volume on another grid',
+    () => {
+      const vol = join(dir, 'vol');
+      const run = tinyRun(
+        'nifti',
+        { kind: 'nifti', image: join(vol, 't1.nii.gz'), labels: join(vol, 'seg.nii.gz') },
+        { arch: 'unet', task: 'segment' },
+      );
+      const before = snapshot(run);
+      expect(Object.keys(before).some((f) => f.startsWith('tensorboard/events.out.tfevents'))).toBe(true);
+
+      const good = readFileSync(join(vol, 't1.nii.gz'));
+      writeFileSync(join(vol, 't1.nii.gz'), good.subarray(0, good.length >> 1));
+      let r = gradprom('train', '--resume', run, '--quiet');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${join(vol, 't1.nii.gz')}: not a readable NIfTI volume (truncated or not NIfTI?)`);
+      expect(snapshot(run)).toEqual(before);
+
+      writeFileSync(join(vol, 't1.nii.gz'), good);
+      python(
+        'import sys, nibabel as nib, numpy as np; p = sys.argv[1]; i = nib.load(p); nib.save(nib.Nifti1Image(np.asanyarray(i.dataobj), np.eye(4)), p)',
+        join(vol, 'seg.nii.gz'),
+      );
+      r = gradprom('train', '--resume', run, '--quiet');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${join(vol, 'seg.nii.gz')}: label volume is not on the grid of its image ${join(vol, 't1.nii.gz')}`);
+      expect(snapshot(run)).toEqual(before);
+    },
+    LONG,
+  );
+
+  it(
+    'a DICOM series folder that now mixes two series',
+    () => {
+      const series = join(dir, 'series');
+      const run = tinyRun('series', { kind: 'dicom-series', path: series }, { mode: 'unsupervised' });
+      const before = snapshot(run);
+      python(
+        'import sys; sys.path.insert(0, "python/tests"); import numpy as np; from pathlib import Path; from test_data import write_dcm; write_dcm(Path(sys.argv[1]) / "stray.dcm", np.zeros((16, 16)), SeriesInstanceUID="1.2.3.2")',
+        series,
+      );
+      const r = gradprom('train', '--resume', run, '--quiet');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${series}: mixes 2 series (SeriesInstanceUID '1.2.3.1' and '1.2.3.2')`);
+      expect(snapshot(run)).toEqual(before);
+    },
+    LONG,
+  );
+});
