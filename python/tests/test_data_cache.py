@@ -193,3 +193,27 @@ def test_cache_dir_follows_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert C.cache_dir(cfg) == Path.home() / ".cache" / "gradprom" / "data"
     assert C.cache_dir({**cfg, "cache_dir": str(tmp_path / "mine")}) == tmp_path / "mine"
+
+
+def test_a_lone_nifti_volume_outside_any_folder_is_fingerprinted(tmp_path: Path, decodes: list[dict]) -> None:
+    """data.image and data.labels without data.path: a changed volume gives another key (a resumed run re-reads it)."""
+    from test_volumes import brain, save_nii
+
+    img, lab = brain()
+    save_nii(tmp_path / "vol" / "t1.nii.gz", img)
+    save_nii(tmp_path / "vol" / "seg.nii.gz", lab)
+    cfg = tiny_config()["data"] | {
+        "kind": "nifti",
+        "path": None,
+        "image": str(tmp_path / "vol" / "t1.nii.gz"),
+        "labels": str(tmp_path / "vol" / "seg.nii.gz"),
+        "cache_dir": str(tmp_path / "cache"),
+        "disk_cache": True,
+        "size": 16,
+        "slab_gap": 1,
+    }
+    first = C.data_key(cfg, 0)
+    names = [row[1] for row in C.fingerprint(cfg)]
+    assert names == ["t1.nii.gz", "seg.nii.gz"]
+    save_nii(tmp_path / "vol" / "seg.nii.gz", lab, np.eye(4))  # same name, another grid
+    assert C.data_key(cfg, 0) != first

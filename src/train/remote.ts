@@ -108,6 +108,7 @@ export class RemoteSession {
     split: 'val' | 'test',
     limit: number | null,
   ): Promise<{ metrics: EvalMetrics; images: Record<string, Float32Array> }> {
+    this.progress.phase?.(`evaluating: ${split}`);
     const reply = await this.sidecar.call('eval', { split, limit, per_image: true });
     const { per_image: names, ...rest } = reply.result;
     if (!Array.isArray(names)) throw new ProtocolError('eval.result.per_image', 'expected the names of the per-image tensors');

@@ -6,8 +6,9 @@ a crash finds the arrays its predecessor decoded.
 
 - Key: SHA-256 over this cache's version, the resolved ``data`` section without the fields that
   leave the decoded arrays alone (:data:`RUNTIME_FIELDS`), the data seed, and for a data set read
-  from files every file under ``data.path`` (plus ``labels_csv`` and ``masks_dir`` when they lie
-  outside it): relative name, size and modification time in ns. A changed, added or removed file
+  from files every file under ``data.path`` (plus every other file or folder the config names, and
+  the volumes a volumes CSV lists, when they lie outside it; a lone ``data.image`` without a path
+  is fingerprinted alone): relative name, size and modification time in ns. A changed, added or removed file
   gives another key, so nothing stale is ever read.
 - In memory: one bundle, the last one loaded. A session with another data config replaces it (the
   old one is let go before the new one is decoded). Sessions share its tensors and never write to
@@ -40,6 +41,7 @@ from ..config import at
 from . import build_data
 from .base import SPLITS, DataBundle, Split
 from .folder import resolve_path
+from .nifti import find_pairs
 
 log = logging.getLogger("gradprom.data")
 
@@ -123,23 +125,36 @@ def _files(root: Path) -> list[list]:
     return out
 
 
+# Fields naming a file or folder a loader reads, besides ``data.path`` (relative to it unless absolute).
+FILE_FIELDS = ("labels_csv", "masks_dir", "image", "labels", "volumes_csv", "label_map")
+
+
+def _named_sources(cfg: dict, base: Path) -> list[tuple[str, Path]]:
+    """(field, file or folder) of every source a loader reads besides ``data.path`` itself."""
+    out = [(f, resolve_path(base, str(cfg[f]), "")) for f in FILE_FIELDS if cfg.get(f)]
+    out += [(f"folders.{s}", resolve_path(base, str(v), "")) for s, v in (cfg.get("folders") or {}).items() if v]
+    if at(cfg, "kind", "data") == "nifti" and cfg.get("volumes_csv"):
+        try:  # the volumes a CSV lists may lie anywhere
+            pairs = find_pairs(cfg)[1]
+        except (OSError, ValueError):
+            pairs = []  # the loader reports it
+        out += [("volumes_csv", p) for pair in pairs for p in pair if p is not None]
+    return out
+
+
 def fingerprint(cfg: dict) -> list[list]:
     """The files a file-based data set is read from (see the module docstring); empty for synthetic.
 
     :param cfg: the data section of the resolved config.
     """
-    if at(cfg, "kind", "data") == "synthetic" or not at(cfg, "path", "data"):
+    if at(cfg, "kind", "data") == "synthetic":
         return []
-    root = Path(str(cfg["path"])).expanduser()
-    if not root.is_dir():
-        return []  # the loader reports the missing folder
-    out = [["", *f] for f in _files(root)]
-    for field_name in ("labels_csv", "masks_dir"):
-        rel = cfg.get(field_name)
-        if not rel:
-            continue
-        p = resolve_path(root, str(rel), "")
-        if p.exists() and not p.resolve().is_relative_to(root.resolve()):
+    path = at(cfg, "path", "data")
+    root = Path(str(path)).expanduser() if path else None
+    out = [["", *f] for f in _files(root)] if root is not None and root.exists() else []
+    inside = root.resolve() if root is not None and root.is_dir() else None
+    for field_name, p in _named_sources(cfg, root if root is not None else Path(".")):
+        if p.exists() and (inside is None or not p.resolve().is_relative_to(inside)):
             out += [[field_name, *f] for f in _files(p)]
     return out
 
