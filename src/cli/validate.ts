@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { loadConfig, type Config, type ConfigIssue } from '../config/index.js';
 import { EXIT } from './exit-codes.js';
 import { collect, out, usage, type Common } from './common.js';
@@ -44,14 +44,22 @@ function check(field: string, path: string, want: FileCheck['want']): FileCheck 
 export function filesOf(c: Config): FileCheck[] {
   const out: FileCheck[] = [];
   const d = c.data;
-  if (d.kind !== 'synthetic' && d.path !== null) {
-    out.push(check('data.path', d.path, 'folder'));
-    if (d.kind === 'imagefolder') {
-      for (const [split, folder] of Object.entries(d.folders)) {
-        if (folder !== null) out.push(check(`data.folders.${split}`, join(where(d.path), folder), 'folder'));
-      }
+  if (d.kind !== 'synthetic') {
+    // Named parts are relative to data.path (the working folder without one), as the sidecar reads them.
+    const base = d.path === null ? '' : where(d.path);
+    const part = (field: string, value: string | null, want: FileCheck['want']) => {
+      if (value !== null) out.push(check(`data.${field}`, isAbsolute(value) || value.startsWith('~') ? value : join(base, value), want));
+    };
+    if (d.path !== null) out.push(check('data.path', d.path, 'folder'));
+    if (d.kind === 'imagefolder') for (const [split, folder] of Object.entries(d.folders)) part(`folders.${split}`, folder, 'folder');
+    if (d.kind === 'folder' || d.kind === 'dicom') part('masks_dir', d.masks_dir, 'folder');
+    part('labels_csv', d.labels_csv, 'file');
+    if (d.kind === 'nifti') {
+      part('image', d.image, 'file');
+      part('labels', d.labels, 'file');
+      part('volumes_csv', d.volumes_csv, 'file');
     }
-    if (d.kind === 'folder' && d.masks_dir !== null) out.push(check('data.masks_dir', join(where(d.path), d.masks_dir), 'folder'));
+    if (d.kind === 'nifti' || d.kind === 'dicom-series') part('label_map', d.label_map, 'file');
   }
   if (c.ip.weights !== null) out.push(check('ip.weights', c.ip.weights, 'file'));
   if (c.vr.weights !== null) out.push(check('vr.weights', c.vr.weights, 'file'));

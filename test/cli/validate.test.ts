@@ -35,7 +35,9 @@ describe('gradprom validate', () => {
     expect(r.code).toBe(0);
     const v = JSON.parse(r.stdout) as { ok: boolean; files: { field: string; status: string }[]; resolved: { data: { kind: string } } };
     expect(v.ok).toBe(true);
-    if (v.resolved.data.kind !== 'synthetic') expect(v.files.map((f) => f.field)).toContain('data.path');
+    // Every data set read from files names them: its folder, or its volume (a lone NIfTI has no folder).
+    if (v.resolved.data.kind !== 'synthetic')
+      expect(v.files.map((f) => f.field)).toContainEqual(expect.stringMatching(/^data\.(path|image)$/));
   });
 
   it('says what is missing, and with --require-files exits 2 for it', () => {
@@ -44,6 +46,13 @@ describe('gradprom validate', () => {
     expect(r.stdout).toMatch(/data\.path\s+MISSING\s+\S*data\/imagenet/);
     expect(r.stdout).toMatch(/vr\.weights\s+MISSING\s+\S*resnet18-f37072fd\.pth/);
     expect(gradprom(root, 'validate', '--config', 'configs/estr/sr4-ra.yaml', '--require-files').code).toBe(2);
+  });
+
+  it('a lone NIfTI volume: its image, label volume and label table are listed (the table relative to the working folder)', () => {
+    const r = gradprom(root, 'validate', '--config', 'configs/examples/brain-mri.yaml', '--json');
+    const v = JSON.parse(r.stdout) as { files: { field: string; path: string; status: string }[] };
+    expect(v.files.map((f) => f.field)).toEqual(['data.image', 'data.labels', 'data.label_map']);
+    expect(v.files[2]).toMatchObject({ path: join(root, 'configs', 'examples', 'brain-mri-regions.csv'), status: 'ok' });
   });
 
   it('passes --require-files when everything named is there, relative to the working folder', () => {
