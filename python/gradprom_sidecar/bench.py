@@ -56,8 +56,7 @@ def gradcosine_step(s: Session, policy_cfg: dict) -> float:
     phi = [p for p in s.vr.parameters() if p.requires_grad]
     for p in phi:
         p.grad = None
-    clean, target = s.batch(s.sampler.next(), s.generator)
-    x = s.degradation(clean, s.generator)
+    clean, target, x = s.draw_inputs()
     y_hat = s.ip(x)
     loss_ip = G.pixel_loss(y_hat, clean, s.loss_kind)
     loss_vr = G.task_loss(s.vr(y_hat), target)

@@ -1,8 +1,10 @@
 """The training session: one experiment's data, networks, optimisers and RNG, and the GradProm step.
 
 One session per sidecar, held in ``ctx.state.session``. A step is :meth:`Session.grads` (two
-backward passes, see ``grads``) followed by :meth:`Session.apply` (the policy's decision) or
-:meth:`Session.skip`. Around it: ``evaluate`` scores a session, ``enhance`` runs its IP on
+backward passes, see ``grads``; losses and Gram read back in one host-device sync), then
+:meth:`Session.after_grads` (VR's own update and the next step's inputs, which do not wait for the
+policy: the sidecar runs them after its reply), then :meth:`Session.apply` (the policy's decision)
+or :meth:`Session.skip`. Around it: ``evaluate`` scores a session, ``enhance`` runs its IP on
 images and files, ``snapshot`` packs it into a checkpoint and restores it, ``ops/`` serves it on
 the wire, ``distributed.DistributedSession`` computes a rank's share of it.
 
@@ -11,7 +13,8 @@ CPU ``torch.Generator`` seeded with ``seed`` drives batch sampling (an epoch-wis
 train indices), augmentation and training noise, drawn on the CPU so a seeded run sees the same
 batches on every device. The data set is built from the DATA seed (``data.seed``), and evaluation
 degrades its inputs from that seed too (see ``evaluate``), so runs with different training seeds
-share one data set and one degraded test set.
+share one data set and one degraded test set. Inputs drawn ahead (:meth:`Session.prefetch`) keep
+the state they were drawn from, so a checkpoint records the RNG as if they had not been drawn.
 
 The config must be resolved (``config.resolve``; TypeScript always sends it so): every value is
 read with ``config.at``, and a missing one is an error naming ``config.<path>``.
@@ -32,6 +35,7 @@ from .checkpoint import CheckpointError, load_weights
 from .config import at, choice
 from .data import augment, build_data
 from .degrade import build_degradation
+from .device import to_device, to_host
 from .evaluate import clean_score
 from .models import SEGMENTERS, build_ip, build_vr, count_params
 from .optim import Sampler, make_optimizer, set_lr
@@ -116,6 +120,7 @@ class Session:
         self.step = 0
         self.skipped = 0
         self.pending: G.StepGrads | None = None
+        self.prefetched: tuple[tuple[Tensor, Tensor, Tensor], dict] | None = None  # (inputs, RNG state before them)
 
     # ----------------------------------------------------------------- building
     def _task_classes(self) -> int:
@@ -252,16 +257,56 @@ class Session:
     def sync_for_eval(self) -> None:
         """Make every process evaluate the same networks (one process: nothing to do)."""
 
-    # ----------------------------------------------------------------- training steps
-    def grads(self) -> G.StepGrads:
-        """Sample a batch, run the two backward passes, keep g_IP/g_VR pending until apply or skip."""
-        self.pending = None
-        for p in self.vr.parameters():
-            p.grad = None
+    # ----------------------------------------------------------------- training inputs
+    def draw_inputs(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The next training batch, drawn now: clean images, target and degraded input, for the whole global batch."""
         idx = self.sampler.next()
         clean, target = self.batch(idx, self.generator)
         x = self.degradation(clean, self.generator)  # drawn for the whole batch, so a slice matches one process
-        clean, target, x = self.local(clean), self.local(target), self.local(x)
+        return clean, target, x
+
+    def input_rng_state(self) -> dict:
+        """The state of everything :meth:`draw_inputs` draws from (for checkpoints, and to undo a prefetch)."""
+        return {"generator": self.generator.get_state(), "sampler": self.sampler.state()}
+
+    def set_input_rng_state(self, state: dict) -> None:
+        """Put back an :meth:`input_rng_state` (any prefetched inputs are dropped).
+
+        :param state: what :meth:`input_rng_state` returned.
+        """
+        self.generator.set_state(state["generator"])
+        self.sampler.load(state["sampler"])
+        self.prefetched = None
+
+    def prefetch(self) -> None:
+        """Draw the next step's inputs now (while TypeScript decides), remembering the state they were drawn from."""
+        if self.prefetched is None:
+            before = self.input_rng_state()
+            self.prefetched = (self.draw_inputs(), before)
+
+    def take_inputs(self) -> tuple[Tensor, Tensor, Tensor]:
+        """This step's inputs: the prefetched ones, or drawn now."""
+        if self.prefetched is None:
+            return self.draw_inputs()
+        inputs, self.prefetched = self.prefetched[0], None
+        return inputs
+
+    # ----------------------------------------------------------------- training steps
+    def grads(self, vectors: bool = False) -> G.StepGrads:
+        """Run the two backward passes on the next batch; keep g_IP/g_VR pending until apply or skip.
+
+        Losses and Gram (and with ``vectors`` both flat gradients) come to the host in one transfer:
+        the step's only host-device sync.
+
+        :param vectors: also return host copies of g_IP and g_VR (vectors transport).
+        :raises RuntimeError: the pending step is half-applied (VR updated, its decision not given).
+        """
+        if self.pending is not None and self.pending.vr_stepped:
+            raise RuntimeError(f"step {self.step + 1} is half-applied (VR updated): give its decision before the next gradients")
+        self.pending = None
+        for p in self.vr.parameters():
+            p.grad = None
+        clean, target, x = (self.local(t) for t in self.take_inputs())
         y_hat = self.ip(x)
         loss_ip = G.pixel_loss(y_hat, clean, self.loss_kind)
         if self.mode == "unsupervised":
@@ -271,11 +316,35 @@ class Session:
         g_ip, g_vr = G.two_pass(loss_ip, loss_vr, self.buffers)
         losses = torch.stack([loss_ip.detach(), loss_vr.detach()])
         self.average([g_ip, g_vr, losses])  # the global batch's gradients (several ranks)
-        gram = G.gram(g_ip, g_vr, self.layout)  # host-device sync
-        li, lv = losses.tolist()
-        finite = G.all_finite(li, lv, gram["ip_ip"], gram["vr_vr"], gram["ip_vr"])
-        self.pending = G.StepGrads(li, lv, g_ip, g_vr, gram, finite)
+        stats = G.step_stats(losses, g_ip, g_vr, self.layout)
+        host = to_host([stats, g_ip, g_vr] if vectors else [stats])  # host-device sync: the step's one
+        self.pending = G.StepGrads.read(host[0], g_ip, g_vr, (host[1], host[2]) if vectors else None)
         return self.pending
+
+    def after_grads(self) -> None:
+        """The work a step's reply does not wait for: VR's own update, and the next step's inputs.
+
+        VR trains on its own loss whatever the policy decides for IP, so its update is made as soon
+        as the step is known to be finite; the sidecar runs this after sending the gradients'
+        reply (on a GPU the kernels run while TypeScript decides), the reference loop right after
+        :meth:`grads`. A non-finite step updates nothing.
+        """
+        pend = self.require_pending("after_grads")
+        if pend.finite and not pend.vr_stepped:
+            self.step_vr(pend)
+        self.prefetch()
+
+    def step_vr(self, pend: G.StepGrads) -> None:
+        """VR's optimiser step on ∇φ L_VR of the pending step, at this step's learning rate.
+
+        :param pend: the pending step (marked as VR-stepped).
+        """
+        if self.vr_optim is not None:
+            pend.lr_vr = self.set_lr(self.vr_optim, "train.vr_optim")
+            self.vr_optim.step()
+        for p in self.vr.parameters():
+            p.grad = None
+        pend.vr_stepped = True
 
     def require_pending(self, op_name: str) -> G.StepGrads:
         """The pending gradients, or an error naming ``op_name`` when there are none.
@@ -291,26 +360,32 @@ class Session:
 
         :param w_ip: per-block weights of g_IP (with ``w_vr``).
         :param w_vr: per-block weights of g_VR.
-        :param merged: a flat float32 update instead of weights.
+        :param merged: a flat float32 update (on the host) instead of weights.
         """
         pend = self.require_pending("train.apply")
+        buf = self.buffers
         if merged is not None:
-            self.buffers.merged.copy_(merged.to(self.device))
-            G.apply_vector(self.layout.params, self.layout, self.buffers.merged)
+            buf.merged.copy_(to_device(merged, self.device))
+            buf.point(buf.merged)
+        elif all(w == 1.0 for w in w_ip or []) and not any(w_vr or []):
+            buf.point(pend.g_ip)  # a closed gate: θ.grad = g_IP exactly, nothing to form
         else:
-            G.apply_weights(self.layout.params, self.layout, pend.g_ip, pend.g_vr, w_ip or [], w_vr or [], self.buffers.merged)
+            G.merge_weights(pend.g_ip, pend.g_vr, self.layout, w_ip or [], w_vr or [], buf.merged)
+            buf.point(buf.merged)
         lr_ip = self.set_lr(self.ip_optim, "train.ip_optim")
         self.ip_optim.step()
-        lr_vr = 0.0
-        if self.vr_optim is not None:
-            lr_vr = self.set_lr(self.vr_optim, "train.vr_optim")
-            self.vr_optim.step()
+        if not pend.vr_stepped:
+            self.step_vr(pend)
         self.zero_grads()
         self.step += 1
-        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": lr_vr}
+        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": pend.lr_vr}
 
     def skip(self) -> dict:
-        """Drop the pending gradients without a step (a non-finite step)."""
+        """Drop the pending gradients without an IP step.
+
+        A non-finite step updates nothing; VR's update of a finite step stands once
+        :meth:`after_grads` has made it (VR trains on its own loss whatever IP's policy decides).
+        """
         self.require_pending("train.skip")
         self.zero_grads()
         self.skipped += 1

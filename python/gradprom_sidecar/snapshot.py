@@ -30,10 +30,17 @@ def pack(s: Session, extra: Any = None) -> dict:
 
     :param s: the session.
     :param extra: the caller's own data (TypeScript's run state), stored as given.
+    :raises RuntimeError: a step is half-applied (VR updated, IP waiting for its decision).
     """
+    if s.pending is not None and s.pending.vr_stepped:
+        raise RuntimeError(
+            f"checkpoint: step {s.step + 1} is half-applied (VR updated, IP waiting for its decision): apply or skip it first"
+        )
+    # Inputs drawn ahead of time are not saved: the checkpoint holds the state they were drawn from.
+    inputs = s.prefetched[1] if s.prefetched is not None else s.input_rng_state()
     rng: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "generator": s.generator.get_state(),
+        "generator": inputs["generator"],
         "pretrain_generator": s.pretrain_generator.get_state(),
     }
     if s.device.type == "cuda":
@@ -54,7 +61,7 @@ def pack(s: Session, extra: Any = None) -> dict:
         "ip_sched": dict(sched),
         "vr_sched": dict(sched),
         "rng": rng,
-        "sampler": s.sampler.state(),
+        "sampler": inputs["sampler"],
         "extra": extra,
     }
 
@@ -87,11 +94,10 @@ def restore(s: Session, ckpt: dict, path: str) -> None:
         raise CheckpointError(f"{path}: does not fit this session's models: {e}") from e
     rng = ckpt["rng"]
     torch.set_rng_state(rng["torch"])
-    s.generator.set_state(rng["generator"])
+    s.set_input_rng_state({"generator": rng["generator"], "sampler": ckpt["sampler"]})
     if "pretrain_generator" in rng:
         s.pretrain_generator.set_state(rng["pretrain_generator"])
     if "cuda" in rng and s.device.type == "cuda":
         torch.cuda.set_rng_state_all(rng["cuda"])
-    s.sampler.load(ckpt["sampler"])
     s.step, s.skipped = int(ckpt["step"]), int(ckpt["skipped"])
     s.zero_grads()

@@ -69,6 +69,32 @@ export const OPS = {
   'session.create': { args: z.object({ config: z.custom<Config>() }), result: sessionResult },
   /** Train VR on clean images for `steps`; its final state is kept as the fixed evaluation VR. 0 steps: loss NaN. */
   'vr.pretrain': { args: z.object({ steps: int }), result: z.object({ loss: anyNumber, accuracy: anyNumber }) },
+  /**
+   * The training loop's one op per step: apply the pending step's `decision` (weights; `merged`, the vector being the
+   * one tensor in; or `skip`), then with `next` compute the next step's gradients. Tensors out, vectors transport and
+   * `next` only: [g_ip, g_vr] float32 flat. After replying the sidecar makes VR's own update of that step (when finite)
+   * and draws the following step's inputs, while TypeScript decides.
+   */
+  'train.advance': {
+    args: z.object({
+      decision: z
+        .discriminatedUnion('kind', [
+          z.object({ kind: z.literal('weights'), ip: z.array(z.number()), vr: z.array(z.number()) }),
+          z.object({ kind: z.literal('merged') }),
+          z.object({ kind: z.literal('skip') }),
+        ])
+        .optional(),
+      next: z.boolean(),
+      transport: z.enum(['gram', 'vectors']),
+    }),
+    result: z.object({
+      step: int,
+      skipped: int,
+      lr_ip: z.number(),
+      lr_vr: z.number(),
+      next: z.object({ loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema }).nullable(),
+    }),
+  },
   /** Two backward passes; tensors out, vectors transport only: [g_ip, g_vr] float32 flat. */
   'train.grads': {
     args: z.object({ transport: z.enum(['gram', 'vectors']) }),

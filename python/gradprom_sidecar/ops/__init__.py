@@ -24,7 +24,7 @@ BENCH_ENV = "GRADPROM_BENCH_OPS"
 OPS: dict[str, tuple[str, ...]] = {
     "bridge": ("echo", "sleep"),
     "session": ("session.create", "vr.pretrain", "data.describe"),
-    "train": ("train.grads", "train.apply", "train.skip"),
+    "train": ("train.advance", "train.grads", "train.apply", "train.skip"),
     "evaluate": ("eval",),
     "enhance": ("enhance", "enhance.files"),
     "checkpoint": ("checkpoint.save", "checkpoint.load"),
