@@ -59,6 +59,7 @@ def tiny_config(**over: dict) -> dict:
             "blocks": 1,
             "batch_norm": False,
             "depth": None,
+            "levels": 3,
             "scale": 1,
             "weights": None,
             "plugin_path": None,

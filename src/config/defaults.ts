@@ -38,6 +38,7 @@ export const DEFAULTS = {
     blocks: 4, //                      residual blocks (srresnet)
     batch_norm: false, //              BatchNorm inside blocks
     depth: 17, //                      convolution layers (dncnn)
+    levels: 3, //                      resolution levels (unet): levels − 1 poolings, each halving the size
     scale: 1, //                       upscaling factor; must equal the product of downsample scales
     weights: null, //                  checkpoint or state-dict file to start from
     plugin_path: null, //              folder added to sys.path for a "module:Class" arch

@@ -170,6 +170,7 @@ export function configSchema(options: SchemaOptions = {}) {
         blocks: posInt,
         batch_norm: z.boolean(),
         depth: posInt,
+        levels: posInt,
         scale: posInt,
         weights: nullableName,
         plugin_path: nullableName,
