@@ -55,6 +55,7 @@ def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict,
     t0 = time.perf_counter()
     g = session.grads()
     session.after_grads()
+    session.phase("policy")
     if g.finite:
         w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram)
         session.apply(w_ip, w_vr)

@@ -4,9 +4,10 @@ One session per sidecar, held in ``ctx.state.session``. A step is :meth:`Session
 backward passes, see ``grads``; losses and Gram read back in one host-device sync), then
 :meth:`Session.after_grads` (VR's own update and the next step's inputs, which do not wait for the
 policy: the sidecar runs them after its reply), then :meth:`Session.apply` (the policy's decision)
-or :meth:`Session.skip`. Around it: ``evaluate`` scores a session, ``enhance`` runs its IP on
-images and files, ``snapshot`` packs it into a checkpoint and restores it, ``ops/`` serves it on
-the wire, ``distributed.DistributedSession`` computes a rank's share of it.
+or :meth:`Session.skip`; those live in ``step`` (mixed in). Around it: ``evaluate`` scores a
+session, ``enhance`` runs its IP on images and files, ``snapshot`` packs it into a checkpoint and
+restores it, ``ops/`` serves it on the wire, ``distributed.DistributedSession`` computes a rank's
+share of it.
 
 Randomness: ``torch.manual_seed(seed)`` before the networks are built (their initialisation); a
 CPU ``torch.Generator`` seeded with ``seed`` drives batch sampling (an epoch-wise permutation of the
@@ -27,7 +28,6 @@ import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import grads as G
@@ -35,10 +35,10 @@ from .checkpoint import CheckpointError, load_weights
 from .config import at, choice
 from .data import augment, build_data
 from .degrade import build_degradation
-from .device import to_device, to_host
 from .evaluate import clean_score
 from .models import SEGMENTERS, build_ip, build_vr, count_params
-from .optim import Sampler, make_optimizer, set_lr
+from .optim import Sampler, make_optimizer
+from .step import Steps
 
 PRETRAIN_SEED_OFFSET = 104729  # VR pre-training draws from its own generator, seeded seed + this
 MODES = ("supervised", "unsupervised", "frozen")
@@ -62,7 +62,7 @@ def _arch_error(e: ValueError, where: str) -> ValueError:
     return ValueError(str(e) if str(e).startswith("config.") else f"config.{where}.arch: {e}")
 
 
-class Session:
+class Session(Steps):
     """Everything one experiment holds on the sidecar.
 
     :param config: the resolved experiment config.
@@ -121,6 +121,7 @@ class Session:
         self.skipped = 0
         self.pending: G.StepGrads | None = None
         self.prefetched: tuple[tuple[Tensor, Tensor, Tensor], dict] | None = None  # (inputs, RNG state before them)
+        self.on_phase: Callable[[str], None] | None = None  # told as each part of a step starts (gpu-check's profile)
 
     # ----------------------------------------------------------------- building
     def _task_classes(self) -> int:
@@ -284,125 +285,18 @@ class Session:
             before = self.input_rng_state()
             self.prefetched = (self.draw_inputs(), before)
 
+    def use_inputs(self, clean: Tensor, target: Tensor, x: Tensor) -> None:
+        """Make the next step's inputs these (moved to this device), not drawn: two devices fed alike (gpu-check).
+
+        :param clean: clean images of the global batch.
+        :param target: labels or masks.
+        :param x: the degraded input.
+        """
+        self.prefetched = ((clean.to(self.device), target.to(self.device), x.to(self.device)), self.input_rng_state())
+
     def take_inputs(self) -> tuple[Tensor, Tensor, Tensor]:
         """This step's inputs: the prefetched ones, or drawn now."""
         if self.prefetched is None:
             return self.draw_inputs()
         inputs, self.prefetched = self.prefetched[0], None
         return inputs
-
-    # ----------------------------------------------------------------- training steps
-    def grads(self, vectors: bool = False) -> G.StepGrads:
-        """Run the two backward passes on the next batch; keep g_IP/g_VR pending until apply or skip.
-
-        Losses and Gram (and with ``vectors`` both flat gradients) come to the host in one transfer:
-        the step's only host-device sync.
-
-        :param vectors: also return host copies of g_IP and g_VR (vectors transport).
-        :raises RuntimeError: the pending step is half-applied (VR updated, its decision not given).
-        """
-        if self.pending is not None and self.pending.vr_stepped:
-            raise RuntimeError(f"step {self.step + 1} is half-applied (VR updated): give its decision before the next gradients")
-        self.pending = None
-        for p in self.vr.parameters():
-            p.grad = None
-        clean, target, x = (self.local(t) for t in self.take_inputs())
-        y_hat = self.ip(x)
-        loss_ip = G.pixel_loss(y_hat, clean, self.loss_kind)
-        if self.mode == "unsupervised":
-            with torch.no_grad():
-                target = F.softmax(self.vr(clean), dim=1)  # VR on the CLEAN image: the pseudo-label
-        loss_vr = G.task_loss(self.vr_forward(y_hat), target)
-        g_ip, g_vr = G.two_pass(loss_ip, loss_vr, self.buffers)
-        losses = torch.stack([loss_ip.detach(), loss_vr.detach()])
-        self.average([g_ip, g_vr, losses])  # the global batch's gradients (several ranks)
-        stats = G.step_stats(losses, g_ip, g_vr, self.layout)
-        host = to_host([stats, g_ip, g_vr] if vectors else [stats])  # host-device sync: the step's one
-        self.pending = G.StepGrads.read(host[0], g_ip, g_vr, (host[1], host[2]) if vectors else None)
-        return self.pending
-
-    def after_grads(self) -> None:
-        """The work a step's reply does not wait for: VR's own update, and the next step's inputs.
-
-        VR trains on its own loss whatever the policy decides for IP, so its update is made as soon
-        as the step is known to be finite; the sidecar runs this after sending the gradients'
-        reply (on a GPU the kernels run while TypeScript decides), the reference loop right after
-        :meth:`grads`. A non-finite step updates nothing.
-        """
-        pend = self.require_pending("after_grads")
-        if pend.finite and not pend.vr_stepped:
-            self.step_vr(pend)
-        self.prefetch()
-
-    def step_vr(self, pend: G.StepGrads) -> None:
-        """VR's optimiser step on ∇φ L_VR of the pending step, at this step's learning rate.
-
-        :param pend: the pending step (marked as VR-stepped).
-        """
-        if self.vr_optim is not None:
-            pend.lr_vr = self.set_lr(self.vr_optim, "train.vr_optim")
-            self.vr_optim.step()
-        for p in self.vr.parameters():
-            p.grad = None
-        pend.vr_stepped = True
-
-    def require_pending(self, op_name: str) -> G.StepGrads:
-        """The pending gradients, or an error naming ``op_name`` when there are none.
-
-        :param op_name: the op that needs them (train.apply, train.skip).
-        """
-        if self.pending is None:
-            raise RuntimeError(f"{op_name}: no pending gradients (call train.grads first)")
-        return self.pending
-
-    def apply(self, w_ip: list[float] | None = None, w_vr: list[float] | None = None, merged: Tensor | None = None) -> dict:
-        """Set θ.grad from per-block weights or a merged vector, step both optimizers, zero grads.
-
-        :param w_ip: per-block weights of g_IP (with ``w_vr``).
-        :param w_vr: per-block weights of g_VR.
-        :param merged: a flat float32 update (on the host) instead of weights.
-        """
-        pend = self.require_pending("train.apply")
-        buf = self.buffers
-        if merged is not None:
-            buf.merged.copy_(to_device(merged, self.device))
-            buf.point(buf.merged)
-        elif all(w == 1.0 for w in w_ip or []) and not any(w_vr or []):
-            buf.point(pend.g_ip)  # a closed gate: θ.grad = g_IP exactly, nothing to form
-        else:
-            G.merge_weights(pend.g_ip, pend.g_vr, self.layout, w_ip or [], w_vr or [], buf.merged)
-            buf.point(buf.merged)
-        lr_ip = self.set_lr(self.ip_optim, "train.ip_optim")
-        self.ip_optim.step()
-        if not pend.vr_stepped:
-            self.step_vr(pend)
-        self.zero_grads()
-        self.step += 1
-        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": pend.lr_vr}
-
-    def skip(self) -> dict:
-        """Drop the pending gradients without an IP step.
-
-        A non-finite step updates nothing; VR's update of a finite step stands once
-        :meth:`after_grads` has made it (VR trains on its own loss whatever IP's policy decides).
-        """
-        self.require_pending("train.skip")
-        self.zero_grads()
-        self.skipped += 1
-        return {"step": self.step, "skipped": self.skipped}
-
-    def zero_grads(self) -> None:
-        """Forget the pending gradients and every IP and VR ``.grad``."""
-        self.pending = None
-        for p in self.layout.params:
-            p.grad = None
-        for p in self.vr.parameters():
-            p.grad = None
-
-    def set_lr(self, optim: torch.optim.Optimizer, where: str) -> float:
-        """Set ``optim``'s learning rate for the current step from its config section; return it.
-
-        :param optim: the IP or VR optimiser.
-        :param where: its section, ``train.ip_optim`` or ``train.vr_optim``.
-        """
-        return set_lr(optim, at(self.config, where), self.step, self.total_steps, where)

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
-import zmq
-from conftest import SIDECAR_TOKEN
+from conftest import SIDECAR_TOKEN, needs
 
 from gradprom_sidecar import PROTOCOL_VERSION
+
+zmq = needs("zmq")
+msgpack = needs("msgpack")
 
 TOKEN = SIDECAR_TOKEN
 

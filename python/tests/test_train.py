@@ -11,6 +11,7 @@ from test_session import call, make, new_state, params, tiny_config
 
 from gradprom_sidecar import grads as G
 from gradprom_sidecar import session as S
+from gradprom_sidecar import step as step_module
 from gradprom_sidecar.registry import HANDLERS, Context, State
 from gradprom_sidecar.snapshot import pack
 
@@ -66,8 +67,8 @@ def test_one_host_transfer_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
     """Losses, Gram and finiteness (and the vectors) come back through ONE to_host call per step."""
     state, s = make()
     calls: list[int] = []
-    real = S.to_host
-    monkeypatch.setattr(S, "to_host", lambda ts: (calls.append(len(ts)), real(ts))[1])
+    real = step_module.to_host
+    monkeypatch.setattr(step_module, "to_host", lambda ts: (calls.append(len(ts)), real(ts))[1])
     advance(state, None)
     for _ in range(3):
         advance(state, weights(len(s.layout)))
