@@ -18,6 +18,7 @@ import { cpuBusy, loadNow, renderReport } from './bench-report.js';
 import { policyCompute } from './bench-policy.js';
 import { pythonia, transport, type TransportResult } from './bench-transport.js';
 import { LONG_MODEL, runMemoryChild, type MemoryResult } from './bench-memory.js';
+import { shortConfig, shortRounds, shortSection, type ShortPlan } from './bench-short.js';
 
 /** The sizes of one run; the full plan is sized to stay inside 15 minutes on 2 cores. */
 export interface Plan {
@@ -35,6 +36,8 @@ export interface Plan {
   /** The long run: a tiny model (a step of ~10 ms) for many steps, to see whether Node's RSS levels off. */
   longSteps: number;
   longWarmup: number;
+  /** GPU-like short steps (section 7). */
+  short: ShortPlan;
 }
 
 export interface StepSize {
@@ -62,6 +65,7 @@ const FULL: Plan = {
   memoryTransports: ['gram', 'vectors'],
   longSteps: 6000,
   longWarmup: 1000,
+  short: { label: 'short steps', channels: 16, blocks: 2, vrWidths: [8, 16, 32], size: 32, batch: 8, burst: 10, rounds: 15, warmup: 2 },
 };
 
 const QUICK: Plan = {
@@ -78,6 +82,17 @@ const QUICK: Plan = {
   memoryTransports: ['gram', 'vectors'],
   longSteps: 300,
   longWarmup: 100,
+  short: {
+    label: 'short steps (quick)',
+    channels: 16,
+    blocks: 2,
+    vrWidths: [8, 16, 32],
+    size: 32,
+    batch: 8,
+    burst: 5,
+    rounds: 3,
+    warmup: 1,
+  },
 };
 
 /** The config of a step-benchmark size: defaults, a small synthetic data set, the given IP, batch and image size. */
@@ -119,14 +134,14 @@ interface BenchArgs {
 function parseArgs(argv: string[]): BenchArgs {
   const sections = (value: string): Set<number> => {
     const ids = value.split(',').map(Number);
-    if (!ids.every((n) => Number.isInteger(n) && n >= 1 && n <= 6))
-      throw new InvalidArgumentError('expected section numbers 1-6, e.g. 2,4');
+    if (!ids.every((n) => Number.isInteger(n) && n >= 1 && n <= 7))
+      throw new InvalidArgumentError('expected section numbers 1-7, e.g. 2,4');
     return new Set(ids);
   };
   const opts = new Command('npm run bench --')
     .description('measure the bridge against in-process PyTorch (method: docs/BENCHMARKS-METHOD.md)')
     .option('--quick', 'reduced sizes, to check the script; writes runs/bench-quick.md (also GRADPROM_BENCH_QUICK=1)', false)
-    .option('--only <sections>', 'comma-separated section numbers (1-6); writes runs/bench-partial.md', sections)
+    .option('--only <sections>', 'comma-separated section numbers (1-7); writes runs/bench-partial.md', sections)
     .option('--out <file>', 'write the report here instead')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2)) // bad flags exit 2, as the CLI's do
     .parse(argv, { from: 'user' })
@@ -192,6 +207,10 @@ async function main(): Promise<void> {
       sections.push(memorySection(runs, long, plan));
     }
     if (want(6) && steps[0]?.times.gradcosine) sections.push(peerSection(steps[0]));
+    if (want(7)) {
+      log('section 7: GPU-like short steps');
+      sections.push(shortSection(await shortRounds(plan.short, shortConfig(plan.short, benchConfig))));
+    }
     sections.sort((a, b) => Number(a.id) - Number(b.id));
     const wallSeconds = (performance.now() - t0) / 1000;
     // Only a full run of every section replaces docs/BENCHMARKS.md.

@@ -127,6 +127,11 @@ export const OPS = {
       ms: z.number(),
     }),
   },
+  /**
+   * Bench only (GRADPROM_BENCH_OPS=1): `steps` steps of the lean plain-PyTorch loop `npm run bench` takes as the floor
+   * (its own copies of the session's networks), each timed inside the sidecar.
+   */
+  'bench.lean': { args: z.object({ steps: int }), result: z.object({ ms: z.array(z.number()) }) },
   /** Image quality and recognition on a split (`limit`: the first images only). */
   eval: { args: z.object({ split: z.enum(['train', 'val', 'test']), limit: int.nullable().optional() }), result: evalResult },
   /** Tensors: [images] N×C×H×W float32 in [0,1] in, [enhanced] out. */
