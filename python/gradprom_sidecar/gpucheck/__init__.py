@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if skip - set(PARTS):
         print(f"gpu-check: --skip: unknown part(s) {', '.join(sorted(skip - set(PARTS)))} (known: {', '.join(PARTS)})", file=sys.stderr)
         return 2
+    # Before CUDA starts: cuBLAS then has a deterministic mode for the checkpoint part (and for the tests).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with tempfile.TemporaryDirectory(prefix="gradprom-gpu-check-") as tmp:
         env = _block({m for m in args.without.split(",") if m}, Path(tmp)) if args.without else {}
         return _run(args, skip, env, Path(tmp))
@@ -149,7 +151,11 @@ def _run(args: argparse.Namespace, skip: set[str], env: dict[str, str], tmp: Pat
         parts["(c) Step profile: ms per step by phase (median)"] = report.profile_lines(rows)
     if "resume" not in skip:
         log("(d) checkpoint save and restore")
-        c = resume_check(small()[0] if args.cpu else first, device, before=3, after=3)
+        torch.use_deterministic_algorithms(True, warn_only=True)  # here only: the profile measures the default kernels
+        try:
+            c = resume_check(small()[0] if args.cpu else first, device, before=3, after=3)
+        finally:
+            torch.use_deterministic_algorithms(False)
         ok &= c.ok
         parts["(d) Checkpoint save and restore on the device"] = report.resume_lines(c)
     setup = [

@@ -77,7 +77,8 @@ def resume_lines(c: ResumeCheck) -> list[str]:
     same = "bit-identical" if c.identical else f"largest parameter difference {c.max_abs:.2e}"
     return [
         f"Saved on `{c.device}` after {c.before} steps (next inputs already drawn; {c.bytes / 2**20:.1f} MiB), "
-        f"{c.after} more steps, against a fresh session restored from it and trained {c.after} steps: {same}. "
+        f"{c.after} more steps, against a fresh session restored from it and trained {c.after} steps "
+        f"(SGD with momentum, deterministic kernels where torch has them): {same}. "
         f"Restored on the CPU: {'yes' if c.loads_on_cpu else '**no**'}."
     ]
 

@@ -4,6 +4,11 @@ The steps are driven as ``train.advance`` drives them (gradients, then what foll
 the decision), so the save happens with the next step's inputs already drawn: the checkpoint must
 hold the random state from before them. The continued run and the resumed one are compared
 parameter by parameter; the device's checkpoint is also restored on the CPU.
+
+Both runs use deterministic kernels where torch has them, and SGD with momentum (its buffers are
+in the checkpoint too): Adam divides by √v, so a rounding-level difference from a kernel without
+a deterministic version could move a near-zero-gradient weight by up to its learning rate and
+hide what this checks.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint, save_atomic
-from ..config import at
+from ..config import at, resolve
 from ..reference import reference_step
 from ..session import Session
 from ..snapshot import pack, restore
@@ -51,7 +56,10 @@ def resume_check(scenario: Scenario, device: torch.device, before: int, after: i
     :param before: steps before the checkpoint.
     :param after: steps after it, in each run.
     """
-    config = scenario.resolved(str(device))
+    sgd = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
+    config = resolve(
+        {**scenario.config, "device": str(device), "train": {**scenario.config.get("train", {}), "ip_optim": sgd, "vr_optim": sgd}}
+    )
     policy_cfg = at(config, "policy")
     s = Session(config, device)
     s.pretrain(2)
@@ -72,6 +80,6 @@ def resume_check(scenario: Scenario, device: torch.device, before: int, after: i
         reference_step(resumed, policy_cfg)
     a, b = _params(s), _params(resumed)
     diff = max(float((x - y).abs().max()) for x, y in zip(a, b))
-    on_cpu = Session(scenario.resolved("cpu"), torch.device("cpu"), load_model_weights=False)
+    on_cpu = Session({**config, "device": "cpu"}, torch.device("cpu"), load_model_weights=False)
     restore(on_cpu, ckpt, "gpu-check checkpoint, on the CPU")
     return ResumeCheck(str(device), before, after, all(torch.equal(x, y) for x, y in zip(a, b)), diff, size, on_cpu.step == before)
