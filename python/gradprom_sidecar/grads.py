@@ -21,7 +21,7 @@ full-length is ever float64 (at 25 M parameters that fresh memory would cost mos
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -46,8 +46,8 @@ __all__ = [
     "all_finite",
 ]
 
-ROW = 64  # elements per row of the segment reductions: a block of k elements has at most 2 partial rows
-CHUNK = {"cpu": 1 << 18, "cuda": 1 << 22}  # elements per float64 pass (CPU: cache-sized; GPU: few launches)
+ROW = 256  # elements per row of the segment reductions: a block of k elements has at most 2 partial rows
+CHUNK = {"cpu": 1 << 18, "cuda": 1 << 21}  # elements per float64 pass (CPU: cache-sized; GPU: few launches)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,8 @@ class Segments:
     Row ``r`` holds elements ``[r·ROW, (r+1)·ROW)``. ``row_block[r]`` is its block when the whole row
     lies in one block, else ``n`` (a spare column, dropped). ``loose`` lists every element of the
     other rows and of the tail after the last whole row; ``loose_block`` gives their blocks.
-    That is at most ``2·ROW`` elements per block, whatever the block sizes.
+    That is at most ``2·ROW`` elements per block, whatever the block sizes. The float64 passes
+    work in buffers made once (fresh memory on every step would cost page faults on the CPU).
 
     :param layout: the IP layout.
     :param device: where the flat vectors live.
@@ -120,8 +121,7 @@ class Segments:
 
     def __init__(self, layout: Layout, device: torch.device) -> None:
         n, numel = len(layout), layout.numel
-        self.n, self.numel = n, numel
-        self.rows = numel // ROW
+        self.n, self.rows = n, numel // ROW
         self.chunk = CHUNK.get(device.type, CHUNK["cuda"])
         ends = torch.tensor([b.offset + b.numel for b in layout.blocks], dtype=torch.long)
         first = torch.arange(self.rows, dtype=torch.long) * ROW
@@ -132,16 +132,38 @@ class Segments:
         self.row_block = torch.where(whole, b_first, torch.full_like(b_first, n)).to(device)
         self.loose = loose.to(device)
         self.loose_block = torch.searchsorted(ends, loose, right=True).to(device)
+        width = max(min(self.chunk, self.rows * ROW), loose.numel())
+        self.work = torch.empty(3, width, dtype=torch.float64, device=device)  # g_IP, g_VR, products
+        self.gathered = torch.empty(2, loose.numel(), dtype=torch.float32, device=device)
 
-    def spans(self) -> range:
-        """Start offsets of the whole-row passes (each ``chunk`` elements or fewer, in whole rows)."""
-        return range(0, self.rows * ROW, self.chunk)
+    def passes(self, g_ip: Tensor, g_vr: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor, int]]:
+        """The passes over two flat vectors: ``(x, y, scratch, blocks, start)`` each.
 
+        ``x`` and ``y`` are that part of g_IP and g_VR as float64 rows (in the work buffers: each
+        pass overwrites the last), ``scratch`` a buffer of their shape, ``blocks`` each row's block;
+        ``start`` is the first element of the whole rows, or -1 for the loose elements (rows of 1).
+        """
+        for start in range(0, self.rows * ROW, self.chunk):
+            k = min(self.rows * ROW, start + self.chunk) - start
+            x, y, p = (self.work[i, :k].view(-1, ROW) for i in range(3))
+            x.copy_(g_ip[start : start + k].view(-1, ROW))
+            y.copy_(g_vr[start : start + k].view(-1, ROW))
+            yield x, y, p, self.row_block[start // ROW : (start + k) // ROW], start
+        e = self.loose.numel()
+        if e:
+            torch.index_select(g_ip, 0, self.loose, out=self.gathered[0])
+            torch.index_select(g_vr, 0, self.loose, out=self.gathered[1])
+            x, y, p = (self.work[i, :e].view(-1, 1) for i in range(3))
+            x.copy_(self.gathered[0].view(-1, 1))
+            y.copy_(self.gathered[1].view(-1, 1))
+            yield x, y, p, self.loose_block, -1
 
-def _rows(flat: Tensor, start: int, seg: Segments) -> Tensor:
-    """Rows ``[start, start + chunk)`` of ``flat`` (whole rows only) as a float64 ``rows × ROW`` matrix."""
-    end = min(seg.rows * ROW, start + seg.chunk)
-    return flat[start:end].view(-1, ROW).double()
+    def write(self, flat: Tensor, part: Tensor, start: int) -> None:
+        """Put a pass's result ``part`` (float64, the shape of its ``x``) into ``flat`` (float32) where it came from."""
+        if start < 0:
+            flat.index_copy_(0, self.loose, part.view(-1).to(flat.dtype))
+        else:
+            flat[start : start + part.numel()].view(-1, ROW).copy_(part)
 
 
 class GradBuffers:
@@ -268,13 +290,9 @@ def gram_tensor(g_ip: Tensor, g_vr: Tensor, layout: Layout) -> Tensor:
     """
     seg = layout.segments(g_ip.device)
     out = torch.zeros(3, seg.n + 1, dtype=torch.float64, device=g_ip.device)  # column n: rows that straddle blocks
-    for start in seg.spans():
-        x, y = _rows(g_ip, start, seg), _rows(g_vr, start, seg)
-        rows = seg.row_block[start // ROW : start // ROW + x.shape[0]]
-        out.index_add_(1, rows, torch.stack([(x * x).sum(1), (y * y).sum(1), (x * y).sum(1)]))
-    if seg.loose.numel():
-        x, y = g_ip[seg.loose].double(), g_vr[seg.loose].double()
-        out.index_add_(1, seg.loose_block, torch.stack([x * x, y * y, x * y]))
+    for x, y, p, blocks, _ in seg.passes(g_ip, g_vr):
+        sums = [torch.mul(x, x, out=p).sum(1), torch.mul(y, y, out=p).sum(1), torch.mul(x, y, out=p).sum(1)]
+        out.index_add_(1, blocks, torch.stack(sums))
     return out[:, : seg.n]
 
 
@@ -339,12 +357,7 @@ def merge_weights(
     seg = layout.segments(g_ip.device)
     # The spare column n weighs the rows that straddle blocks with 0; the loose pass then writes them.
     w = to_device(torch.tensor([[*w_ip, 0.0], [*w_vr, 0.0]], dtype=torch.float64), g_ip.device)
-    for start in seg.spans():
-        x, y = _rows(g_ip, start, seg), _rows(g_vr, start, seg)
-        rows = seg.row_block[start // ROW : start // ROW + x.shape[0]]
-        m = x * w[0, rows].unsqueeze(1) + y * w[1, rows].unsqueeze(1)
-        merged[start : start + m.numel()].view(-1, ROW).copy_(m)
-    if seg.loose.numel():
-        x, y = g_ip[seg.loose].double(), g_vr[seg.loose].double()
-        merged.index_copy_(0, seg.loose, (x * w[0, seg.loose_block] + y * w[1, seg.loose_block]).float())
+    for x, y, _, blocks, start in seg.passes(g_ip, g_vr):
+        x.mul_(w[0, blocks].unsqueeze(1)).add_(y.mul_(w[1, blocks].unsqueeze(1)))
+        seg.write(merged, x, start)
     return merged

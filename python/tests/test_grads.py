@@ -194,7 +194,7 @@ def _launches(n: int) -> tuple[int, int]:
 def test_gram_and_merge_launch_the_same_operators_whatever_the_block_count() -> None:
     counts = {n: _launches(n) for n in (4, 64, 512)}
     assert counts[4] == counts[64] == counts[512], counts
-    assert counts[4][0] < 40 and counts[4][1] < 40  # a fixed few, not one per block
+    assert max(counts[512]) < 512 // 4  # a fixed few (views and slices included), not some per block
 
 
 def test_finite_check_and_pixel_losses() -> None:
