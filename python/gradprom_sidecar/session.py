@@ -96,6 +96,7 @@ class Session(Steps):
         except ValueError as e:
             raise _arch_error(e, "ip") from e
         self.vr = self.build_vr()
+        self.vr_params = list(self.vr.parameters())  # walked every step: the module tree once
         self.vr_left_at_init: list[str] = []  # resnet fc left at init when torchvision weights have another class count
         if load_model_weights:
             self._load_weights()

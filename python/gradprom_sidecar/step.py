@@ -45,7 +45,7 @@ class Steps:
         if self.pending is not None and self.pending.vr_stepped:
             raise RuntimeError(f"step {self.step + 1} is half-applied (VR updated): give its decision before the next gradients")
         self.pending = None
-        for p in self.vr.parameters():
+        for p in self.vr_params:
             p.grad = None
         self.phase("inputs")
         clean, target, x = (self.local(t) for t in self.take_inputs())
@@ -90,7 +90,7 @@ class Steps:
         if self.vr_optim is not None:
             pend.lr_vr = self.set_lr(self.vr_optim, "train.vr_optim")
             self.vr_optim.step()
-        for p in self.vr.parameters():
+        for p in self.vr_params:
             p.grad = None
         pend.vr_stepped = True
 
@@ -154,7 +154,7 @@ class Steps:
         self.pending = None
         for p in self.layout.params:
             p.grad = None
-        for p in self.vr.parameters():
+        for p in self.vr_params:
             p.grad = None
 
     def set_lr(self: Session, optim: torch.optim.Optimizer, where: str) -> float:
