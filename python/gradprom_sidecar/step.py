@@ -105,10 +105,10 @@ class Steps:
     def require_pending(self, op_name: str) -> G.StepGrads:
         """The pending gradients, or an error naming ``op_name`` when there are none.
 
-        :param op_name: the op that needs them (train.apply, train.skip).
+        :param op_name: the op that needs them (train.advance, train.apply, train.skip).
         """
         if self.pending is None:
-            raise RuntimeError(f"{op_name}: no pending gradients (call train.grads first)")
+            raise RuntimeError(f"{op_name}: no pending gradients (call train.advance with next, or train.grads, first)")
         return self.pending
 
     def apply(self: Session, w_ip: list[float] | None = None, w_vr: list[float] | None = None, merged: Tensor | None = None) -> dict:
