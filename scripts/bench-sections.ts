@@ -51,9 +51,9 @@ export function stepSection(results: StepResult[], plan: Plan, tr: TransportResu
     const bytes = (2 * r.params * 4) / 1e6;
     notes.push(
       `${r.label} (${fmt(r.params / 1e6, 2)} M parameters), median phases of the TypeScript step — ` +
-        `gram: train.grads round trip ${fmt(g.grads)} ms, policy ${fmt(g.policy)} ms, train.apply round trip ${fmt(g.apply)} ms; ` +
-        `vectors: train.grads round trip ${fmt(vec.grads)} ms (carries g_IP and g_VR, ${fmt(bytes)} MB), ` +
-        `policy ${fmt(vec.policy)} ms, train.apply ${fmt(vec.apply)} ms. ` +
+        `gram: policy ${fmt(g.policy)} ms, train.advance round trip ${fmt(g.advance)} ms; ` +
+        `vectors: policy ${fmt(vec.policy)} ms, train.advance round trip ${fmt(vec.advance)} ms (carries g_IP and g_VR back, ` +
+        `${fmt(bytes)} MB, and the merged vector out, ${fmt(bytes / 2)} MB). ` +
         `Vectors minus gram step (medians): ${fmt(median(r.times.vectors!) - median(r.times.gram!))} ms.`,
     );
   }

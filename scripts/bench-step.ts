@@ -2,7 +2,7 @@
 import type { Config } from '../src/config/index.js';
 import { makePolicy, type Layout, type Policy } from '../src/policy/index.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
-import { RemoteSession } from '../src/train/remote.js';
+import { RemoteSession, type StepGradsReply } from '../src/train/remote.js';
 import { median, quantile } from '../src/report/stats.js';
 import { PyWorker } from './bench-util.js';
 
@@ -11,9 +11,9 @@ export type StepMode = 'ref' | 'ref2' | 'gram' | 'vectors' | 'gradcosine';
 
 /** Per-phase times of one TypeScript-driven step (ms). */
 interface Phases {
-  grads: number;
+  /** The `train.advance` round trip: apply step t, compute step t+1's gradients. */
+  advance: number;
   policy: number;
-  apply: number;
 }
 
 /** What one size's interleaved rounds measured. */
@@ -31,20 +31,40 @@ export interface StepResult {
   layout: Layout;
 }
 
-/** One step driven from TypeScript, exactly as the runner does it: grads → policy → apply (or skip). */
-async function tsStep(session: RemoteSession, policy: Policy, transport: 'gram' | 'vectors'): Promise<{ ms: number; phases: Phases }> {
-  const t0 = performance.now();
-  const g = await session.grads(transport); // host-device sync: losses and Gram come back
-  const t1 = performance.now();
-  const decision =
-    transport === 'vectors'
-      ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!)
-      : policy.decide({ layout: session.layout, gram: g.gram });
-  const t2 = performance.now();
-  if (!g.finite || decision.telemetry.skipped) await session.skip();
-  else await session.apply(decision);
-  const t3 = performance.now();
-  return { ms: t3 - t0, phases: { grads: t1 - t0, policy: t2 - t1, apply: t3 - t2 } };
+/**
+ * `steps` steps driven from TypeScript exactly as the runner drives them: one `train.advance` per step, which applies
+ * step t's decision and returns step t+1's gradients. Each step is timed from the reply that brought its gradients to
+ * the reply of its own advance (policy, then apply t and the gradients of t+1: one step's work in steady state); the
+ * call that fills the pipeline and the one that drains it (so that nothing is pending afterwards) are not timed.
+ */
+export async function tsSteps(
+  session: RemoteSession,
+  policy: Policy,
+  transport: 'gram' | 'vectors',
+  steps: number,
+): Promise<{ ms: number[]; phases: Phases[] }> {
+  const decide = (g: StepGradsReply) => {
+    const d =
+      transport === 'vectors'
+        ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!)
+        : policy.decide({ layout: session.layout, gram: g.gram });
+    return !g.finite || d.telemetry.skipped ? ('skip' as const) : d;
+  };
+  let g = (await session.advance(null, true, transport)).next!;
+  const ms: number[] = [];
+  const phases: Phases[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    const d = decide(g);
+    const t1 = performance.now();
+    const r = await session.advance(d, i < steps, transport); // host-device sync: losses and Gram come back
+    const t2 = performance.now();
+    if (i === steps) break; // the drain
+    ms.push(t2 - t0);
+    phases.push({ policy: t1 - t0, advance: t2 - t1 });
+    g = r.next!;
+  }
+  return { ms, phases };
 }
 
 /**
@@ -85,9 +105,9 @@ export async function stepRounds(
           const kind = mode === 'gradcosine' ? 'gradcosine' : 'ref';
           round[mode] = ((await worker.request('step', { name: kind, kind })) as { ms: number }).ms;
         } else {
-          const s = await tsStep(session, policy, mode);
-          round[mode] = s.ms;
-          if (r >= opts.warmup) phaseLog[mode].push(s.phases);
+          const s = await tsSteps(session, policy, mode, 1);
+          round[mode] = s.ms[0]!;
+          if (r >= opts.warmup) phaseLog[mode].push(s.phases[0]!);
         }
       }
       if (r < opts.warmup) continue;
@@ -103,7 +123,7 @@ export async function stepRounds(
     const phases: StepResult['phases'] = {};
     for (const m of ['gram', 'vectors'] as const) {
       const p = phaseLog[m];
-      phases[m] = { grads: median(p.map((x) => x.grads)), policy: median(p.map((x) => x.policy)), apply: median(p.map((x) => x.apply)) };
+      phases[m] = { advance: median(p.map((x) => x.advance)), policy: median(p.map((x) => x.policy)) };
     }
     const paired: Partial<Record<StepMode, number>> = {};
     for (const [m, rs] of Object.entries(ratios)) paired[m as StepMode] = median(rs);

@@ -19,6 +19,7 @@ import { policyCompute } from './bench-policy.js';
 import { pythonia, transport, type TransportResult } from './bench-transport.js';
 import { LONG_MODEL, runMemoryChild, type MemoryResult } from './bench-memory.js';
 import { dataPath, dataSection, type DataPlan } from './bench-data.js';
+import { shortConfig, shortRounds, shortSection, type ShortPlan } from './bench-short.js';
 
 /** The sizes of one run; the full plan is sized to stay inside 15 minutes on 2 cores. */
 export interface Plan {
@@ -38,6 +39,8 @@ export interface Plan {
   longWarmup: number;
   /** Section 8: the data path. */
   data: DataPlan;
+  /** GPU-like short steps (section 7). */
+  short: ShortPlan;
 }
 
 export interface StepSize {
@@ -66,6 +69,7 @@ const FULL: Plan = {
   longSteps: 6000,
   longWarmup: 1000,
   data: { images: 1000, size: 224, rounds: 6, perRound: 20, syntheticReps: 5 },
+  short: { label: 'short steps', channels: 16, blocks: 2, vrWidths: [8, 16, 32], size: 32, batch: 8, burst: 10, rounds: 15, warmup: 2 },
 };
 
 const QUICK: Plan = {
@@ -83,6 +87,17 @@ const QUICK: Plan = {
   longSteps: 300,
   longWarmup: 100,
   data: { images: 100, size: 224, rounds: 2, perRound: 4, syntheticReps: 2 },
+  short: {
+    label: 'short steps (quick)',
+    channels: 16,
+    blocks: 2,
+    vrWidths: [8, 16, 32],
+    size: 32,
+    batch: 8,
+    burst: 5,
+    rounds: 3,
+    warmup: 1,
+  },
 };
 
 /** The config of a step-benchmark size: defaults, a small synthetic data set, the given IP, batch and image size. */
@@ -124,14 +139,14 @@ interface BenchArgs {
 function parseArgs(argv: string[]): BenchArgs {
   const sections = (value: string): Set<number> => {
     const ids = value.split(',').map(Number);
-    if (!ids.every((n) => Number.isInteger(n) && n >= 1 && n <= 8 && n !== 7))
-      throw new InvalidArgumentError('expected section numbers 1-6 or 8, e.g. 2,4');
+    if (!ids.every((n) => Number.isInteger(n) && n >= 1 && n <= 8))
+      throw new InvalidArgumentError('expected section numbers 1-8, e.g. 2,4');
     return new Set(ids);
   };
   const opts = new Command('npm run bench --')
     .description('measure the bridge against in-process PyTorch (method: docs/BENCHMARKS-METHOD.md)')
     .option('--quick', 'reduced sizes, to check the script; writes runs/bench-quick.md (also GRADPROM_BENCH_QUICK=1)', false)
-    .option('--only <sections>', 'comma-separated section numbers (1-6, 8); writes runs/bench-partial.md', sections)
+    .option('--only <sections>', 'comma-separated section numbers (1-8); writes runs/bench-partial.md', sections)
     .option('--out <file>', 'write the report here instead')
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2)) // bad flags exit 2, as the CLI's do
     .parse(argv, { from: 'user' })
@@ -197,6 +212,10 @@ async function main(): Promise<void> {
       sections.push(memorySection(runs, long, plan));
     }
     if (want(6) && steps[0]?.times.gradcosine) sections.push(peerSection(steps[0]));
+    if (want(7)) {
+      log('section 7: GPU-like short steps');
+      sections.push(shortSection(await shortRounds(plan.short, shortConfig(plan.short, benchConfig))));
+    }
     if (want(8)) {
       log(`section 8: data path (${plan.data.images} generated ISIC images at ${plan.data.size} px)`);
       sections.push(dataSection(await dataPath(plan.data), plan.data));

@@ -1,6 +1,7 @@
 """Python side of ``npm run bench``: in-process step timings, memcpy, a shared-memory echo, pythonia echoes.
 
-Not part of the sidecar (it registers no ops; the bench-only op ``train.step`` is ``ops/bench.py``). ``scripts/bench.ts`` starts it as a worker:
+Not part of the sidecar (it registers no ops; the bench-only ops ``train.step`` and ``bench.lean``, which
+runs :class:`LeanLoop`, are ``ops/bench.py``). ``scripts/bench.ts`` starts it as a worker:
 
     python -m gradprom_sidecar.bench serve
 
@@ -23,6 +24,7 @@ in-process, so the pipe never counts. ``echo_b64`` and ``echo_list`` are the pyt
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import mmap
 import platform
@@ -36,6 +38,7 @@ import torch
 from . import grads as G
 from . import policies
 from .config import at
+from .optim import make_optimizer
 from .reference import reference_step
 from .session import Session
 
@@ -56,7 +59,7 @@ def gradcosine_step(s: Session, policy_cfg: dict) -> float:
     phi = [p for p in s.vr.parameters() if p.requires_grad]
     for p in phi:
         p.grad = None
-    clean, target, x = s.next_batch()
+    clean, target, x = s.draw_inputs()
     y_hat = s.ip(x)
     loss_ip = G.pixel_loss(y_hat, clean, s.loss_kind)
     loss_vr = G.task_loss(s.vr(y_hat), target)
@@ -77,6 +80,58 @@ def gradcosine_step(s: Session, policy_cfg: dict) -> float:
     s.zero_grads()
     s.step += 1
     return (time.perf_counter() - t0) * 1000.0
+
+
+class LeanLoop:
+    """The floor of the "GPU-like short steps" section: the GradProm step as a user writes it in plain PyTorch.
+
+    Its own copies of the session's networks (same architecture and starting weights), optimisers
+    from the same config sections, the same training images, batch size and Gaussian σ, on the
+    same device: draw a batch and its noise, forward, two ``autograd.grad`` passes, the dot
+    products (one host sync for the gate), the merged ``.grad``, both optimiser steps. Nothing of
+    the sidecar's step machinery (flat buffers, Gram per block, samplers, schedules) is used.
+
+    :param s: the session to copy (supervised classification, one Gaussian degradation).
+    """
+
+    def __init__(self, s: Session) -> None:
+        (deg,) = at(s.config, "degradation")
+        if deg["kind"] != "gaussian" or s.task != "classify" or s.mode != "supervised":
+            raise ValueError("bench.lean: needs one Gaussian degradation and supervised classification")
+        self.sigma, self.batch, self.device = float(deg["sigma"]), s.batch_size, s.device
+        self.lam = float(at(s.config, "policy.lambda"))
+        self.ip, self.vr = copy.deepcopy(s.ip), copy.deepcopy(s.vr)
+        self.theta = [p for p in self.ip.parameters() if p.requires_grad]
+        self.phi = [p for p in self.vr.parameters() if p.requires_grad]
+        self.opt_ip = make_optimizer(self.theta, at(s.config, "train.ip_optim"), "train.ip_optim")
+        self.opt_vr = make_optimizer(self.phi, at(s.config, "train.vr_optim"), "train.vr_optim")
+        images = s.bundle.train.images
+        self.images = (images if images.is_floating_point() else images.float() / 255.0).to(s.device)
+        self.labels = s.bundle.train.labels.to(s.device)
+        self.generator = torch.Generator(s.device).manual_seed(s.seed)
+
+    def step(self) -> float:
+        """One step; its time in ms."""
+        t0 = time.perf_counter()
+        idx = torch.randint(len(self.images), (self.batch,), generator=self.generator, device=self.device)
+        clean, target = self.images[idx], self.labels[idx]
+        x = clean + self.sigma * torch.randn(clean.shape, generator=self.generator, device=self.device)
+        y_hat = self.ip(x)
+        loss_ip = torch.nn.functional.mse_loss(y_hat, clean)
+        loss_vr = torch.nn.functional.cross_entropy(self.vr(y_hat), target)
+        g_ip = torch.autograd.grad(loss_ip, self.theta, retain_graph=True)
+        g_all = torch.autograd.grad(loss_vr, self.theta + self.phi)
+        g_vr = g_all[: len(self.theta)]
+        a, v = torch.cat([g.reshape(-1) for g in g_ip]), torch.cat([g.reshape(-1) for g in g_vr])
+        cos = float(a.dot(v) / (a.norm() * v.norm() + 1e-12))  # host-device sync: the gate
+        merged = torch._foreach_add(g_ip, g_vr, alpha=self.lam) if cos > 0 else g_ip
+        for p, g in zip(self.theta + self.phi, [*merged, *g_all[len(self.theta) :]]):
+            p.grad = g
+        self.opt_ip.step()
+        self.opt_vr.step()
+        for p in self.theta + self.phi:
+            p.grad = None
+        return (time.perf_counter() - t0) * 1000.0
 
 
 def memcpy_ms(nbytes: int, reps: int) -> list[float]:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .grads import Layout
+from .grads import Layout, gram_tensor
 from .policies import cosine
 
 
@@ -45,6 +45,9 @@ def ip_descent(gram: dict[str, list[float]], w_ip: Sequence[float], w_vr: Sequen
 class StepProbe:
     """θ before the optimizer step, kept in one preallocated flat buffer, to measure the step taken.
 
+    The measurement stays on the device (:meth:`measure`) until the step's one host-device sync
+    carries it back (the next step's readback, see ``step``); :meth:`cosine` turns it into the value.
+
     :param layout: the IP layout (its parameters, in flat order).
     :param device: where the parameters live.
     """
@@ -57,22 +60,31 @@ class StepProbe:
     @torch.no_grad()
     def take(self) -> None:
         """Copy θ into the buffer (call just before ``optimizer.step()``)."""
-        for v, p in zip(self.views, self.layout.params):
-            v.copy_(p)
+        torch._foreach_copy_(self.views, [p.detach() for p in self.layout.params])
 
     @torch.no_grad()
-    def descent(self, g_ip: Tensor, ip_sq: float) -> float:
-        """cos(−g_IP, Δθ) for the step since :meth:`take`; one small reduction and one host-device sync.
+    def measure(self, g_ip: Tensor) -> Tensor:
+        """``[⟨g_IP, −Δθ⟩, ‖Δθ‖²]`` (float64, on the device) for the step since :meth:`take`; no host-device sync.
 
-        :param g_ip: flat g_IP of the step.
+        :param g_ip: flat g_IP of the step (its buffer is overwritten by the next step: measure first).
+        """
+        torch._foreach_sub_(self.views, [p.detach() for p in self.layout.params])  # θ_before − θ_after = −Δθ
+        _, sq, dot = gram_tensor(g_ip, self.before, self.layout).sum(1)  # the Gram's float64 passes, summed over blocks
+        return torch.stack([dot, sq])
+
+    @staticmethod
+    def cosine(parts: list[float], ip_sq: float) -> float:
+        """cos(−g_IP, Δθ) = cos(g_IP, −Δθ) from :meth:`measure`'s numbers read back.
+
+        :param parts: ``[⟨g_IP, −Δθ⟩, ‖Δθ‖²]``.
         :param ip_sq: ‖g_IP‖² (the Gram's, so it is not recomputed).
         """
-        out = torch.empty(2, len(self.layout), dtype=torch.float64, device=self.before.device)
-        for i, (b, v, p) in enumerate(zip(self.layout.blocks, self.views, self.layout.params)):
-            v.sub_(p)  # θ_before − θ_after = −Δθ
-            d = v.reshape(-1).double()
-            out[0, i] = torch.dot(g_ip[b.offset : b.offset + b.numel].double(), d)
-            out[1, i] = torch.dot(d, d)
-        dot, sq = out.sum(dim=1).tolist()  # host-device sync
-        # cos(−g_IP, Δθ) = cos(g_IP, −Δθ)
-        return cosine(dot, ip_sq, sq)
+        return cosine(parts[0], ip_sq, parts[1])
+
+    def descent(self, g_ip: Tensor, ip_sq: float) -> float:
+        """:meth:`measure` read back at once (one host-device sync): for a step taken on its own.
+
+        :param g_ip: flat g_IP of the step.
+        :param ip_sq: ‖g_IP‖².
+        """
+        return self.cosine(self.measure(g_ip).tolist(), ip_sq)

@@ -7,6 +7,7 @@ Python and PyTorch exist (no pyzmq, no msgpack), as on a bare GPU machine.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 
 def list_devices() -> list[str]:
@@ -28,3 +29,40 @@ def resolve_device(spec: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"gradprom sidecar: device {spec!r} requested but CUDA is not available (torch {torch.__version__})")
     return dev
+
+
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """``t`` (on the host) on ``device`` without a host-device sync.
+
+    To CUDA the copy goes through pinned memory and does not block (a copy from pageable memory
+    waits for the whole stream); PyTorch's pinned-memory cache keeps the staging buffer until
+    the copy is done. On the CPU ``t`` is returned as it is.
+
+    :param t: a host tensor.
+    :param device: where it is needed.
+    """
+    if device.type != "cuda":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+class SyncCount:
+    """How many times :func:`to_host` waited for the device (read by scripts/gpu-check)."""
+
+    count = 0
+
+
+def to_host(tensors: list[Tensor]) -> list[Tensor]:
+    """Fresh host copies of ``tensors``, with ONE host-device sync for all of them.
+
+    On CUDA every copy is queued non-blocking into pinned memory and the stream is waited for
+    once; on the CPU they are plain copies (the originals are buffers the next step overwrites).
+
+    :param tensors: tensors on one device.
+    """
+    if not tensors or tensors[0].device.type != "cuda":
+        return [t.clone() for t in tensors]
+    out = [t.to("cpu", non_blocking=True) for t in tensors]
+    torch.cuda.current_stream(tensors[0].device).synchronize()  # host-device sync: the step's one
+    SyncCount.count += 1
+    return out

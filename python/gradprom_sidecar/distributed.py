@@ -253,7 +253,9 @@ class RankGroup:
                 # rank 0, which hosts the store, exits at the same moment: seen with a torchrun-started node.
                 exit_now(0)
             try:
-                HANDLERS[op_name](Context(state, request_id=0), args, tensors)
+                ctx = Context(state, request_id=0)
+                HANDLERS[op_name](ctx, args, tensors)
+                ctx.run_deferred()  # no reply to send first: the work rank 0 defers past its reply runs now
             except Exception as e:
                 traceback.print_exc(file=sys.stderr)
                 report = {"rank": self.rank, "op": op_name, "type": type(e).__name__, "message": str(e)}

@@ -10,32 +10,44 @@ Two backward passes, never a third (a third costs 1.3–1.5× the step, see CALI
 graph is freed by the second. Before each pass every IP ``p.grad`` is made a view into a
 preallocated, zeroed flat float32 buffer: autograd accumulates into an existing ``.grad`` in place
 (0 + g = g exactly), so the flat vectors come out with no copy at all.
+
+The Gram and the merge are a fixed number of tensor operations whatever the number of blocks
+(:class:`Segments`): the flat vector is read as rows of :data:`ROW` elements; a row inside one block
+is reduced (or weighted) as a row, and the few elements of rows that straddle a block boundary
+are handled one by one. The passes go :data:`CHUNK` elements at a time in float64, so nothing
+full-length is ever float64 (at 25 M parameters that fresh memory would cost most of the step).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .device import to_device
+
 __all__ = [
     "Block",
     "Layout",
+    "Segments",
     "GradBuffers",
     "StepGrads",
     "pixel_loss",
     "task_loss",
     "two_pass",
+    "gram_tensor",
     "gram",
-    "apply_weights",
-    "apply_vector",
+    "step_stats",
     "merge_weights",
     "all_finite",
 ]
+
+ROW = 256  # elements per row of the segment reductions: a block of k elements has at most 2 partial rows
+CHUNK = {"cpu": 1 << 18, "cuda": 1 << 21}  # elements per float64 pass (CPU: cache-sized; GPU: few launches)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class Layout:
             self.params.append(p)
             offset += p.numel()
         self.numel = offset
+        self._segments: dict[torch.device, Segments] = {}
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -83,6 +96,75 @@ class Layout:
         """
         return [flat[b.offset : b.offset + b.numel].view(b.shape) for b in self.blocks]
 
+    def segments(self, device: torch.device) -> Segments:
+        """The block index tensors on ``device``, built on first use.
+
+        :param device: where the flat vectors live.
+        """
+        if device not in self._segments:
+            self._segments[device] = Segments(self, device)
+        return self._segments[device]
+
+
+class Segments:
+    """Which block each part of the flat vector belongs to, in the form the fused Gram and merge read.
+
+    Row ``r`` holds elements ``[r·ROW, (r+1)·ROW)``. ``row_block[r]`` is its block when the whole row
+    lies in one block, else ``n`` (a spare column, dropped). ``loose`` lists every element of the
+    other rows and of the tail after the last whole row; ``loose_block`` gives their blocks.
+    That is at most ``2·ROW`` elements per block, whatever the block sizes. The float64 passes
+    work in buffers made once (fresh memory on every step would cost page faults on the CPU).
+
+    :param layout: the IP layout.
+    :param device: where the flat vectors live.
+    """
+
+    def __init__(self, layout: Layout, device: torch.device) -> None:
+        n, numel = len(layout), layout.numel
+        self.n, self.rows = n, numel // ROW
+        self.chunk = CHUNK.get(device.type, CHUNK["cuda"])
+        ends = torch.tensor([b.offset + b.numel for b in layout.blocks], dtype=torch.long)
+        first = torch.arange(self.rows, dtype=torch.long) * ROW
+        b_first = torch.searchsorted(ends, first, right=True)
+        whole = b_first == torch.searchsorted(ends, first + (ROW - 1), right=True)
+        split_rows = (~whole).nonzero().flatten()
+        loose = torch.cat([(split_rows[:, None] * ROW + torch.arange(ROW)).flatten(), torch.arange(self.rows * ROW, numel)])
+        self.row_block = torch.where(whole, b_first, torch.full_like(b_first, n)).to(device)
+        self.loose = loose.to(device)
+        self.loose_block = torch.searchsorted(ends, loose, right=True).to(device)
+        width = max(min(self.chunk, self.rows * ROW), loose.numel())
+        self.work = torch.empty(3, width, dtype=torch.float64, device=device)  # g_IP, g_VR, products
+        self.gathered = torch.empty(2, loose.numel(), dtype=torch.float32, device=device)
+
+    def passes(self, g_ip: Tensor, g_vr: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor, int]]:
+        """The passes over two flat vectors: ``(x, y, scratch, blocks, start)`` each.
+
+        ``x`` and ``y`` are that part of g_IP and g_VR as float64 rows (in the work buffers: each
+        pass overwrites the last), ``scratch`` a buffer of their shape, ``blocks`` each row's block;
+        ``start`` is the first element of the whole rows, or -1 for the loose elements (rows of 1).
+        """
+        for start in range(0, self.rows * ROW, self.chunk):
+            k = min(self.rows * ROW, start + self.chunk) - start
+            x, y, p = (self.work[i, :k].view(-1, ROW) for i in range(3))
+            x.copy_(g_ip[start : start + k].view(-1, ROW))
+            y.copy_(g_vr[start : start + k].view(-1, ROW))
+            yield x, y, p, self.row_block[start // ROW : (start + k) // ROW], start
+        e = self.loose.numel()
+        if e:
+            torch.index_select(g_ip, 0, self.loose, out=self.gathered[0])
+            torch.index_select(g_vr, 0, self.loose, out=self.gathered[1])
+            x, y, p = (self.work[i, :e].view(-1, 1) for i in range(3))
+            x.copy_(self.gathered[0].view(-1, 1))
+            y.copy_(self.gathered[1].view(-1, 1))
+            yield x, y, p, self.loose_block, -1
+
+    def write(self, flat: Tensor, part: Tensor, start: int) -> None:
+        """Put a pass's result ``part`` (float64, the shape of its ``x``) into ``flat`` (float32) where it came from."""
+        if start < 0:
+            flat.index_copy_(0, self.loose, part.view(-1).to(flat.dtype))
+        else:
+            flat[start : start + part.numel()].view(-1, ROW).copy_(part)
+
 
 class GradBuffers:
     """The preallocated flat float32 buffers of one session: g_IP, g_VR and the merged update.
@@ -96,11 +178,20 @@ class GradBuffers:
         self.g_ip = torch.zeros(layout.numel, dtype=torch.float32, device=device)
         self.g_vr = torch.zeros(layout.numel, dtype=torch.float32, device=device)
         self.merged = torch.zeros(layout.numel, dtype=torch.float32, device=device)
+        # Made once: binding a buffer is then only p.grad assignments (no slicing per step).
+        self._views = {id(t): layout.views(t) for t in (self.g_ip, self.g_vr, self.merged)}
 
     def bind(self, flat: Tensor) -> None:
-        """Zero ``flat`` and make every IP ``p.grad`` a view into it (autograd then accumulates there)."""
+        """Zero ``flat`` (one of the buffers) and make every IP ``p.grad`` a view into it (autograd then accumulates there)."""
         flat.zero_()
-        for p, v in zip(self.layout.params, self.layout.views(flat)):
+        self.point(flat)
+
+    def point(self, flat: Tensor) -> None:
+        """Make every IP ``p.grad`` a view into ``flat``, one of the buffers (as it is: the optimiser reads it).
+
+        :param flat: ``g_ip``, ``g_vr`` or ``merged``.
+        """
+        for p, v in zip(self.layout.params, self._views[id(flat)]):
             p.grad = v
 
     def unbind(self) -> None:
@@ -111,7 +202,11 @@ class GradBuffers:
 
 @dataclass
 class StepGrads:
-    """The outcome of one two-pass backward; ``g_ip``/``g_vr`` are the session's buffers (not copies)."""
+    """The outcome of one two-pass backward; ``g_ip``/``g_vr`` are the session's buffers (not copies).
+
+    ``host`` holds host copies of g_IP and g_VR when they were asked for (vectors transport).
+    ``vr_stepped`` is set once VR's own update for this step has been made (``Session.after_grads``).
+    """
 
     loss_ip: float
     loss_vr: float
@@ -119,6 +214,25 @@ class StepGrads:
     g_vr: Tensor
     gram: dict[str, list[float]]
     finite: bool
+    host: tuple[Tensor, Tensor] | None = None
+    vr_stepped: bool = False
+    lr_vr: float = 0.0
+
+    @staticmethod
+    def read(stats: Tensor, g_ip: Tensor, g_vr: Tensor, host: tuple[Tensor, Tensor] | None = None) -> StepGrads:
+        """Unpack :func:`step_stats` read back to the host.
+
+        :param stats: ``[loss_ip, loss_vr, ip_ip…, vr_vr…, ip_vr…]`` float64 on the host.
+        :param g_ip: flat g_IP (device).
+        :param g_vr: flat g_VR (device).
+        :param host: host copies of the two vectors, if made.
+        """
+        values = stats.tolist()
+        n = (len(values) - 2) // 3
+        li, lv = values[0], values[1]
+        gram = {"ip_ip": values[2 : 2 + n], "vr_vr": values[2 + n : 2 + 2 * n], "ip_vr": values[2 + 2 * n :]}
+        finite = all_finite(li, lv, gram["ip_ip"], gram["vr_vr"], gram["ip_vr"])
+        return StepGrads(li, lv, g_ip, g_vr, gram, finite, host)
 
 
 def pixel_loss(y_hat: Tensor, y: Tensor, kind: str = "mse") -> Tensor:
@@ -164,26 +278,48 @@ def two_pass(loss_ip: Tensor, loss_vr: Tensor, buffers: GradBuffers) -> tuple[Te
     return buffers.g_ip, buffers.g_vr
 
 
-def gram(g_ip: Tensor, g_vr: Tensor, layout: Layout) -> dict[str, list[float]]:
-    """Per-block Gram of the two flat gradients, accumulated in float64.
+def gram_tensor(g_ip: Tensor, g_vr: Tensor, layout: Layout) -> Tensor:
+    """Per-block Gram of two flat gradients on their device, float64 throughout: ``[3, blocks]`` rows ip_ip, vr_vr, ip_vr.
 
-    Nothing larger than one block's float64 copy is built; the per-block results are gathered into
-    one small tensor and read back with a single host-device sync.
+    A float32 product is exact in float64, so each entry is the float64 dot product up to the
+    order of summation. No host-device sync: the caller reads it back with the step's other numbers.
+
+    :param g_ip: flat g_IP (contiguous).
+    :param g_vr: flat g_VR (contiguous).
+    :param layout: the block layout.
+    """
+    seg = layout.segments(g_ip.device)
+    out = torch.zeros(3, seg.n + 1, dtype=torch.float64, device=g_ip.device)  # column n: rows that straddle blocks
+    for x, y, p, blocks, _ in seg.passes(g_ip, g_vr):
+        sums = [torch.mul(x, x, out=p).sum(1), torch.mul(y, y, out=p).sum(1), torch.mul(x, y, out=p).sum(1)]
+        out.index_add_(1, blocks, torch.stack(sums))
+    return out[:, : seg.n]
+
+
+def gram(g_ip: Tensor, g_vr: Tensor, layout: Layout) -> dict[str, list[float]]:
+    """:func:`gram_tensor` read back as Python floats (one host-device sync).
 
     :param g_ip: flat g_IP.
     :param g_vr: flat g_VR.
     :param layout: the block layout.
     :returns: ``{ip_ip, vr_vr, ip_vr}``, one Python float per block each.
     """
-    out = torch.empty(3, len(layout), dtype=torch.float64, device=g_ip.device)
-    for i, b in enumerate(layout.blocks):
-        a = g_ip[b.offset : b.offset + b.numel].double()
-        v = g_vr[b.offset : b.offset + b.numel].double()
-        out[0, i] = torch.dot(a, a)
-        out[1, i] = torch.dot(v, v)
-        out[2, i] = torch.dot(a, v)
-    ip_ip, vr_vr, ip_vr = out.tolist()  # host-device sync
+    ip_ip, vr_vr, ip_vr = gram_tensor(g_ip, g_vr, layout).tolist()  # host-device sync
     return {"ip_ip": ip_ip, "vr_vr": vr_vr, "ip_vr": ip_vr}
+
+
+def step_stats(losses: Tensor, g_ip: Tensor, g_vr: Tensor, layout: Layout) -> Tensor:
+    """Everything the policy needs of a step in one small float64 tensor: ``[loss_ip, loss_vr, Gram rows…]``.
+
+    Read back with one transfer and unpacked by :meth:`StepGrads.read`; its finiteness is the step's
+    (a flat vector is finite exactly when its squared norm is).
+
+    :param losses: ``[L_IP, L_VR]``.
+    :param g_ip: flat g_IP.
+    :param g_vr: flat g_VR.
+    :param layout: the block layout.
+    """
+    return torch.cat([losses.detach().double(), gram_tensor(g_ip, g_vr, layout).flatten()])
 
 
 def all_finite(*values: float | Iterable[float]) -> bool:
@@ -204,9 +340,9 @@ def merge_weights(
 ) -> Tensor:
     """θ.grad_b = w_ip[b]·g_IP_b + w_vr[b]·g_VR_b, in float64 arithmetic with a float32 result.
 
-    Weights (1, 0) give g_IP bit for bit, the same arithmetic as the TypeScript ``applyDecision``.
-    Block by block, like :func:`gram`: full-length float64 temporaries would be fresh memory of
-    several times the model's size on every step (at 25 M parameters, most of the step's time).
+    Two products, then the sum (no fused multiply-add): the rounding TypeScript's float64 gives, so
+    weights (1, 0) give g_IP bit for bit, as the TypeScript ``applyDecision`` does. The weights
+    reach the device in one non-blocking copy; the passes are those of :func:`gram_tensor`.
 
     :param g_ip: flat g_IP.
     :param g_vr: flat g_VR.
@@ -218,49 +354,10 @@ def merge_weights(
     if len(w_ip) != len(layout) or len(w_vr) != len(layout):
         raise ValueError(f"weights: expected {len(layout)} per block, got {len(w_ip)} (IP) and {len(w_vr)} (VR)")
     merged = torch.empty_like(g_ip) if out is None else out
-    for b, wi, wv in zip(layout.blocks, w_ip, w_vr):
-        s = slice(b.offset, b.offset + b.numel)
-        if wi == 1.0 and wv == 0.0:
-            merged[s].copy_(g_ip[s])  # exact: x·1 + y·0 = x for the finite gradients that reach a step
-        else:
-            # Two products, then the sum (no fused multiply-add): the rounding TypeScript's float64 gives.
-            merged[s].copy_(g_ip[s].double().mul_(float(wi)).add_(g_vr[s].double().mul_(float(wv))))
-    return merged
-
-
-def apply_vector(params: Sequence[nn.Parameter], layout: Layout, merged: Tensor) -> None:
-    """Set each IP parameter's grad to its block of ``merged`` (a view: keep ``merged`` alive until the step).
-
-    :param params: the layout's parameters, in layout order.
-    :param layout: the block layout.
-    :param merged: flat float32 update on the parameters' device.
-    """
-    if merged.numel() != layout.numel:
-        raise ValueError(f"merged vector: expected {layout.numel} elements, got {merged.numel()}")
-    for p, v in zip(params, layout.views(merged)):
-        p.grad = v
-
-
-def apply_weights(
-    params: Sequence[nn.Parameter],
-    layout: Layout,
-    g_ip: Tensor,
-    g_vr: Tensor,
-    w_ip: Sequence[float],
-    w_vr: Sequence[float],
-    out: Tensor | None = None,
-) -> Tensor:
-    """Form the merged update from per-block weights and set it as the IP grads.
-
-    :param params: the layout's parameters.
-    :param layout: the block layout.
-    :param g_ip: flat g_IP.
-    :param g_vr: flat g_VR.
-    :param w_ip: one weight per block.
-    :param w_vr: one weight per block.
-    :param out: optional float32 buffer for the merged vector.
-    :returns: the merged vector (the grads are views into it).
-    """
-    merged = merge_weights(g_ip, g_vr, layout, w_ip, w_vr, out)
-    apply_vector(params, layout, merged)
+    seg = layout.segments(g_ip.device)
+    # The spare column n weighs the rows that straddle blocks with 0; the loose pass then writes them.
+    w = to_device(torch.tensor([[*w_ip, 0.0], [*w_vr, 0.0]], dtype=torch.float64), g_ip.device)
+    for x, y, _, blocks, start in seg.passes(g_ip, g_vr):
+        x.mul_(w[0, blocks].unsqueeze(1)).add_(y.mul_(w[1, blocks].unsqueeze(1)))
+        seg.write(merged, x, start)
     return merged

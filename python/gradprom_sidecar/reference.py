@@ -9,8 +9,10 @@ resolved over the defaults exactly as ``gradprom train`` resolves it (``config.r
 builds the session and prints ``{blocks, ip_params, vr_params, config}`` (IP's parameter blocks,
 the two networks' sizes, the resolved config) as JSON, without training. The loop:
 Session → ``vr.pretrain(vr.pretrain_steps)`` → per step: eval (val) every ``train.eval_every``
-steps, grads (gram transport) → ``policies.weights`` → apply, or skip when not finite (more than
-``train.max_skips`` skips in a row stops the run) → at the end eval on val and test.
+steps, grads (gram transport) → after_grads → ``policies.weights`` → apply, or skip when not
+finite (more than ``train.max_skips`` skips in a row stops the run) → at the end eval on val and
+test. The session's operations run in the order ``train.advance`` runs them for the TypeScript
+trainer, so the two agree to float rounding.
 
 Log lines (JSONL): ``{kind: "pretrain", ...}``, ``{kind: "step", step, loss_ip, loss_vr, cos, gate,
 gate_rate, ip_norm, vr_norm, lambda_eff, ip_descent, ip_descent_actual, skipped, ms}`` (no descent
@@ -47,16 +49,19 @@ class TooManySkips(RuntimeError):
 
 
 def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict, float]:
-    """One step with no bridge: grads → ``policies.weights`` → apply, or skip when not finite.
+    """One step with no bridge, in the sidecar's order: grads → after_grads (what the sidecar does after its
+    reply: VR's update, the next inputs) → ``policies.weights`` → apply, or skip when not finite.
 
     :returns: the gradients' summary, the policy's telemetry, and the step's time in ms.
     """
     t0 = time.perf_counter()
     g = session.grads()
+    session.after_grads()
+    session.phase("policy")
     if g.finite:
         w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram)
-        applied = session.apply(w_ip, w_vr)
-        tel = {**tel, "ip_descent": ip_descent(g.gram, w_ip, w_vr), "ip_descent_actual": applied["ip_descent_actual"]}
+        session.apply(w_ip, w_vr)
+        tel = {**tel, "ip_descent": ip_descent(g.gram, w_ip, w_vr), "ip_descent_actual": session.ip_descent_actual()}
     else:
         session.skip()
         tel = {"cos": 0.0, "gate": None, "gate_rate": 0.0, "ip_norm": math.nan, "vr_norm": math.nan, "lambda_eff": 0.0}

@@ -23,6 +23,7 @@ class State:
     devices: list[str]
     session: Any = None  # gradprom_sidecar.session.Session once created
     dist: Any = None  # gradprom_sidecar.distributed.RankGroup when this process is one rank of several
+    failed_after_reply: str | None = None  # work deferred past a reply failed; the next compute op reports it
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Context:
     state: State
     request_id: int
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    after_reply: list[Callable[[], None]] = field(default_factory=list)
     progress: dict[str, Any] | None = None  # what a long op has done so far; ``ping`` shows it
 
     def report(self, what: str, done: int, total: int) -> None:
@@ -45,6 +47,16 @@ class Context:
 
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the reply has been sent (before the next request): work the caller does not wait for."""
+        self.after_reply.append(fn)
+
+    def run_deferred(self) -> None:
+        """Run the deferred work now, in order (the server: after sending the reply; a worker rank: after the op)."""
+        work, self.after_reply = self.after_reply, []
+        for fn in work:
+            fn()
 
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():

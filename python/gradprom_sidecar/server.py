@@ -178,14 +178,34 @@ class Server:
                     return
                 frames = self._run(job)
                 push.send_multipart([job.identity, *frames], copy=False)
+                self._after_reply(job)
         finally:
             push.close(linger=1000)
+
+    def _after_reply(self, job: Job) -> None:
+        """Run the work the op deferred past its reply; a failure drops the session and is reported by the next op."""
+        if not job.ctx.after_reply:
+            return
+        self.running = job
+        try:
+            job.ctx.run_deferred()
+        except Exception as exc:
+            log.warning("work after the reply to %s failed", job.op, exc_info=True)
+            self.state.session = None
+            self.state.failed_after_reply = (
+                f"the work after the reply to {job.op} failed ({type(exc).__name__}: {exc}); the session was dropped"
+            )
+        finally:
+            self.running = None
 
     def _run(self, job: Job) -> list[bytes | memoryview]:
         rid = job.ctx.request_id
         self.running = job
         try:
             job.ctx.check_cancelled()
+            if self.state.failed_after_reply is not None:
+                failure, self.state.failed_after_reply = self.state.failed_after_reply, None
+                raise RuntimeError(failure)
             if self.state.dist is None:
                 result, tensors = HANDLERS[job.op](job.ctx, job.args, job.tensors)
             else:  # several ranks: rank 0 runs all-rank ops on every rank first

@@ -1,10 +1,13 @@
 """The training session: one experiment's data, networks, optimisers and RNG, and the GradProm step.
 
 One session per sidecar, held in ``ctx.state.session``. A step is :meth:`Session.grads` (two
-backward passes, see ``grads``) followed by :meth:`Session.apply` (the policy's decision) or
-:meth:`Session.skip`. Around it: ``evaluate`` scores a session, ``enhance`` runs its IP on
-images and files, ``snapshot`` packs it into a checkpoint and restores it, ``ops/`` serves it on
-the wire, ``distributed.DistributedSession`` computes a rank's share of it.
+backward passes, see ``grads``; losses and Gram read back in one host-device sync), then
+:meth:`Session.after_grads` (VR's own update and the next step's inputs, which do not wait for the
+policy: the sidecar runs them after its reply), then :meth:`Session.apply` (the policy's decision)
+or :meth:`Session.skip`; those live in ``step`` (mixed in). Around it: ``evaluate`` scores a
+session, ``enhance`` runs its IP on images and files, ``snapshot`` packs it into a checkpoint and
+restores it, ``ops/`` serves it on the wire, ``distributed.DistributedSession`` computes a rank's
+share of it.
 
 Randomness: ``torch.manual_seed(seed)`` before the networks are built (their initialisation); a
 CPU ``torch.Generator`` seeded with ``seed`` drives batch sampling (an epoch-wise permutation of the
@@ -14,7 +17,8 @@ drawn where they are used; on the CPU, or with ``data.rng: host``, the sampling 
 drawn on the CPU and copied, so a CUDA run with ``rng: host`` sees exactly a CPU run's batches,
 flips and noise. The data set is built from the DATA seed (``data.seed``), and evaluation
 degrades its inputs from that seed too (see ``evaluate``), so runs with different training seeds
-share one data set and one degraded test set.
+share one data set and one degraded test set. Inputs drawn ahead (:meth:`Session.prefetch`) keep
+the state they were drawn from, so a checkpoint records the RNG as if they had not been drawn.
 
 Data: ``data.cache.load_data`` (decoded once per sidecar, and kept on disk for the next one) and
 ``data.feed.Feed`` (the splits on the device, or pinned with the next batch copied ahead).
@@ -30,7 +34,6 @@ import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import grads as G
@@ -42,7 +45,8 @@ from .degrade import build_degradation
 from .descent import StepProbe
 from .evaluate import EVAL_SEED_OFFSET, clean_score
 from .models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights
-from .optim import Sampler, make_optimizer, set_lr
+from .optim import Sampler, make_optimizer
+from .step import Steps
 
 PRETRAIN_SEED_OFFSET = 104729  # VR pre-training draws from its own generator, seeded seed + this
 MODES = ("supervised", "unsupervised", "frozen")
@@ -66,7 +70,7 @@ def _arch_error(e: ValueError, where: str) -> ValueError:
     return ValueError(str(e) if str(e).startswith("config.") else f"config.{where}.arch: {e}")
 
 
-class Session:
+class Session(Steps):
     """Everything one experiment holds on the sidecar.
 
     :param config: the resolved experiment config.
@@ -102,6 +106,7 @@ class Session:
         except ValueError as e:
             raise _arch_error(e, "ip") from e
         self.vr = self.build_vr()
+        self.vr_params = list(self.vr.parameters())  # walked every step: the module tree once
         self.vr_left_at_init: list[str] = []  # resnet fc left at init when torchvision weights have another class count
         if load_model_weights:
             self._load_weights()
@@ -136,6 +141,10 @@ class Session:
         self.step = 0
         self.skipped = 0
         self.pending: G.StepGrads | None = None
+        self.prefetched: tuple[tuple[Tensor, Tensor, Tensor], dict] | None = None  # (inputs, RNG state before them)
+        self.descent_measured: tuple[Tensor, float] | None = None
+        self.descent_read: float | None = None
+        self.on_phase: Callable[[str], None] | None = None  # told as each part of a step starts (gpu-check's profile)
 
     # ----------------------------------------------------------------- building
     def _task_classes(self) -> int:
@@ -213,16 +222,6 @@ class Session:
         """
         return self.feed.train_batch(idx, generator, self.flip, self.task == "segment", self.crop)
 
-    def next_batch(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The next training batch: clean images, target, and the degraded input (noise drawn for the whole batch).
-
-        The batch after it starts on its way to the device (pinned placement) once this one is made.
-        """
-        clean, target = self.batch(self.sampler.next(), self.draws)
-        x = self.degradation(clean, self.draws)  # drawn for the whole batch, so a slice matches one process
-        self.feed.prefetch(self.sampler.peek())
-        return clean, target, x
-
     # ----------------------------------------------------------------- VR pre-training
     def pretrain(self, steps: int, check: Callable[[], None] = lambda: None, report: Callable[[int], None] = lambda done: None) -> dict:
         """Train VR on clean train images, then keep a frozen copy as the fixed evaluation VR.
@@ -286,82 +285,53 @@ class Session:
     def sync_for_eval(self) -> None:
         """Make every process evaluate the same networks (one process: nothing to do)."""
 
-    # ----------------------------------------------------------------- training steps
-    def grads(self) -> G.StepGrads:
-        """Sample a batch, run the two backward passes, keep g_IP/g_VR pending until apply or skip."""
-        self.pending = None
-        for p in self.vr.parameters():
-            p.grad = None
-        clean, target, x = self.next_batch()
-        clean, target, x = self.local(clean), self.local(target), self.local(x)
-        y_hat = self.ip(x)
-        loss_ip = G.pixel_loss(y_hat, clean, self.loss_kind)
-        if self.mode == "unsupervised":
-            with torch.no_grad():
-                target = F.softmax(self.vr(clean), dim=1)  # VR on the CLEAN image: the pseudo-label
-        loss_vr = G.task_loss(self.vr_forward(y_hat), target)
-        g_ip, g_vr = G.two_pass(loss_ip, loss_vr, self.buffers)
-        losses = torch.stack([loss_ip.detach(), loss_vr.detach()])
-        self.average([g_ip, g_vr, losses])  # the global batch's gradients (several ranks)
-        gram = G.gram(g_ip, g_vr, self.layout)  # host-device sync
-        li, lv = losses.tolist()
-        finite = G.all_finite(li, lv, gram["ip_ip"], gram["vr_vr"], gram["ip_vr"])
-        self.pending = G.StepGrads(li, lv, g_ip, g_vr, gram, finite)
-        return self.pending
+    # ----------------------------------------------------------------- training inputs
+    def draw_inputs(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The next training batch, drawn now: clean images, target and degraded input, for the whole global batch.
 
-    def require_pending(self, op_name: str) -> G.StepGrads:
-        """The pending gradients, or an error naming ``op_name`` when there are none.
-
-        :param op_name: the op that needs them (train.apply, train.skip).
+        The batch after it starts on its way to the device (pinned placement) once this one is made.
         """
-        if self.pending is None:
-            raise RuntimeError(f"{op_name}: no pending gradients (call train.grads first)")
-        return self.pending
+        clean, target = self.batch(self.sampler.next(), self.draws)
+        x = self.degradation(clean, self.draws)  # drawn for the whole batch, so a slice matches one process
+        self.feed.prefetch(self.sampler.peek())
+        return clean, target, x
 
-    def apply(self, w_ip: list[float] | None = None, w_vr: list[float] | None = None, merged: Tensor | None = None) -> dict:
-        """Set θ.grad from per-block weights or a merged vector, step both optimizers, zero grads.
+    def input_rng_state(self) -> dict:
+        """The state of everything :meth:`draw_inputs` draws from (for checkpoints, and to undo a prefetch)."""
+        state = {"generator": self.generator.get_state(), "sampler": self.sampler.state()}
+        if self.draws is not self.generator:  # flips and noise drawn on the device (data.rng: device on CUDA)
+            state["draws"] = self.draws.get_state()
+        return state
 
-        :param w_ip: per-block weights of g_IP (with ``w_vr``).
-        :param w_vr: per-block weights of g_VR.
-        :param merged: a flat float32 update instead of weights.
+    def set_input_rng_state(self, state: dict) -> None:
+        """Put back an :meth:`input_rng_state` (any prefetched inputs are dropped).
+
+        :param state: what :meth:`input_rng_state` returned.
         """
-        pend = self.require_pending("train.apply")
-        if merged is not None:
-            self.buffers.merged.copy_(merged.to(self.device))
-            G.apply_vector(self.layout.params, self.layout, self.buffers.merged)
-        else:
-            G.apply_weights(self.layout.params, self.layout, pend.g_ip, pend.g_vr, w_ip or [], w_vr or [], self.buffers.merged)
-        lr_ip = self.set_lr(self.ip_optim, "train.ip_optim")
-        self.probe.take()
-        self.ip_optim.step()
-        ip_descent_actual = self.probe.descent(pend.g_ip, sum(pend.gram["ip_ip"]))  # host-device sync
-        lr_vr = 0.0
-        if self.vr_optim is not None:
-            lr_vr = self.set_lr(self.vr_optim, "train.vr_optim")
-            self.vr_optim.step()
-        self.zero_grads()
-        self.step += 1
-        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": lr_vr, "ip_descent_actual": ip_descent_actual}
+        self.generator.set_state(state["generator"])
+        self.sampler.load(state["sampler"])
+        if "draws" in state and self.draws is not self.generator:
+            self.draws.set_state(state["draws"])
+        self.prefetched = None
 
-    def skip(self) -> dict:
-        """Drop the pending gradients without a step (a non-finite step)."""
-        self.require_pending("train.skip")
-        self.zero_grads()
-        self.skipped += 1
-        return {"step": self.step, "skipped": self.skipped}
+    def prefetch(self) -> None:
+        """Draw the next step's inputs now (while TypeScript decides), remembering the state they were drawn from."""
+        if self.prefetched is None:
+            before = self.input_rng_state()
+            self.prefetched = (self.draw_inputs(), before)
 
-    def zero_grads(self) -> None:
-        """Forget the pending gradients and every IP and VR ``.grad``."""
-        self.pending = None
-        for p in self.layout.params:
-            p.grad = None
-        for p in self.vr.parameters():
-            p.grad = None
+    def use_inputs(self, clean: Tensor, target: Tensor, x: Tensor) -> None:
+        """Make the next step's inputs these (moved to this device), not drawn: two devices fed alike (gpu-check).
 
-    def set_lr(self, optim: torch.optim.Optimizer, where: str) -> float:
-        """Set ``optim``'s learning rate for the current step from its config section; return it.
-
-        :param optim: the IP or VR optimiser.
-        :param where: its section, ``train.ip_optim`` or ``train.vr_optim``.
+        :param clean: clean images of the global batch.
+        :param target: labels or masks.
+        :param x: the degraded input.
         """
-        return set_lr(optim, at(self.config, where), self.step, self.total_steps, where)
+        self.prefetched = ((clean.to(self.device), target.to(self.device), x.to(self.device)), self.input_rng_state())
+
+    def take_inputs(self) -> tuple[Tensor, Tensor, Tensor]:
+        """This step's inputs: the prefetched ones, or drawn now."""
+        if self.prefetched is None:
+            return self.draw_inputs()
+        inputs, self.prefetched = self.prefetched[0], None
+        return inputs

@@ -30,17 +30,25 @@ def pack(s: Session, extra: Any = None) -> dict:
 
     :param s: the session.
     :param extra: the caller's own data (TypeScript's run state), stored as given.
+    :raises RuntimeError: a step is half-applied (VR updated, IP waiting for its decision).
     """
+    if s.pending is not None and s.pending.vr_stepped:
+        raise RuntimeError(
+            f"checkpoint: step {s.step + 1} is half-applied (VR updated, IP waiting for its decision): apply or skip it first"
+        )
+    # Inputs drawn ahead of time are not saved: the checkpoint holds the state they were drawn from.
+    inputs = s.prefetched[1] if s.prefetched is not None else s.input_rng_state()
     rng: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "generator": s.generator.get_state(),
+        "generator": inputs["generator"],
         "pretrain_generator": s.pretrain_generator.get_state(),
     }
     if s.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    for name, host in (("draws", s.generator), ("pretrain_draws", s.pretrain_generator)):
-        if getattr(s, name) is not host:  # flips and noise drawn on the device (data.rng: device on CUDA)
-            rng[name] = getattr(s, name).get_state()
+    if "draws" in inputs:  # flips and noise drawn on the device (data.rng: device on CUDA)
+        rng["draws"] = inputs["draws"]
+    if s.pretrain_draws is not s.pretrain_generator:
+        rng["pretrain_draws"] = s.pretrain_draws.get_state()
     sched = {"step": s.step, "total": s.total_steps}
     return {
         "format": CHECKPOINT_FORMAT,
@@ -57,7 +65,7 @@ def pack(s: Session, extra: Any = None) -> dict:
         "ip_sched": dict(sched),
         "vr_sched": dict(sched),
         "rng": rng,
-        "sampler": s.sampler.state(),
+        "sampler": inputs["sampler"],
         "extra": extra,
     }
 
@@ -90,14 +98,14 @@ def restore(s: Session, ckpt: dict, path: str) -> None:
         raise CheckpointError(f"{path}: does not fit this session's models: {e}") from e
     rng = ckpt["rng"]
     torch.set_rng_state(rng["torch"])
-    s.generator.set_state(rng["generator"])
+    s.set_input_rng_state(
+        {"generator": rng["generator"], "sampler": ckpt["sampler"], **({"draws": rng["draws"]} if "draws" in rng else {})}
+    )
     if "pretrain_generator" in rng:
         s.pretrain_generator.set_state(rng["pretrain_generator"])
+    if "pretrain_draws" in rng and s.pretrain_draws is not s.pretrain_generator:
+        s.pretrain_draws.set_state(rng["pretrain_draws"])
     if "cuda" in rng and s.device.type == "cuda":
         torch.cuda.set_rng_state_all(rng["cuda"])
-    for name, host in (("draws", s.generator), ("pretrain_draws", s.pretrain_generator)):
-        if name in rng and getattr(s, name) is not host:
-            getattr(s, name).set_state(rng[name])
-    s.sampler.load(ckpt["sampler"])
     s.step, s.skipped = int(ckpt["step"]), int(ckpt["skipped"])
     s.zero_grads()

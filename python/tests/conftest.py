@@ -7,13 +7,28 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
-import zmq
+
+if TYPE_CHECKING:
+    import zmq
 
 DEVICE = torch.device(os.environ.get("GRADPROM_TEST_DEVICE", "cpu"))
 SIDECAR_TOKEN = "test-token"
+
+if DEVICE.type == "cuda":
+    # Bit-identity tests hold on CUDA only with deterministic kernels (where torch has them; a warning where not).
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def needs(module: str) -> Any:
+    """``module``, or a skip of the calling test (or test module) naming it when it cannot be imported.
+
+    :param module: pyzmq's ``zmq``, ``msgpack`` or ``pydicom``: what a bare GPU machine may lack.
+    """
+    return pytest.importorskip(module, reason=f"{module} is not installed (a bare GPU machine has only PyTorch)")
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +73,7 @@ def start_sidecar(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[zmq.Soc
 
     Its stderr goes to a file, not a pipe: a fuzz run logs more than a pipe holds unread.
     """
+    zmq = needs("zmq")
     endpoint = f"ipc://{tmp_path}/s.sock"
     log = tmp_path / "sidecar.stderr"
     base = {k: v for k, v in os.environ.items() if k != "GRADPROM_BENCH_OPS"}

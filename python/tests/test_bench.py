@@ -63,3 +63,15 @@ def test_serve_answers_json_lines_and_reports_errors() -> None:
     assert replies[0]["torch"] == torch.__version__
     assert "unknown command" in replies[1]["error"]
     assert replies[3]["step"] == 1 and replies[3]["ms"] > 0
+
+
+def test_the_lean_loop_trains_its_own_copies_of_the_sessions_networks() -> None:
+    cfg = tiny_config(policy={"name": "joint", "lambda": 0.5, "lambda_mode": "plain", "threshold": 0, "granularity": "global"})
+    s = Session(cfg, torch.device("cpu"))
+    before = [p.detach().clone() for p in [*s.ip.parameters(), *s.vr.parameters()]]
+    lean = bench.LeanLoop(s)
+    assert all(torch.equal(a, b) and a.data_ptr() != b.data_ptr() for a, b in zip(before, [*lean.ip.parameters(), *lean.vr.parameters()]))
+    assert all(bench.LeanLoop.step(lean) > 0 for _ in range(2))
+    assert all(not torch.equal(a, b) for a, b in zip(before, [*lean.ip.parameters(), *lean.vr.parameters()]) if a.numel() > 1)
+    assert all(torch.equal(a, b) for a, b in zip(before, [*s.ip.parameters(), *s.vr.parameters()]))  # the session is untouched
+    assert all(p.grad is None for p in [*lean.ip.parameters(), *lean.vr.parameters()])

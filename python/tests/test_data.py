@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import needs
 from PIL import Image
 
 from gradprom_sidecar.config import resolve
@@ -51,7 +52,8 @@ def folder_set(root: Path, n: int = 6) -> Path:
 
 
 def write_dcm(path: Path, arr: np.ndarray, pixels: bool = True, **elements: object) -> Path:
-    """A minimal uncompressed 16-bit MONOCHROME2 DICOM file."""
+    """A minimal uncompressed 16-bit MONOCHROME2 DICOM file (the test is skipped where pydicom is not installed)."""
+    needs("pydicom")
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 

@@ -157,7 +157,7 @@ def test_cuda_with_rng_host_sees_the_cpu_batches() -> None:
     cfg = tiny_config(data={"rng": "host", "augment": {"flip": True, "crop": False}})
     cpu, cuda = Session(cfg, torch.device("cpu")), Session(cfg, DEVICE)
     for _ in range(7):  # crosses an epoch boundary
-        a, b = cpu.next_batch(), cuda.next_batch()
+        a, b = cpu.draw_inputs(), cuda.draw_inputs()
         assert torch.equal(a[0], b[0].cpu()) and torch.equal(a[1], b[1].cpu())
         assert torch.allclose(a[2], b[2].cpu(), atol=1e-6)  # the same noise; the add may fuse differently on the GPU
 

@@ -182,7 +182,16 @@ def test_a_failed_op_stops_the_worker_and_puts_rank_0_out_of_step(runs: dict) ->
 
 
 def test_state_changing_ops_run_on_every_rank() -> None:
-    assert {"session.create", "vr.pretrain", "train.grads", "train.apply", "train.skip", "eval", "checkpoint.load"} <= ALL_RANKS
+    assert {
+        "session.create",
+        "vr.pretrain",
+        "train.advance",
+        "train.grads",
+        "train.apply",
+        "train.skip",
+        "eval",
+        "checkpoint.load",
+    } <= ALL_RANKS
     # Written by rank 0 alone, or rank 0's own business.
     assert not {"checkpoint.save", "enhance", "enhance.files", "data.describe", "echo"} & ALL_RANKS
     assert ALL_RANKS <= HANDLERS.keys()

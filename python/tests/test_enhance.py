@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import needs
 from test_data import write_dcm
 from test_session import call, make, tiny_config
 
@@ -96,7 +97,7 @@ def test_enhance_nifti_keeps_affine_header_dtype_and_orientation(tmp_path: Path,
 
 
 def test_enhance_dicom_series_writes_a_series(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pydicom
+    pydicom = needs("pydicom")
     from test_volumes import write_series
 
     state = _volume_session()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import msgpack
 import pytest
 import torch
-from conftest import SIDECAR_TOKEN
+from conftest import SIDECAR_TOKEN, needs
 
-from gradprom_sidecar import PROTOCOL_VERSION, protocol
+msgpack = needs("msgpack")
+zmq = needs("zmq")
+
+from gradprom_sidecar import PROTOCOL_VERSION, protocol  # noqa: E402  (protocol imports msgpack)
 
 SEED = 20250106
 DECODER_FRAMES = 10_000

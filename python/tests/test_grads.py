@@ -128,17 +128,73 @@ def test_merge_weights_matches_float64_formula_and_keeps_g_ip_exact() -> None:
         G.merge_weights(g_ip, g_vr, layout, w_ip[:-1], w_vr)
 
 
-def test_apply_weights_sets_grads_as_views_of_the_merged_vector() -> None:
+def test_buffers_point_grads_at_views_of_one_buffer() -> None:
     ip, vr = _nets()
-    layout, g_ip, g_vr, _ = _two_pass(ip, vr)
-    n = len(layout)
-    out = torch.zeros(layout.numel, device=DEVICE)
-    merged = G.apply_weights(layout.params, layout, g_ip, g_vr, [1.0] * n, [0.5] * n, out)
-    assert merged.data_ptr() == out.data_ptr()
+    layout = G.Layout(ip)
+    buf = G.GradBuffers(layout, DEVICE)
+    buf.merged.copy_(torch.arange(layout.numel, dtype=torch.float32, device=DEVICE))
+    buf.point(buf.merged)
+    assert all(p.grad is not None and p.grad.data_ptr() != 0 for p in layout.params)
     flat = torch.cat([p.grad.reshape(-1) for p in layout.params])
-    assert torch.equal(flat, merged)
-    with pytest.raises(ValueError, match="merged vector: expected"):
-        G.apply_vector(layout.params, layout, torch.zeros(layout.numel + 1))
+    assert torch.equal(flat, buf.merged)
+    buf.merged.add_(1.0)  # views, not copies
+    assert torch.equal(layout.params[0].grad.reshape(-1)[:3], buf.merged[:3])
+    buf.unbind()
+    assert all(p.grad is None for p in layout.params)
+
+
+class _Blocks(nn.Module):
+    """A "network" whose parameters are flat blocks of the given sizes (to test every placement in the rows)."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__()
+        self.ps = nn.ParameterList([nn.Parameter(torch.zeros(k, device=DEVICE)) for k in sizes])
+
+
+# Smaller and larger than a row, straddling rows, an empty block, a tail after the last whole row.
+_ODD_SIZES = [1, G.ROW - 1, G.ROW, G.ROW + 1, 3 * G.ROW + 5, 0, 7, 2 * G.ROW, 5, 11 * G.ROW + 13]
+
+
+@pytest.mark.parametrize("chunk", [G.ROW, 3 * G.ROW, 1 << 20], ids=["chunk=1row", "chunk=3rows", "chunk=big"])
+def test_gram_and_merge_agree_with_the_per_block_definitions_for_any_block_sizes(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(G.CHUNK, DEVICE.type, chunk)
+    layout = G.Layout(_Blocks(_ODD_SIZES))
+    a, v = torch.randn(layout.numel, device=DEVICE), 300 * torch.randn(layout.numel, device=DEVICE)
+    gram = G.gram(a, v, layout)
+    w_ip = [1.0 + 0.25 * i for i in range(len(layout))]
+    w_vr = [0.003 * (i % 4) - 0.002 for i in range(len(layout))]
+    merged = G.merge_weights(a, v, layout, w_ip, w_vr)
+    for i, b in enumerate(layout.blocks):
+        sa, sv = a[b.offset : b.offset + b.numel].double(), v[b.offset : b.offset + b.numel].double()
+        assert gram["ip_ip"][i] == pytest.approx(float(sa @ sa), rel=1e-12, abs=1e-300)
+        assert gram["vr_vr"][i] == pytest.approx(float(sv @ sv), rel=1e-12, abs=1e-300)
+        assert gram["ip_vr"][i] == pytest.approx(float(sa @ sv), rel=1e-12, abs=1e-9)
+        assert torch.equal(merged[b.offset : b.offset + b.numel], (sa * w_ip[i] + sv * w_vr[i]).float())
+    assert torch.equal(G.merge_weights(a, v, layout, [1.0] * len(layout), [0.0] * len(layout)), a)
+
+
+def _aten_calls(fn: object) -> int:
+    """How many ATen operators ``fn()`` calls itself (not those they call inside): what a GPU would launch."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()  # type: ignore[operator]
+    return sum(1 for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None)
+
+
+def _launches(n: int) -> tuple[int, int]:
+    """Operators called by the Gram and by the merge for ``n`` blocks of ~32k elements in all, each straddling rows."""
+    layout = G.Layout(_Blocks([(8 * G.ROW * 64) // n + 3] * n))
+    a, v = torch.randn(layout.numel, device=DEVICE), torch.randn(layout.numel, device=DEVICE)
+    out, w = torch.empty_like(a), [0.5] * n
+    G.merge_weights(a, v, layout, w, w, out)  # builds the segments once
+    return _aten_calls(lambda: G.gram_tensor(a, v, layout)), _aten_calls(lambda: G.merge_weights(a, v, layout, w, w, out))
+
+
+def test_gram_and_merge_launch_the_same_operators_whatever_the_block_count() -> None:
+    counts = {n: _launches(n) for n in (4, 64, 512)}
+    assert counts[4] == counts[64] == counts[512], counts
+    assert max(counts[512]) < 512 // 4  # a fixed few (views and slices included), not some per block
 
 
 def test_finite_check_and_pixel_losses() -> None:

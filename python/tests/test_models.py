@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # Small widths keep the shape tests fast on CPU; the architecture is the same.
 SMALL_IP = {
     "srresnet": {"channels": 16, "blocks": 2},
-    "unet": {"channels": 8, "depth": 3},
+    "unet": {"channels": 8, "levels": 3},
     "dncnn": {"channels": 16, "depth": 5},
 }
 
@@ -89,6 +89,8 @@ def test_builders_have_no_defaults_of_their_own() -> None:
         build_ip(ip("srresnet", blocks=1, channels=8))
     with pytest.raises(ValueError, match=r"config\.ip\.depth: required"):
         build_ip(ip("dncnn", channels=8, batch_norm=False))
+    with pytest.raises(ValueError, match=r"config\.ip\.levels: required"):
+        build_ip(ip("unet", channels=8, depth=17))  # dncnn's depth is not the UNet's
     with pytest.raises(ValueError, match=r"config\.vr\.normalize: required"):
         build_vr({k: v for k, v in vr("resnet18").items() if k != "normalize"}, 3, 4)
     with pytest.raises(ValueError, match=r"config\.vr\.kwargs: required"):

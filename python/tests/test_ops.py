@@ -18,5 +18,5 @@ def test_the_list_in_ops_is_what_the_modules_register() -> None:
 
 def test_bench_ops_are_listed_apart() -> None:
     bench = {name for names in ops.BENCH_OPS.values() for name in names}
-    assert bench == {"train.step"} and not bench & HANDLERS.keys()
+    assert bench == {"train.step", "bench.lean"} and not bench & HANDLERS.keys()
     assert ops.BENCH_ENV == "GRADPROM_BENCH_OPS"

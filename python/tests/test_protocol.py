@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import msgpack
 import pytest
 import torch
+from conftest import needs
 
-from gradprom_sidecar import PROTOCOL_VERSION, protocol
+msgpack = needs("msgpack")
+
+from gradprom_sidecar import PROTOCOL_VERSION, protocol  # noqa: E402  (protocol imports msgpack)
 
 
 @pytest.mark.parametrize("name", list(protocol.DTYPES))

@@ -10,10 +10,9 @@ import textwrap
 import time
 from pathlib import Path
 
-import msgpack
 import pytest
 import torch
-import zmq
+from conftest import needs
 
 from gradprom_sidecar import PROTOCOL_VERSION
 from gradprom_sidecar.checkpoint import load_checkpoint
@@ -53,6 +52,7 @@ def test_a_kill_inside_save_atomic_keeps_the_previous_checkpoint(tmp_path: Path,
 
 def test_sidecar_with_a_parent_ignores_ctrl_c_but_not_sigterm(tmp_path: Path) -> None:
     """Ctrl-C reaches the whole process group; the parent (which finishes the step and checkpoints) decides."""
+    zmq, msgpack = needs("zmq"), needs("msgpack")
     endpoint = f"ipc://{tmp_path}/s.sock"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu", "--parent-pid", str(os.getpid())],

@@ -11,16 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 import torch
-import zmq
+from conftest import needs
 
-import gradprom_sidecar
-from gradprom_sidecar import PROTOCOL_VERSION, ops, protocol  # noqa: F401  (importing ops registers echo)
-from gradprom_sidecar.__main__ import check_endpoint
-from gradprom_sidecar.registry import Context, State
-from gradprom_sidecar.server import Job, Options, Server
+msgpack = needs("msgpack")
+zmq = needs("zmq")
+
+# After the skip: these import pyzmq and msgpack.
+import gradprom_sidecar  # noqa: E402
+from gradprom_sidecar import PROTOCOL_VERSION, ops, protocol  # noqa: E402, F401  (importing ops registers echo)
+from gradprom_sidecar.__main__ import check_endpoint  # noqa: E402
+from gradprom_sidecar.registry import Context, State  # noqa: E402
+from gradprom_sidecar.server import Job, Options, Server  # noqa: E402
 
 TOKEN = "security-token"
 

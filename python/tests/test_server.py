@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
-import zmq
-from conftest import SIDECAR_TOKEN
+from conftest import SIDECAR_TOKEN, needs
 
 from gradprom_sidecar import PROTOCOL_VERSION
+
+zmq = needs("zmq")
+msgpack = needs("msgpack")
 
 TOKEN = SIDECAR_TOKEN
 
@@ -95,3 +96,36 @@ def test_refuses_to_start_without_a_token(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 2 and "GRADPROM_TOKEN" in r.stderr
+
+
+def test_work_deferred_past_a_reply_runs_after_it_and_a_failure_reaches_the_next_op(tmp_path: Path) -> None:
+    import torch
+
+    from gradprom_sidecar import ops  # noqa: F401  (registers echo)
+    from gradprom_sidecar.registry import Context, State
+    from gradprom_sidecar.server import Job, Options, Server
+
+    state = State(device=torch.device("cpu"), devices=["cpu"], session="a session")
+    server = Server(Options(endpoint=f"ipc://{tmp_path}/d.sock", token=TOKEN), state)
+    try:
+        ran: list[str] = []
+        ok = Job(b"id", Context(state, 1), "echo", {}, [])
+        ok.ctx.defer(lambda: ran.append("deferred"))
+        assert msgpack.unpackb(server._run(ok)[0])["status"] == "ok" and ran == []  # not before the reply
+        server._after_reply(ok)
+        assert ran == ["deferred"] and state.session == "a session"
+
+        def fail() -> None:
+            raise MemoryError("out of device memory")
+
+        bad = Job(b"id", Context(state, 2), "echo", {}, [])
+        bad.ctx.defer(fail)
+        server._run(bad)
+        server._after_reply(bad)
+        assert state.session is None  # its state is unknown: dropped
+        nxt = msgpack.unpackb(server._run(Job(b"id", Context(state, 3), "echo", {}, []))[0])
+        assert nxt["status"] == "error" and "the work after the reply to echo failed (MemoryError" in nxt["error"]["message"]
+        assert msgpack.unpackb(server._run(Job(b"id", Context(state, 4), "echo", {}, []))[0])["status"] == "ok"
+    finally:
+        server.router.close(linger=0)
+        server.pull.close(linger=0)

@@ -55,6 +55,7 @@ export const DEFAULTS = {
     blocks: 4, //                      residual blocks (srresnet)
     batch_norm: false, //              BatchNorm inside blocks
     depth: 17, //                      convolution layers (dncnn)
+    levels: 3, //                      resolution levels (unet): levels − 1 poolings, each halving the size
     scale: 1, //                       upscaling factor; must equal the product of downsample scales
     weights: null, //                  checkpoint, state-dict or whole pickled model file to start from
     residual: false, //                estr_srresnet: ESTR's residual variant, clamp(x - output, 0, 1)

@@ -244,6 +244,7 @@ export function configSchema(options: SchemaOptions = {}) {
         blocks: posInt,
         batch_norm: z.boolean(),
         depth: posInt,
+        levels: posInt,
         scale: posInt,
         weights: nullableName,
         residual: z.boolean(),

@@ -107,6 +107,34 @@ export const OPS = {
   'session.create': { args: z.object({ config: z.custom<Config>() }), result: sessionResult },
   /** Train VR on clean images for `steps`; its final state is kept as the fixed evaluation VR. 0 steps: loss NaN. */
   'vr.pretrain': { args: z.object({ steps: int }), result: z.object({ loss: anyNumber, accuracy: anyNumber }) },
+  /**
+   * The training loop's one op per step: apply the pending step's `decision` (weights; `merged`, the vector being the
+   * one tensor in; or `skip`), then with `next` compute the next step's gradients. Tensors out, vectors transport and
+   * `next` only: [g_ip, g_vr] float32 flat. After replying the sidecar makes VR's own update of that step (when finite)
+   * and draws the following step's inputs, while TypeScript decides.
+   */
+  'train.advance': {
+    args: z.object({
+      decision: z
+        .discriminatedUnion('kind', [
+          z.object({ kind: z.literal('weights'), ip: z.array(z.number()), vr: z.array(z.number()) }),
+          z.object({ kind: z.literal('merged') }),
+          z.object({ kind: z.literal('skip') }),
+        ])
+        .optional(),
+      next: z.boolean(),
+      transport: z.enum(['gram', 'vectors']),
+    }),
+    result: z.object({
+      step: int,
+      skipped: int,
+      lr_ip: z.number(),
+      lr_vr: z.number(),
+      // cos(−g_IP, Δθ) of the IP step just applied, NaN when none was (python/gradprom_sidecar/descent.py).
+      ip_descent_actual: anyNumber,
+      next: z.object({ loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema }).nullable(),
+    }),
+  },
   /** Two backward passes; tensors out, vectors transport only: [g_ip, g_vr] float32 flat. */
   'train.grads': {
     args: z.object({ transport: z.enum(['gram', 'vectors']) }),
@@ -140,6 +168,11 @@ export const OPS = {
       ms: z.number(),
     }),
   },
+  /**
+   * Bench only (GRADPROM_BENCH_OPS=1): `steps` steps of the lean plain-PyTorch loop `npm run bench` takes as the floor
+   * (its own copies of the session's networks), each timed inside the sidecar.
+   */
+  'bench.lean': { args: z.object({ steps: int }), result: z.object({ ms: z.array(z.number()) }) },
   /** Image quality and recognition on a split (`limit`: the first images only). */
   eval: {
     args: z.object({ split: z.enum(['train', 'val', 'test']), limit: int.nullable().optional(), per_image: z.boolean().optional() }),

@@ -14,8 +14,8 @@ export type SessionInfo = OpResult<'session.create'>;
 /** Per-evaluation metrics: numbers keyed by name (psnr, ssim, fixed_enhanced_acc, ...). */
 export type EvalMetrics = Record<string, number | string>;
 
+/** One step's gradients as the policy sees them: losses, the per-block Gram, and in vectors transport both vectors. */
 export interface StepGradsReply {
-  step: number;
   lossIp: number;
   lossVr: number;
   finite: boolean;
@@ -42,7 +42,21 @@ async function watch<T>(sidecar: Sidecar, progress: Progress, work: Promise<T>):
   }
 }
 
-/** One training session in a sidecar: create, pretrain, grads/apply, eval, checkpoints; long phases are reported to `progress`. */
+/** What `train.advance` reports: where training stands after the decision, and the next step's gradients (if asked for). */
+export interface AdvanceReply {
+  /** Steps taken. */
+  step: number;
+  /** Steps skipped so far. */
+  skipped: number;
+  /** Learning rates of the step just applied (0 when none was). */
+  lrIp: number;
+  lrVr: number;
+  /** cos(−g_IP, Δθ) of the IP step just taken (NaN when none was): the Lemma's descent property as the optimizer kept it. */
+  ipDescentActual: number;
+  next: StepGradsReply | null;
+}
+
+/** One training session in a sidecar: create, pretrain, advance (one step per call), eval, checkpoints; long phases are reported to `progress`. */
 export class RemoteSession {
   private constructor(
     readonly sidecar: Sidecar,
@@ -67,34 +81,49 @@ export class RemoteSession {
     return result;
   }
 
-  async grads(transport: 'gram' | 'vectors'): Promise<StepGradsReply> {
-    const { result: r, tensors } = await this.sidecar.call('train.grads', { transport });
-    const gram: Gram = {
-      ipIp: Float64Array.from(r.gram.ip_ip),
-      vrVr: Float64Array.from(r.gram.vr_vr),
-      ipVr: Float64Array.from(r.gram.ip_vr),
+  /**
+   * One step of the training loop in one round trip: apply the pending step's decision (`'skip'`: none; null: nothing
+   * is pending), then, with `next`, compute the next step's gradients.
+   */
+  async advance(action: Decision | 'skip' | null, next: boolean, transport: 'gram' | 'vectors'): Promise<AdvanceReply> {
+    const decision =
+      action === null
+        ? undefined
+        : action === 'skip'
+          ? { kind: 'skip' as const }
+          : action.kind === 'weights'
+            ? { kind: 'weights' as const, ip: Array.from(action.ip), vr: Array.from(action.vr) }
+            : { kind: 'merged' as const };
+    const tensorsIn = action !== null && action !== 'skip' && action.kind === 'vector' ? [tensor('float32', action.merged)] : [];
+    const { result: r, tensors } = await this.sidecar.call(
+      'train.advance',
+      // No `decision` key at all when there is none: msgpack would carry `undefined` as an extension value.
+      decision ? { decision, next, transport } : { next, transport },
+      tensorsIn,
+    );
+    const reply: AdvanceReply = {
+      step: r.step,
+      skipped: r.skipped,
+      lrIp: r.lr_ip,
+      lrVr: r.lr_vr,
+      ipDescentActual: r.ip_descent_actual,
+      next: null,
     };
-    const out: StepGradsReply = { step: r.step, lossIp: r.loss_ip, lossVr: r.loss_vr, finite: r.finite, gram };
+    if (r.next === null) return reply;
+    const gram: Gram = {
+      ipIp: Float64Array.from(r.next.gram.ip_ip),
+      vrVr: Float64Array.from(r.next.gram.vr_vr),
+      ipVr: Float64Array.from(r.next.gram.ip_vr),
+    };
+    reply.next = { lossIp: r.next.loss_ip, lossVr: r.next.loss_vr, finite: r.next.finite, gram };
     if (transport === 'vectors') {
       const [gIp, gVr] = tensors;
       if (gIp?.dtype !== 'float32' || gVr?.dtype !== 'float32')
-        throw new ProtocolError('train.grads.tensors', 'expected two float32 vectors in vectors transport');
-      out.gIp = gIp.data as Float32Array;
-      out.gVr = gVr.data as Float32Array;
+        throw new ProtocolError('train.advance.tensors', 'expected two float32 vectors in vectors transport');
+      reply.next.gIp = gIp.data as Float32Array;
+      reply.next.gVr = gVr.data as Float32Array;
     }
-    return out;
-  }
-
-  async apply(decision: Decision): Promise<OpResult<'train.apply'>> {
-    const reply =
-      decision.kind === 'weights'
-        ? await this.sidecar.call('train.apply', { weights: { ip: Array.from(decision.ip), vr: Array.from(decision.vr) } })
-        : await this.sidecar.call('train.apply', {}, [tensor('float32', decision.merged)]);
-    return reply.result;
-  }
-
-  async skip(): Promise<void> {
-    await this.sidecar.call('train.skip');
+    return reply;
   }
 
   async evaluate(split: 'val' | 'test', limit: number | null, options?: CallOptions): Promise<EvalMetrics> {

@@ -1,4 +1,4 @@
-/** The training loop: train.grads → policy → train.apply, with evaluation, checkpoints and a run folder. */
+/** The training loop: one train.advance per step (apply step t's decision, get step t+1's gradients), with evaluation, checkpoints and a run folder. */
 import { basename, join } from 'node:path';
 import { DEFAULTS, loadConfig, type Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
@@ -10,7 +10,7 @@ import type { Logger } from '../sidecar/logger.js';
 import { ipDescent } from './descent.js';
 import { noProgress, type Progress } from './progress.js';
 import { removeStaleTemps, withRecovery } from './recover.js';
-import { RemoteSession } from './remote.js';
+import { RemoteSession, type StepGradsReply } from './remote.js';
 import { MetricsLog, prepareRunFolder, writeAtomic, type RunPaths } from './run-folder.js';
 import { TensorBoardWriter } from './tensorboard.js';
 
@@ -150,6 +150,17 @@ async function startState(
   return { step: 0, skips: 0, consecutiveSkips: 0 };
 }
 
+/** True when step `n` ends with an evaluation or a checkpoint, or is the last: nothing may be pending after it. */
+function isBoundary(n: number, train: Config['train']): boolean {
+  const due = (every: number) => every > 0 && n % every === 0;
+  return n >= train.steps || due(train.eval_every) || due(train.checkpoint_every);
+}
+
+/**
+ * The steps, one `train.advance` round trip each: it applies step t's decision and returns step t+1's gradients, so
+ * the sidecar computes while this process decides. Before an evaluation, a checkpoint, the end or an interruption the
+ * decision goes without a request for more, so nothing is pending there (a checkpoint never holds half a step).
+ */
 async function trainLoop(
   session: RemoteSession,
   config: Config,
@@ -162,34 +173,47 @@ async function trainLoop(
 ): Promise<void> {
   const { steps, eval_every: evalEvery, checkpoint_every: ckptEvery, max_skips: maxSkips } = config.train;
   const progress = options.progress ?? noProgress;
+  const aborted = () => options.signal?.aborted === true;
   progress.start(basename(paths.dir), steps, state.step);
+  let pending: StepGradsReply | null = null; // the gradients of step state.step + 1, already computed
+  let t0 = performance.now();
   try {
     while (state.step < steps) {
-      if (options.signal?.aborted) {
-        await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: state.consecutiveSkips });
-        throw new GradpromError('INTERRUPTED', `interrupted at step ${state.step}; checkpoint written, resume with --resume ${paths.dir}`);
+      if (pending === null) {
+        if (aborted()) {
+          await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: state.consecutiveSkips });
+          throw new GradpromError(
+            'INTERRUPTED',
+            `interrupted at step ${state.step}; checkpoint written, resume with --resume ${paths.dir}`,
+          );
+        }
+        t0 = performance.now();
+        pending = (await session.advance(null, true, transport)).next; // host-device sync: losses and Gram come back
       }
-      const t0 = performance.now();
-      const g = await session.grads(transport); // host-device sync: losses and Gram come back
+      const g = pending!;
       const decision: Decision =
         transport === 'vectors'
           ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!)
           : policy.decide({ layout: session.layout, gram: g.gram });
       const t = decision.telemetry;
       const skipped = !g.finite || t.skipped;
+      const more = !(!skipped && isBoundary(state.step + 1, config.train)) && !aborted();
+      const r = await session.advance(skipped ? 'skip' : decision, more, transport);
+      pending = r.next;
       let lr = { lr_ip: 0, lr_vr: 0 };
       let descent = {}; // the Lemma's descent property: cos(g_IP, g) planned, cos(−g_IP, Δθ) taken
       if (skipped) {
-        await session.skip();
         state.skips++;
         state.consecutiveSkips++;
       } else {
-        const applied = await session.apply(decision);
-        state.step = applied.step;
+        state.step = r.step;
         state.consecutiveSkips = 0;
-        lr = { lr_ip: applied.lr_ip, lr_vr: applied.lr_vr };
-        descent = { ip_descent: ipDescent(decision, g.gram, g.gIp), ip_descent_actual: applied.ip_descent_actual };
+        lr = { lr_ip: r.lrIp, lr_vr: r.lrVr };
+        descent = { ip_descent: ipDescent(decision, g.gram, g.gIp), ip_descent_actual: r.ipDescentActual };
       }
+      const now = performance.now();
+      const stepMs = now - t0;
+      t0 = now;
       log.append({
         type: 'step',
         step: state.step,
@@ -205,7 +229,7 @@ async function trainLoop(
         ...descent,
         skipped,
         ...(skipped ? { reason: t.reason ?? 'loss or gradient not finite' } : {}),
-        time_ms: performance.now() - t0,
+        time_ms: stepMs,
       });
       if (state.consecutiveSkips > maxSkips) {
         throw new GradpromError(
@@ -214,7 +238,7 @@ async function trainLoop(
         );
       }
       if (skipped) continue;
-      progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate, stepMs: performance.now() - t0 });
+      progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate, stepMs });
       if (evalEvery > 0 && state.step % evalEvery === 0 && state.step < steps) {
         log.append({ type: 'eval', step: state.step, split: 'val', ...(await session.evaluate('val', config.eval.limit)) });
       }

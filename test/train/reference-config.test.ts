@@ -19,6 +19,7 @@ const PARTIALS: Record<string, Record<string, unknown>> = {
     device: 'cpu',
   },
   'dncnn IP with only its depth given': { ip: { arch: 'dncnn', depth: 5 }, data: { counts }, device: 'cpu' },
+  'unet IP with only its arch given': { ip: { arch: 'unet' }, data: { counts }, device: 'cpu' },
 };
 
 interface Described {
@@ -67,6 +68,27 @@ describe('a partial config file', () => {
       expect(session.info.ip_params).toBe(py.ip_params);
       expect(session.info.vr_params).toBe(py.vr_params);
       expect(py.blocks.length).toBeGreaterThan(2);
+    },
+    LONG,
+  );
+
+  it(
+    "`gradprom train --set ip.arch=unet` builds a UNet of ip.levels resolution levels (not ip.depth, dncnn's 17 layers)",
+    async () => {
+      const file = join(dir, 'data-only.json');
+      writeFileSync(file, JSON.stringify({ data: { counts }, device: 'cpu' }));
+      sidecar ??= await Sidecar.start({ device: 'cpu', logger: silentLogger });
+      for (const [sets, levels] of [
+        [['ip.arch=unet'], 3],
+        [['ip.arch=unet', 'ip.levels=2'], 2],
+      ] as const) {
+        const loaded = await loadConfig(file, [...sets]);
+        if (!loaded.ok) throw new Error(loaded.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
+        expect(loaded.config.ip.depth).toBe(17);
+        const names = (await RemoteSession.create(sidecar, loaded.config)).info.layout.blocks.map((b) => b.name);
+        const down = new Set(names.filter((n) => n.startsWith('unet.down.')).map((n) => n.split('.')[2]));
+        expect(down.size).toBe(levels);
+      }
     },
     LONG,
   );

@@ -134,12 +134,14 @@ class UNetSegmenter(nn.Module):
 
 
 def build_ip(cfg: dict) -> UNetEnhancer:
-    """Make the IP UNet from a config dict (``in_channels``, ``scale``, ``channels``, ``depth``, all required).
+    """Make the IP UNet from a config dict (``in_channels``, ``scale``, ``channels``, ``levels``, all required).
+
+    Its resolution levels are ``ip.levels`` (``ip.depth`` counts dncnn's layers, 17 by default).
 
     :param cfg: the IP section of the config.
     """
     c = int(at(cfg, "in_channels", "ip"))
-    ucfg = UNetConfig(c, c, int(at(cfg, "channels", "ip")), int(at(cfg, "depth", "ip")))
+    ucfg = UNetConfig(c, c, int(at(cfg, "channels", "ip")), int(at(cfg, "levels", "ip")))
     return UNetEnhancer(ucfg, int(at(cfg, "scale", "ip")))
 
 

@@ -5,9 +5,9 @@ I/O ops, answered by the server's I/O thread (``server.py``) and never queued be
 
 Compute ops run one at a time on the compute thread; those registered ``all_ranks`` run on every
 rank under torch.distributed (``distributed.RankGroup.run``). :data:`OPS` lists them by module,
-and a test holds it to what the modules register. ``train.step`` (:data:`BENCH_OPS`) is not part
-of the production sidecar: it is registered only when the sidecar starts with
-``GRADPROM_BENCH_OPS=1`` (``npm run bench`` times the bridge against it).
+and a test holds it to what the modules register. ``train.step`` and ``bench.lean`` (:data:`BENCH_OPS`)
+are not part of the production sidecar: they are registered only when the sidecar starts with
+``GRADPROM_BENCH_OPS=1`` (``npm run bench`` times the bridge against them).
 
 A handler takes ``(ctx, args, tensors)`` and returns ``(result, tensors)``; it reads its
 arguments with ``registry.require`` and raises errors that name the argument (``args.split``,
@@ -24,18 +24,19 @@ BENCH_ENV = "GRADPROM_BENCH_OPS"
 OPS: dict[str, tuple[str, ...]] = {
     "bridge": ("echo", "sleep"),
     "session": ("session.create", "vr.pretrain", "data.describe"),
-    "train": ("train.grads", "train.apply", "train.skip"),
+    "train": ("train.advance", "train.grads", "train.apply", "train.skip"),
     "evaluate": ("eval",),
     "enhance": ("enhance", "enhance.files"),
     "checkpoint": ("checkpoint.save", "checkpoint.load"),
     "transfer": ("eval.transfer",),
 }
-BENCH_OPS: dict[str, tuple[str, ...]] = {"bench": ("train.step",)}
+BENCH_OPS: dict[str, tuple[str, ...]] = {"bench": ("train.step", "bench.lean")}
 
 
 def register_bench_ops() -> None:
-    """Register the bench-only ops (``train.step``); a second call does nothing."""
-    from .bench import train_step
+    """Register the bench-only ops (``train.step``, ``bench.lean``); a second call does nothing."""
+    from .bench import bench_lean, train_step
 
     if "train.step" not in HANDLERS:
         register("train.step", train_step, all_ranks=True)
+        register("bench.lean", bench_lean)

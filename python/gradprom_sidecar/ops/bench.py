@@ -1,5 +1,6 @@
-"""Bench-only op ``train.step``: one whole step inside the sidecar, the in-process reference on the
-session the bridge drives (``npm run bench`` times the bridge against it).
+"""Bench-only ops: ``train.step``, one whole step inside the sidecar, the in-process reference on the
+session the bridge drives (``npm run bench`` times the bridge against it); ``bench.lean``, steps of
+the plain-PyTorch floor (``bench.LeanLoop``) on copies of that session's networks, in this process.
 
 Not part of the production sidecar: ``ops.register_bench_ops`` adds it when the sidecar starts
 with ``GRADPROM_BENCH_OPS=1``.
@@ -11,10 +12,14 @@ from typing import Any
 
 from torch import Tensor
 
+from ..bench import LeanLoop
 from ..config import at
 from ..reference import reference_step
-from ..registry import Context, Result
+from ..registry import Context, Result, require
+from ..session import Session
 from .session import session_of
+
+_lean: tuple[Session, LeanLoop] | None = None  # the floor of the current session (made on first use)
 
 
 def train_step(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
@@ -22,3 +27,14 @@ def train_step(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Res
     s = session_of(ctx)
     g, tel, ms = reference_step(s, at(s.config, "policy"))
     return {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, **tel, "ms": ms}, []
+
+
+def bench_lean(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
+    """``args.steps`` steps of the plain-PyTorch floor; ``{ms: [one per step]}`` timed in-process."""
+    global _lean
+    steps = require(args, "steps", int)
+    s = session_of(ctx)
+    if _lean is None or _lean[0] is not s:
+        _lean = (s, LeanLoop(s))
+    loop = _lean[1]
+    return {"ms": [loop.step() for _ in range(steps)]}, []

@@ -1,4 +1,11 @@
-"""Training-step ops: the two-pass gradients, applying the policy's decision, skipping a step."""
+"""Training-step ops: ``train.advance`` (the training loop's one op per step), and the step's parts on their own.
+
+``train.advance`` applies step t's decision and computes step t+1's gradients in one round trip;
+the reply carries t+1's losses and Gram (and both vectors in vectors transport). After the reply
+is sent, the sidecar makes VR's own update for t+1 and draws t+2's inputs (``Session.after_grads``),
+so that work overlaps TypeScript's decision. ``train.grads``, ``train.apply`` and ``train.skip``
+are the same step in separate calls (tools and tests; VR's update waits for ``train.apply`` there).
+"""
 
 from __future__ import annotations
 
@@ -9,52 +16,45 @@ import torch
 from torch import Tensor
 
 from ..registry import Context, Result, op
+from ..session import Session
 from .session import session_of
 
 
-@op("train.grads", all_ranks=True)
-def train_grads(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    """g_IP and g_VR of the next batch, kept pending: their per-block Gram, and with ``vectors`` the flat vectors."""
+def _transport(args: dict[str, Any]) -> bool:
+    """True for vectors transport (``args.transport``: gram, the default, or vectors)."""
     transport = args.get("transport", "gram")
     if transport not in ("gram", "vectors"):
         raise ValueError(f"args.transport: expected gram or vectors, got {transport!r}")
-    s = session_of(ctx)
-    g = s.grads()
+    return transport == "vectors"
+
+
+def _grads(s: Session, vectors: bool) -> Result:
+    """The next step's gradients as a reply: its numbers, and the two host vectors in vectors transport."""
+    g = s.grads(vectors)
     result = {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, "gram": g.gram}
-    out = [g.g_ip.detach().cpu().clone(), g.g_vr.detach().cpu().clone()] if transport == "vectors" else []
-    return result, out
+    return result, list(g.host) if g.host is not None else []
 
 
-def _weights_arg(weights: Any, key: str, n: int) -> list[float]:
+def _weights_arg(weights: Any, key: str, n: int, where: str) -> list[float]:
     if not isinstance(weights, dict) or key not in weights:
-        raise ValueError(f"args.weights.{key}: required (one weight per block)")
+        raise ValueError(f"{where}.{key}: required (one weight per block)")
     w = weights[key]
     if not isinstance(w, (list, tuple)):
-        raise ValueError(f"args.weights.{key}: expected a list of {n} numbers, got {type(w).__name__}")
+        raise ValueError(f"{where}.{key}: expected a list of {n} numbers, got {type(w).__name__}")
     if len(w) != n:
-        raise ValueError(f"args.weights.{key}: expected {n} blocks, got {len(w)}")
+        raise ValueError(f"{where}.{key}: expected {n} blocks, got {len(w)}")
     out = []
     for i, v in enumerate(w):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"args.weights.{key}[{i}]: expected a finite number, got {v!r}")
+            raise ValueError(f"{where}.{key}[{i}]: expected a finite number, got {v!r}")
         out.append(float(v))
     return out
 
 
-@op("train.apply", all_ranks=True)
-def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    """Apply per-block weights (``args.weights``) or a merged vector (``tensors[0]``)."""
-    s = session_of(ctx)
-    s.require_pending("train.apply")
-    n = len(s.layout)
-    if "weights" in args and args["weights"] is not None:
-        if tensors:
-            raise ValueError("train.apply: give either args.weights or a merged tensor, not both")
-        w_ip = _weights_arg(args["weights"], "ip", n)
-        w_vr = _weights_arg(args["weights"], "vr", n)
-        return s.apply(w_ip, w_vr), []
+def _merged_arg(s: Session, tensors: list[Tensor], what: str) -> Tensor:
+    """The one merged float32 vector of ``tensors``, checked against the layout."""
     if len(tensors) != 1:
-        raise ValueError(f"train.apply: expected args.weights or exactly one merged tensor, got {len(tensors)} tensors")
+        raise ValueError(f"{what}: expected exactly one merged tensor, got {len(tensors)} tensors")
     merged = tensors[0]
     if merged.dtype != torch.float32:
         raise ValueError(f"tensors[0].dtype: expected float32, got {str(merged.dtype).removeprefix('torch.')}")
@@ -62,7 +62,80 @@ def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
         raise ValueError(f"tensors[0].shape: expected [{s.layout.numel}], got {list(merged.shape)}")
     if not bool(torch.isfinite(merged).all()):
         raise ValueError("tensors[0]: the merged vector is not finite")
-    return s.apply(merged=merged), []
+    return merged
+
+
+def _apply_weights(s: Session, weights: Any, where: str) -> dict:
+    n = len(s.layout)
+    return s.apply(_weights_arg(weights, "ip", n, where), _weights_arg(weights, "vr", n, where))
+
+
+def _applied(s: Session, applied: dict) -> Result:
+    """``train.apply``'s reply: the step applied, with its descent read back now (a step on its own has no later sync)."""
+    return {**applied, "ip_descent_actual": s.ip_descent_actual()}, []
+
+
+@op("train.advance", all_ranks=True)
+def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
+    """Apply the pending step's ``args.decision`` (if any), then with ``args.next`` compute the next step's gradients.
+
+    ``decision``: ``{kind: weights, ip, vr}`` (one weight per block each), ``{kind: merged}`` (the
+    vector is ``tensors[0]``) or ``{kind: skip}``; absent when nothing is pending. The result:
+    ``{step, skipped, lr_ip, lr_vr, ip_descent_actual, next}`` (``ip_descent_actual``: cos(−g_IP, Δθ) of
+    the IP step just taken, NaN when none was, see ``descent``), ``next`` being the new step's ``{loss_ip, loss_vr,
+    finite, gram}`` or None; tensors out: [g_ip, g_vr] with ``next`` in vectors transport.
+    """
+    s = session_of(ctx)
+    vectors = _transport(args)
+    want_next = args.get("next", True)
+    if not isinstance(want_next, bool):
+        raise ValueError(f"args.next: expected a boolean, got {type(want_next).__name__}")
+    decision = args.get("decision")
+    kind = decision.get("kind") if isinstance(decision, dict) else None
+    if decision is not None and kind not in ("weights", "merged", "skip"):
+        raise ValueError(f"args.decision.kind: expected weights, merged or skip, got {kind!r}")
+    if tensors and kind != "merged":
+        raise ValueError(f"train.advance: tensors come only with a merged decision, got {len(tensors)}")
+    applied: dict[str, Any] = {"step": s.step, "lr_ip": 0.0, "lr_vr": 0.0, "ip_descent_actual": math.nan}
+    if kind is not None:
+        s.require_pending("train.advance")
+    if kind == "weights":
+        applied = _apply_weights(s, decision, "args.decision")
+    elif kind == "merged":
+        applied = s.apply(merged=_merged_arg(s, tensors, "train.advance"))
+    elif kind == "skip":
+        s.skip()
+    elif s.pending is not None:
+        raise RuntimeError(f"train.advance: step {s.step + 1} is pending: give its decision (args.decision)")
+    result: dict[str, Any] = {**applied, "skipped": s.skipped, "next": None}
+    out: list[Tensor] = []
+    if want_next:
+        grads, out = _grads(s, vectors)
+        result["next"] = {k: grads[k] for k in ("loss_ip", "loss_vr", "finite", "gram")}
+        ctx.defer(s.after_grads)
+    if kind in ("weights", "merged"):
+        result["ip_descent_actual"] = s.ip_descent_actual()  # read back with the next step's numbers when they came
+    return result, out
+
+
+@op("train.grads", all_ranks=True)
+def train_grads(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
+    """g_IP and g_VR of the next batch, kept pending: their per-block Gram, and with ``vectors`` the flat vectors."""
+    return _grads(session_of(ctx), _transport(args))
+
+
+@op("train.apply", all_ranks=True)
+def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
+    """Apply per-block weights (``args.weights``) or a merged vector (``tensors[0]``)."""
+    s = session_of(ctx)
+    s.require_pending("train.apply")
+    if "weights" in args and args["weights"] is not None:
+        if tensors:
+            raise ValueError("train.apply: give either args.weights or a merged tensor, not both")
+        return _applied(s, _apply_weights(s, args["weights"], "args.weights"))
+    if len(tensors) != 1:
+        raise ValueError(f"train.apply: expected args.weights or exactly one merged tensor, got {len(tensors)} tensors")
+    return _applied(s, s.apply(merged=_merged_arg(s, tensors, "train.apply")))
 
 
 @op("train.skip", all_ranks=True)
