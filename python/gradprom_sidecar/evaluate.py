@@ -74,6 +74,7 @@ def evaluate(
     ious: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}
     probs: list[Tensor] = []
     do_ssim = s.bundle.size >= 11 or ssim_convention == "pytorch_ssim"
+    amp = s.precision  # the forwards in train.precision and memory format; the metrics in float32
     s.ip.eval()
     s.vr.eval()
     lo, hi = s.eval_range(n)
@@ -84,7 +85,9 @@ def evaluate(
             images = {"clean": clean}
             if with_ip:
                 x = s.feed.eval_degraded(split_name, start, end)  # seeded per sample, kept after the first evaluation
-                enhanced = s.ip(x).clamp_(0.0, 1.0)
+                with amp.autocast():
+                    enhanced = s.ip(amp.memory_format(x))
+                enhanced = enhanced.float().clamp_(0.0, 1.0)
                 x = s.degradation.upsample(x, clean.shape[-2:])
                 quality["mse"].append(M.mse(enhanced, clean).cpu())
                 quality["mse_degraded"].append(M.mse(x, clean).cpu())
@@ -94,7 +97,9 @@ def evaluate(
                 images.update(degraded=x, enhanced=enhanced)
             truth = s.feed.eval_masks(split_name, start, end) if seg else split.labels[start:end]
             for who, what in wanted:
-                logits = vrs[who](images[what])  # type: ignore[operator]
+                with amp.autocast():
+                    logits = vrs[who](amp.memory_format(images[what]))  # type: ignore[operator]
+                logits = logits.float()
                 if seg:
                     scores[(who, what)].append(M.dice(logits, truth, s.num_classes).cpu())
                     ious[(who, what)].append(M.iou(logits, truth, s.num_classes).cpu())

@@ -222,16 +222,17 @@ class StepGrads:
     def read(stats: Tensor, g_ip: Tensor, g_vr: Tensor, host: tuple[Tensor, Tensor] | None = None) -> StepGrads:
         """Unpack :func:`step_stats` read back to the host.
 
-        :param stats: ``[loss_ip, loss_vr, ip_ip…, vr_vr…, ip_vr…]`` float64 on the host.
+        :param stats: ``[loss_ip, loss_vr, overflow, ip_ip…, vr_vr…, ip_vr…]`` float64 on the host (overflow:
+            fp16's flag for VR's own gradients, 0 when none; a step that overflowed is not finite).
         :param g_ip: flat g_IP (device).
         :param g_vr: flat g_VR (device).
         :param host: host copies of the two vectors, if made.
         """
         values = stats.tolist()
-        n = (len(values) - 2) // 3
-        li, lv = values[0], values[1]
-        gram = {"ip_ip": values[2 : 2 + n], "vr_vr": values[2 + n : 2 + 2 * n], "ip_vr": values[2 + 2 * n :]}
-        finite = all_finite(li, lv, gram["ip_ip"], gram["vr_vr"], gram["ip_vr"])
+        n = (len(values) - 3) // 3
+        li, lv, overflow = values[:3]
+        gram = {"ip_ip": values[3 : 3 + n], "vr_vr": values[3 + n : 3 + 2 * n], "ip_vr": values[3 + 2 * n :]}
+        finite = overflow == 0 and all_finite(li, lv, gram["ip_ip"], gram["vr_vr"], gram["ip_vr"])
         return StepGrads(li, lv, g_ip, g_vr, gram, finite, host)
 
 
@@ -309,12 +310,12 @@ def gram(g_ip: Tensor, g_vr: Tensor, layout: Layout) -> dict[str, list[float]]:
 
 
 def step_stats(losses: Tensor, g_ip: Tensor, g_vr: Tensor, layout: Layout) -> Tensor:
-    """Everything the policy needs of a step in one small float64 tensor: ``[loss_ip, loss_vr, Gram rows…]``.
+    """Everything the policy needs of a step in one small float64 tensor: ``[loss_ip, loss_vr, overflow, Gram rows…]``.
 
     Read back with one transfer and unpacked by :meth:`StepGrads.read`; its finiteness is the step's
     (a flat vector is finite exactly when its squared norm is).
 
-    :param losses: ``[L_IP, L_VR]``.
+    :param losses: ``[L_IP, L_VR, overflow]`` (overflow: fp16's flag for VR's own gradients, see ``precision``).
     :param g_ip: flat g_IP.
     :param g_vr: flat g_VR.
     :param layout: the block layout.

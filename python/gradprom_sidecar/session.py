@@ -46,6 +46,7 @@ from .descent import StepProbe
 from .evaluate import EVAL_SEED_OFFSET, clean_score
 from .models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights
 from .optim import Sampler, make_optimizer
+from .precision import Precision, set_backend_modes
 from .step import Steps
 
 PRETRAIN_SEED_OFFSET = 104729  # VR pre-training draws from its own generator, seeded seed + this
@@ -100,11 +101,14 @@ class Session(Steps):
         self.batch_size = int(at(config, "train.batch_size"))
         self.total_steps = int(at(config, "train.steps"))
 
+        set_backend_modes(config, device)
+        self.precision = Precision(config, device)  # autocast, fp16's loss scale, channels_last (``precision``)
         torch.manual_seed(self.seed)
         try:
             self.ip = build_ip({**at(config, "ip"), "in_channels": self.bundle.channels, "scale": scale}).to(device)
         except ValueError as e:
             raise _arch_error(e, "ip") from e
+        self.precision.prepare(self.ip)
         self.vr = self.build_vr()
         self.vr_params = list(self.vr.parameters())  # walked every step: the module tree once
         self.vr_left_at_init: list[str] = []  # resnet fc left at init when torchvision weights have another class count
@@ -171,9 +175,11 @@ class Session(Steps):
     def build_vr(self) -> nn.Module:
         """A fresh VR network from ``config.vr`` on this session's device (untrained)."""
         try:
-            return build_vr(at(self.config, "vr"), self.bundle.channels, self.num_classes).to(self.device)
+            vr = build_vr(at(self.config, "vr"), self.bundle.channels, self.num_classes).to(self.device)
         except ValueError as e:
             raise _arch_error(e, "vr") from e
+        self.precision.prepare(vr)
+        return vr
 
     def _load_weights(self) -> None:
         ip_weights, vr_weights = at(self.config, "ip.weights"), at(self.config, "vr.weights")
@@ -196,6 +202,7 @@ class Session(Steps):
             "ip_params": count_params(self.ip),
             "vr_params": count_params(self.vr),
             "device": str(self.device),
+            **self.precision.describe(),
             "data": {
                 "train": len(b.train),
                 "val": len(b.val),
@@ -237,6 +244,8 @@ class Session(Steps):
             self.vr.requires_grad_(True)
             self.vr.train()
             opt = torch.optim.Adam(self.vr.parameters(), lr=float(at(self.config, "vr.pretrain_lr")))
+            # One loss, one optimiser: torch's own scaler fits (its found-inf check syncs once a step; fp16 only).
+            scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler is not None)
             sampler = Sampler(len(self.bundle.train), self.batch_size, self.pretrain_generator)
             for done in range(steps):
                 check()
@@ -244,10 +253,13 @@ class Session(Steps):
                 clean, target = self.batch(sampler.next(), self.pretrain_draws)
                 self.feed.prefetch(sampler.peek())
                 clean, target = self.local(clean), self.local(target)
-                loss = G.task_loss(self.vr_forward(clean), target)
+                with self.precision.autocast():
+                    logits = self.vr_forward(self.precision.memory_format(clean))
+                loss = G.task_loss(logits.float(), target)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
                 losses.append(loss.detach())
             self.vr.zero_grad(set_to_none=True)
             if self.mode == "frozen":

@@ -2,7 +2,8 @@
 
 :class:`Steps` is mixed into ``session.Session`` (kept apart so each file holds one job). A step:
 
-    grads()        inputs → IP forward → L_IP, L_VR → two backward passes → losses + Gram → host (one sync)
+    grads()        inputs → IP, VR forwards (autocast, see ``precision``) → L_IP, L_VR → two backward passes
+                   (fp16: scaled, then unscaled) → losses + Gram → host (one sync)
     after_grads()  VR's own update (finite steps only) and the next step's inputs: nothing here waits for
                    the policy, so the sidecar runs it after its reply, while TypeScript decides
     apply() | skip()   IP's update from the decision (per-block weights or a merged vector), or none
@@ -54,15 +55,18 @@ class Steps:
         self.phase("inputs")
         clean, target, x = (self.local(t) for t in self.take_inputs())
         self.phase("forward")
-        y_hat = self.ip(x)
-        loss_ip = G.pixel_loss(y_hat, clean, self.loss_kind)
-        if self.mode == "unsupervised":
-            with torch.no_grad():
-                target = F.softmax(self.vr(clean), dim=1)  # VR on the CLEAN image: the pseudo-label
-        loss_vr = G.task_loss(self.vr_forward(y_hat), target)
+        amp = self.precision
+        with amp.autocast():  # the losses in float32, from float32 copies of the outputs (fp32: the outputs)
+            y_hat = self.ip(amp.memory_format(x))
+            if self.mode == "unsupervised":
+                with torch.no_grad():
+                    target = F.softmax(self.vr(amp.memory_format(clean)).float(), dim=1)  # VR on the CLEAN image: the pseudo-label
+            logits = self.vr_forward(y_hat)
+        loss_ip = G.pixel_loss(y_hat.float(), clean, self.loss_kind)
+        loss_vr = G.task_loss(logits.float(), target)
         self.phase("backward")
-        g_ip, g_vr = G.two_pass(loss_ip, loss_vr, self.buffers)
-        losses = torch.stack([loss_ip.detach(), loss_vr.detach()])
+        g_ip, g_vr = G.two_pass(amp.scaled(loss_ip), amp.scaled(loss_vr), self.buffers)  # fp16: one scale for both
+        losses = torch.stack([loss_ip.detach(), loss_vr.detach(), amp.unscale(g_ip, g_vr, self.vr_params)])  # + VR's overflow flag
         self.average([g_ip, g_vr, losses])  # the global batch's gradients (several ranks)
         self.phase("gram")
         stats = G.step_stats(losses, g_ip, g_vr, self.layout)
@@ -73,6 +77,7 @@ class Steps:
         if measured is not None:
             self.descent_read, self.descent_measured = StepProbe.cosine(host[1].tolist(), measured[1]), None
         self.pending = G.StepGrads.read(host[0], g_ip, g_vr, (host[-2], host[-1]) if vectors else None)
+        amp.update(self.pending.finite)  # fp16: an overflow (a non-finite step, skipped) backs the scale off
         return self.pending
 
     def after_grads(self: Session) -> None:

@@ -88,6 +88,9 @@ export const DEFAULTS = {
     transport: 'gram', //              gram (sidecar sends the per-block Gram) | vectors (flat gradients)
     max_skips: 10, //                  non-finite steps skipped in a row before the run stops
     max_restarts: 3, //                sidecar restarts (crash, hang) the run survives, each resuming from the last checkpoint
+    precision: 'fp32', //              fp32 | bf16 | fp16: autocast forwards of IP and VR (fp16: one loss scaler for both losses; an overflow is a skipped step)
+    channels_last: 'auto', //          auto | on | off: IP, VR and their inputs in channels_last memory format (auto: on with CUDA, off on the CPU)
+    deterministic: false, //           true: cudnn.benchmark off, cudnn.deterministic and torch.use_deterministic_algorithms(warn_only) on
     ip_optim: {
       name: 'adam', //                 adam | sgd
       lr: 1e-3, //                     peak learning rate
