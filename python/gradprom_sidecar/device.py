@@ -6,6 +6,9 @@ Python and PyTorch exist (no pyzmq, no msgpack), as on a bare GPU machine.
 
 from __future__ import annotations
 
+import resource
+import sys
+
 import torch
 from torch import Tensor
 
@@ -21,14 +24,44 @@ def resolve_device(spec: str) -> torch.device:
     """The device for a ``device`` setting: ``auto`` is CUDA when present, else the CPU.
 
     :param spec: auto | cpu | cuda | cuda:N.
-    :raises SystemExit: CUDA was asked for and is not available.
+    :raises SystemExit: CUDA was asked for and is not available, or ``cuda:N`` names no visible device
+        (refused here, at start, rather than at the first copy; the message lists the visible devices).
     """
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"gradprom sidecar: device {spec!r} requested but CUDA is not available (torch {torch.__version__})")
+    if dev.type != "cuda":
+        return dev
+    visible = ", ".join(list_devices())
+    if not torch.cuda.is_available():
+        raise SystemExit(
+            f"gradprom sidecar: device {spec!r} requested but CUDA is not available (torch {torch.__version__}); visible devices: {visible}"
+        )
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SystemExit(f"gradprom sidecar: device {spec!r} is not visible on this machine; visible devices: {visible}")
     return dev
+
+
+def device_name(device: torch.device) -> str:
+    """``"cuda:0 NVIDIA H100 80GB HBM3"`` or ``"cpu"``: what evaluation records name the device by.
+
+    :param device: a session's device.
+    """
+    if device.type != "cuda":
+        return device.type
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far, MiB: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak RSS on the CPU.
+
+    :param device: a session's device.
+    """
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
 def to_device(t: Tensor, device: torch.device) -> Tensor:

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from . import metrics as M
 from .config import at
+from .device import device_name, peak_memory_mb
 from .per_image import per_image_results
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def evaluate(
     :param limit: the first ``limit`` images only (default ``eval.limit``; None there: all).
     :param pairs: which (VR, image) recognition scores to compute.
     :param per_image_out: when given, filled with the per-image values (``per_image.per_image_results``).
-    :returns: ``{split, step, n, ...}`` with ``<vr>_<image>_acc`` (plus ``_bacc``, ``_f1``, ``_auc`` for
+    :returns: ``{split, step, n, device, peak_memory_mb, ...}`` with ``<vr>_<image>_acc`` (plus ``_bacc``, ``_f1``, ``_auc`` for
         fixed/enhanced) when classifying, ``_dice`` and ``_iou`` when segmenting.
     """
     s.sync_for_eval()
@@ -117,7 +118,14 @@ def evaluate(
     if probs:
         per_image["probs"] = torch.cat(probs)
     per_image = s.gather_eval(per_image)
-    out: dict[str, Any] = {"split": split_name, "step": s.step, "n": n}
+    # What the run costs: the device it ran on and its peak memory so far (CUDA: allocated; CPU: peak RSS).
+    out: dict[str, Any] = {
+        "split": split_name,
+        "step": s.step,
+        "n": n,
+        "device": device_name(s.device),
+        "peak_memory_mb": peak_memory_mb(s.device),
+    }
     for suffix in ("", "_degraded") if with_ip else ():
         mse = per_image.get(f"mse{suffix}")
         out[f"psnr{suffix}"] = math.nan if mse is None else M.psnr_from_mse(mse, psnr_convention, bs)  # a perfect image: +inf

@@ -1,5 +1,9 @@
 """How a session computes: autocast precision, fp16's loss scale, memory format, cuDNN and determinism modes.
 
+``train.channels_last`` puts the inputs of IP and VR in channels_last; the convolutions carry that
+layout through the activations. The parameters stay contiguous: their ``.grad`` are views into the
+flat buffers (contiguous), and autograd's layout contract wants a parameter and its gradient alike.
+
 ``train.precision`` (fp32 | bf16 | fp16) puts the forward passes of IP and VR under
 ``torch.autocast`` (training, VR pre-training, evaluation). The losses are taken in float32 from
 float32 copies of the outputs, the parameters stay float32, so both backward passes deliver
@@ -144,15 +148,6 @@ class Precision:
     def memory_format(self, t: Tensor) -> Tensor:
         """``t`` (an N×C×H×W batch) in channels_last when that is on, else as it is."""
         return t.contiguous(memory_format=torch.channels_last) if self.channels_last and t.dim() == 4 else t
-
-    def prepare(self, *modules: nn.Module) -> None:
-        """Put ``modules`` in channels_last when that is on (their parameters' values are unchanged).
-
-        :param modules: IP and VR.
-        """
-        if self.channels_last:
-            for m in modules:
-                m.to(memory_format=torch.channels_last)
 
     def describe(self) -> dict:
         """``{precision, channels_last, loss_scale}`` (the scale only in fp16)."""

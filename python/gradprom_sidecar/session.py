@@ -102,13 +102,12 @@ class Session(Steps):
         self.total_steps = int(at(config, "train.steps"))
 
         set_backend_modes(config, device)
-        self.precision = Precision(config, device)  # autocast, fp16's loss scale, channels_last (``precision``)
+        self.precision = Precision(config, device)  # autocast, fp16's loss scale, channels_last inputs (``precision``)
         torch.manual_seed(self.seed)
         try:
             self.ip = build_ip({**at(config, "ip"), "in_channels": self.bundle.channels, "scale": scale}).to(device)
         except ValueError as e:
             raise _arch_error(e, "ip") from e
-        self.precision.prepare(self.ip)
         self.vr = self.build_vr()
         self.vr_params = list(self.vr.parameters())  # walked every step: the module tree once
         self.vr_left_at_init: list[str] = []  # resnet fc left at init when torchvision weights have another class count
@@ -175,11 +174,9 @@ class Session(Steps):
     def build_vr(self) -> nn.Module:
         """A fresh VR network from ``config.vr`` on this session's device (untrained)."""
         try:
-            vr = build_vr(at(self.config, "vr"), self.bundle.channels, self.num_classes).to(self.device)
+            return build_vr(at(self.config, "vr"), self.bundle.channels, self.num_classes).to(self.device)
         except ValueError as e:
             raise _arch_error(e, "vr") from e
-        self.precision.prepare(vr)
-        return vr
 
     def _load_weights(self) -> None:
         ip_weights, vr_weights = at(self.config, "ip.weights"), at(self.config, "vr.weights")

@@ -151,6 +151,11 @@ async function startState(
 }
 
 /** True when step `n` ends with an evaluation or a checkpoint, or is the last: nothing may be pending after it. */
+/** Why a non-finite step was skipped; in fp16 that is mostly an overflow of the scaled gradients (the sidecar halves the loss scale). */
+function skipReason(precision: Config['train']['precision']): string {
+  return precision === 'fp16' ? 'loss or gradient not finite (fp16 overflow: the loss scale backs off)' : 'loss or gradient not finite';
+}
+
 function isBoundary(n: number, train: Config['train']): boolean {
   const due = (every: number) => every > 0 && n % every === 0;
   return n >= train.steps || due(train.eval_every) || due(train.checkpoint_every);
@@ -228,7 +233,7 @@ async function trainLoop(
         ...lr,
         ...descent,
         skipped,
-        ...(skipped ? { reason: t.reason ?? 'loss or gradient not finite' } : {}),
+        ...(skipped ? { reason: t.reason ?? skipReason(config.train.precision) } : {}),
         time_ms: stepMs,
       });
       if (state.consecutiveSkips > maxSkips) {
