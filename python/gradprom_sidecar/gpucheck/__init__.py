@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace, skip: set[str], env: dict[str, str], tmp: Pat
     from .agree import agree
     from .profile import profile
     from .resume import resume_check
-    from .scenarios import VARIANTS, paper, small
+    from .scenarios import CPU_VARIANTS, VARIANTS, paper, small
     from .suite import run_suite
 
     if not args.cpu and not torch.cuda.is_available():
@@ -143,9 +143,9 @@ def _run(args: argparse.Namespace, skip: set[str], env: dict[str, str], tmp: Pat
     if "profile" not in skip:
         rows = []
         for sc in scenarios:
-            for v in VARIANTS:
+            for v in CPU_VARIANTS if args.cpu else VARIANTS:
                 log(f"(c) step profile: {sc.name}, {v.name}")
-                rows.append(profile(sc, v, device, warmup=3 if args.cpu else 10, steps=5 if args.cpu else 30))
+                rows.append(profile(sc, v, device, warmup=3 if args.cpu else 10, steps=5 if args.cpu else 40))
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
         parts["(c) Step profile: ms per step by phase (median)"] = report.profile_lines(rows)

@@ -81,15 +81,16 @@ class ProfileResult:
     syncs_per_step: float
     own_syncs_per_step: float
     sync_kinds: list[str] = field(default_factory=list)
+    gates: list[float | None] = field(default_factory=list)  # every step's gate (warm-up and timed), None when skipped
 
 
-def _timed_step(s: Session, policy_cfg: dict, clock: PhaseClock) -> float:
-    """One reference step with its phases marked; its host wall time (ms)."""
+def _timed_step(s: Session, policy_cfg: dict, clock: PhaseClock, gates: list[float | None]) -> float:
+    """One reference step with its phases marked, its gate appended to ``gates``; its host wall time (ms)."""
     clock.begin()
     s.on_phase = clock.mark
     t0 = time.perf_counter()
     try:
-        reference_step(s, policy_cfg)
+        gates.append(reference_step(s, policy_cfg)[1]["gate"])
     finally:
         s.on_phase = None
     clock.mark("end")
@@ -118,23 +119,23 @@ def profile(scenario: Scenario, variant: Variant, device: torch.device, warmup: 
     """Build the scenario's session on ``device`` and measure ``steps`` steps after ``warmup``.
 
     :param scenario: the networks and data.
-    :param variant: how to compute (fp32 today).
+    :param variant: how to compute (precision, memory format).
     :param device: where.
     :param warmup: untimed steps first (cuDNN autotuning, allocator warm-up).
     :param steps: timed steps.
     """
-    config = scenario.resolved(str(device))
+    config = scenario.resolved(str(device), variant.train)
     s = Session(config, device)
     s.pretrain(0)  # the fixed VR: a copy (the step's cost does not depend on pre-training)
-    variant.setup(s)
     policy_cfg = at(config, "policy")
+    gates: list[float | None] = []  # same seed, same inputs: comparable step by step with the fp32 row
     for _ in range(warmup):
-        reference_step(s, policy_cfg)
+        gates.append(reference_step(s, policy_cfg)[1]["gate"])
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)
     clock = PhaseClock(device)
-    walls = [_timed_step(s, policy_cfg, clock) for _ in range(steps)]
+    walls = [_timed_step(s, policy_cfg, clock, gates) for _ in range(steps)]
     per_step = clock.durations()
     phases = {p: statistics.median(d.get(p, 0.0) for d in per_step) for p in STEP_PHASES if any(p in d for d in per_step)}
     if device.type == "cuda":
@@ -156,4 +157,5 @@ def profile(scenario: Scenario, variant: Variant, device: torch.device, warmup: 
         syncs,
         own,
         kinds,
+        gates,
     )

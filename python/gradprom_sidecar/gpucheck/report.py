@@ -50,9 +50,28 @@ def agree_lines(a: Agreement) -> list[str]:
     ]
 
 
+def _agreement(r: ProfileResult, base: ProfileResult | None) -> str:
+    """Steps where ``r`` took the fp32 row's gate decision, of the steps both took (same seed, same inputs)."""
+    if base is None or base is r:
+        return "—"
+    n = min(len(r.gates), len(base.gates))
+    same = sum(a == b for a, b in zip(r.gates[:n], base.gates[:n]))
+    return f"{same} of {n} ({same / n:.0%})" if n else "—"
+
+
 def profile_lines(rows: list[ProfileResult]) -> list[str]:
     phases = [p for p in STEP_PHASES if any(p in r.phases_ms for r in rows)]
-    head = ["scenario", "variant", "IP / VR params", "step (host wall)", *phases, "peak memory", "syncs / step (torch-flagged; read-back)"]
+    head = [
+        "scenario",
+        "variant",
+        "IP / VR params",
+        "step (host wall)",
+        *phases,
+        "peak memory",
+        "syncs / step (torch-flagged; read-back)",
+        "gate agreement with fp32",
+    ]
+    base = {r.scenario: r for r in rows if r.variant == "fp32"}
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         syncs = "—" if math.isnan(r.syncs_per_step) else f"{r.syncs_per_step:g}; {r.own_syncs_per_step:g}"
@@ -64,6 +83,7 @@ def profile_lines(rows: list[ProfileResult]) -> list[str]:
             *(_ms(r.phases_ms.get(p, math.nan)) for p in phases),
             f"{r.peak_mib:.0f} MiB",
             syncs,
+            _agreement(r, base.get(r.scenario)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *[f"- {r.scenario}: {r.what}; median of {r.steps} steps; peak memory: {r.peak_kind}." for r in rows]]

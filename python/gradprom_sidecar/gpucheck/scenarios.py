@@ -1,13 +1,12 @@
 """What gpu-check runs: the paper-scale scenarios (and their small ``--cpu`` twins), and the variants of each.
 
 A scenario is a partial experiment config, resolved over the defaults as ``gradprom train`` resolves
-it. A variant changes how a scenario's session computes (precision, memory format); there is one
-today, ``fp32``, and issue 13 adds its bf16/fp16 and channels_last rows by adding variants here.
+it. A variant changes how a scenario's session computes: ``train.precision`` and
+``train.channels_last`` (issue 13), each measured against the fp32 row of its scenario.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,24 +28,33 @@ class Scenario:
     what: str
     config: dict[str, Any]
 
-    def resolved(self, device: str) -> dict:
-        """The full config, on ``device``."""
-        return resolve({**self.config, "device": device})
+    def resolved(self, device: str, train: dict[str, Any] | None = None) -> dict:
+        """The full config, on ``device``, with ``train`` settings (a variant's) over the scenario's."""
+        return resolve({**self.config, "device": device, "train": {**self.config.get("train", {}), **(train or {})}})
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A way of computing a scenario's step (fp32 today; precision and memory-format rows later).
+    """A way of computing a scenario's step: ``train`` settings over the scenario's.
 
-    :param name: short name (a table column).
-    :param setup: called with the session before its steps (the fp32 baseline changes nothing).
+    :param name: short name (a table column); ``fp32`` is the baseline the others are compared with.
+    :param train: ``train.precision`` and ``train.channels_last``.
     """
 
     name: str
-    setup: Callable[[Any], None] = field(default=lambda session: None)
+    train: dict[str, Any] = field(default_factory=dict)
 
 
-VARIANTS = (Variant("fp32"),)
+BASELINE = Variant("fp32", {"precision": "fp32", "channels_last": "off"})
+VARIANTS = (
+    BASELINE,
+    Variant("fp32 channels_last", {"precision": "fp32", "channels_last": "on"}),
+    Variant("bf16", {"precision": "bf16", "channels_last": "off"}),
+    Variant("bf16 channels_last", {"precision": "bf16", "channels_last": "on"}),
+    Variant("fp16", {"precision": "fp16", "channels_last": "off"}),
+    Variant("fp16 channels_last", {"precision": "fp16", "channels_last": "on"}),
+)
+CPU_VARIANTS = (BASELINE, VARIANTS[2])  # --cpu checks the script: fp32 and bf16 only
 
 
 def _data(size: int, channels: int) -> dict:
