@@ -164,14 +164,17 @@ def set_backend_modes(config: dict, device: torch.device) -> None:
     run, so not reproducible bit for bit). On: benchmark off, ``cudnn.deterministic`` and
     ``torch.use_deterministic_algorithms(True, warn_only=True)`` (an op with no deterministic
     kernel warns instead of failing); cuBLAS gets the workspace setting it needs when unset.
-    Set per session, since a sidecar may hold sessions of different configs one after another.
+    Deterministic algorithms, once on in a process, stay on (cuDNN's modes follow them).
 
     :param config: the resolved config.
     :param device: the session's device.
     """
     deterministic = bool(at(config, "train.deterministic"))
-    if deterministic and device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
-    torch.backends.cudnn.deterministic = deterministic
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    if deterministic:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    # Never switched off here: a process that asked for deterministic kernels (the test suite on CUDA) keeps them.
+    strict = torch.are_deterministic_algorithms_enabled()
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not strict
+    torch.backends.cudnn.deterministic = strict

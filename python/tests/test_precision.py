@@ -177,14 +177,21 @@ def test_channels_last_auto_is_off_on_the_cpu() -> None:
 
 def test_deterministic_sets_the_backend_modes() -> None:
     cpu = torch.device("cpu")
+    was = torch.are_deterministic_algorithms_enabled()
     try:
+        torch.use_deterministic_algorithms(False)
+        set_backend_modes(tiny_config(), cpu)
+        assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark  # on only with CUDA
         set_backend_modes(tiny_config(train={"deterministic": True}), cpu)
         assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
         assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
-    finally:
+        # A later session without it leaves the process's deterministic kernels on (the test suite on CUDA relies on it).
         set_backend_modes(tiny_config(), cpu)
-    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
-    assert not torch.backends.cudnn.benchmark  # on only with CUDA
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=True)
+        torch.backends.cudnn.deterministic = was
 
 
 def test_cuda_rng_restores_what_this_machine_has(monkeypatch: pytest.MonkeyPatch) -> None:
