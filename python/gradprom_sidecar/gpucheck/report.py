@@ -86,7 +86,8 @@ def profile_lines(rows: list[ProfileResult]) -> list[str]:
             _agreement(r, base.get(r.scenario)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", *[f"- {r.scenario}: {r.what}; median of {r.steps} steps; peak memory: {r.peak_kind}." for r in rows]]
+    notes = [f"- {r.scenario}: {r.what}; median of {r.steps} steps; peak memory: {r.peak_kind}." for r in rows]
+    lines += ["", *dict.fromkeys(notes)]  # one line per scenario, not per variant
     kinds = sorted({k for r in rows for k in r.sync_kinds})
     if kinds:
         lines += ["- Synchronising calls torch flagged: " + "; ".join(f"`{k}`" for k in kinds)]
