@@ -70,7 +70,7 @@ def _identity_ip(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_enhance_nifti_keeps_affine_header_dtype_and_orientation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nibabel as nib
+    nib = needs("nibabel")
     from test_volumes import brain, save_nii
 
     state = _volume_session()

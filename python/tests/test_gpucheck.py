@@ -61,3 +61,14 @@ def test_gpu_check_refuses_an_unknown_part() -> None:
         [sys.executable, str(REPO / "scripts" / "gpu-check"), "--cpu", "--skip", "everything"], capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 2 and "--skip: unknown part(s) everything" in r.stderr
+
+
+def test_a_test_file_needing_a_missing_test_only_module_is_left_out_and_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a bare GPU machine (no nibabel, torchmetrics, tensorboard) those files are skipped with why, not failed."""
+    from gradprom_sidecar.gpucheck import suite
+
+    real = suite.importlib.util.find_spec
+    monkeypatch.setattr(suite.importlib.util, "find_spec", lambda name, *a: None if name == "nibabel" else real(name, *a))
+    out = dict(suite.left_out(["tests"]))
+    assert out == {"tests/test_volumes.py": "nibabel"}
+    assert suite.left_out(["tests/test_grads.py"]) == []
