@@ -1,5 +1,6 @@
 /** Test helpers shared by the integration tests. */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, Sidecar, silentLogger, type Config, type SidecarOptions } from 'gradprom';
 import type { StepRecord } from '../src/report/index.js';
@@ -74,4 +75,14 @@ export function stepRecord(n: number, over: Partial<StepRecord> = {}): StepRecor
     time_ms: 100,
     ...over,
   };
+}
+
+/** Path → content hash of every file under `dir`: to prove that nothing in it was changed. */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const p = join(dir, name);
+    if (statSync(p).isFile()) out[name] = createHash('sha256').update(readFileSync(p)).digest('hex');
+  }
+  return out;
 }

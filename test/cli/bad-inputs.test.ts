@@ -3,11 +3,10 @@
  * touching the results already in the folder (docs/ERRORS.md lists the messages).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RemoteSession, Sidecar, silentLogger } from 'gradprom';
-import { realPython, root } from '../helpers.js';
+import { realPython, root, snapshot } from '../helpers.js';
 import { tempDir, tinyConfig } from '../reliability/harness.js';
 
 const bin = join(root, 'bin', 'gradprom.js');
@@ -22,16 +21,6 @@ function gradprom(...args: string[]) {
     env: { ...process.env, OMP_NUM_THREADS: '1' },
   });
   return { code: r.status, stderr: r.stderr };
-}
-
-/** Path → content hash of every file under `dir`: to prove nothing was changed. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    const p = join(dir, name);
-    if (statSync(p).isFile()) out[name] = createHash('sha256').update(readFileSync(p)).digest('hex');
-  }
-  return out;
 }
 
 /** A folder that looks like an interrupted run of `config`, holding `checkpoint` (or none). */

@@ -3,11 +3,10 @@
  * that gained a second series. Each is refused (exit 1) with a message naming the file, and the run folder stays byte-for-byte as it was.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { realPython, root } from '../helpers.js';
+import { realPython, root, snapshot } from '../helpers.js';
 
 const LONG = 600_000;
 
@@ -28,15 +27,6 @@ function python(script: string, ...args: string[]): void {
     env: { ...process.env, PYTHONPATH: join(root, 'python') },
   });
   if (r.status !== 0) throw new Error(r.stderr);
-}
-
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    const p = join(dir, name);
-    if (statSync(p).isFile()) out[name] = createHash('sha256').update(readFileSync(p)).digest('hex');
-  }
-  return out;
 }
 
 const MAKE = `

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,6 +110,22 @@ class GrayWindow:
         return ((self.lo + v * (self.hi - self.lo)) - self.intercept) / self.slope
 
 
+def open_dicom(path: Path) -> Any:
+    """A DICOM file's dataset, or a DataError naming the file when it cannot be read or holds no pixel data.
+
+    :param path: the .dcm file.
+    """
+    import pydicom  # imported here: only the DICOM layouts need it
+
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as e:  # pydicom raises several types for a bad file
+        raise DataError(f"{path}: unreadable DICOM file ({e})") from e
+    if "PixelData" not in ds:
+        raise DataError(f"{path}: DICOM without pixel data")
+    return ds
+
+
 def read_dicom(path: Path, size: int, channels: int, window: dict | None) -> tuple[torch.Tensor, tuple[int, int]]:
     """Read one DICOM file into C×size×size float32 in [0, 1]; also return its (rows, columns).
 
@@ -118,14 +135,7 @@ def read_dicom(path: Path, size: int, channels: int, window: dict | None) -> tup
     :param window: {center, width} to override the file's window, or None.
     :raises DataError: unreadable file, no pixel data, or pixel data that cannot be decoded.
     """
-    import pydicom  # imported here: only this layout needs it
-
-    try:
-        ds = pydicom.dcmread(path)
-    except Exception as e:  # pydicom raises several types for a bad file
-        raise DataError(f"{path}: unreadable DICOM file ({e})") from e
-    if "PixelData" not in ds:
-        raise DataError(f"{path}: DICOM without pixel data")
+    ds = open_dicom(path)
     try:
         arr = np.asarray(ds.pixel_array, dtype=np.float64)
     except Exception as e:  # e.g. a compressed transfer syntax with no decoder installed

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..config import at
 from .base import DataError, Pool, parallel_map, require_dir
-from .dicom import GrayWindow, check_window, first_number
+from .dicom import GrayWindow, check_window, first_number, open_dicom
 from .volume import Volume, subject_classes, volume_pool
 
 
@@ -66,19 +66,12 @@ def read_series(folder: Path, window: dict | None) -> Series:
     :param window: ``data.window`` or None.
     :raises DataError: no files, unreadable files, two series in one folder, slices of differing size.
     """
-    import pydicom
-
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".dcm")
     if not files:
         raise DataError(f"{folder}: no .dcm files (a DICOM series folder was expected)")
 
     def one(p: Path) -> Any:
-        try:
-            ds = pydicom.dcmread(p)
-        except Exception as e:  # pydicom raises several types for a bad file
-            raise DataError(f"{p}: unreadable DICOM file ({e})") from e
-        if "PixelData" not in ds:
-            raise DataError(f"{p}: DICOM without pixel data")
+        ds = open_dicom(p)
         if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or int(getattr(ds, "NumberOfFrames", 1) or 1) != 1:
             raise DataError(f"{p}: a series slice must be a single-frame grayscale image")
         return ds
