@@ -129,8 +129,8 @@ export function transportSection(tr: TransportResult): Section {
     notes.push('The shared region could not be measured on this machine (see the bench log): no figure for the 100 MB target.');
   else if (figures.some((f) => f.met === false)) {
     notes.push(
-      `The 100 MB target is missed: the region round trip makes three copies of the vector (TypeScript into the merged slot, ` +
-        `the worker into the g_IP slot, TypeScript into its receive buffer); memcpy into a warm buffer runs at ` +
+      `The 100 MB target is missed: the region round trip makes two copies of the vector (TypeScript into the merged slot, ` +
+        `and out of the g_IP slot into its receive buffer); memcpy into a warm buffer runs at ` +
         `${fmt(gbps(1e8, tr.memcpyNode.get(1e8)!))} GB/s (Node) here, into a fresh one at ${fmt(gbps(1e8, tr.memcpyFresh.get(1e8)!))} GB/s.`,
     );
   }

@@ -152,10 +152,11 @@ def region_echo(endpoint: str, folder: str, numel: int, nonce: str, count: int) 
     """Serve ``count`` echoes through a shared region (:class:`region.Region`, as vectors transport uses it), then return.
 
     The first request (``{}``) is answered with the region's description. Each later one,
-    ``{seq}``, names the merged decision TypeScript wrote; it is read where it lies (checked
-    against the header, as ``train.advance`` does), copied into the g_IP slot (the one copy this
-    side makes here; in training autograd writes that slot itself) and published; the reply
-    names the vectors' sequence number.
+    ``{seq, copy}``, names the merged decision TypeScript wrote; it is checked against the header
+    (as ``train.advance`` does), with ``copy`` copied into the g_IP slot, and g_IP is published;
+    the reply names the vectors' sequence number. In training nothing is copied on this side
+    (autograd writes the g_IP slot, the optimiser reads the merged one where they lie), so the
+    timed echoes leave ``copy`` false; a first echo with it true checks the bytes come back.
 
     :param endpoint: where to bind the REP socket.
     :param folder: a private (0700) folder for the region.
@@ -177,8 +178,9 @@ def region_echo(endpoint: str, folder: str, numel: int, nonce: str, count: int) 
         sock.send(json.dumps(region.describe()).encode())
         for _ in range(count):
             head = json.loads(sock.recv())
-            region.check()
-            region.g_ip.copy_(region.merged_slot(int(head["seq"])))
+            merged = region.merged_slot(int(head["seq"]))  # checked against the header, as train.advance does
+            if head.get("copy", True):
+                region.g_ip.copy_(merged)
             sock.send(json.dumps({"seq": region.published()}).encode())
     finally:
         sock.close()
