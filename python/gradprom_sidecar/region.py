@@ -146,7 +146,7 @@ class Region:
         When the driver refuses (e.g. a locked-memory limit), the copies still land in the region,
         synchronously; the reason is logged.
         """
-        if not torch.cuda.is_available() or self.pinned:
+        if self.pinned:
             return
         base = self.g_ip.data_ptr()
         err = torch.cuda.cudart().cudaHostRegister(base, 3 * self.slot, 0)

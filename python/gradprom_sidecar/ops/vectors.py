@@ -34,7 +34,8 @@ def vectors_region(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) ->
     close_region(ctx)
     region = Region(folder, s.layout.numel, nonce)
     try:
-        region.pin()
+        if s.device.type == "cuda":
+            region.pin()  # device → host copies into the slots then overlap, waited for by the step's one sync
         s.buffers.place(region.g_ip, region.g_vr, region.merged)
     except BaseException:
         region.close()
