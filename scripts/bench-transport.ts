@@ -1,5 +1,6 @@
-/** Sections 2 and 3 of `npm run bench`: vector round trips over ZeroMQ (and a shared-memory prototype), and pythonia. */
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+/** Sections 2 and 3 of `npm run bench`: vector round trips through the shared region and over plain ZeroMQ frames, and pythonia. */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -7,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Request } from 'zeromq';
 import { withPython } from '../src/control/pythonia.js';
 import { tensor } from '../src/protocol/dtypes.js';
+import { StepViews } from '../src/protocol/views.js';
+import { memoryMapper, SharedRegion, type RegionInfo } from '../src/sidecar/region.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
 import { median } from '../src/report/stats.js';
 import { PyWorker, randomVector, timeIt } from './bench-util.js';
@@ -18,8 +21,8 @@ function testVectors(sizes: number[]): Map<number, Float32Array> {
 
 /** Round-trip and one-way times (ms) of one payload size over one path. */
 export interface TransportRow {
-  /** ipc, tcp: the sidecar as shipped; ipc-thp: the same with glibc's huge-page tunable in both processes; shm: the prototype. */
-  path: 'ipc' | 'tcp' | 'ipc-thp' | 'shm';
+  /** ipc, tcp: plain frames (the fallback); ipc-thp: the same with glibc's huge-page tunable in both processes; region: the shared region. */
+  path: 'ipc' | 'tcp' | 'ipc-thp' | 'region';
   bytes: number;
   roundTrip: number[];
   /** TypeScript → sidecar only (the `sleep` op takes the tensor and returns none). */
@@ -72,45 +75,57 @@ async function zmqRows(
 }
 
 /**
- * The shared-memory prototype: the vector is written into a tmpfs file that the Python worker keeps
- * mapped, a ZeroMQ REQ/REP control message names the region, the worker views it with
- * `torch.frombuffer` (no copy) and names it back, and TypeScript reads it out. Node has no mmap, so
- * its side costs one kernel copy per direction (pwrite, pread); Python's costs none.
+ * The shared region of vectors transport, through its real code on both sides (src/sidecar/region.ts, the receive
+ * buffers of src/protocol/views.ts, python/gradprom_sidecar/region.py) with ZeroMQ REQ/REP control messages to the
+ * Python worker: TypeScript writes the vector into the merged slot (copy 1), the worker checks the header and
+ * publishes the g_IP slot, and TypeScript copies it into its warm receive buffer (copy 2), detaching the last round's
+ * view. As in training the worker copies nothing (autograd writes g_IP there, the optimiser reads the merged slot
+ * where it lies), except in one untimed echo that checks the bytes come back. No page is new to either process.
+ * One vector each way, like the frames' echo: g_VR's receive buffer is left out.
  */
-async function shmRows(worker: PyWorker, sizes: number[], vectors: Map<number, Float32Array>, quick: boolean): Promise<TransportRow[]> {
+async function regionRows(worker: PyWorker, sizes: number[], vectors: Map<number, Float32Array>, quick: boolean): Promise<TransportRow[]> {
+  const mapper = await memoryMapper();
+  if (typeof mapper === 'string') {
+    process.stderr.write(`  transport: no shared region here (${mapper})\n`);
+    return [];
+  }
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'gradprom-bench-'));
-  const file = join(dir, 'segment');
   const endpoint = `ipc://${join(dir, 'control.sock')}`;
-  const maxBytes = Math.max(...sizes);
-  const fd = openSync(file, 'w+');
-  const sock = new Request({ linger: 0 });
+  const rows: TransportRow[] = [];
   try {
-    ftruncateSync(fd, maxBytes);
-    const total = sizes.reduce((n, b) => n + 3 + repsFor(b, quick), 0);
-    const served = worker.request('shm_echo', { endpoint, path: file, bytes: maxBytes, count: total });
-    sock.connect(endpoint);
-    const rows: TransportRow[] = [];
     for (const bytes of sizes) {
       const v = vectors.get(bytes)!;
-      const src = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-      const out = new Float32Array(v.length);
-      const dst = new Uint8Array(out.buffer);
-      const echo = async () => {
-        for (let off = 0; off < bytes;) off += writeSync(fd, src, off, bytes - off, off);
-        await sock.send(JSON.stringify({ offset: 0, nbytes: bytes }));
+      const nonce = randomBytes(16);
+      const reps = repsFor(bytes, quick);
+      const served = worker.request('region_echo', { endpoint, dir, numel: v.length, nonce: nonce.toString('hex'), count: reps + 3 });
+      const sock = new Request({ linger: 0 });
+      sock.connect(endpoint);
+      const ask = async (head: object) => {
+        await sock.send(JSON.stringify(head));
         const [reply] = await sock.receive();
-        const head = JSON.parse(reply!.toString()) as { offset: number; nbytes: number };
-        for (let off = 0; off < head.nbytes;) off += readSync(fd, dst, off, head.nbytes - off, head.offset + off);
+        return JSON.parse(reply!.toString()) as unknown;
       };
-      await echo();
-      if (out[out.length - 1] !== v[v.length - 1]) throw new Error('shared-memory echo did not return the vector');
-      rows.push({ path: 'shm', bytes, roundTrip: await timeIt(echo, repsFor(bytes, quick), 2) });
+      const region = SharedRegion.open((await ask({})) as RegionInfo, nonce, mapper);
+      if (!region) throw new Error('the bench worker made its region where this process cannot see it');
+      const views = new StepViews(v.length);
+      let out: Float32Array = new Float32Array(0);
+      const echo = async (copy = false) => {
+        const { seq } = (await ask({ seq: region.writeMerged(v), copy })) as { seq: number };
+        const [gIp] = region.vectors(seq);
+        [out] = views.take(gIp, gIp.subarray(0, 0), seq);
+      };
+      try {
+        await echo(true);
+        if (out.length !== v.length || out[v.length - 1] !== v[v.length - 1]) throw new Error('region echo did not return the vector');
+        rows.push({ path: 'region', bytes, roundTrip: await timeIt(() => echo(), reps, 2) });
+        await served;
+      } finally {
+        region.close();
+        sock.close();
+      }
     }
-    await served;
     return rows;
   } finally {
-    sock.close();
-    closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -136,7 +151,7 @@ function thpRows(sizes: number[], quick: boolean): Promise<TransportRow[]> {
   });
 }
 
-/** Section 2: round trips of 1, 10, 100 MB over ipc, tcp and the shared-memory prototype, with memcpy in the same run. */
+/** Section 2: round trips of 1, 10, 100 MB through the shared region and over ipc and tcp frames, with memcpy in the same run. */
 export async function transport(worker: PyWorker, sizes: number[], quick: boolean): Promise<TransportResult> {
   const vectors = testVectors(sizes);
   const memcpyNode = new Map<number, number[]>();
@@ -151,8 +166,8 @@ export async function transport(worker: PyWorker, sizes: number[], quick: boolea
   }
   process.stderr.write('  transport: ipc, glibc.malloc.hugetlb=1\n');
   rows.push(...(await thpRows(sizes, quick)));
-  process.stderr.write('  transport: shared memory\n');
-  rows.push(...(await shmRows(worker, sizes, vectors, quick)));
+  process.stderr.write('  transport: shared region\n');
+  rows.push(...(await regionRows(worker, sizes, vectors, quick)));
   for (const bytes of sizes) {
     const src = vectors.get(bytes)!;
     const dst = new Float32Array(src.length);

@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'SIDECAR_DEAD'
   | 'SIDECAR_STOPPED'
   | 'RUN'
-  | 'INTERRUPTED';
+  | 'INTERRUPTED'
+  | 'REGION'
+  | 'STALE_VIEW';
 
 /** The base of every gradprom error. */
 export class GradpromError extends Error {

@@ -8,6 +8,7 @@ export { distributedOptions, type DistributedOptions } from './sidecar/ranks.js'
 export type { CallOptions, Reply } from './sidecar/client.js';
 export { stderrLogger, silentLogger, type Logger, type LogLevel } from './sidecar/logger.js';
 export * from './policy/index.js';
+export { assertLive, StepViews } from './protocol/views.js';
 export { loadConfig, parseConfig, DEFAULTS, type Config, type ConfigIssue, type ConfigResult } from './config/index.js';
 export { runExperiment, defaultRunName, type RunOptions, type RunResult } from './train/runner.js';
 export {

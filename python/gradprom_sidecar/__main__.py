@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from . import ops, protocol
+from . import ops, protocol, region
 from .device import list_devices, resolve_device
 from .registry import State
 from .server import Options, Server
@@ -55,6 +55,7 @@ def watch_parent(parent_pid: int, endpoint: str, by_pid: bool = False) -> None:
         if (not _alive(parent_pid)) if by_pid else os.getppid() != parent_pid:
             logging.getLogger("gradprom").error("parent process %d is gone; exiting", parent_pid)
             cleanup_ipc(endpoint)
+            region.close_all()
             os._exit(EXIT_PARENT_GONE)
         time.sleep(0.2)
 
@@ -159,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(Options(args.endpoint, token, args.max_header, args.max_message), state)
     # The one line TypeScript waits for: where we listen (tcp port 0 resolves here).
     print("GRADPROM_READY " + json.dumps({"endpoint": server.endpoint, "pid": os.getpid()}), flush=True)
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        region.close_all()  # the shared regions' files (TypeScript removes their folder too, however we stop)
     cleanup_ipc(args.endpoint)
     if state.dist is not None:
         state.dist.close()  # the workers exit with us

@@ -1,4 +1,4 @@
-"""Python side of ``npm run bench``: in-process step timings, memcpy, a shared-memory echo, pythonia echoes.
+"""Python side of ``npm run bench``: in-process step timings, memcpy, a shared-region echo, pythonia echoes.
 
 Not part of the sidecar (it registers no ops; the bench-only ops ``train.step`` and ``bench.lean``, which
 runs :class:`LeanLoop`, are ``ops/bench.py``). ``scripts/bench.ts`` starts it as a worker:
@@ -12,9 +12,8 @@ and talks to it in JSON lines over stdin/stdout, one request and one reply at a 
   times: ``grads`` → ``policies.weights`` → ``apply``) or ``gradcosine`` (Du et al., arXiv
   1812.02224: one ``autograd.grad`` per loss with retained graphs, then a full backward).
 - ``{"cmd": "memcpy", "bytes", "reps"}``: ``dst.copy_(src)`` times in ms.
-- ``{"cmd": "shm_echo", "endpoint", "path", "bytes", "count"}``: serve ``count`` shared-memory
-  echoes (a ZeroMQ REP control message names a region of a mapped file; the reply names the same
-  region, viewed with ``torch.frombuffer``, so no byte is copied on this side).
+- ``{"cmd": "region_echo", "endpoint", "dir", "numel", "nonce", "count"}``: serve ``count`` echoes
+  through a shared region of vectors transport (:func:`region_echo`; ZeroMQ REQ/REP control messages).
 - ``{"cmd": "quit"}``.
 
 Each reply is ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. Timings are taken here,
@@ -26,11 +25,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import mmap
 import platform
 import sys
 import time
-import warnings
 from typing import Any
 
 import torch
@@ -151,36 +148,43 @@ def memcpy_ms(nbytes: int, reps: int) -> list[float]:
     return out
 
 
-def shm_echo(endpoint: str, path: str, nbytes: int, count: int) -> int:
-    """Serve ``count`` shared-memory echoes on a ZeroMQ REP socket, then return.
+def region_echo(endpoint: str, folder: str, numel: int, nonce: str, count: int) -> int:
+    """Serve ``count`` echoes through a shared region (:class:`region.Region`, as vectors transport uses it), then return.
 
-    A request is a JSON header ``{offset, nbytes}`` naming float32 data in the mapped file; the
-    tensor is a view over the mapping (no copy) and the reply names the same region.
+    The first request (``{}``) is answered with the region's description. Each later one,
+    ``{seq, copy}``, names the merged decision TypeScript wrote; it is checked against the header
+    (as ``train.advance`` does), with ``copy`` copied into the g_IP slot, and g_IP is published;
+    the reply names the vectors' sequence number. In training nothing is copied on this side
+    (autograd writes the g_IP slot, the optimiser reads the merged one where they lie), so the
+    timed echoes leave ``copy`` false; a first echo with it true checks the bytes come back.
 
     :param endpoint: where to bind the REP socket.
-    :param path: the shared file (tmpfs), at least ``nbytes`` long.
-    :param nbytes: bytes to map.
-    :param count: requests to answer.
+    :param folder: a private (0700) folder for the region.
+    :param numel: float32 elements per slot.
+    :param nonce: 16 bytes, hex, for the header.
+    :param count: echoes to answer (after the description).
     :returns: the number answered.
     """
     import zmq
 
+    from .region import Region
+
     sock = zmq.Context.instance().socket(zmq.REP)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind(endpoint)
-    with open(path, "r+b") as f:
-        mm = mmap.mmap(f.fileno(), nbytes)
+    region = Region(folder, numel, bytes.fromhex(nonce))
     try:
+        sock.recv()
+        sock.send(json.dumps(region.describe()).encode())
         for _ in range(count):
             head = json.loads(sock.recv())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                t = torch.frombuffer(mm, dtype=torch.float32, count=int(head["nbytes"]) // 4, offset=int(head["offset"]))
-            sock.send(json.dumps({"offset": int(head["offset"]), "nbytes": t.numel() * 4}).encode())
-            del t
+            merged = region.merged_slot(int(head["seq"]))  # checked against the header, as train.advance does
+            if head.get("copy", True):
+                region.g_ip.copy_(merged)
+            sock.send(json.dumps({"seq": region.published()}).encode())
     finally:
         sock.close()
-        mm.close()
+        region.close()
     return count
 
 
@@ -219,8 +223,8 @@ def _handle(req: dict[str, Any], sessions: dict[str, Session]) -> dict[str, Any]
         return {}
     if cmd == "memcpy":
         return {"ms": memcpy_ms(int(req["bytes"]), int(req["reps"]))}
-    if cmd == "shm_echo":
-        return {"served": shm_echo(req["endpoint"], req["path"], int(req["bytes"]), int(req["count"]))}
+    if cmd == "region_echo":
+        return {"served": region_echo(req["endpoint"], req["dir"], int(req["numel"]), req["nonce"], int(req["count"]))}
     if cmd == "info":
         import zmq
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -85,17 +86,21 @@ class SyncCount:
     count = 0
 
 
-def to_host(tensors: list[Tensor]) -> list[Tensor]:
-    """Fresh host copies of ``tensors``, with ONE host-device sync for all of them.
+def to_host(tensors: list[Tensor], into: Sequence[Tensor | None] = ()) -> list[Tensor]:
+    """Host copies of ``tensors``, with ONE host-device sync for all of them.
 
-    On CUDA every copy is queued non-blocking into pinned memory and the stream is waited for
-    once; on the CPU they are plain copies (the originals are buffers the next step overwrites).
+    On CUDA every copy is queued non-blocking into pinned memory (the tensor ``into`` gives for it,
+    or a fresh one) and the stream is waited for once. On the CPU a tensor with a place in ``into``
+    is copied there (nothing at all when it is that place: the flat gradient buffers, which stay
+    as they are until the next step), the others cloned.
 
     :param tensors: tensors on one device.
+    :param into: for each of the first ``len(into)`` tensors, a host tensor of its shape to read it into, or None.
     """
+    dst = [*into, *[None] * (len(tensors) - len(into))]
     if not tensors or tensors[0].device.type != "cuda":
-        return [t.clone() for t in tensors]
-    out = [t.to("cpu", non_blocking=True) for t in tensors]
+        return [t.clone() if d is None else d if d is t else d.copy_(t) for t, d in zip(tensors, dst)]
+    out = [t.to("cpu", non_blocking=True) if d is None else d.copy_(t, non_blocking=True) for t, d in zip(tensors, dst)]
     torch.cuda.current_stream(tensors[0].device).synchronize()  # host-device sync: the step's one
     SyncCount.count += 1
     return out

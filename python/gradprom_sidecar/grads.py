@@ -178,8 +178,40 @@ class GradBuffers:
         self.g_ip = torch.zeros(layout.numel, dtype=torch.float32, device=device)
         self.g_vr = torch.zeros(layout.numel, dtype=torch.float32, device=device)
         self.merged = torch.zeros(layout.numel, dtype=torch.float32, device=device)
+        self.host: tuple[Tensor, Tensor] | None = None  # where host copies of g_IP/g_VR go (see host_vectors)
         # Made once: binding a buffer is then only p.grad assignments (no slicing per step).
         self._views = {id(t): layout.views(t) for t in (self.g_ip, self.g_vr, self.merged)}
+
+    def place(self, g_ip: Tensor, g_vr: Tensor, merged: Tensor) -> None:
+        """Keep the vectors in ``g_ip``, ``g_vr``, ``merged`` from now on (host slots of a shared region).
+
+        On the CPU the three buffers move there (contents copied), so autograd writes straight into
+        them; on CUDA the buffers stay on the device and the first two become :meth:`host_vectors`.
+
+        :param g_ip: a float32 host tensor of ``numel`` elements (likewise the others).
+        :param g_vr: see ``g_ip``.
+        :param merged: see ``g_ip``; on CUDA a merged decision is read from it.
+        """
+        if self.g_ip.device.type != "cpu":
+            self.host = (g_ip, g_vr)
+            return
+        for new, old in ((g_ip, self.g_ip), (g_vr, self.g_vr), (merged, self.merged)):
+            new.copy_(old)
+        self.g_ip, self.g_vr, self.merged = g_ip, g_vr, merged
+        self._views = {id(t): self.layout.views(t) for t in (g_ip, g_vr, merged)}
+        self.host = None
+
+    def host_vectors(self) -> tuple[Tensor, Tensor]:
+        """The host tensors the vectors are read back into, the same every step (warm memory, nothing cloned).
+
+        On the CPU the buffers themselves (no copy: they stay as they are until the next step's
+        gradients); on CUDA the pinned slots given to :meth:`place`, else a pinned pair made once.
+        """
+        if self.g_ip.device.type == "cpu":
+            return self.g_ip, self.g_vr
+        if self.host is None:
+            self.host = (torch.empty_like(self.g_ip, device="cpu").pin_memory(), torch.empty_like(self.g_vr, device="cpu").pin_memory())
+        return self.host
 
     def bind(self, flat: Tensor) -> None:
         """Zero ``flat`` (one of the buffers) and make every IP ``p.grad`` a view into it (autograd then accumulates there)."""

@@ -23,6 +23,7 @@ class State:
     devices: list[str]
     session: Any = None  # gradprom_sidecar.session.Session once created
     dist: Any = None  # gradprom_sidecar.distributed.RankGroup when this process is one rank of several
+    region: Any = None  # (session, region.Region) while vectors transport shares memory with TypeScript
     failed_after_reply: str | None = None  # work deferred past a reply failed; the next compute op reports it
 
 

@@ -73,7 +73,8 @@ class Steps:
         self.phase("readback")
         measured = self.descent_measured  # the last IP step's descent, carried back with these numbers
         extra = [measured[0]] if measured is not None else []
-        host = to_host([stats, *extra, g_ip, g_vr] if vectors else [stats, *extra])  # host-device sync: the step's one
+        into = [None] * (1 + len(extra)) + list(self.buffers.host_vectors()) if vectors else []  # warm, reused every step
+        host = to_host([stats, *extra, g_ip, g_vr] if vectors else [stats, *extra], into)  # host-device sync: the step's one
         if measured is not None:
             self.descent_read, self.descent_measured = StepProbe.cosine(host[1].tolist(), measured[1]), None
         self.pending = G.StepGrads.read(host[0], g_ip, g_vr, (host[-2], host[-1]) if vectors else None)

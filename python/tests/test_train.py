@@ -69,7 +69,7 @@ def test_one_host_transfer_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
     state, s = make()
     calls: list[int] = []
     real = step_module.to_host
-    monkeypatch.setattr(step_module, "to_host", lambda ts: (calls.append(len(ts)), real(ts))[1])
+    monkeypatch.setattr(step_module, "to_host", lambda ts, into=(): (calls.append(len(ts)), real(ts, into))[1])
     advance(state, None)
     for _ in range(3):
         advance(state, weights(len(s.layout)))

@@ -17,6 +17,7 @@
  * });
  * ```
  */
+import { assertLive } from '../protocol/views.js';
 import { gradprom } from './gradprom.js';
 import { gramFromVectors, gramProblem, layoutProblem, skippedDecision, vectorProblem } from './gram.js';
 import { ipOnly } from './ip-only.js';
@@ -67,6 +68,8 @@ export function definePolicy(spec: PolicySpec): Policy {
     const skip = (reason: string): Decision => skippedDecision(gram, layout.length, spec.granularity, `${spec.name}: ${reason}`);
     const problem = gramProblem(gram, layout);
     if (problem) return skip(problem);
+    if (step.gIp) assertLive(step.gIp, 'gIp');
+    if (step.gVr) assertLive(step.gVr, 'gVr');
     if (spec.input === 'vectors') {
       if (!step.gIp || !step.gVr) return skip('this policy needs the gradient vectors (train.transport: vectors)');
       const vp =
@@ -81,6 +84,8 @@ export function definePolicy(spec: PolicySpec): Policy {
     return out ? skip(out) : decision;
   };
   const decideFromVectors = (layout: Layout, gIp: Float32Array, gVr: Float32Array): Decision => {
+    assertLive(gIp, 'gIp'); // a view of an earlier step's vectors is an error, not a silently empty vector
+    assertLive(gVr, 'gVr');
     const lp = layoutProblem(layout, gIp.length) ?? layoutProblem(layout, gVr.length);
     // A non-finite element makes its block's Gram non-finite, which decide() reports.
     const gram = gramFromVectors(layout, gIp, gVr);

@@ -30,6 +30,10 @@ export interface Gram {
 export interface StepGrads {
   readonly layout: Layout;
   readonly gram: Gram;
+  /**
+   * The flat vectors, as views valid for this step only: once the next step's vectors arrive they are detached (read as
+   * empty; `decide` throws STALE_VIEW for them). A policy that keeps a vector across steps copies it (`Float32Array.from`).
+   */
   readonly gIp?: Float32Array;
   readonly gVr?: Float32Array;
 }
@@ -88,7 +92,7 @@ export interface PolicySpec {
 /** A ready policy: the spec's rule wrapped with input checks, plus a vectors-mode entry point. */
 export interface Policy extends PolicySpec {
   readonly usesVr: boolean;
-  /** Computes the Gram from flat vectors in one pass per block, then decides. */
+  /** Computes the Gram from flat vectors in one pass per block, then decides; a stale view (an earlier step's) throws STALE_VIEW. */
   decideFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32Array): Decision;
 }
 

@@ -109,8 +109,9 @@ export const OPS = {
   'vr.pretrain': { args: z.object({ steps: int }), result: z.object({ loss: anyNumber, accuracy: anyNumber }) },
   /**
    * The training loop's one op per step: apply the pending step's `decision` (weights; `merged`, the vector being the
-   * one tensor in; or `skip`), then with `next` compute the next step's gradients. Tensors out, vectors transport and
-   * `next` only: [g_ip, g_vr] float32 flat. After replying the sidecar makes VR's own update of that step (when finite)
+   * one tensor in, or with `region_seq` the shared region's merged slot; or `skip`), then with `next` compute the next
+   * step's gradients. Tensors out, vectors transport and `next` only: [g_ip, g_vr] float32 flat, or none when a shared
+   * region is open (`vectors.region`): then `next.region_seq` numbers the vectors in it. After replying the sidecar makes VR's own update of that step (when finite)
    * and draws the following step's inputs, while TypeScript decides.
    */
   'train.advance': {
@@ -118,7 +119,7 @@ export const OPS = {
       decision: z
         .discriminatedUnion('kind', [
           z.object({ kind: z.literal('weights'), ip: z.array(z.number()), vr: z.array(z.number()) }),
-          z.object({ kind: z.literal('merged') }),
+          z.object({ kind: z.literal('merged'), region_seq: int.optional() }),
           z.object({ kind: z.literal('skip') }),
         ])
         .optional(),
@@ -132,13 +133,31 @@ export const OPS = {
       lr_vr: z.number(),
       // cos(−g_IP, Δθ) of the IP step just applied, NaN when none was (python/gradprom_sidecar/descent.py).
       ip_descent_actual: anyNumber,
-      next: z.object({ loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema }).nullable(),
+      next: z
+        .object({ loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema, region_seq: int.optional() })
+        .nullable(),
     }),
   },
-  /** Two backward passes; tensors out, vectors transport only: [g_ip, g_vr] float32 flat. */
+  /**
+   * Vectors transport through shared memory: the sidecar makes a region file in `dir` (a private folder of this
+   * process's), sized from the session's layout, writes `nonce` (16 bytes) into its header, and keeps the session's
+   * vectors there from now on (src/sidecar/region.ts, python/gradprom_sidecar/region.py). Refused with several ranks.
+   */
+  'vectors.region': {
+    args: z.object({ dir: z.string(), nonce: z.instanceof(Uint8Array) }),
+    result: z.object({ path: z.string(), bytes: int, numel: int, header: int, slot: int }),
+  },
+  /** Two backward passes; tensors out, vectors transport only: [g_ip, g_vr] float32 flat (none with a shared region: `region_seq`). */
   'train.grads': {
     args: z.object({ transport: z.enum(['gram', 'vectors']) }),
-    result: z.object({ step: int, loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema }),
+    result: z.object({
+      step: int,
+      loss_ip: anyNumber,
+      loss_vr: anyNumber,
+      finite: z.boolean(),
+      gram: gramSchema,
+      region_seq: int.optional(),
+    }),
   },
   /** Apply per-block weights, or a merged vector given as the one tensor in: [g] float32 flat. */
   'train.apply': {

@@ -1,5 +1,6 @@
 /** The process layer: spawn the sidecar, read its output, signal and kill it. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { SidecarExitedError } from '../errors.js';
 import { levelOfLine, type Logger } from './logger.js';
@@ -125,6 +126,7 @@ export function installExitHooks(): void {
   hooked = true;
   const killAll = () => {
     for (const p of live) p.signal('SIGKILL');
+    for (const d of folders) rmSync(d, { recursive: true, force: true }); // a SIGKILLed sidecar cleans up nothing
   };
   process.on('exit', killAll);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -139,6 +141,14 @@ export function installExitHooks(): void {
     };
     process.on(sig, onSignal);
   }
+}
+
+const folders = new Set<string>();
+
+/** Remove `dir` when Node exits, however it exits (`keep` false: forget it, it is gone). */
+export function removeOnExit(dir: string, keep = true): void {
+  if (keep) folders.add(dir);
+  else folders.delete(dir);
 }
 
 /** Sidecar processes still running (for tests and diagnostics). */

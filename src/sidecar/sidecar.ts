@@ -1,6 +1,6 @@
 /** The manager: start, call, heartbeat, restart and stop one sidecar. */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GradpromError, ProtocolVersionError, SidecarError, SidecarExitedError } from '../errors.js';
@@ -11,7 +11,7 @@ import { parseOrThrow } from '../protocol/schema.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { Client, type CallOptions, type Reply } from './client.js';
 import { stderrLogger, type Logger } from './logger.js';
-import { installExitHooks, SidecarProcess } from './process.js';
+import { installExitHooks, removeOnExit, SidecarProcess } from './process.js';
 import { resolvePython } from './python.js';
 import { RankGroup, type DistributedOptions } from './ranks.js';
 
@@ -45,6 +45,11 @@ export interface SidecarOptions {
   maxMessageBytes?: number;
   /** Per-operation deadlines in ms, overriding the defaults. */
   timeouts?: Record<string, number>;
+  /**
+   * Vectors transport through a shared memory region when the sidecar runs on this machine (default true); false
+   * sends them as plain ZeroMQ frames. Either way the choice is logged (info) when a session first asks for vectors.
+   */
+  shareMemory?: boolean;
   /** Extra environment variables for the sidecar (e.g. OMP_NUM_THREADS when several run side by side). */
   env?: Record<string, string>;
 }
@@ -72,6 +77,8 @@ export class Sidecar {
   private proc!: SidecarProcess;
   private client!: Client;
   private dir: string | null = null;
+  private regionFolder: string | null = null;
+  private readonly mapped = new Set<{ close(): void }>();
   private heartbeat: NodeJS.Timeout | null = null;
   private hung = false;
   private stopping = false;
@@ -94,6 +101,7 @@ export class Sidecar {
       maxRestarts: 3,
       maxHeaderBytes: DEFAULT_MAX_HEADER,
       allowRemote: false,
+      shareMemory: true,
       timeouts: {},
       ...options,
       maxMessageBytes: options.maxMessageBytes ?? defaultMaxMessage(), // the environment is read (and checked) only when needed
@@ -140,6 +148,45 @@ export class Sidecar {
     }
   }
 
+  get logger(): Logger {
+    return this.opts.logger;
+  }
+
+  /**
+   * Whether vectors may go through a shared region with this sidecar, and if not why: it must run on this machine
+   * (ipc, or tcp on loopback), as one rank (several ranks each need the merged decision as a frame), and not be
+   * told otherwise (`shareMemory: false`). The sidecar and the region file itself have the last word.
+   */
+  get sharedMemory(): { ok: true } | { ok: false; reason: string } {
+    if (!this.opts.shareMemory) return { ok: false, reason: 'shareMemory: false' };
+    if (this.opts.distributed) return { ok: false, reason: 'several ranks' };
+    const host = this.opts.host ?? '127.0.0.1';
+    if (this.opts.transport === 'tcp' && !isLoopback(host))
+      return { ok: false, reason: `the sidecar listens on ${host}: it may be on another machine` };
+    return { ok: true };
+  }
+
+  /** A private folder (0700) for shared regions, on a memory file system when there is one; made once, removed on stop. */
+  regionDir(): string {
+    if (!this.regionFolder) {
+      const root = process.env.GRADPROM_REGION_DIR || (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
+      this.regionFolder = mkdtempSync(join(root, 'gradprom-region-')); // mkdtemp makes it 0700
+      removeOnExit(this.regionFolder);
+    }
+    return this.regionFolder;
+  }
+
+  /** Keep `region` mapped until the session is replaced (`closeRegions`) or the sidecar stops. */
+  trackRegion(region: { close(): void }): void {
+    this.mapped.add(region);
+  }
+
+  /** Unmap every shared region (a new session replaces the old one's, and the sidecar has removed its file). */
+  closeRegions(): void {
+    for (const r of this.mapped) r.close();
+    this.mapped.clear();
+  }
+
   /** Called when the sidecar exits without being asked to. */
   onExit(listener: (e: SidecarExitedError) => void): () => void {
     this.exitListeners.push(listener);
@@ -180,6 +227,7 @@ export class Sidecar {
     }
     await this.ranks?.stop(this.opts.stopGraceMs); // rank 0 has told them to exit
     this.client.close();
+    this.closeRegions();
     this.removeDir();
     this.opts.logger.debug(`sidecar stopped (${by})`);
     return by;
@@ -319,8 +367,9 @@ export class Sidecar {
   }
 
   private removeDir(): void {
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
-    this.dir = null;
+    for (const d of [this.dir, this.regionFolder]) if (d) rmSync(d, { recursive: true, force: true });
+    if (this.regionFolder) removeOnExit(this.regionFolder, false);
+    this.dir = this.regionFolder = null;
   }
 }
 

@@ -1,9 +1,12 @@
 /** One training session in a sidecar, in the trainer's terms: the op map's compute ops with typed arrays and decisions. */
 import type { Config } from '../config/index.js';
-import { ProtocolError } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { ProtocolError, SidecarError } from '../errors.js';
 import type { Decision, Gram, Layout } from '../policy/index.js';
 import { tensor, type Tensor } from '../protocol/dtypes.js';
-import type { OpResult } from '../protocol/ops.js';
+import type { OpArgs, OpResult } from '../protocol/ops.js';
+import { StepViews } from '../protocol/views.js';
+import { memoryMapper, SharedRegion, type RegionInfo } from '../sidecar/region.js';
 import type { Sidecar } from '../sidecar/sidecar.js';
 import type { CallOptions } from '../sidecar/client.js';
 import { noProgress, type Progress } from './progress.js';
@@ -20,8 +23,18 @@ export interface StepGradsReply {
   lossVr: number;
   finite: boolean;
   gram: Gram;
+  /**
+   * g_IP and g_VR (vectors transport): views valid until the next step's vectors arrive, then detached (they read as
+   * empty, and the policy entry points throw STALE_VIEW for them; src/protocol/views.ts). Copy what you keep.
+   */
   gIp?: Float32Array;
   gVr?: Float32Array;
+}
+
+/** How this session's vectors reach TypeScript: a shared region, or plain ZeroMQ frames; either way into `views`. */
+interface VectorsPath {
+  views: StepViews;
+  region: SharedRegion | null;
 }
 
 /** While `work` runs, ask the sidecar every second how far its op has got (ping's `progress`) and show it as a status line. */
@@ -58,6 +71,8 @@ export interface AdvanceReply {
 
 /** One training session in a sidecar: create, pretrain, advance (one step per call), eval, checkpoints; long phases are reported to `progress`. */
 export class RemoteSession {
+  private vectors: VectorsPath | null = null;
+
   private constructor(
     readonly sidecar: Sidecar,
     readonly info: SessionInfo,
@@ -68,6 +83,7 @@ export class RemoteSession {
   static async create(sidecar: Sidecar, config: Config, options?: CallOptions, progress: Progress = noProgress): Promise<RemoteSession> {
     const where = config.data.path ?? config.data.image;
     progress.phase?.(`loading data: ${config.data.kind}${where ? ` from ${where}` : ''} ...`);
+    sidecar.closeRegions(); // the sidecar drops the old session's region with it
     const { result } = await watch(sidecar, progress, sidecar.call('session.create', { config }, [], options));
     const d = result.data;
     progress.phase?.(`loading data: ${d.train + d.val + d.test} images (train ${d.train}, val ${d.val}, test ${d.test})`);
@@ -86,15 +102,15 @@ export class RemoteSession {
    * is pending), then, with `next`, compute the next step's gradients.
    */
   async advance(action: Decision | 'skip' | null, next: boolean, transport: 'gram' | 'vectors'): Promise<AdvanceReply> {
-    const decision =
-      action === null
-        ? undefined
-        : action === 'skip'
-          ? { kind: 'skip' as const }
-          : action.kind === 'weights'
-            ? { kind: 'weights' as const, ip: Array.from(action.ip), vr: Array.from(action.vr) }
-            : { kind: 'merged' as const };
-    const tensorsIn = action !== null && action !== 'skip' && action.kind === 'vector' ? [tensor('float32', action.merged)] : [];
+    const path = transport === 'vectors' ? (this.vectors ??= await this.openVectorsPath()) : null;
+    let decision: OpArgs<'train.advance'>['decision'];
+    let tensorsIn: Tensor[] = [];
+    if (action === 'skip') decision = { kind: 'skip' };
+    else if (action?.kind === 'weights') decision = { kind: 'weights', ip: Array.from(action.ip), vr: Array.from(action.vr) };
+    else if (action?.kind === 'vector') {
+      if (path?.region) decision = { kind: 'merged', region_seq: path.region.writeMerged(action.merged) };
+      else [decision, tensorsIn] = [{ kind: 'merged' }, [tensor('float32', action.merged)]];
+    }
     const { result: r, tensors } = await this.sidecar.call(
       'train.advance',
       // No `decision` key at all when there is none: msgpack would carry `undefined` as an extension value.
@@ -116,14 +132,50 @@ export class RemoteSession {
       ipVr: Float64Array.from(r.next.gram.ip_vr),
     };
     reply.next = { lossIp: r.next.loss_ip, lossVr: r.next.loss_vr, finite: r.next.finite, gram };
-    if (transport === 'vectors') {
-      const [gIp, gVr] = tensors;
-      if (gIp?.dtype !== 'float32' || gVr?.dtype !== 'float32')
-        throw new ProtocolError('train.advance.tensors', 'expected two float32 vectors in vectors transport');
-      reply.next.gIp = gIp.data as Float32Array;
-      reply.next.gVr = gVr.data as Float32Array;
-    }
+    if (path) [reply.next.gIp, reply.next.gVr] = path.views.take(...this.received(path, r.next.region_seq, tensors), r.step + 1);
     return reply;
+  }
+
+  /** The two vectors of a reply: in the shared region (checked against the reply's number) or its two frames. */
+  private received(path: VectorsPath, seq: number | undefined, tensors: Tensor[]): [Float32Array, Float32Array] {
+    if (path.region) {
+      if (seq === undefined) throw new ProtocolError('train.advance.result.next.region_seq', 'expected with a shared region open');
+      return path.region.vectors(seq);
+    }
+    const [gIp, gVr] = tensors;
+    if (gIp?.dtype !== 'float32' || gVr?.dtype !== 'float32')
+      throw new ProtocolError('train.advance.tensors', 'expected two float32 vectors in vectors transport');
+    return [gIp.data as Float32Array, gVr.data as Float32Array];
+  }
+
+  /**
+   * Choose how vectors come (once per session, logged): a shared region when the sidecar is on this machine and both
+   * sides can map it, else plain frames. A region that is there but wrong (size, mode, header) is an error.
+   */
+  private async openVectorsPath(): Promise<VectorsPath> {
+    const numel = this.info.layout.numel;
+    const views = new StepViews(numel);
+    const frames = (reason: string): VectorsPath => {
+      this.sidecar.logger.info(`vectors transport: plain ZeroMQ frames (${reason})`);
+      return { views, region: null };
+    };
+    const allowed = this.sidecar.sharedMemory;
+    if (!allowed.ok) return frames(allowed.reason);
+    const mapper = await memoryMapper();
+    if (typeof mapper === 'string') return frames(mapper);
+    const nonce = randomBytes(16);
+    let info: RegionInfo;
+    try {
+      info = (await this.sidecar.call('vectors.region', { dir: this.sidecar.regionDir(), nonce })).result;
+    } catch (e) {
+      if (!(e instanceof SidecarError)) throw e;
+      return frames(`the sidecar could not make a region: ${e.detail}`);
+    }
+    const region = SharedRegion.open(info, nonce, mapper);
+    if (!region) return frames(`the sidecar's region ${info.path} is not on this machine`);
+    this.sidecar.trackRegion(region);
+    this.sidecar.logger.info(`vectors transport: shared region ${info.path} (${(info.bytes / 1e6).toFixed(1)} MB)`);
+    return { views, region };
   }
 
   async evaluate(split: 'val' | 'test', limit: number | null, options?: CallOptions): Promise<EvalMetrics> {

@@ -203,6 +203,8 @@ async function trainLoop(
       const t = decision.telemetry;
       const skipped = !g.finite || t.skipped;
       const more = !(!skipped && isBoundary(state.step + 1, config.train)) && !aborted();
+      // Measured before advancing: g's vectors are valid only until the next step's arrive.
+      const planned = skipped ? NaN : ipDescent(decision, g.gram, g.gIp);
       const r = await session.advance(skipped ? 'skip' : decision, more, transport);
       pending = r.next;
       let lr = { lr_ip: 0, lr_vr: 0 };
@@ -214,7 +216,7 @@ async function trainLoop(
         state.step = r.step;
         state.consecutiveSkips = 0;
         lr = { lr_ip: r.lrIp, lr_vr: r.lrVr };
-        descent = { ip_descent: ipDescent(decision, g.gram, g.gIp), ip_descent_actual: r.ipDescentActual };
+        descent = { ip_descent: planned, ip_descent_actual: r.ipDescentActual };
       }
       const now = performance.now();
       const stepMs = now - t0;

@@ -1,10 +1,10 @@
-/** 100 start/stop cycles of the real sidecar leave no process, socket file, temporary folder or descriptor behind. */
+/** 100 start/stop cycles of the real sidecar leave no process, socket file, shared region, temporary folder or descriptor behind. */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Sidecar, silentLogger } from 'gradprom';
+import { RemoteSession, Sidecar, silentLogger, type Config } from 'gradprom';
 import { liveProcesses } from '../../src/sidecar/process.js';
-import { alive, waitFor } from '../helpers.js';
+import { alive, configOf, waitFor } from '../helpers.js';
 
 const CYCLES = Number(process.env.GRADPROM_TEST_CYCLES ?? 100); // the issue asks for 100; set fewer for a quick local run
 const PARALLEL = 3; // three at a time: torch imports keep two cores busy while a third sidecar waits out its shutdown
@@ -27,18 +27,26 @@ function children(): number[] {
 const openFds = () => readdirSync('/proc/self/fd').length;
 
 let privateTmp: string;
-const savedTmp = process.env.TMPDIR;
+let inductorCache: string; // torch makes a compile cache folder under TMPDIR when a session is built: not ours to count
+let tiny: Config;
+const saved = { TMPDIR: process.env.TMPDIR, GRADPROM_REGION_DIR: process.env.GRADPROM_REGION_DIR };
 
-beforeAll(() => {
-  // Every sidecar folder (Node's mkdtemp) and anything Python puts in its temp dir lands here, and only ours.
+beforeAll(async () => {
+  // Every sidecar folder (Node's mkdtemp), shared region and anything Python puts in its temp dir lands here, and only ours.
   privateTmp = mkdtempSync(join(tmpdir(), 'gradprom-cycles-'));
+  inductorCache = mkdtempSync(join(tmpdir(), 'gradprom-cycles-inductor-'));
   process.env.TMPDIR = privateTmp;
+  process.env.GRADPROM_REGION_DIR = privateTmp;
+  tiny = await configOf(['data.counts.train=16', 'data.counts.val=8', 'data.counts.test=8', 'ip.channels=4', 'ip.blocks=1', 'device=cpu']);
 });
 
 afterAll(() => {
-  if (savedTmp === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = savedTmp;
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   rmSync(privateTmp, { recursive: true, force: true });
+  rmSync(inductorCache, { recursive: true, force: true });
 });
 
 it(`${CYCLES} start/stop cycles leave nothing behind`, async () => {
@@ -46,13 +54,26 @@ it(`${CYCLES} start/stop cycles leave nothing behind`, async () => {
   const pids: number[] = [];
   const endpoints: string[] = [];
   let next = 0;
+  let regions = 0;
   async function worker(): Promise<void> {
     while (next < CYCLES) {
       const i = next++;
-      const sc = await Sidecar.start({ device: 'cpu', transport: i % 4 === 3 ? 'tcp' : 'ipc', logger: silentLogger, stopGraceMs: 2000 });
+      const sc = await Sidecar.start({
+        device: 'cpu',
+        transport: i % 4 === 3 ? 'tcp' : 'ipc',
+        logger: silentLogger,
+        stopGraceMs: 2000,
+        env: { TORCHINDUCTOR_CACHE_DIR: inductorCache },
+      });
       pids.push(sc.pid);
       endpoints.push(sc.endpoint);
       expect((await sc.call('ping')).result.pid).toBe(sc.pid);
+      if (i % 10 === 4 || i % 10 === 6) {
+        // A session whose vectors go through a shared region (cycle 6 then dies of SIGKILL with it open).
+        const session = await RemoteSession.create(sc, tiny);
+        expect((await session.advance(null, true, 'vectors')).next?.gIp?.length).toBe(session.info.layout.numel);
+        regions++;
+      }
       if (i % 5 === 1) {
         process.kill(sc.pid, 'SIGKILL'); // a crash, then the usual stop
         await waitFor(() => !sc.alive, 5000);
@@ -72,6 +93,7 @@ it(`${CYCLES} start/stop cycles leave nothing behind`, async () => {
   expect(liveProcesses()).toBe(0);
   expect(children().length).toBe(before.children);
   expect(endpoints.filter((e) => e.startsWith('ipc://')).length).toBeGreaterThan(CYCLES / 2);
-  expect(readdirSync(privateTmp)).toEqual([]); // no sidecar folder, no socket file, nothing Python left
+  expect(regions).toBeGreaterThanOrEqual(Math.floor(CYCLES / 5));
+  expect(readdirSync(privateTmp)).toEqual([]); // no sidecar folder, no socket file, no region, nothing Python left
   expect(openFds()).toBeLessThanOrEqual(before.fds + 8); // zeromq's context may open a few once; not one per cycle
 }, 600_000);

@@ -75,12 +75,15 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 describe('runExperiment', () => {
   /** Every transport × granularity × λ mode: the decisions and λ_eff the TypeScript policies take must be the reference's. */
   let shared: Sidecar; // one sidecar for these runs, as `compare` does: each run creates its own session
+  let framesOnly: Sidecar; // vectors as plain frames: the fallback of the shared region
   beforeAll(async () => {
     shared = await Sidecar.start({ device: 'cpu', logger: silentLogger });
+    framesOnly = await Sidecar.start({ device: 'cpu', logger: silentLogger, shareMemory: false });
   }, LONG);
-  afterAll(() => shared.stop());
+  afterAll(() => Promise.all([shared.stop(), framesOnly.stop()]));
 
-  const EQUIVALENCE = (['gram', 'vectors'] as const).flatMap((transport) =>
+  // vectors: through the shared region (the default on one machine); vectors-frames: the plain-frames fallback.
+  const EQUIVALENCE = (['gram', 'vectors', 'vectors-frames'] as const).flatMap((transport) =>
     (
       [
         ['global', 'plain'],
@@ -94,8 +97,10 @@ describe('runExperiment', () => {
   it.each(EQUIVALENCE)(
     'leaves IP where the in-process reference does (%s transport, %s, %s λ), with the same gate decisions',
     async (transport, granularity, mode) => {
-      const config = await tinyConfig(`train.transport=${transport}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
-      const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts'), sidecar: shared });
+      const wire = transport === 'vectors-frames' ? 'vectors' : transport;
+      const config = await tinyConfig(`train.transport=${wire}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
+      const sidecar = transport === 'vectors-frames' ? framesOnly : shared;
+      const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts'), sidecar });
       python([
         '-m',
         'gradprom_sidecar.reference',

@@ -17,7 +17,7 @@ arguments with ``registry.require`` and raises errors that name the argument (``
 from __future__ import annotations
 
 from ..registry import HANDLERS, register
-from . import bridge, checkpoint, enhance, evaluate, session, train, transfer  # noqa: F401  (importing registers the ops)
+from . import bridge, checkpoint, enhance, evaluate, session, train, transfer, vectors  # noqa: F401  (importing registers the ops)
 
 BENCH_ENV = "GRADPROM_BENCH_OPS"
 
@@ -29,6 +29,7 @@ OPS: dict[str, tuple[str, ...]] = {
     "enhance": ("enhance", "enhance.files"),
     "checkpoint": ("checkpoint.save", "checkpoint.load"),
     "transfer": ("eval.transfer",),
+    "vectors": ("vectors.region",),
 }
 BENCH_OPS: dict[str, tuple[str, ...]] = {"bench": ("train.step", "bench.lean")}
 

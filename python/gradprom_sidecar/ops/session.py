@@ -38,6 +38,9 @@ def session_create(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) ->
     """Build data, models, optimizers and RNG from the resolved config (replacing any session)."""
     config = require(args, "config", dict)
     ctx.state.session = None  # free the old one first
+    from .vectors import close_region  # here: ops.vectors imports this module
+
+    close_region(ctx)  # sized from the old layout
     with reporting(lambda done, total: ctx.report("loading data", done, total)):
         ctx.state.session = new_session(ctx, config)
     return ctx.state.session.describe(), []

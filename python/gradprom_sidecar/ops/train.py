@@ -15,9 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..region import Region
 from ..registry import Context, Result, op
 from ..session import Session
 from .session import session_of
+from .vectors import region_for
 
 
 def _transport(args: dict[str, Any]) -> bool:
@@ -28,12 +30,19 @@ def _transport(args: dict[str, Any]) -> bool:
     return transport == "vectors"
 
 
-def _grads(s: Session, vectors: bool) -> Result:
-    """The next step's gradients as a reply: its numbers, and the two host vectors in vectors transport."""
+def _grads(s: Session, vectors: bool, region: Region | None) -> Result:
+    """The next step's gradients as a reply: its numbers, and in vectors transport the two vectors.
+
+    With a shared region the vectors are already in it (or copied there with the step's one sync)
+    and the reply carries only ``region_seq``; otherwise they go as two frames, straight from the
+    session's buffers (no clone: they stay as they are until the next step's gradients).
+    """
     g = s.grads(vectors)
     result = {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, "gram": g.gram}
     if s.precision.scaler is not None:  # fp16: the scale after this step (backed off when it overflowed)
         result["loss_scale"] = s.precision.scaler.scale
+    if vectors and region is not None:
+        return {**result, "region_seq": region.published()}, []
     return result, list(g.host) if g.host is not None else []
 
 
@@ -85,7 +94,8 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
     vector is ``tensors[0]``) or ``{kind: skip}``; absent when nothing is pending. The result:
     ``{step, skipped, lr_ip, lr_vr, ip_descent_actual, next}`` (``ip_descent_actual``: cos(−g_IP, Δθ) of
     the IP step just taken, NaN when none was, see ``descent``), ``next`` being the new step's ``{loss_ip, loss_vr,
-    finite, gram}`` or None; tensors out: [g_ip, g_vr] with ``next`` in vectors transport.
+    finite, gram}`` (with a shared region also ``region_seq``) or None; tensors out: [g_ip, g_vr] with
+    ``next`` in vectors transport without a shared region.
     """
     s = session_of(ctx)
     vectors = _transport(args)
@@ -98,11 +108,16 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
         raise ValueError(f"args.decision.kind: expected weights, merged or skip, got {kind!r}")
     if tensors and kind != "merged":
         raise ValueError(f"train.advance: tensors come only with a merged decision, got {len(tensors)}")
+    region = region_for(ctx, s)  # checked before anything reads or writes it: a truncated file is an error, not a SIGBUS
     applied: dict[str, Any] = {"step": s.step, "lr_ip": 0.0, "lr_vr": 0.0, "ip_descent_actual": math.nan}
     if kind is not None:
         s.require_pending("train.advance")
     if kind == "weights":
         applied = _apply_weights(s, decision, "args.decision")
+    elif kind == "merged" and "region_seq" in decision:
+        if region is None:
+            raise RuntimeError("args.decision.region_seq: no shared region is open for this session (vectors.region)")
+        applied = s.apply(merged=_merged_arg(s, [region.merged_slot(decision["region_seq"])], "train.advance"))
     elif kind == "merged":
         applied = s.apply(merged=_merged_arg(s, tensors, "train.advance"))
     elif kind == "skip":
@@ -112,8 +127,8 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
     result: dict[str, Any] = {**applied, "skipped": s.skipped, "next": None}
     out: list[Tensor] = []
     if want_next:
-        grads, out = _grads(s, vectors)
-        result["next"] = {k: grads[k] for k in ("loss_ip", "loss_vr", "finite", "gram", "loss_scale") if k in grads}
+        grads, out = _grads(s, vectors, region)
+        result["next"] = {k: grads[k] for k in ("loss_ip", "loss_vr", "finite", "gram", "loss_scale", "region_seq") if k in grads}
         ctx.defer(s.after_grads)
     if kind in ("weights", "merged"):
         result["ip_descent_actual"] = s.ip_descent_actual()  # read back with the next step's numbers when they came
@@ -123,7 +138,8 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
 @op("train.grads", all_ranks=True)
 def train_grads(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """g_IP and g_VR of the next batch, kept pending: their per-block Gram, and with ``vectors`` the flat vectors."""
-    return _grads(session_of(ctx), _transport(args))
+    s = session_of(ctx)
+    return _grads(s, _transport(args), region_for(ctx, s))
 
 
 @op("train.apply", all_ranks=True)

@@ -1,0 +1,105 @@
+"""The shared region of vectors transport (gradprom_sidecar.region, ops/vectors.py): same numbers as frames, private, checked, removed."""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from test_session import call, make, params
+from test_train import advance, weights
+
+from gradprom_sidecar import grads as G
+from gradprom_sidecar import region as R
+from gradprom_sidecar.registry import State
+
+NONCE = bytes(range(16))
+
+
+def private_dir(tmp_path: Path) -> str:
+    folder = tmp_path / "gradprom-region"
+    folder.mkdir(mode=0o700)
+    return str(folder)
+
+
+def open_region(state: State, folder: str) -> dict:
+    res, _ = call(state, "vectors.region", {"dir": folder, "nonce": NONCE})
+    return res
+
+
+def test_vectors_through_the_region_are_those_of_frames_and_a_merged_update_in_it_is_applied(tmp_path: Path) -> None:
+    """The same steps with vectors as frames (a) and in a shared region (b): same vectors, same parameters after."""
+    (state_a, a), (state_b, b) = make(), make()
+    described = open_region(state_b, private_dir(tmp_path))
+    assert described["numel"] == b.layout.numel and os.path.getsize(described["path"]) == described["bytes"]
+    region: R.Region = state_b.region[1]
+    if b.device.type == "cpu":
+        assert b.buffers.g_ip.data_ptr() == region.g_ip.data_ptr()  # autograd writes straight into the region
+    else:  # the vectors are read back into the region's slots, page-locked so that the copies overlap
+        assert b.buffers.host_vectors()[0].data_ptr() == region.g_ip.data_ptr() and region.pinned
+    w = weights(len(a.layout))
+    res_a, vecs = advance(state_a, None, transport="vectors")
+    res_b, none = advance(state_b, None, transport="vectors")
+    for t in range(3):
+        assert none == [] and res_b["next"]["region_seq"] == t + 1 and res_a["next"]["gram"] == res_b["next"]["gram"]
+        assert struct.unpack_from("<Q", region.mm, R.SEQ_VECTORS)[0] == t + 1
+        assert torch.equal(vecs[0], region.g_ip) and torch.equal(vecs[1], region.g_vr)
+        merged = G.merge_weights(vecs[0], vecs[1], a.layout, w["ip"], w["vr"])
+        region.merged.copy_(merged)  # what TypeScript does, then it numbers the decision in the header
+        struct.pack_into("<Q", region.mm, R.SEQ_MERGED, 100 + t)
+        res_a, vecs = advance(state_a, {"kind": "merged"}, nxt=t < 2, tensors=[merged], transport="vectors")
+        res_b, none = advance(state_b, {"kind": "merged", "region_seq": 100 + t}, nxt=t < 2, transport="vectors")
+    for x, y in zip(params(a.ip) + params(a.vr), params(b.ip) + params(b.vr)):
+        assert torch.equal(x, y)
+
+
+def test_the_region_is_private_and_a_folder_others_can_enter_is_refused(tmp_path: Path) -> None:
+    state, _ = make()
+    path = open_region(state, private_dir(tmp_path))["path"]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    open_folder = tmp_path / "shared"
+    open_folder.mkdir(mode=0o755)
+    os.chmod(open_folder, 0o755)
+    with pytest.raises(R.RegionError, match=f"region folder {open_folder}: .*mode 0700"):
+        open_region(state, str(open_folder))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "header"])
+def test_a_truncated_or_corrupted_region_is_an_error_naming_it(tmp_path: Path, damage: str) -> None:
+    state, s = make()
+    path = open_region(state, private_dir(tmp_path))["path"]
+    advance(state, None, transport="vectors")
+    if damage == "truncate":
+        os.truncate(path, 4096)
+    else:
+        with open(path, "r+b") as f:
+            f.write(b"XXXXXXXX")
+    with pytest.raises(R.RegionError, match=f"region {path}: " + ("truncated" if damage == "truncate" else "header corrupted")):
+        advance(state, weights(len(s.layout)), transport="vectors")
+
+
+def test_a_merged_decision_the_header_does_not_confirm_is_refused(tmp_path: Path) -> None:
+    state, s = make()
+    path = open_region(state, private_dir(tmp_path))["path"]
+    before = [p.clone() for p in params(s.ip)]
+    advance(state, None, transport="vectors")
+    with pytest.raises(R.RegionError, match=f"region {path}: merged slot holds decision 0, the request names 7"):
+        advance(state, {"kind": "merged", "region_seq": 7}, transport="vectors")
+    assert all(torch.equal(x, y) for x, y in zip(before, params(s.ip)))  # nothing applied
+
+
+def test_closing_removes_the_file_and_its_folder_and_a_new_session_closes_the_old_region(tmp_path: Path) -> None:
+    state, _ = make()
+    folder = private_dir(tmp_path)
+    path = open_region(state, folder)["path"]
+    from test_session import tiny_config
+
+    call(state, "session.create", {"config": tiny_config()})
+    assert state.region is None and not os.path.exists(path) and not os.path.exists(folder)
+    folder = private_dir(tmp_path)
+    path = open_region(state, folder)["path"]
+    R.close_all()
+    assert not os.path.exists(path) and not os.path.exists(folder)
