@@ -234,7 +234,12 @@ export async function writeCompareReport(
   if (tradeoff) await writeWhole(join(dir, 'tradeoff.svg'), await renderSvg(tradeoff));
   if (descent) await writeWhole(join(dir, 'descent.svg'), await renderSvg(descent));
   const markdown = compareMarkdown(c, pairs, fronts, { tradeoff: tradeoff !== null, descent: descent !== null }, missing);
-  await writeWhole(join(dir, 'compare.json'), `${JSON.stringify({ groups: c.groups, pairs, fronts, missing, summaries }, null, 2)}\n`);
+  // Results only: where each run happened to run (device, peak memory) stays in its own summary.json and report.md.
+  const results = summaries.map(({ machine: _machine, ...rest }) => rest);
+  await writeWhole(
+    join(dir, 'compare.json'),
+    `${JSON.stringify({ groups: c.groups, pairs, fronts, missing, summaries: results }, null, 2)}\n`,
+  );
   await writeWhole(join(dir, 'compare.md'), markdown);
   return { groups: c.groups, pairs, fronts, missing, markdown };
 }

@@ -126,9 +126,8 @@ export function runMarkdown(s: RunSummary, plots: readonly string[]): string {
   ];
   const conv = s.final.ssim_convention;
   if (conv !== undefined) lines.push(`SSIM convention: ${String(conv)}.`, '');
-  const { device, peak_memory_mb: peak } = s.final;
-  if (device !== undefined)
-    lines.push(`Device: ${String(device)} · peak memory ${fmt(Number(peak), 0)} MiB (at the final evaluation).`, '');
+  const { device, peakMemoryMb } = s.machine;
+  if (device !== null) lines.push(`Device: ${device} · peak memory ${fmt(peakMemoryMb ?? NaN, 0)} MiB (at the final evaluation).`, '');
   lines.push('## Plots', '');
   if (plots.length === 0) lines.push('No plot: the run recorded no steps or evaluations.');
   for (const [file, caption] of RUN_PLOTS) if (plots.includes(file)) lines.push(`- [${caption}](plots/${file}.svg)`);

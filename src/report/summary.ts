@@ -31,6 +31,8 @@ export type EvalMetrics = Record<string, MetricValue>;
 export interface RunSummary extends RunIdentity {
   /** Metrics of the last test evaluation (the last val one when there is no test); empty without evaluations. */
   final: EvalMetrics;
+  /** Where that evaluation ran: facts of the machine, not results (kept out of `final`, so results compare across machines). */
+  machine: { device: string | null; peakMemoryMb: number | null };
   gateOpenRate: number | null;
   cosEarly: number | null;
   cosLate: number | null;
@@ -92,6 +94,9 @@ function medianOrNull(xs: number[]): number | null {
   return v.length ? median(v) : null;
 }
 
+/** Fields of an evaluation record that describe the machine (device, peak memory), not the result. */
+const MACHINE_KEYS = new Set(['device', 'peak_memory_mb']);
+
 /** Reduce a run's records (resumes resolved here) to its summary. */
 export function summarizeRun(records: readonly MetricRecord[], meta: RunMeta): RunSummary {
   const live = latestRecords(records);
@@ -101,7 +106,11 @@ export function summarizeRun(records: readonly MetricRecord[], meta: RunMeta): R
   const k = tenth(withCos.length);
   const lastEval = evalsOf(live, 'test').at(-1) ?? evalsOf(live, 'val').at(-1);
   const final: EvalMetrics = {};
-  if (lastEval) for (const [key, v] of Object.entries(lastEval)) if (key !== 'type') final[key] = v;
+  if (lastEval) for (const [key, v] of Object.entries(lastEval)) if (key !== 'type' && !MACHINE_KEYS.has(key)) final[key] = v;
+  const machine = {
+    device: typeof lastEval?.device === 'string' ? lastEval.device : null,
+    peakMemoryMb: typeof lastEval?.peak_memory_mb === 'number' ? lastEval.peak_memory_mb : null,
+  };
   const unit = recognitionUnit(meta.task);
   const fixedKey = `fixed_enhanced_${unit}`;
   const pre = live.filter(isPretrain).at(-1);
@@ -115,6 +124,7 @@ export function summarizeRun(records: readonly MetricRecord[], meta: RunMeta): R
     steps: meta.steps,
     task: meta.task,
     final,
+    machine,
     gateOpenRate: meanOrNull(active.map((s) => s.gate_rate)),
     cosEarly: withCos.length ? mean(withCos.slice(0, k).map((s) => s.cos)) : null,
     cosLate: withCos.length ? mean(withCos.slice(-k).map((s) => s.cos)) : null,

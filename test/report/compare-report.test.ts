@@ -19,6 +19,7 @@ function run(
     name: `${policy}-l${lambda}${lambdaMode === 'normalized' ? 'n' : ''}-s${seed}`,
     policy,
     usesVr: policy !== 'ip-only',
+    machine: { device: 'cpu', peakMemoryMb: 300 + seed },
     lambda,
     lambdaMode,
     seed,

@@ -29,10 +29,11 @@ const CREATE = {
   data: { train: 1, val: 1, test: 1, num_classes: 2 },
 };
 
-/** A stand-in sidecar: counts restarts and answers session.create and checkpoint.load (at `step`). */
+/** A stand-in sidecar: counts restarts and answers session.create and checkpoint.load (at `step`); it never shares memory. */
 function fakeSidecar(step = 5) {
   const fake = {
     restarts: 0,
+    closeRegions() {},
     async restart() {
       fake.restarts++;
     },
