@@ -18,6 +18,8 @@ export interface RegimeResult {
   file: string;
   config: Config;
   dir: string;
+  /** The comparison's report and figures as STUDY.md links them, relative to STUDY.md's folder. */
+  linked: string;
   compare: { groups: GroupSummary[]; pairs: PairedDifference[]; fronts: FrontComparison[]; missing: string[]; summaries: RunSummary[] };
   wallSeconds: number | null;
 }
@@ -185,7 +187,7 @@ function regimeSection(i: number, r: RegimeResult): string[] {
   return [
     `## ${i + 1}. ${r.title}`,
     '',
-    `Config \`configs/study/${r.file}\`; comparison in \`${where}/\` ([compare.md](../${where}/compare.md)). ` +
+    `Config \`configs/study/${r.file}\`; comparison in \`${where}/\` ([compare.md](${r.linked}/compare.md)). ` +
       `${c.degradation.map((d) => d.kind).join(' + ')}; IP ${c.ip.arch} (×${c.ip.scale}), VR ${c.vr.arch} (${task}, ${c.vr.mode}); ${c.train.steps} steps, batch ${c.train.batch_size}; ` +
       `IP optimiser ${o.name} (lr ${o.lr}, momentum ${o.momentum}); ${r.compare.summaries[0]?.final.n ?? '?'} test images; wall time ${r.wallSeconds === null ? '–' : `${(r.wallSeconds / 60).toFixed(1)} min`}.`,
     '',
@@ -197,7 +199,7 @@ function regimeSection(i: number, r: RegimeResult): string[] {
     '',
     ...table(['Pair', 'λ', 'Δ PSNR (dB)', `Δ fixed VR (points)`, `Δ co-trained VR (points)`], pairRows),
     '',
-    `![Trade-off fronts](../${where}/tradeoff.svg)`,
+    `![Trade-off fronts](${r.linked}/tradeoff.svg)`,
     '',
     ...findings(r),
     '',

@@ -10,8 +10,8 @@
  * comparison in runs/study/<name>/.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { loadConfig, type Config } from '../src/config/index.js';
@@ -139,12 +139,20 @@ async function main(): Promise<void> {
     // The report is rewritten from the runs on disk, so --report-only also picks up changes to the report code.
     if (!existsSync(join(dir, 'plan.json'))) throw new Error(`${dir}: no comparison; run the study without --report-only first`);
     await reportCompare(dir);
+    // runs/ is not committed: the full study's doc links copies of each comparison's report and figures in docs/study/.
+    const shown = quick ? dir : join(packageRoot, 'docs', 'study', regime.name);
+    if (!quick) {
+      mkdirSync(shown, { recursive: true });
+      for (const f of ['compare.md', 'tradeoff.svg', 'descent.svg'])
+        if (existsSync(join(dir, f))) copyFileSync(join(dir, f), join(shown, f));
+    }
     results.push({
       name: regime.name,
       title: regime.title,
       file: regime.config,
       config,
       dir,
+      linked: relative(dirname(out), shown),
       compare: JSON.parse(readFileSync(join(dir, 'compare.json'), 'utf8')),
       wallSeconds: times[regime.name] ?? null,
     });
