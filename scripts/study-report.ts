@@ -20,6 +20,8 @@ export interface RegimeResult {
   dir: string;
   /** The comparison's report and figures as STUDY.md links them, relative to STUDY.md's folder. */
   linked: string;
+  /** Why the comparison stopped before every run finished (a run that failed on its own), or null. */
+  stopped: string | null;
   compare: { groups: GroupSummary[]; pairs: PairedDifference[]; fronts: FrontComparison[]; missing: string[]; summaries: RunSummary[] };
   wallSeconds: number | null;
 }
@@ -191,6 +193,12 @@ function regimeSection(i: number, r: RegimeResult): string[] {
       `${c.degradation.map((d) => d.kind).join(' + ')}; IP ${c.ip.arch} (×${c.ip.scale}), VR ${c.vr.arch} (${task}, ${c.vr.mode}); ${c.train.steps} steps, batch ${c.train.batch_size}; ` +
       `IP optimiser ${o.name} (lr ${o.lr}, momentum ${o.momentum}); ${r.compare.summaries[0]?.final.n ?? '?'} test images; wall time ${r.wallSeconds === null ? '–' : `${(r.wallSeconds / 60).toFixed(1)} min`}.`,
     '',
+    ...(r.stopped
+      ? [
+          `**Stopped before every run finished**: ${r.stopped}. The runs not finished are listed in compare.md; the statistics below use the seeds that finished.`,
+          '',
+        ]
+      : []),
     `Means ± std over seeds (recognition: ${rec(task)} in %; descent: share of steps with a negative cosine, all seeds pooled):`,
     '',
     ...table(['Policy', 'λ', 'seeds', 'PSNR (dB)', `fixed VR (%)`, `co-trained VR (%)`, 'gate open', 'planned < 0', 'taken < 0'], rows),

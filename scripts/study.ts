@@ -107,6 +107,7 @@ async function main(): Promise<void> {
   const loadStart = loadNow();
   const results: RegimeResult[] = [];
   const metaFile = join(base, 'study-times.json');
+  const stopped: Record<string, string> = {};
   const times: Record<string, number> = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, 'utf8')) as Record<string, number>) : {};
   for (const regime of study.regimes) {
     const config = await regimeConfig(study, regime.config, quick);
@@ -131,7 +132,11 @@ async function main(): Promise<void> {
         // study.yaml or a regime's config changed since that comparison started: say how to start it afresh.
         if (isGradpromError(e, 'CONFIG'))
           throw new Error(`${(e as Error).message}\n(to run ${regime.name} afresh, delete ${relative(packageRoot, dir)})`);
-        throw e;
+        if (!isGradpromError(e, 'RUN')) throw e;
+        // A run that fails on its own (e.g. it diverges past train.max_skips) is a finding: the regime is reported
+        // with its missing runs and the study goes on.
+        stopped[regime.name] = (e as Error).message;
+        process.stderr.write(`study: ${regime.name} stopped: ${(e as Error).message}\n`);
       });
       times[regime.name] = (times[regime.name] ?? 0) + (Date.now() - t0) / 1000;
       writeFileSync(metaFile, `${JSON.stringify(times, null, 2)}\n`);
@@ -153,6 +158,7 @@ async function main(): Promise<void> {
       config,
       dir,
       linked: relative(dirname(out), shown),
+      stopped: stopped[regime.name] ?? null,
       compare: JSON.parse(readFileSync(join(dir, 'compare.json'), 'utf8')),
       wallSeconds: times[regime.name] ?? null,
     });
