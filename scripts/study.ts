@@ -92,6 +92,11 @@ async function versions(): Promise<{ torch: string; python: string; device: stri
   }
 }
 
+/** What a comparison's missing runs say when no failure was seen in this invocation (e.g. with --report-only). */
+function unfinished(missing: readonly string[]): string | null {
+  return missing.length ? `${missing.length} planned runs did not finish (${missing.join(', ')})` : null;
+}
+
 async function main(): Promise<void> {
   const { quick, reportOnly, parallel: parallelFlag } = parseArgs(process.argv.slice(2));
   const study = readStudy();
@@ -151,6 +156,7 @@ async function main(): Promise<void> {
       for (const f of ['compare.md', 'tradeoff.svg', 'descent.svg'])
         if (existsSync(join(dir, f))) copyFileSync(join(dir, f), join(shown, f));
     }
+    const compare = JSON.parse(readFileSync(join(dir, 'compare.json'), 'utf8')) as RegimeResult['compare'];
     results.push({
       name: regime.name,
       title: regime.title,
@@ -158,8 +164,8 @@ async function main(): Promise<void> {
       config,
       dir,
       linked: relative(dirname(out), shown),
-      stopped: stopped[regime.name] ?? null,
-      compare: JSON.parse(readFileSync(join(dir, 'compare.json'), 'utf8')),
+      stopped: stopped[regime.name] ?? unfinished(compare.missing),
+      compare,
       wallSeconds: times[regime.name] ?? null,
     });
   }
