@@ -80,11 +80,3 @@ class StepProbe:
         :param ip_sq: ‖g_IP‖² (the Gram's, so it is not recomputed).
         """
         return cosine(parts[0], ip_sq, parts[1])
-
-    def descent(self, g_ip: Tensor, ip_sq: float) -> float:
-        """:meth:`measure` read back at once (one host-device sync): for a step taken on its own.
-
-        :param g_ip: flat g_IP of the step.
-        :param ip_sq: ‖g_IP‖².
-        """
-        return self.cosine(self.measure(g_ip).tolist(), ip_sq)

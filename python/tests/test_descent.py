@@ -69,7 +69,7 @@ def test_step_probe_on_a_known_change() -> None:
     with torch.no_grad():
         for p, v in zip(layout.params, layout.views(g)):
             p.add_(v)  # θ moved along +g_IP: straight uphill
-    assert probe.descent(g, float(g.double() @ g.double())) == pytest.approx(-1.0, abs=1e-6)
+    assert StepProbe.cosine(probe.measure(g).tolist(), float(g.double() @ g.double())) == pytest.approx(-1.0, abs=1e-6)
 
 
 def _run(name: str, lam: float) -> list[dict]:
