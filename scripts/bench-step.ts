@@ -72,7 +72,7 @@ export async function tsSteps(
  * on every mode alike. The reference (`train.step`: the whole step inside the sidecar, timed there), gram
  * and vectors all step ONE session in ONE sidecar, so the ratios compare the bridge and nothing else: two
  * processes running the same step can differ by several per cent (memory placement, page sizes), which
- * the worker's reference (ref2, a separate `python -m gradprom_sidecar.bench` process) shows. GradCosine
+ * the worker's reference (ref2, a separate `python -m gradprom_sidecar.tools.bench` process) shows. GradCosine
  * runs in that worker too, beside its own reference.
  */
 export async function stepRounds(

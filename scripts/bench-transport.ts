@@ -76,7 +76,7 @@ async function zmqRows(
 
 /**
  * The shared region of vectors transport, through its real code on both sides (src/sidecar/region.ts, the receive
- * buffers of src/protocol/views.ts, python/gradprom_sidecar/region.py) with ZeroMQ REQ/REP control messages to the
+ * buffers of src/protocol/views.ts, python/gradprom_sidecar/wire/region.py) with ZeroMQ REQ/REP control messages to the
  * Python worker: TypeScript writes the vector into the merged slot (copy 1), the worker checks the header and
  * publishes the g_IP slot, and TypeScript copies it into its warm receive buffer (copy 2), detaching the last round's
  * view. As in training the worker copies nothing (autograd writes g_IP there, the optimiser reads the merged slot
@@ -182,7 +182,7 @@ export async function transport(worker: PyWorker, sizes: number[], quick: boolea
 export async function pythonia(bytes: number, reps: number, listReps: number): Promise<{ b64: number[]; list: number[] }> {
   const v = randomVector(bytes / 4, 99);
   return withPython(async (python) => {
-    const mod = await python('gradprom_sidecar.bench');
+    const mod = await python('gradprom_sidecar.tools.bench');
     const viaB64 = async () => {
       const s = (await mod.echo_b64!(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64'))) as unknown as string;
       const buf = Buffer.from(s, 'base64');

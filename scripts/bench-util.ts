@@ -72,14 +72,17 @@ export function fmt(x: number, digits = 3): string {
 
 type Json = Record<string, unknown>;
 
-/** The Python bench worker (`python -m gradprom_sidecar.bench serve`): JSON lines, one request at a time. */
+/** The Python bench worker (`python -m gradprom_sidecar.tools.bench serve`): JSON lines, one request at a time. */
 export class PyWorker {
   private readonly proc: ChildProcessByStdio<Writable, Readable, null>;
   private readonly waiting: ((line: string) => void)[] = [];
   private exited: Error | null = null;
 
   constructor() {
-    this.proc = spawn(resolvePython(), ['-m', 'gradprom_sidecar.bench', 'serve'], { env: pythonEnv(), stdio: ['pipe', 'pipe', 'inherit'] });
+    this.proc = spawn(resolvePython(), ['-m', 'gradprom_sidecar.tools.bench', 'serve'], {
+      env: pythonEnv(),
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     createInterface({ input: this.proc.stdout }).on('line', (line) => this.waiting.shift()?.(line));
     this.proc.on('exit', (code, signal) => {
       this.exited = new Error(`bench worker exited (${code ?? signal})`);

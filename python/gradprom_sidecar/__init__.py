@@ -1,22 +1,26 @@
 """The gradprom sidecar: PyTorch models, data and autograd behind a ZeroMQ ROUTER.
 
-The rooms, from the wire inwards (only the first three need pyzmq and msgpack):
+The rooms, from the wire inwards (only ``wire`` and ``__main__`` need pyzmq and msgpack):
 
-- ``__main__``: the process (flags, token, parent watch), ``server``: the ROUTER loop and its I/O
-  thread, ``protocol``: frames <-> tensors.
-- ``registry``: op name -> handler; ``ops/``: every op, one module per subject (listed in ``ops.OPS``).
-- ``session``: one experiment's data, networks, optimisers and RNG, and the two-pass step;
-  ``optim``: optimisers, learning-rate schedule, sampler; ``evaluate``: the one evaluation path;
-  ``enhance``: enhancing images, files and volumes; ``snapshot``: a session in and out of a checkpoint.
-- ``grads``: flat gradients, the Gram, applying a decision; ``models/``, ``data/``, ``degrade``,
-  ``metrics``: networks, data sets, degradations, scores; ``checkpoint``: safe weight files.
-- ``config``: resolving and reading the experiment config (defaults.json, generated from
-  src/config/defaults.ts: the sidecar has no defaults of its own); ``device``: where tensors live.
-- ``distributed``: a session's share on one rank of several (torch.distributed).
-- ``reference`` + ``policies``: the in-process oracle of the TypeScript-driven loop; ``bench``:
-  the Python side of ``npm run bench``; ``introspect``: doctor and inspect, through pythonia.
-- ``tbwriter``: not part of the sidecar process: a run's TensorBoard writer, a process of its own
-  fed the run's records on stdin.
+- ``__main__``: the process (flags, token, parent watch); ``defaults.json``: the config defaults,
+  generated from src/config/defaults.ts (the sidecar has none of its own).
+- ``wire/``: ``server`` (the ROUTER loop and its I/O thread), ``protocol`` (frames <-> tensors),
+  ``registry`` (op name -> handler), ``region`` (the shared memory region for gradient vectors).
+- ``ops/``: every op the sidecar serves, one module per subject (listed in ``ops.OPS``).
+- ``training/``: ``session`` (one experiment's data, networks, optimisers, RNG), ``step`` (the
+  two-pass step), ``grads`` (flat gradients, the Gram, applying a decision), ``descent`` (the descent
+  probe), ``optim`` (optimisers, schedule, sampler), ``precision`` (autocast, loss scaling),
+  ``snapshot`` (a session in and out of a checkpoint), ``distributed`` (one rank's share),
+  ``config`` (reading the resolved config), ``device`` (where tensors live).
+- ``evaluation/``: ``evaluate`` (the one evaluation path), ``metrics``, ``per_image``, ``enhance``
+  (images, files, volumes), ``cross_table`` (several IPs × VRs: ESTR's table).
+- ``data/``: data sets, readers, storage, the feed, the disk cache and ``degrade`` (degradations).
+- ``models/``: the networks (torchvision's state-dict names), ``checkpoint`` (safe weight files),
+  ``pickled`` (whole pickled models, read without running them).
+- ``tools/``: not served by the sidecar: ``reference`` + ``policies`` (the in-process oracle of the
+  TypeScript-driven loop), ``bench`` + ``bench_ops`` (the Python side of ``npm run bench``),
+  ``gpucheck/``, ``introspect`` (doctor and inspect, through pythonia), ``tbwriter`` (a run's
+  TensorBoard writer, a process of its own fed the run's records on stdin).
 """
 
 PROTOCOL_VERSION = 1

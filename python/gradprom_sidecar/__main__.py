@@ -2,7 +2,7 @@
 
 The session token comes in the environment (GRADPROM_TOKEN), never on the
 command line, where other users could read it. GRADPROM_BENCH_OPS=1 adds the
-bench-only op ``train.step`` (see ``ops``).
+bench-only ops (see ``tools.bench_ops``).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import sys
 import threading
 import time
 
-from . import ops, protocol, region
-from .device import list_devices, resolve_device
-from .registry import State
-from .server import Options, Server
+from gradprom_sidecar import ops  # noqa: F401  (importing ops registers them)
+from gradprom_sidecar.training.device import list_devices, resolve_device
+from gradprom_sidecar.wire import protocol, region
+from gradprom_sidecar.wire.registry import State
+from gradprom_sidecar.wire.server import Options, Server
 
 EXIT_PARENT_GONE = 70
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     token = os.environ.pop("GRADPROM_TOKEN", "")
     rank = None
     if args.dist_backend is not None:
-        from . import distributed
+        from gradprom_sidecar.training import distributed
 
         try:
             rank = distributed.rank_env()
@@ -140,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         # (finish the step, write a checkpoint, then stop us), so the sidecar must not die of it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     protocol.self_check()
-    if os.environ.get(ops.BENCH_ENV) == "1":
-        ops.register_bench_ops()  # train.step, for npm run bench only (workers register it too: same environment)
+    if os.environ.get("GRADPROM_BENCH_OPS") == "1":  # npm run bench only (workers register them too: same environment)
+        from gradprom_sidecar.tools import bench_ops
+
+        bench_ops.register()
     if rank is None:
         state = State(device=resolve_device(args.device), devices=list_devices())
     else:

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from test_session import tiny_config
 
-from gradprom_sidecar import bench
-from gradprom_sidecar.reference import reference_step
-from gradprom_sidecar.session import Session
+from gradprom_sidecar.tools import bench
+from gradprom_sidecar.tools.reference import reference_step
+from gradprom_sidecar.training.session import Session
 
 
 def test_gradcosine_step_makes_the_same_update_as_the_reference_step() -> None:
@@ -41,7 +41,7 @@ def test_helpers_round_trip() -> None:
 
 
 def test_serve_answers_json_lines_and_reports_errors() -> None:
-    python_dir = Path(bench.__file__).resolve().parent.parent
+    python_dir = Path(bench.__file__).resolve().parents[2]
     lines = [
         {"cmd": "info"},
         {"cmd": "nope"},
@@ -50,7 +50,7 @@ def test_serve_answers_json_lines_and_reports_errors() -> None:
         {"cmd": "quit"},
     ]
     out = subprocess.run(
-        [sys.executable, "-m", "gradprom_sidecar.bench", "serve"],
+        [sys.executable, "-m", "gradprom_sidecar.tools.bench", "serve"],
         input="".join(json.dumps(x) + "\n" for x in lines),
         capture_output=True,
         text=True,

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from gradprom_sidecar import checkpoint as ckpt
-from gradprom_sidecar.checkpoint import CheckpointError, load_checkpoint, load_weights, read_state_dict, save_atomic
+from gradprom_sidecar.models import checkpoint as ckpt
+from gradprom_sidecar.models.checkpoint import CheckpointError, load_checkpoint, load_weights, read_state_dict, save_atomic
 
 
 def tiny() -> nn.Module:

@@ -1,4 +1,4 @@
-"""Config resolution on the Python side (gradprom_sidecar.config): the defaults come from defaults.json only."""
+"""Config resolution on the Python side (gradprom_sidecar.training.config): the defaults come from defaults.json only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gradprom_sidecar.config import at, choice, defaults, degradation_defaults, read_config_file, resolve
+from gradprom_sidecar.training.config import at, choice, defaults, degradation_defaults, read_config_file, resolve
 
 
 def test_resolving_nothing_gives_the_defaults_of_defaults_ts() -> None:

@@ -11,10 +11,10 @@ import torch
 from conftest import needs
 from PIL import Image
 
-from gradprom_sidecar.config import resolve
 from gradprom_sidecar.data import DataError, augment, build_data, split_indices, to_unit
 from gradprom_sidecar.data.dicom import GrayWindow
 from gradprom_sidecar.data.synthetic import generate
+from gradprom_sidecar.training.config import resolve
 
 # ---------------------------------------------------------------- helpers
 

@@ -11,8 +11,8 @@ import torch
 
 from gradprom_sidecar.data import cache
 from gradprom_sidecar.data.bench import batch_paths, data_config, fixture
+from gradprom_sidecar.data.degrade import build_degradation
 from gradprom_sidecar.data.feed import Feed
-from gradprom_sidecar.degrade import build_degradation
 
 
 def bench(cmd: str, **args: object) -> dict:

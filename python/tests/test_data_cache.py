@@ -104,7 +104,7 @@ _CHILD = textwrap.dedent(
     """
     import json, sys, torch
     from gradprom_sidecar.data import cache
-    from gradprom_sidecar.session import Session
+    from gradprom_sidecar.training.session import Session
     s = Session(json.loads(sys.argv[1]), torch.device("cpu"))
     storage = s.describe()["data"]["storage"]
     print(json.dumps({"cache": storage["cache"], "decodes": cache.STATS.decodes, "disk_hits": cache.STATS.disk_hits,

@@ -15,11 +15,11 @@ from test_session import call, make, new_state, step, tiny_config
 
 from gradprom_sidecar.data import augment, to_unit
 from gradprom_sidecar.data.base import DataBundle, Split
+from gradprom_sidecar.data.degrade import build_degradation
 from gradprom_sidecar.data.feed import DEVICE_CACHE_FRACTION, Feed, placement
 from gradprom_sidecar.data.storage import quantize, stack_images
-from gradprom_sidecar.degrade import build_degradation
-from gradprom_sidecar.optim import Sampler
-from gradprom_sidecar.session import Session
+from gradprom_sidecar.training.optim import Sampler
+from gradprom_sidecar.training.session import Session
 
 cuda_only = pytest.mark.skipif(DEVICE.type != "cuda", reason="compares CUDA placements (run with GRADPROM_TEST_DEVICE=cuda)")
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gradprom_sidecar.data.degrade import build_degradation, sample_seed
 from gradprom_sidecar.data.synthetic import generate
-from gradprom_sidecar.degrade import build_degradation, sample_seed
-from gradprom_sidecar.metrics import psnr
+from gradprom_sidecar.evaluation.metrics import psnr
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -1,4 +1,4 @@
-"""The descent telemetry (gradprom_sidecar.descent) and the per-image evaluation results (per_image)."""
+"""The descent telemetry (gradprom_sidecar.training.descent) and the per-image evaluation results (per_image)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 from conftest import DEVICE, randn
 from test_session import call, make, new_state, tiny_config
 
-from gradprom_sidecar import grads as G
-from gradprom_sidecar.descent import StepProbe, ip_descent
-from gradprom_sidecar.reference import run_reference
+from gradprom_sidecar.tools.reference import run_reference
+from gradprom_sidecar.training import grads as G
+from gradprom_sidecar.training.descent import StepProbe, ip_descent
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:

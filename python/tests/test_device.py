@@ -1,4 +1,4 @@
-"""Devices (gradprom_sidecar.device), and the compute half importing where only Python and PyTorch exist.
+"""Devices (gradprom_sidecar.training.device), and the compute half importing where only Python and PyTorch exist.
 
 A bare GPU machine has a CUDA PyTorch but neither pyzmq nor msgpack: every module but the
 transport (server, protocol, the process entry point) must import there, and the reference loop run.
@@ -14,9 +14,9 @@ import pytest
 import torch
 from test_session import tiny_config
 
-from gradprom_sidecar.device import list_devices, resolve_device
+from gradprom_sidecar.training.device import list_devices, resolve_device
 
-TRANSPORT = {"gradprom_sidecar.server", "gradprom_sidecar.protocol", "gradprom_sidecar.__main__"}
+TRANSPORT = {"gradprom_sidecar.wire.server", "gradprom_sidecar.wire.protocol", "gradprom_sidecar.__main__"}
 
 CHILD = r"""
 import importlib, json, pkgutil, sys
@@ -31,7 +31,7 @@ for name in names:
         importlib.import_module(name)
     except ImportError as e:
         failed[name] = str(e)
-from gradprom_sidecar.reference import run_reference
+from gradprom_sidecar.tools.reference import run_reference
 result = run_reference(json.loads(sys.argv[1]), steps=2, device=torch.device("cpu"))
 print(json.dumps({"modules": names, "failed": failed, "steps": result["steps"], "evals": len(result["evals"])}))
 """
@@ -41,7 +41,7 @@ def test_compute_modules_import_and_train_without_zmq_or_msgpack() -> None:
     r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(tiny_config())], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert {"gradprom_sidecar.session", "gradprom_sidecar.reference", "gradprom_sidecar.ops.train"} <= set(out["modules"])
+    assert {"gradprom_sidecar.training.session", "gradprom_sidecar.tools.reference", "gradprom_sidecar.ops.train"} <= set(out["modules"])
     assert set(out["failed"]) == TRANSPORT, out["failed"]
     assert all("zmq" in msg or "msgpack" in msg for msg in out["failed"].values())
     assert out["steps"] == 2 and out["evals"] == 2  # final val and test

@@ -1,4 +1,4 @@
-"""Enhancing with a session's IP (gradprom_sidecar.enhance): tensors of images and image files, PNG and DICOM."""
+"""Enhancing with a session's IP (gradprom_sidecar.evaluation.enhance): tensors of images and image files, PNG and DICOM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import needs
 from test_data import write_dcm
 from test_session import call, make, tiny_config
 
-from gradprom_sidecar.registry import State
+from gradprom_sidecar.wire.registry import State
 
 
 def test_enhance_shapes_and_range() -> None:
@@ -64,7 +64,7 @@ def _volume_session() -> State:
 
 def _identity_ip(monkeypatch: pytest.MonkeyPatch) -> None:
     """IP that returns its input: what comes out must be the input, mapped there and back."""
-    import gradprom_sidecar.enhance as E
+    import gradprom_sidecar.evaluation.enhance as E
 
     monkeypatch.setattr(E, "enhance_images", lambda s, x: x.clamp(0, 1))
 

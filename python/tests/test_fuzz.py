@@ -12,7 +12,8 @@ from conftest import SIDECAR_TOKEN, needs
 msgpack = needs("msgpack")
 zmq = needs("zmq")
 
-from gradprom_sidecar import PROTOCOL_VERSION, protocol  # noqa: E402  (protocol imports msgpack)
+from gradprom_sidecar import PROTOCOL_VERSION  # noqa: E402
+from gradprom_sidecar.wire import protocol  # noqa: E402  (protocol imports msgpack)
 
 SEED = 20250106
 DECODER_FRAMES = 10_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gradprom_sidecar.gpucheck.suite import parse_junit
+from gradprom_sidecar.tools.gpucheck.suite import parse_junit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def test_gpu_check_refuses_an_unknown_part() -> None:
 
 def test_a_test_file_needing_a_missing_test_only_module_is_left_out_and_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a bare GPU machine (no nibabel, torchmetrics, tensorboard) those files are skipped with why, not failed."""
-    from gradprom_sidecar.gpucheck import suite
+    from gradprom_sidecar.tools.gpucheck import suite
 
     real = suite.importlib.util.find_spec
     monkeypatch.setattr(suite.importlib.util, "find_spec", lambda name, *a: None if name == "nibabel" else real(name, *a))

@@ -1,4 +1,4 @@
-"""The two-pass gradients, the per-block Gram and applying a decision (gradprom_sidecar.grads)."""
+"""The two-pass gradients, the per-block Gram and applying a decision (gradprom_sidecar.training.grads)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from conftest import DEVICE
 from torch import nn
 
-from gradprom_sidecar import grads as G
 from gradprom_sidecar.models import build_ip, build_vr
+from gradprom_sidecar.training import grads as G
 
 
 def _nets() -> tuple[nn.Module, nn.Module]:

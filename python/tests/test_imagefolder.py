@@ -108,8 +108,8 @@ def test_problems_name_the_folder_or_file(tmp_path: Path) -> None:
 
 
 def test_a_session_trains_on_random_crops_and_evaluates_centre_crops(tmp_path: Path) -> None:
-    from gradprom_sidecar.config import resolve
-    from gradprom_sidecar.session import Session
+    from gradprom_sidecar.training.config import resolve
+    from gradprom_sidecar.training.session import Session
 
     write_set(tmp_path, {"train": 2, "val": 1})
     data = {**cfg(tmp_path, augment={"flip": True, "crop": True}), "seed": 0}

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from gradprom_sidecar.checkpoint import CheckpointError
-from gradprom_sidecar.introspect import convert_weights
+from gradprom_sidecar.models.checkpoint import CheckpointError
+from gradprom_sidecar.tools.introspect import convert_weights
 
 
 def test_a_whole_pickled_model_becomes_a_plain_safetensors_file(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_a_run_checkpoint_part_and_refusals(tmp_path: Path) -> None:
 
 
 def test_inspect_lists_a_whole_pickled_models_tensors(tmp_path: Path) -> None:
-    from gradprom_sidecar.introspect import inspect_checkpoint
+    from gradprom_sidecar.tools.introspect import inspect_checkpoint
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.PReLU())
     torch.save(nn.DataParallel(net), tmp_path / "whole.pth", _use_new_zipfile_serialization=False)

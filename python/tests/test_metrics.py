@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradprom_sidecar.metrics import (
+from gradprom_sidecar.evaluation.metrics import (
     SSIM_CONVENTION,
     accuracy,
     auc_ovr,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradprom_sidecar.checkpoint import CheckpointError, load_weights, save_atomic
 from gradprom_sidecar.models import IP_REGISTRY, VR_REGISTRY, build_ip, build_vr, count_params
+from gradprom_sidecar.models.checkpoint import CheckpointError, load_weights, save_atomic
 from gradprom_sidecar.models.imagenet import load_torchvision
 
 FIXTURES = Path(__file__).parent / "fixtures"

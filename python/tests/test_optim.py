@@ -1,11 +1,11 @@
-"""Optimisation pieces (gradprom_sidecar.optim): the learning-rate schedules, alone and inside a session."""
+"""Optimisation pieces (gradprom_sidecar.training.optim): the learning-rate schedules, alone and inside a session."""
 
 from __future__ import annotations
 
 import pytest
 from test_session import call, make, optim_section, tiny_config
 
-from gradprom_sidecar.optim import lr_factor
+from gradprom_sidecar.training.optim import lr_factor
 
 
 def test_lr_schedules() -> None:

@@ -19,9 +19,9 @@ import pytest
 import torch
 from torch import nn
 
-from gradprom_sidecar.checkpoint import CheckpointError, load_weights, read_state_dict
 from gradprom_sidecar.models import build_ip, build_vr
-from gradprom_sidecar.pickled import LEGACY_MAGIC, LEGACY_PROTOCOL, Recorded, load_restricted, read_pickled_model
+from gradprom_sidecar.models.checkpoint import CheckpointError, load_weights, read_state_dict
+from gradprom_sidecar.models.pickled import LEGACY_MAGIC, LEGACY_PROTOCOL, Recorded, load_restricted, read_pickled_model
 
 FORMATS = {"legacy": False, "zip": True}  # torch.save's _use_new_zipfile_serialization
 # The legacy writer cannot find source code for classes made from a string; it says so, harmlessly.

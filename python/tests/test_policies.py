@@ -1,4 +1,4 @@
-"""The Python policy mirrors (gradprom_sidecar.policies): the shared pinned fixture, then hand-worked cases.
+"""The Python policy mirrors (gradprom_sidecar.tools.policies): the shared pinned fixture, then hand-worked cases.
 
 ``test/fixtures/policy-pins.json`` is read by this file and by the TypeScript suite alike, so the
 two copies of the policy math cannot drift apart while both suites pass.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradprom_sidecar import policies as P
+from gradprom_sidecar.tools import policies as P
 
 PINS = json.loads((Path(__file__).resolve().parent / ".." / ".." / "test" / "fixtures" / "policy-pins.json").read_text(encoding="utf-8"))
 TELEMETRY = ("cos", "gate", "gate_rate", "ip_norm", "vr_norm", "lambda_eff")

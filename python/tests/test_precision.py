@@ -9,11 +9,11 @@ import pytest
 import torch
 from test_session import call, make, new_state, params, step, tiny_config
 
-from gradprom_sidecar import device as D
-from gradprom_sidecar import grads as G
-from gradprom_sidecar import snapshot
-from gradprom_sidecar.precision import LossScaler, set_backend_modes
-from gradprom_sidecar.reference import run_reference
+from gradprom_sidecar.tools.reference import run_reference
+from gradprom_sidecar.training import device as D
+from gradprom_sidecar.training import grads as G
+from gradprom_sidecar.training import snapshot
+from gradprom_sidecar.training.precision import LossScaler, set_backend_modes
 
 PSNR_DISTANCE_DB = 0.1  # bf16 vs fp32 at the end of the short run (measured: about 0.012 dB)
 

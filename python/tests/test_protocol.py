@@ -8,7 +8,8 @@ from conftest import needs
 
 msgpack = needs("msgpack")
 
-from gradprom_sidecar import PROTOCOL_VERSION, protocol  # noqa: E402  (protocol imports msgpack)
+from gradprom_sidecar import PROTOCOL_VERSION  # noqa: E402
+from gradprom_sidecar.wire import protocol  # noqa: E402  (protocol imports msgpack)
 
 
 @pytest.mark.parametrize("name", list(protocol.DTYPES))

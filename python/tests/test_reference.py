@@ -1,4 +1,4 @@
-"""The in-process reference loop (gradprom_sidecar.reference): the CLI, --describe, and the bench-only train.step op."""
+"""The in-process reference loop (gradprom_sidecar.tools.reference): the CLI, --describe, and the bench-only train.step op."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 from conftest import DEVICE
 from test_session import tiny_config
 
-from gradprom_sidecar.config import resolve
-from gradprom_sidecar.reference import main, run_reference
-from gradprom_sidecar.session import Session
+from gradprom_sidecar.tools.reference import main, run_reference
+from gradprom_sidecar.training.config import resolve
+from gradprom_sidecar.training.session import Session
 
 
 def _ref_config(name: str = "gradprom", **policy: object) -> dict:
@@ -35,7 +35,7 @@ def test_reference_cli_writes_weights_and_log(tmp_path: Path, capsys: pytest.Cap
     first = next(x for x in lines if x["kind"] == "step")
     assert {"loss_ip", "loss_vr", "cos", "gate", "gate_rate", "ip_norm", "vr_norm", "lambda_eff", "skipped"} <= set(first)
     assert -1.0 <= first["ip_descent_actual"] <= 1.0 and 0.0 <= first["ip_descent"] <= 1.0  # gradprom never plans uphill
-    from gradprom_sidecar.checkpoint import read_state_dict
+    from gradprom_sidecar.models.checkpoint import read_state_dict
 
     sd = read_state_dict(out)
     assert "head.0.weight" in sd
@@ -86,8 +86,8 @@ def test_train_step_op_is_the_reference_loop_inside_the_sidecar() -> None:
     import msgpack
     from test_session import call, new_state
 
-    from gradprom_sidecar.ops.bench import train_step
-    from gradprom_sidecar.registry import Context
+    from gradprom_sidecar.tools.bench_ops import train_step
+    from gradprom_sidecar.wire.registry import Context
 
     cfg = _ref_config()
     cfg["policy"]["lambda"] = 0.5  # large enough that a different gate decision would show in the parameters

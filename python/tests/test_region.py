@@ -1,4 +1,4 @@
-"""The shared region of vectors transport (gradprom_sidecar.region, ops/vectors.py): same numbers as frames, private, checked, removed."""
+"""The shared region of vectors transport (gradprom_sidecar.wire.region, ops/vectors.py): same numbers as frames, private, checked, removed."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 from test_session import call, make, params
 from test_train import advance, weights
 
-from gradprom_sidecar import grads as G
-from gradprom_sidecar import region as R
-from gradprom_sidecar.registry import State
+from gradprom_sidecar.training import grads as G
+from gradprom_sidecar.wire import region as R
+from gradprom_sidecar.wire.registry import State
 
 NONCE = bytes(range(16))
 

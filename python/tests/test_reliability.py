@@ -15,13 +15,13 @@ import torch
 from conftest import needs
 
 from gradprom_sidecar import PROTOCOL_VERSION
-from gradprom_sidecar.checkpoint import load_checkpoint
+from gradprom_sidecar.models.checkpoint import load_checkpoint
 
 # A child that saves checkpoint A, then dies by SIGKILL while saving B at the given point.
 _CHILD = textwrap.dedent(
     """
     import os, signal, sys, torch
-    from gradprom_sidecar import checkpoint
+    from gradprom_sidecar.models import checkpoint
     path, where = sys.argv[1], sys.argv[2]
     checkpoint.save_atomic({"step": 1, "w": torch.ones(1000)}, path)
     die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)

@@ -20,10 +20,11 @@ zmq = needs("zmq")
 
 # After the skip: these import pyzmq and msgpack.
 import gradprom_sidecar  # noqa: E402
-from gradprom_sidecar import PROTOCOL_VERSION, ops, protocol  # noqa: E402, F401  (importing ops registers echo)
+from gradprom_sidecar import PROTOCOL_VERSION, ops  # noqa: E402, F401  (importing ops registers echo)
 from gradprom_sidecar.__main__ import check_endpoint  # noqa: E402
-from gradprom_sidecar.registry import Context, State  # noqa: E402
-from gradprom_sidecar.server import Job, Options, Server  # noqa: E402
+from gradprom_sidecar.wire import protocol  # noqa: E402
+from gradprom_sidecar.wire.registry import Context, State  # noqa: E402
+from gradprom_sidecar.wire.server import Job, Options, Server  # noqa: E402
 
 TOKEN = "security-token"
 
@@ -189,7 +190,7 @@ def test_pickles_on_the_wire_stay_inert_bytes(small_sidecar: Any, tmp_path: Path
 def test_no_wire_module_can_unpickle() -> None:
     """The modules that read messages import no pickle-like loader and give msgpack no object hooks."""
     root = Path(gradprom_sidecar.__file__).parent
-    for name in ("protocol.py", "server.py", "registry.py", "__main__.py"):
+    for name in ("wire/protocol.py", "wire/server.py", "wire/registry.py", "wire/region.py", "__main__.py"):
         tree = ast.parse((root / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):

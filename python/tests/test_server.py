@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import SIDECAR_TOKEN, needs
 
-from gradprom_sidecar import PROTOCOL_VERSION
+from gradprom_sidecar import PROTOCOL_VERSION  # noqa: E402
 
 zmq = needs("zmq")
 msgpack = needs("msgpack")
@@ -102,8 +102,8 @@ def test_work_deferred_past_a_reply_runs_after_it_and_a_failure_reaches_the_next
     import torch
 
     from gradprom_sidecar import ops  # noqa: F401  (registers echo)
-    from gradprom_sidecar.registry import Context, State
-    from gradprom_sidecar.server import Job, Options, Server
+    from gradprom_sidecar.wire.registry import Context, State
+    from gradprom_sidecar.wire.server import Job, Options, Server
 
     state = State(device=torch.device("cpu"), devices=["cpu"], session="a session")
     server = Server(Options(endpoint=f"ipc://{tmp_path}/d.sock", token=TOKEN), state)

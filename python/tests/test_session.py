@@ -1,4 +1,4 @@
-"""The compute session and its ops (gradprom_sidecar.session), on tiny synthetic configs."""
+"""The compute session and its ops (gradprom_sidecar.training.session), on tiny synthetic configs."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from conftest import DEVICE
 
-from gradprom_sidecar import grads as G
 from gradprom_sidecar import ops  # noqa: F401  (importing ops registers them)
-from gradprom_sidecar import session as S
-from gradprom_sidecar.config import resolve
-from gradprom_sidecar.registry import HANDLERS, Context, State
+from gradprom_sidecar.training import grads as G
+from gradprom_sidecar.training import session as S
+from gradprom_sidecar.training.config import resolve
+from gradprom_sidecar.wire.registry import HANDLERS, Context, State
 
 
 def optim_section(**over: object) -> dict:

@@ -1,4 +1,4 @@
-"""The TensorBoard writer process (gradprom_sidecar.tbwriter): records in, events out, resume purges the steps past the checkpoint."""
+"""The TensorBoard writer process (gradprom_sidecar.tools.tbwriter): records in, events out, resume purges the steps past the checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gradprom_sidecar.tbwriter import serve
+from gradprom_sidecar.tools.tbwriter import serve
 
 
 def _lines(*records: dict, junk: str = "") -> io.StringIO:

@@ -9,11 +9,11 @@ import pytest
 import torch
 from test_session import call, make, new_state, params, tiny_config
 
-from gradprom_sidecar import grads as G
-from gradprom_sidecar import session as S
-from gradprom_sidecar import step as step_module
-from gradprom_sidecar.registry import HANDLERS, Context, State
-from gradprom_sidecar.snapshot import pack
+from gradprom_sidecar.training import grads as G
+from gradprom_sidecar.training import session as S
+from gradprom_sidecar.training import step as step_module
+from gradprom_sidecar.training.snapshot import pack
+from gradprom_sidecar.wire.registry import HANDLERS, Context, State
 
 
 def advance(state: State, decision: dict | None, nxt: bool = True, tensors: list | None = None, transport: str = "gram") -> tuple:

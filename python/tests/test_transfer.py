@@ -11,12 +11,12 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
-from gradprom_sidecar.checkpoint import read_state_dict
-from gradprom_sidecar.config import resolve
-from gradprom_sidecar.evaluate import evaluate
+from gradprom_sidecar.evaluation.cross_table import CLEAN, DEGRADED, ModelSpec, parse_specs, transfer_table
+from gradprom_sidecar.evaluation.evaluate import evaluate
 from gradprom_sidecar.models import build_ip, build_vr
-from gradprom_sidecar.session import Session
-from gradprom_sidecar.transfer import CLEAN, DEGRADED, ModelSpec, parse_specs, transfer_table
+from gradprom_sidecar.models.checkpoint import read_state_dict
+from gradprom_sidecar.training.config import resolve
+from gradprom_sidecar.training.session import Session
 
 CLASSES = 6
 

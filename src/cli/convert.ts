@@ -29,7 +29,7 @@ export function addConvertCommand(program: Command): void {
       if (!dst.endsWith('.safetensors')) usage(`${dst}: the output must end in .safetensors`);
       if (opts.part !== undefined && opts.part !== 'ip' && opts.part !== 'vr') usage(`--part: expected ip or vr, got "${opts.part}"`);
       const r = (await callPython(
-        'gradprom_sidecar.introspect',
+        'gradprom_sidecar.tools.introspect',
         'convert_weights',
         resolve(src),
         resolve(dst),

@@ -48,7 +48,7 @@ export async function doctor(): Promise<DoctorReport> {
   let python: DoctorReport['python'] = {};
   try {
     resolvePython();
-    python = (await callPython('gradprom_sidecar.introspect', 'doctor')) as DoctorReport['python'];
+    python = (await callPython('gradprom_sidecar.tools.introspect', 'doctor')) as DoctorReport['python'];
     if (!python.torch) problems.push(String(python.problem ?? 'torch is missing'));
     if (python.protocol !== PROTOCOL_VERSION) problems.push(`sidecar protocol ${String(python.protocol)} ≠ ${PROTOCOL_VERSION}`);
   } catch (e) {

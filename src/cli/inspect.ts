@@ -10,7 +10,7 @@ export interface InspectInfo {
 }
 
 export async function inspect(file: string): Promise<InspectInfo> {
-  return (await callPython('gradprom_sidecar.introspect', 'inspect_checkpoint', file)) as InspectInfo;
+  return (await callPython('gradprom_sidecar.tools.introspect', 'inspect_checkpoint', file)) as InspectInfo;
 }
 
 export function formatInspect(info: InspectInfo): string {

@@ -131,7 +131,7 @@ export const OPS = {
       skipped: int,
       lr_ip: z.number(),
       lr_vr: z.number(),
-      // cos(−g_IP, Δθ) of the IP step just applied, NaN when none was (python/gradprom_sidecar/descent.py).
+      // cos(−g_IP, Δθ) of the IP step just applied, NaN when none was (python/gradprom_sidecar/training/descent.py).
       ip_descent_actual: anyNumber,
       next: z
         .object({ loss_ip: anyNumber, loss_vr: anyNumber, finite: z.boolean(), gram: gramSchema, region_seq: int.optional() })
@@ -141,7 +141,7 @@ export const OPS = {
   /**
    * Vectors transport through shared memory: the sidecar makes a region file in `dir` (a private folder of this
    * process's), sized from the session's layout, writes `nonce` (16 bytes) into its header, and keeps the session's
-   * vectors there from now on (src/sidecar/region.ts, python/gradprom_sidecar/region.py). Refused with several ranks.
+   * vectors there from now on (src/sidecar/region.ts, python/gradprom_sidecar/wire/region.py). Refused with several ranks.
    */
   'vectors.region': {
     args: z.object({ dir: z.string(), nonce: z.instanceof(Uint8Array) }),
@@ -162,7 +162,7 @@ export const OPS = {
   /** Apply per-block weights, or a merged vector given as the one tensor in: [g] float32 flat. */
   'train.apply': {
     args: z.object({ weights: z.object({ ip: z.array(z.number()), vr: z.array(z.number()) }).optional() }),
-    // ip_descent_actual: cos(−g_IP, Δθ) of the step the optimizer took (python/gradprom_sidecar/descent.py).
+    // ip_descent_actual: cos(−g_IP, Δθ) of the step the optimizer took (python/gradprom_sidecar/training/descent.py).
     result: z.object({ step: int, lr_ip: z.number(), lr_vr: z.number(), ip_descent_actual: anyNumber }),
   },
   /** Drop the pending gradients; the step is not taken. */

@@ -1,5 +1,5 @@
 /**
- * TypeScript's half of the shared region of vectors transport (python/gradprom_sidecar/region.py has the layout).
+ * TypeScript's half of the shared region of vectors transport (python/gradprom_sidecar/wire/region.py has the layout).
  *
  * The sidecar makes the file in a private folder this process made; this side maps it (mmap through koffi's FFI:
  * Node has no mmap of its own) and checks it before every read: size, header, and the sequence number the reply

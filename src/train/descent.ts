@@ -4,7 +4,7 @@
  * From the per-block Gram and the weights (g_b = w_ip[b]·g_IP_b + w_vr[b]·g_VR_b), in float64, block order:
  *   ⟨g_IP, g⟩ = Σ_b w_ip[b]‖g_IP_b‖² + w_vr[b]⟨g_IP_b, g_VR_b⟩,
  *   ‖g‖² = Σ_b w_ip[b]²‖g_IP_b‖² + 2 w_ip[b] w_vr[b]⟨g_IP_b, g_VR_b⟩ + w_vr[b]²‖g_VR_b‖²
- * — the arithmetic of python/gradprom_sidecar/descent.py, so the reference run agrees to the last bit.
+ * — the arithmetic of python/gradprom_sidecar/training/descent.py, so the reference run agrees to the last bit.
  * A merged-vector decision is measured on the vectors themselves.
  */
 import { cosine, type Decision, type Gram } from '../policy/index.js';

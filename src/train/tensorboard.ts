@@ -1,4 +1,4 @@
-/** TensorBoard event files for a run: a `python -m gradprom_sidecar.tbwriter` child fed the records the loop logs. */
+/** TensorBoard event files for a run: a `python -m gradprom_sidecar.tools.tbwriter` child fed the records the loop logs. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { pythonEnv, resolvePython } from '../sidecar/python.js';
 import type { Logger } from '../sidecar/logger.js';
@@ -51,7 +51,7 @@ export class TensorBoardWriter implements RecordSink {
       return { write() {}, close: async () => {} };
     }
     // One thread: the writer only serialises scalars, and must not compete with the sidecar's compute threads.
-    const proc = spawn(python, ['-m', 'gradprom_sidecar.tbwriter', logdir], {
+    const proc = spawn(python, ['-m', 'gradprom_sidecar.tools.tbwriter', logdir], {
       env: pythonEnv({ OMP_NUM_THREADS: '1' }),
       stdio: ['pipe', 'ignore', 'pipe'],
     });

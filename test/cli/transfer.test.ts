@@ -29,7 +29,7 @@ import math, sys, types
 import numpy as np, torch
 from torch import nn
 from PIL import Image
-from gradprom_sidecar.config import resolve
+from gradprom_sidecar.training.config import resolve
 from gradprom_sidecar.models import build_ip, build_vr
 
 out = sys.argv[1]

@@ -50,14 +50,14 @@ function python<T>(script: string, ...args: string[]): T {
 
 const MAX_IP_DIFF = `
 import json, sys
-from gradprom_sidecar.checkpoint import load_checkpoint
+from gradprom_sidecar.models.checkpoint import load_checkpoint
 x, y = (load_checkpoint(p)["ip"] for p in sys.argv[1:3])
 assert x.keys() == y.keys()
 print(json.dumps(max(float((x[k].double() - y[k].double()).abs().max()) for k in x)))`;
 
 const CHECKPOINT_STEP = `
 import json, sys
-from gradprom_sidecar.checkpoint import load_checkpoint
+from gradprom_sidecar.models.checkpoint import load_checkpoint
 print(json.dumps(load_checkpoint(sys.argv[1])["step"]))`;
 
 interface Line {

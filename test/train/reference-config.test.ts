@@ -1,4 +1,4 @@
-/** One partial config file, two readers: `gradprom train` (loadConfig, then session.create) and `python -m gradprom_sidecar.reference --describe`. */
+/** One partial config file, two readers: `gradprom train` (loadConfig, then session.create) and `python -m gradprom_sidecar.tools.reference --describe`. */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,7 @@ interface Described {
 }
 
 function referenceDescribe(file: string): Described {
-  const r = spawnSync(realPython, ['-m', 'gradprom_sidecar.reference', file, '--describe'], {
+  const r = spawnSync(realPython, ['-m', 'gradprom_sidecar.tools.reference', file, '--describe'], {
     cwd: root,
     env: { ...process.env, PYTHONPATH: join(root, 'python'), OMP_NUM_THREADS: '1' },
     encoding: 'utf8',

@@ -38,7 +38,7 @@ function python(args: string[]): string {
 function maxIpDiff(a: string, b: string): number {
   const script = `
 import sys, torch
-from gradprom_sidecar.checkpoint import load_checkpoint, read_state_dict
+from gradprom_sidecar.models.checkpoint import load_checkpoint, read_state_dict
 def ip(p):
     return load_checkpoint(p)["ip"] if p.endswith("last.pt") else read_state_dict(p)
 x, y = ip(sys.argv[1]), ip(sys.argv[2])
@@ -103,7 +103,7 @@ describe('runExperiment', () => {
       const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts'), sidecar });
       python([
         '-m',
-        'gradprom_sidecar.reference',
+        'gradprom_sidecar.tools.reference',
         join(runDir, 'config.json'),
         '--out',
         join(dir, 'ref.safetensors'),

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import torch
 
-from ..config import at
-from .base import SPLITS, DataBundle, DataError, Pool, Split
-from .storage import gatherable, stored, to_unit
-from .synthetic import class_names as synthetic_class_names
-from .synthetic import derive_seed, generate
+from gradprom_sidecar.data.base import SPLITS, DataBundle, DataError, Pool, Split
+from gradprom_sidecar.data.storage import gatherable, stored, to_unit
+from gradprom_sidecar.data.synthetic import class_names as synthetic_class_names
+from gradprom_sidecar.data.synthetic import derive_seed, generate
+from gradprom_sidecar.training.config import at
 
 __all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices", "to_unit"]
 
@@ -149,20 +149,20 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
     if kind == "synthetic":
         return _synthetic(cfg, seed, size, channels)
     if kind == "imagefolder":
-        from .imagefolder import load_imagefolder
+        from gradprom_sidecar.data.imagefolder import load_imagefolder
 
         return load_imagefolder(cfg, size, channels)
     _fractions(cfg)  # a bad split fails before any file is read
     if kind == "isic2018":
-        from .isic2018 import load_isic2018 as load
+        from gradprom_sidecar.data.isic2018 import load_isic2018 as load
     elif kind == "folder":
-        from .folder import load_folder as load
+        from gradprom_sidecar.data.folder import load_folder as load
     elif kind == "nifti":
-        from .nifti import load_nifti as load
+        from gradprom_sidecar.data.nifti import load_nifti as load
     elif kind == "dicom-series":
-        from .dicom_series import load_dicom_series as load
+        from gradprom_sidecar.data.dicom_series import load_dicom_series as load
     else:
-        from .dicom import load_dicom as load
+        from gradprom_sidecar.data.dicom import load_dicom as load
     return _from_pool(load(cfg, size, channels), cfg, seed, size, channels, kind)
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .storage import STORAGE_DTYPES, quantize
+from gradprom_sidecar.data.storage import STORAGE_DTYPES, quantize
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")

@@ -29,13 +29,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..config import resolve
-from ..degrade import build_degradation
-from . import augment, base, cache
-from .base import parallel_map
-from .feed import Feed
-from .storage import gatherable, to_unit
-from .synthetic import generate
+from gradprom_sidecar.data import augment, base, cache
+from gradprom_sidecar.data.base import parallel_map
+from gradprom_sidecar.data.degrade import build_degradation
+from gradprom_sidecar.data.feed import Feed
+from gradprom_sidecar.data.storage import gatherable, to_unit
+from gradprom_sidecar.data.synthetic import generate
+from gradprom_sidecar.training.config import resolve
 
 ISIC_CLASSES = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
 BATCH = 16
@@ -112,7 +112,7 @@ def build(path: str, size: int, cache_dir: str, float32: bool = False) -> dict:
     t0 = time.perf_counter()
     if float32:
         base.quantize = lambda x, depth: x.to(torch.float32)  # type: ignore[assignment]  # this process only
-        from . import build_data
+        from gradprom_sidecar.data import build_data
 
         bundle, source = build_data(cfg, 0), "decoded (float32)"
     else:

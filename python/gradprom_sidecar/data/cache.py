@@ -37,11 +37,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..config import at
-from . import build_data
-from .base import SPLITS, DataBundle, Split
-from .folder import resolve_path
-from .nifti import find_pairs
+from gradprom_sidecar.data import build_data
+from gradprom_sidecar.data.base import SPLITS, DataBundle, Split
+from gradprom_sidecar.data.folder import resolve_path
+from gradprom_sidecar.data.nifti import find_pairs
+from gradprom_sidecar.training.config import at
 
 log = logging.getLogger("gradprom.data")
 

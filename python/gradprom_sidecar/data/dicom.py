@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import at
-from .base import DataError, Pool, center_crop_resize, parallel_map, read_mask, require_dir, to_channels
-from .folder import find_mask, labels_csv, mask_pool_info, match_files, resolve_path
-from .storage import stack_images
+from gradprom_sidecar.data.base import DataError, Pool, center_crop_resize, parallel_map, read_mask, require_dir, to_channels
+from gradprom_sidecar.data.folder import find_mask, labels_csv, mask_pool_info, match_files, resolve_path
+from gradprom_sidecar.data.storage import stack_images
+from gradprom_sidecar.training.config import at
 
 
 def first_number(ds: object, keyword: str) -> float | None:

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import at
-from .base import DataError, Pool, parallel_map, require_dir
-from .dicom import GrayWindow, check_window, first_number, open_dicom
-from .volume import Volume, subject_classes, volume_pool
+from gradprom_sidecar.data.base import DataError, Pool, parallel_map, require_dir
+from gradprom_sidecar.data.dicom import GrayWindow, check_window, first_number, open_dicom
+from gradprom_sidecar.data.volume import Volume, subject_classes, volume_pool
+from gradprom_sidecar.training.config import at
 
 
 @dataclass

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..degrade import Degradation
-from . import augment
-from .base import SPLITS, DataBundle, Split
-from .storage import gatherable, stored, to_unit
+from gradprom_sidecar.data import augment
+from gradprom_sidecar.data.base import SPLITS, DataBundle, Split
+from gradprom_sidecar.data.degrade import Degradation
+from gradprom_sidecar.data.storage import gatherable, stored, to_unit
 
 DEVICE_CACHE_FRACTION = 0.25  # auto: the device holds the splits when they take at most this share of its free memory
 MODES = ("auto", "on", "off")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import at
-from .base import DataError, Pool, list_images, parallel_map, read_image, read_mask, require_dir
-from .storage import stack_images
+from gradprom_sidecar.data.base import DataError, Pool, list_images, parallel_map, read_image, read_mask, require_dir
+from gradprom_sidecar.data.storage import stack_images
+from gradprom_sidecar.training.config import at
 
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..config import at
-from .base import SPLITS, DataBundle, DataError, Split, list_images, parallel_map, require_dir
-from .storage import stack_images
+from gradprom_sidecar.data.base import SPLITS, DataBundle, DataError, Split, list_images, parallel_map, require_dir
+from gradprom_sidecar.data.storage import stack_images
+from gradprom_sidecar.training.config import at
 
 
 def class_folders(folder: Path) -> list[str]:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import at
-from .base import DataError, Pool, require_dir
-from .folder import load_pairs, read_labels_csv
+from gradprom_sidecar.data.base import DataError, Pool, require_dir
+from gradprom_sidecar.data.folder import load_pairs, read_labels_csv
+from gradprom_sidecar.training.config import at
 
 ISIC_CLASSES = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
 _SEG_SUFFIX = "_segmentation"

@@ -24,10 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import at
-from .base import DataError, Pool, parallel_map
-from .folder import resolve_path
-from .volume import LabelMap, Volume, check_percentiles, percentile_scale, read_label_map, strip_volume_suffix, subject_classes, volume_pool
+from gradprom_sidecar.data.base import DataError, Pool, parallel_map
+from gradprom_sidecar.data.folder import resolve_path
+from gradprom_sidecar.data.volume import (
+    LabelMap,
+    Volume,
+    check_percentiles,
+    percentile_scale,
+    read_label_map,
+    strip_volume_suffix,
+    subject_classes,
+    volume_pool,
+)
+from gradprom_sidecar.training.config import at
 
 SUFFIXES = (".nii.gz", ".nii")
 

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .base import Split
+from gradprom_sidecar.data.base import Split
 
 # Texture families: (kind, stripe angle of the wave vector in radians).
 _FAMILIES: list[tuple[str, float]] = [

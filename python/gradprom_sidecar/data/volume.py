@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import at
-from .base import SPLITS, DataError, Pool, center_crop_resize, to_channels
+from gradprom_sidecar.data.base import SPLITS, DataError, Pool, center_crop_resize, to_channels
+from gradprom_sidecar.training.config import at
 
 
 @dataclass
@@ -171,7 +171,7 @@ def _slab_split(count: int, fractions: dict[str, float], gap: int, name: str) ->
 
 
 def _subject_split(volumes: list[Volume], fractions: dict[str, float], seed: int) -> list[str]:
-    from . import split_indices  # the one seeded, stratified splitter of the package
+    from gradprom_sidecar.data import split_indices  # the one seeded, stratified splitter of the package
 
     labels = [v.label for v in volumes]
     strat = torch.tensor(labels, dtype=torch.long) if all(x is not None for x in labels) else None
@@ -202,7 +202,7 @@ def volume_pool(
     :param class_names: the per-subject classes' names when every volume has a class, else None.
     :param source: what the bundle reports as its source.
     """
-    from . import _fractions
+    from gradprom_sidecar.data import _fractions
 
     axis, drop_empty, fractions = check_axis(cfg), bool(at(cfg, "drop_empty", "data")), _fractions(cfg)
     gap = int(at(cfg, "slab_gap", "data"))
@@ -263,7 +263,7 @@ def subject_classes(cfg: dict, root: Path, names: list[str]) -> tuple[list[int],
     :param names: the subject names.
     :raises DataError: a subject without a row, or a row naming no subject.
     """
-    from .folder import labels_csv
+    from gradprom_sidecar.data.folder import labels_csv
 
     found = labels_csv(cfg, root)
     if found is None:

@@ -39,10 +39,10 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..checkpoint import load_weights
-from ..config import at
-from . import densenet, dncnn, estr_srresnet, resnet, smallresnet, srresnet, unet, vgg
-from .imagenet import TorchvisionClassifier, load_torchvision
+from gradprom_sidecar.models import densenet, dncnn, estr_srresnet, resnet, smallresnet, srresnet, unet, vgg
+from gradprom_sidecar.models.checkpoint import load_weights
+from gradprom_sidecar.models.imagenet import TorchvisionClassifier, load_torchvision
+from gradprom_sidecar.training.config import at
 
 IPBuilder = Callable[[dict], nn.Module]
 VRBuilder = Callable[[dict, int, int], nn.Module]

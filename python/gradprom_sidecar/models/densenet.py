@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .imagenet import ImageNetConfig, InputAdapter, TorchvisionClassifier, imagenet_config, upgrade_dense_keys
+from gradprom_sidecar.models.imagenet import ImageNetConfig, InputAdapter, TorchvisionClassifier, imagenet_config, upgrade_dense_keys
 
 GROWTH = 32  # channels each layer adds
 BN_SIZE = 4  # bottleneck width, in multiples of GROWTH

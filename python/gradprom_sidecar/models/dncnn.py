@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..config import at
+from gradprom_sidecar.training.config import at
 
 
 @dataclass

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..config import at
+from gradprom_sidecar.training.config import at
 
 WIDTH = 64  # ESTR's feature width
 RESIDUAL_BLOCKS = 5  # block2 .. block6

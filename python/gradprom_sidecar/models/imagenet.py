@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..config import at
+from gradprom_sidecar.training.config import at
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -141,7 +141,7 @@ def load_torchvision(model: TorchvisionClassifier, path: str | Path, part: str |
     :param part: the sub-network to take from a run checkpoint, e.g. ``"vr"``.
     :returns: the names left at their initialisation.
     """
-    from ..checkpoint import CheckpointError, read_state_dict
+    from gradprom_sidecar.models.checkpoint import CheckpointError, read_state_dict
 
     sd = model.upgrade_keys(read_state_dict(path, part=part))
     own = model.state_dict()

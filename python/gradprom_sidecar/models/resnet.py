@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .imagenet import TORCHVISION_CHANNELS, InputAdapter, TorchvisionClassifier, imagenet_config
+from gradprom_sidecar.models.imagenet import TORCHVISION_CHANNELS, InputAdapter, TorchvisionClassifier, imagenet_config
 
 
 class BasicBlock(nn.Module):

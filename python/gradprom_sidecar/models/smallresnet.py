@@ -13,8 +13,8 @@ from math import gcd
 import torch
 from torch import Tensor, nn
 
-from ..config import at
-from .imagenet import InputAdapter
+from gradprom_sidecar.models.imagenet import InputAdapter
+from gradprom_sidecar.training.config import at
 
 
 def _norm(channels: int) -> nn.GroupNorm:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import at
+from gradprom_sidecar.training.config import at
 
 
 class ResidualBlock(nn.Module):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import at
+from gradprom_sidecar.training.config import at
 
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:

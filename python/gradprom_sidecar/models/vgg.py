@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .imagenet import ImageNetConfig, InputAdapter, TorchvisionClassifier, imagenet_config
+from gradprom_sidecar.models.imagenet import ImageNetConfig, InputAdapter, TorchvisionClassifier, imagenet_config
 
 # Configuration "D" of Simonyan & Zisserman: output channels per conv, "M" for a 2×2 max-pool.
 VGG16: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")

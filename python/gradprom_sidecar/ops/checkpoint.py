@@ -1,4 +1,4 @@
-"""Checkpoint ops: save the session to a file, restore it from one (see ``snapshot`` and ``gradprom_sidecar.checkpoint``)."""
+"""Checkpoint ops: save the session to a file, restore it from one (see ``snapshot`` and ``gradprom_sidecar.models.checkpoint``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 from torch import Tensor
 
-from ..checkpoint import CheckpointError, load_checkpoint, save_atomic
-from ..registry import Context, Result, op, require
-from ..snapshot import pack, restore
-from .session import new_session, session_of
+from gradprom_sidecar.models.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from gradprom_sidecar.ops.session import new_session, session_of
+from gradprom_sidecar.training.snapshot import pack, restore
+from gradprom_sidecar.wire.registry import Context, Result, op, require
 
 
 @op("checkpoint.save")

@@ -1,4 +1,4 @@
-"""Enhancing ops: a tensor of images, or image files on disk (see ``gradprom_sidecar.enhance``)."""
+"""Enhancing ops: a tensor of images, or image files on disk (see ``gradprom_sidecar.evaluation.enhance``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from ..enhance import enhance_files, enhance_images
-from ..registry import Context, Result, op, require
-from .session import session_of
+from gradprom_sidecar.evaluation.enhance import enhance_files, enhance_images
+from gradprom_sidecar.ops.session import session_of
+from gradprom_sidecar.wire.registry import Context, Result, op, require
 
 
 @op("enhance")

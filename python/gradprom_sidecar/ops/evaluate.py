@@ -1,4 +1,4 @@
-"""The ``eval`` op: image quality and recognition on a split (see ``gradprom_sidecar.evaluate``)."""
+"""The ``eval`` op: image quality and recognition on a split (see ``gradprom_sidecar.evaluation.evaluate``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from ..evaluate import evaluate
-from ..registry import Context, Result, op, require
-from .session import session_of
+from gradprom_sidecar.evaluation.evaluate import evaluate
+from gradprom_sidecar.ops.session import session_of
+from gradprom_sidecar.wire.registry import Context, Result, op, require
 
 
 @op("eval", all_ranks=True)

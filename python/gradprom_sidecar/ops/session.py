@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from ..data.base import reporting
-from ..registry import Context, Result, op, require
-from ..session import Session
+from gradprom_sidecar.data.base import reporting
+from gradprom_sidecar.training.session import Session
+from gradprom_sidecar.wire.registry import Context, Result, op, require
 
 
 def new_session(ctx: Context, config: dict, load_model_weights: bool = True) -> Session:
@@ -38,7 +38,7 @@ def session_create(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) ->
     """Build data, models, optimizers and RNG from the resolved config (replacing any session)."""
     config = require(args, "config", dict)
     ctx.state.session = None  # free the old one first
-    from .vectors import close_region  # here: ops.vectors imports this module
+    from gradprom_sidecar.ops.vectors import close_region  # here: ops.vectors imports this module
 
     close_region(ctx)  # sized from the old layout
     with reporting(lambda done, total: ctx.report("loading data", done, total)):

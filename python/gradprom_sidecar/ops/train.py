@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..region import Region
-from ..registry import Context, Result, op
-from ..session import Session
-from .session import session_of
-from .vectors import region_for
+from gradprom_sidecar.ops.session import session_of
+from gradprom_sidecar.ops.vectors import region_for
+from gradprom_sidecar.training.session import Session
+from gradprom_sidecar.wire.region import Region
+from gradprom_sidecar.wire.registry import Context, Result, op
 
 
 def _transport(args: dict[str, Any]) -> bool:

@@ -11,10 +11,10 @@ from typing import Any
 
 from torch import Tensor
 
-from ..region import Region
-from ..registry import Context, Result, op, require
-from ..session import Session
-from .session import session_of
+from gradprom_sidecar.ops.session import session_of
+from gradprom_sidecar.training.session import Session
+from gradprom_sidecar.wire.region import Region
+from gradprom_sidecar.wire.registry import Context, Result, op, require
 
 
 @op("vectors.region")

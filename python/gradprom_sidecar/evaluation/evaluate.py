@@ -1,0 +1,164 @@
+"""Scoring a session on a split: image quality and recognition, the one evaluation path.
+
+The ``eval`` op and the reference loop score everything (:data:`ALL_PAIRS`); VR pre-training
+scores its fixed VR on clean validation images through the same code (``pairs`` =
+``(("fixed", "clean"),)``), so the two numbers cannot drift apart.
+
+Inputs are degraded per sample with seed ``data.seed + EVAL_SEED_OFFSET`` (``Degradation.seeded``),
+never from the training generator: every run sees the same test set, and results do not depend on
+how often one evaluates; the session's ``data.feed.Feed`` makes them once and keeps them. With
+several ranks, each scores a contiguous share of the images (``Session.eval_range``) and the
+per-image values are gathered before the means are taken.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gradprom_sidecar.evaluation import metrics as M
+from gradprom_sidecar.evaluation.per_image import per_image_results
+from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.device import device_name, peak_memory_mb
+
+if TYPE_CHECKING:
+    from gradprom_sidecar.training.session import Session
+
+EVAL_SEED_OFFSET = 7919  # validation/test degradation seed = data seed + this
+
+# (which VR, which image): the fixed VR (trained on clean images, then frozen) and the co-trained VR,
+# reading the clean image, the degraded input (upsampled to full size) or IP's output.
+ALL_PAIRS = (("fixed", "clean"), ("fixed", "degraded"), ("fixed", "enhanced"), ("cotrained", "clean"), ("cotrained", "enhanced"))
+
+
+@torch.no_grad()
+def evaluate(
+    s: Session,
+    split_name: str,
+    limit: int | None = None,
+    pairs: tuple[tuple[str, str], ...] = ALL_PAIRS,
+    per_image_out: dict[str, Tensor] | None = None,
+) -> dict[str, Any]:
+    """Image quality and recognition on a split, with per-sample seeded degradation.
+
+    The degraded input is bicubic-upsampled to full size (when smaller) for its PSNR/SSIM and for
+    the VRs; the enhanced image is IP's output clamped to [0, 1]. ``fixed_*`` keys are absent
+    until VR pre-training has made the fixed VR. Quality keys (psnr, ssim and their ``_degraded``
+    twins) come only when a pair reads the degraded or enhanced image. Both networks are back in
+    their training modes afterwards.
+
+    :param s: the session.
+    :param split_name: "val" or "test" (or "train").
+    :param limit: the first ``limit`` images only (default ``eval.limit``; None there: all).
+    :param pairs: which (VR, image) recognition scores to compute.
+    :param per_image_out: when given, filled with the per-image values (``per_image.per_image_results``).
+    :returns: ``{split, step, n, device, peak_memory_mb, ...}`` with ``<vr>_<image>_acc`` (plus ``_bacc``, ``_f1``, ``_auc`` for
+        fixed/enhanced) when classifying, ``_dice`` and ``_iou`` when segmenting.
+    """
+    s.sync_for_eval()
+    split = s.bundle.split(split_name)
+    if limit is None:
+        limit = at(s.config, "eval.limit")
+    n = len(split) if limit is None else min(int(limit), len(split))
+    bs = int(at(s.config, "eval.batch_size"))
+    seg = s.task == "segment"
+    vrs = {"cotrained": s.vr, **({"fixed": s.fixed_vr} if s.fixed_vr is not None else {})}
+    wanted = [w for w in pairs if w[0] in vrs]
+    with_ip = any(what != "clean" for _, what in pairs)
+    ssim_convention, psnr_convention = at(s.config, "eval.ssim"), at(s.config, "eval.psnr")
+    quality: dict[str, list[Tensor]] = {k: [] for k in ("mse", "ssim", "mse_degraded", "ssim_degraded")} if with_ip else {}
+    scores: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}  # preds or per-image dice
+    ious: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}
+    probs: list[Tensor] = []
+    do_ssim = s.bundle.size >= 11 or ssim_convention == "pytorch_ssim"
+    amp = s.precision  # the forwards in train.precision and memory format; the metrics in float32
+    s.ip.eval()
+    s.vr.eval()
+    lo, hi = s.eval_range(n)
+    try:
+        for start in range(lo, hi, bs):
+            end = min(hi, start + bs)
+            clean = s.feed.eval_clean(split_name, start, end)
+            images = {"clean": clean}
+            if with_ip:
+                x = s.feed.eval_degraded(split_name, start, end)  # seeded per sample, kept after the first evaluation
+                with amp.autocast():
+                    enhanced = s.ip(amp.memory_format(x))
+                enhanced = enhanced.float().clamp_(0.0, 1.0)
+                x = s.degradation.upsample(x, clean.shape[-2:])
+                quality["mse"].append(M.mse(enhanced, clean).cpu())
+                quality["mse_degraded"].append(M.mse(x, clean).cpu())
+                if do_ssim:
+                    quality["ssim"].append(M.ssim(enhanced, clean, convention=ssim_convention).cpu())
+                    quality["ssim_degraded"].append(M.ssim(x, clean, convention=ssim_convention).cpu())
+                images.update(degraded=x, enhanced=enhanced)
+            truth = s.feed.eval_masks(split_name, start, end) if seg else split.labels[start:end]
+            for who, what in wanted:
+                with amp.autocast():
+                    logits = vrs[who](amp.memory_format(images[what]))  # type: ignore[operator]
+                logits = logits.float()
+                if seg:
+                    scores[(who, what)].append(M.dice(logits, truth, s.num_classes).cpu())
+                    ious[(who, what)].append(M.iou(logits, truth, s.num_classes).cpu())
+                else:
+                    scores[(who, what)].append(logits.argmax(1).cpu())
+                    if (who, what) == ("fixed", "enhanced"):
+                        probs.append(F.softmax(logits.float(), dim=1).cpu())
+    finally:
+        s.ip.train()
+        s.vr.train(s.mode != "frozen")
+    # Per-image results by name; with several processes, every process's share, in image order.
+    per_image = {k: torch.cat(v) for k, v in quality.items() if v}
+    per_image.update({f"score:{w[0]}:{w[1]}": torch.cat(v) for w, v in scores.items() if v})
+    per_image.update({f"iou:{w[0]}:{w[1]}": torch.cat(v) for w, v in ious.items() if v})
+    if probs:
+        per_image["probs"] = torch.cat(probs)
+    per_image = s.gather_eval(per_image)
+    # What the run costs: the device it ran on and its peak memory so far (CUDA: allocated; CPU: peak RSS).
+    out: dict[str, Any] = {
+        "split": split_name,
+        "step": s.step,
+        "n": n,
+        "device": device_name(s.device),
+        "peak_memory_mb": peak_memory_mb(s.device),
+    }
+    for suffix in ("", "_degraded") if with_ip else ():
+        mse = per_image.get(f"mse{suffix}")
+        out[f"psnr{suffix}"] = math.nan if mse is None else M.psnr_from_mse(mse, psnr_convention, bs)  # a perfect image: +inf
+        out[f"ssim{suffix}"] = float(per_image[f"ssim{suffix}"].mean()) if f"ssim{suffix}" in per_image else math.nan
+    labels = split.labels[:n]
+    if per_image_out is not None:
+        per_image_out.update(per_image_results(per_image, labels, s.task))
+    for who, what in wanted:
+        key = f"{who}_{what}"
+        pred = per_image.get(f"score:{who}:{what}")
+        if pred is None:
+            continue
+        if seg:
+            out[f"{key}_dice"] = float(pred.mean())
+            out[f"{key}_iou"] = float(per_image[f"iou:{who}:{what}"].mean())
+            continue
+        out[f"{key}_acc"] = M.accuracy(pred, labels)
+        if (who, what) == ("fixed", "enhanced"):
+            out[f"{key}_bacc"] = M.balanced_accuracy(pred, labels)
+            out[f"{key}_f1"] = M.macro_f1(pred, labels)
+            out[f"{key}_auc"] = M.auc_ovr(per_image["probs"], labels)
+    if with_ip:
+        out["ssim_convention"] = M.SSIM_CONVENTIONS[ssim_convention]
+        out["psnr_convention"] = M.PSNR_CONVENTIONS[psnr_convention]
+    return out
+
+
+def clean_score(s: Session, split_name: str) -> float:
+    """The fixed VR's accuracy (classify) or mean Dice (segment) on every clean image of a split (NaN when empty).
+
+    :param s: the session (its fixed VR must exist).
+    :param split_name: "val" usually.
+    """
+    n = len(s.bundle.split(split_name))
+    scores = evaluate(s, split_name, limit=n, pairs=(("fixed", "clean"),))
+    return float(scores.get("fixed_clean_dice" if s.task == "segment" else "fixed_clean_acc", math.nan))

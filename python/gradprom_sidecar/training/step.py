@@ -1,0 +1,192 @@
+"""The GradProm step of a session: two backward passes, what does not wait for the policy, the decision applied.
+
+:class:`Steps` is mixed into ``session.Session`` (kept apart so each file holds one job). A step:
+
+    grads()        inputs → IP, VR forwards (autocast, see ``precision``) → L_IP, L_VR → two backward passes
+                   (fp16: scaled, then unscaled) → losses + Gram → host (one sync)
+    after_grads()  VR's own update (finite steps only) and the next step's inputs: nothing here waits for
+                   the policy, so the sidecar runs it after its reply, while TypeScript decides
+    apply() | skip()   IP's update from the decision (per-block weights or a merged vector), or none
+
+Each part announces itself through :meth:`Steps.phase` (gpu-check's step profile listens).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gradprom_sidecar.training import grads as G
+from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.descent import StepProbe
+from gradprom_sidecar.training.device import to_device, to_host
+from gradprom_sidecar.training.optim import set_lr
+
+if TYPE_CHECKING:
+    from gradprom_sidecar.training.session import Session
+
+
+class Steps:
+    """The step methods of :class:`session.Session` (which holds the state they use)."""
+
+    on_phase: Callable[[str], None] | None
+    pending: G.StepGrads | None
+    descent_measured: tuple[Tensor, float] | None  # the last IP step's [⟨g_IP, −Δθ⟩, ‖Δθ‖²] on the device, and ‖g_IP‖²
+    descent_read: float | None  # the same step's cos(−g_IP, Δθ), once read back
+
+    def grads(self: Session, vectors: bool = False) -> G.StepGrads:
+        """Run the two backward passes on the next batch; keep g_IP/g_VR pending until apply or skip.
+
+        Losses and Gram (and with ``vectors`` both flat gradients) come to the host in one transfer:
+        the step's only host-device sync.
+
+        :param vectors: also return host copies of g_IP and g_VR (vectors transport).
+        :raises RuntimeError: the pending step is half-applied (VR updated, its decision not given).
+        """
+        if self.pending is not None and self.pending.vr_stepped:
+            raise RuntimeError(f"step {self.step + 1} is half-applied (VR updated): give its decision before the next gradients")
+        self.pending = None
+        for p in self.vr_params:
+            p.grad = None
+        self.phase("inputs")
+        clean, target, x = (self.local(t) for t in self.take_inputs())
+        self.phase("forward")
+        amp = self.precision
+        with amp.autocast():  # the losses in float32, from float32 copies of the outputs (fp32: the outputs)
+            y_hat = self.ip(amp.memory_format(x))
+            if self.mode == "unsupervised":
+                with torch.no_grad():
+                    target = F.softmax(self.vr(amp.memory_format(clean)).float(), dim=1)  # VR on the CLEAN image: the pseudo-label
+            logits = self.vr_forward(y_hat)
+        loss_ip = G.pixel_loss(y_hat.float(), clean, self.loss_kind)
+        loss_vr = G.task_loss(logits.float(), target)
+        self.phase("backward")
+        g_ip, g_vr = G.two_pass(amp.scaled(loss_ip), amp.scaled(loss_vr), self.buffers)  # fp16: one scale for both
+        losses = torch.stack([loss_ip.detach(), loss_vr.detach(), amp.unscale(g_ip, g_vr, self.vr_params)])  # + VR's overflow flag
+        self.average([g_ip, g_vr, losses])  # the global batch's gradients (several ranks)
+        self.phase("gram")
+        stats = G.step_stats(losses, g_ip, g_vr, self.layout)
+        self.phase("readback")
+        measured = self.descent_measured  # the last IP step's descent, carried back with these numbers
+        extra = [measured[0]] if measured is not None else []
+        into = [None] * (1 + len(extra)) + list(self.buffers.host_vectors()) if vectors else []  # warm, reused every step
+        host = to_host([stats, *extra, g_ip, g_vr] if vectors else [stats, *extra], into)  # host-device sync: the step's one
+        if measured is not None:
+            self.descent_read, self.descent_measured = StepProbe.cosine(host[1].tolist(), measured[1]), None
+        self.pending = G.StepGrads.read(host[0], g_ip, g_vr, (host[-2], host[-1]) if vectors else None)
+        amp.update(self.pending.finite)  # fp16: an overflow (a non-finite step, skipped) backs the scale off
+        return self.pending
+
+    def after_grads(self: Session) -> None:
+        """The work a step's reply does not wait for: VR's own update, and the next step's inputs.
+
+        VR trains on its own loss whatever the policy decides for IP, so its update is made as soon
+        as the step is known to be finite; the sidecar runs this after sending the gradients'
+        reply (on a GPU the kernels run while TypeScript decides), the reference loop right after
+        :meth:`grads`. A non-finite step updates nothing.
+        """
+        pend = self.require_pending("after_grads")
+        self.phase("vr_step")
+        if pend.finite and not pend.vr_stepped:
+            self.step_vr(pend)
+        self.phase("prefetch")
+        self.prefetch()
+
+    def step_vr(self: Session, pend: G.StepGrads) -> None:
+        """VR's optimiser step on ∇φ L_VR of the pending step, at this step's learning rate.
+
+        :param pend: the pending step (marked as VR-stepped).
+        """
+        if self.vr_optim is not None:
+            pend.lr_vr = self.set_lr(self.vr_optim, "train.vr_optim")
+            self.vr_optim.step()
+        for p in self.vr_params:
+            p.grad = None
+        pend.vr_stepped = True
+
+    def phase(self, name: str) -> None:
+        """Say that the part ``name`` of a step starts (to ``on_phase``, when someone listens).
+
+        :param name: inputs, forward, backward, gram, readback, vr_step, prefetch, (the caller's) policy, merge or ip_step.
+        """
+        if self.on_phase is not None:
+            self.on_phase(name)
+
+    def require_pending(self, op_name: str) -> G.StepGrads:
+        """The pending gradients, or an error naming ``op_name`` when there are none.
+
+        :param op_name: the op that needs them (train.advance, train.apply, train.skip).
+        """
+        if self.pending is None:
+            raise RuntimeError(f"{op_name}: no pending gradients (call train.advance with next, or train.grads, first)")
+        return self.pending
+
+    def apply(self: Session, w_ip: list[float] | None = None, w_vr: list[float] | None = None, merged: Tensor | None = None) -> dict:
+        """Set θ.grad from per-block weights or a merged vector, step both optimizers, zero grads.
+
+        :param w_ip: per-block weights of g_IP (with ``w_vr``).
+        :param w_vr: per-block weights of g_VR.
+        :param merged: a flat float32 update (on the host) instead of weights.
+        """
+        pend = self.require_pending("train.apply")
+        self.phase("merge")
+        buf = self.buffers
+        if merged is not None:
+            buf.merged.copy_(to_device(merged, self.device))
+            buf.point(buf.merged)
+        elif all(w == 1.0 for w in w_ip or []) and not any(w_vr or []):
+            buf.point(pend.g_ip)  # a closed gate: θ.grad = g_IP exactly, nothing to form
+        else:
+            G.merge_weights(pend.g_ip, pend.g_vr, self.layout, w_ip or [], w_vr or [], buf.merged)
+            buf.point(buf.merged)
+        self.phase("ip_step")
+        lr_ip = self.set_lr(self.ip_optim, "train.ip_optim")
+        self.probe.take()
+        self.ip_optim.step()
+        self.descent_measured, self.descent_read = (self.probe.measure(pend.g_ip), sum(pend.gram["ip_ip"])), None
+        if not pend.vr_stepped:
+            self.step_vr(pend)
+        self.zero_grads()
+        self.step += 1
+        return {"step": self.step, "lr_ip": lr_ip, "lr_vr": pend.lr_vr}
+
+    def ip_descent_actual(self: Session) -> float:
+        """cos(−g_IP, Δθ) of the last IP step (``descent``): read back with the next step's numbers when they
+        followed, else now (one host-device sync); NaN when no IP step was taken since it was last asked for.
+        """
+        if self.descent_measured is not None:
+            parts, ip_sq = self.descent_measured
+            self.descent_read, self.descent_measured = StepProbe.cosine(parts.tolist(), ip_sq), None  # host-device sync
+        value, self.descent_read = self.descent_read, None
+        return math.nan if value is None else value
+
+    def skip(self: Session) -> dict:
+        """Drop the pending gradients without an IP step.
+
+        A non-finite step updates nothing; VR's update of a finite step stands once
+        :meth:`after_grads` has made it (VR trains on its own loss whatever IP's policy decides).
+        """
+        self.require_pending("train.skip")
+        self.zero_grads()
+        self.skipped += 1
+        return {"step": self.step, "skipped": self.skipped}
+
+    def zero_grads(self: Session) -> None:
+        """Forget the pending gradients and every IP and VR ``.grad``."""
+        self.pending = None
+        for p in self.layout.params:
+            p.grad = None
+        for p in self.vr_params:
+            p.grad = None
+
+    def set_lr(self: Session, optim: torch.optim.Optimizer, where: str) -> float:
+        """Set ``optim``'s learning rate for the current step from its config section; return it.
+
+        :param optim: the IP or VR optimiser.
+        :param where: its section, ``train.ip_optim`` or ``train.vr_optim``.
+        """
+        return set_lr(optim, at(self.config, where), self.step, self.total_steps, where)
