@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+import torch
+
 from gradprom_sidecar import ops  # noqa: F401  (importing ops registers them)
 from gradprom_sidecar.training.device import list_devices, resolve_device
 from gradprom_sidecar.wire import protocol, region
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         # (finish the step, write a checkpoint, then stop us), so the sidecar must not die of it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     protocol.self_check()
+    torch.backends.nnpack.set_flags(False)  # as set_backend_modes does: no NNPACK warnings on CPUs it does not support
     if os.environ.get("GRADPROM_BENCH_OPS") == "1":  # npm run bench only (workers register them too: same environment)
         from gradprom_sidecar.tools import bench_ops
 

@@ -169,6 +169,9 @@ def set_backend_modes(config: dict, device: torch.device) -> None:
     :param config: the resolved config.
     :param device: the session's device.
     """
+    # NNPACK is an optional CPU convolution path picked per shape; on CPUs it does not support, each
+    # attempt prints a C++ warning to stderr. Off, every CPU runs the same kernels and stderr stays clean.
+    torch.backends.nnpack.set_flags(False)
     deterministic = bool(at(config, "train.deterministic"))
     if deterministic:
         if device.type == "cuda":
