@@ -8,7 +8,7 @@
  * GRADPROM_BENCH_QUICK=1 is the same as --quick.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { packageRoot } from '../src/sidecar/python.js';
 import { memorySection, peerSection, policySection, pythoniaSection, stepSection, transportSection } from './bench-sections.js';
@@ -233,12 +233,16 @@ async function main(): Promise<void> {
     setup.push(`- Wall time by phase: ${marks.map(([m, t], i) => `${m} — ${((ends[i]! - t) / 1000).toFixed(0)} s`).join('; ')}.`);
     const busyEnd = await cpuBusy(); // the workers are idle now
     mkdirSync(dirname(out), { recursive: true });
+    // Figures measured by hand sit after this marker in the page; a rewrite keeps them.
+    const marker = '<!-- Measured by hand, not by `npm run bench`';
+    const page = existsSync(out) ? readFileSync(out, 'utf8') : '';
+    const kept = page.includes(marker) ? `\n${page.slice(page.indexOf(marker))}` : '';
     writeFileSync(
       out,
       renderReport(
         { command: cmd, started, wallSeconds, loadStart, loadEnd: loadNow(), busyStart, busyEnd, python, setup, methodDoc },
         sections,
-      ),
+      ) + kept,
     );
     log(`wrote ${relative(process.cwd(), out)}; wall time ${(wallSeconds / 60).toFixed(1)} min`);
   } finally {

@@ -129,7 +129,7 @@ export const DEFAULTS = {
   distributed: {
     nproc: 1, //                       sidecar ranks on this machine under torch.distributed (1: one process); CLI --nproc
     backend: 'gloo', //                gloo (CPU, or GPUs) | nccl (GPUs: rank r uses cuda:r)
-    nnodes: 1, //                      machines; beyond 1 this one is node 0 and the others join with torchrun (README)
+    nnodes: 1, //                      machines; beyond 1 this one is node 0 and the others join with torchrun (docs/SCALE-OUT.md)
     master_addr: '127.0.0.1', //       rendezvous address: loopback on one machine, this machine's address on several
     master_port: null, //              rendezvous TCP port (null: a free one; required with several machines)
     timeout_s: 1800, //                seconds a collective, or the start-up rendezvous, waits for a peer

@@ -1,58 +1,90 @@
-/** README's TypeScript API example, run as written (with a tiny config), through the public entry point. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+/**
+ * README's TypeScript API example, taken from README.md itself (the ```ts block after the `tested:` marker),
+ * type-checked with --strict against the built package and run as a user's script with a tiny config.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Sidecar, definePolicy, loadConfig, policies, runExperiment, tensor, weighBlocks, type Policy, type RunResult } from 'gradprom';
+import ts from 'typescript';
+import { root } from '../helpers.js';
 
-const TINY_YAML = `
+const MARKER = '<!-- tested: test/api/readme.test.ts';
+const CONFIG_NAME = "'my.yaml'";
+
+/** The code of the first ```ts block after the marker in `markdown`; throws when either is missing. */
+export function testedExample(markdown: string): string {
+  const at = markdown.indexOf(MARKER);
+  if (at < 0) throw new Error(`README.md: no "${MARKER}" marker before the API example`);
+  const block = /```ts\n([\s\S]*?)\n```/.exec(markdown.slice(at));
+  if (!block) throw new Error('README.md: no ```ts block after the tested marker');
+  return block[1]!;
+}
+
+// Small enough for seconds per run; the example's own overrides (policy, λ) still apply on top.
+const TINY_YAML = (outDir: string) => `
 device: cpu
 data: {counts: {train: 64, val: 16, test: 32}}
 ip: {channels: 8, blocks: 1}
 vr: {pretrain_steps: 5}
-train: {steps: 6, batch_size: 8, eval_every: 0, checkpoint_every: 0}
+train: {steps: 6, batch_size: 8, eval_every: 0, checkpoint_every: 0, tensorboard: false}
 eval: {limit: 32}
+output: {dir: ${JSON.stringify(outDir)}}
 `;
 
-let dir: string;
+let work: string; // the config and the runs
+let scriptDir: string; // inside the package, so that `import 'gradprom'` resolves to it as for a user
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gradprom-readme-'));
-  writeFileSync(join(dir, 'my.yaml'), TINY_YAML);
+  work = mkdtempSync(join(tmpdir(), 'gradprom-readme-'));
+  mkdirSync(join(root, 'dist'), { recursive: true });
+  scriptDir = mkdtempSync(join(root, 'dist', 'readme-example-'));
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(scriptDir, { recursive: true, force: true });
+});
 
-describe('README TypeScript API', () => {
-  it('trains with a built-in policy and with a user-defined one', async () => {
-    const cfg = await loadConfig(join(dir, 'my.yaml'), ['policy.name=gradprom', 'policy.lambda=0.003', `output.dir=${dir}`]);
-    if (!cfg.ok) throw new Error(cfg.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-    const { runDir, summary }: RunResult = await runExperiment(cfg.config);
-    expect(runDir).toBe(join(dir, 'gradprom-l0.003-s0'));
-    expect(summary.final.psnr).toBeGreaterThan(0);
-    expect(summary.gateOpenRate).not.toBeNull();
+describe("README's TypeScript API example", () => {
+  it('is found under its marker', () => {
+    expect(() => testedExample('no marker here')).toThrow(/marker/);
+    expect(testedExample(`${MARKER} -->\n\n\`\`\`ts\nconst x = 1;\n\`\`\`\n`)).toBe('const x = 1;');
+  });
 
-    const strict: Policy = definePolicy({
-      name: 'strict-gate',
-      input: 'gram',
-      granularity: 'global',
-      decide: ({ gram }) =>
-        weighBlocks(gram, { lambda: 0.003, lambdaMode: 'plain', granularity: 'global' }, (u) =>
-          u.cos > 0.1 ? { ip: 1, vr: u.lambdaEff, open: true } : { ip: 1, vr: 0, open: false },
-        ),
+  it('type-checks with --strict and runs as written', () => {
+    const code = testedExample(readFileSync(join(root, 'README.md'), 'utf8'));
+    // The one substitution: the config file the example names becomes a tiny one.
+    expect(code.split(CONFIG_NAME)).toHaveLength(2);
+    const config = join(work, 'my.yaml');
+    writeFileSync(config, TINY_YAML(join(work, 'runs')));
+    const file = join(scriptDir, 'example.mts');
+    writeFileSync(file, code.replace(CONFIG_NAME, JSON.stringify(config)));
+
+    const program = ts.createProgram([file], {
+      strict: true,
+      noEmitOnError: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      types: ['node'],
+      skipLibCheck: true,
     });
-    const custom = await runExperiment(cfg.config, { runDir: join(dir, 'strict'), policy: strict });
-    expect(custom.summary.policy).toBe('strict-gate');
+    const emitted = program.emit();
+    const problems = [...ts.getPreEmitDiagnostics(program), ...emitted.diagnostics].map((d) =>
+      ts.flattenDiagnosticMessageText(d.messageText, '\n'),
+    );
+    expect(problems).toEqual([]);
+
+    const r = spawnSync(process.execPath, [join(scriptDir, 'example.mjs')], {
+      cwd: work,
+      encoding: 'utf8',
+      timeout: 240_000,
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+    });
+    if (r.status !== 0) throw new Error(`the example exited with ${r.status ?? r.signal}:\n${r.stderr}`);
+    // Two runs: the built-in policy's default folder, then the user policy's.
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(new RegExp(`^${join(work, 'runs', 'gradprom-l0.003-s0')} \\d+(\\.\\d+)? (0|1|0\\.\\d+)$`));
+    expect(lines[1]).toMatch(new RegExp(`^${join(work, 'runs', 'strict')} (0|1|0\\.\\d+)$`));
   }, 300_000);
-
-  it('calls the sidecar directly', async () => {
-    const sc = await Sidecar.start({ device: 'auto' });
-    try {
-      const { tensors } = await sc.call('echo', {}, [tensor('float32', new Float32Array([1, 2, 3]))]);
-      expect(Array.from(tensors[0]!.data as Float32Array)).toEqual([1, 2, 3]);
-    } finally {
-      await sc.stop();
-    }
-  });
-
-  it('lists the built-in policies', () => {
-    expect(Object.keys(policies).sort()).toEqual(['gradprom', 'ip-only', 'joint', 'pcgrad', 'soft']);
-  });
 });
