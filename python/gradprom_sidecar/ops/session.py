@@ -33,13 +33,18 @@ def session_of(ctx: Context) -> Session:
     return ctx.state.session
 
 
+def close_region(ctx: Context) -> None:
+    """Close the open region, if any (its file and folder go; the session's buffers stay readable in memory)."""
+    if ctx.state.region is not None:
+        ctx.state.region[1].close()
+        ctx.state.region = None
+
+
 @op("session.create", all_ranks=True)
 def session_create(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """Build data, models, optimizers and RNG from the resolved config (replacing any session)."""
     config = require(args, "config", dict)
     ctx.state.session = None  # free the old one first
-    from gradprom_sidecar.ops.vectors import close_region  # here: ops.vectors imports this module
-
     close_region(ctx)  # sized from the old layout
     with reporting(lambda done, total: ctx.report("loading data", done, total)):
         ctx.state.session = new_session(ctx, config)
