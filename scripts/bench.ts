@@ -84,7 +84,7 @@ function memoryConfig(plan: Plan, transport: 'gram' | 'vectors') {
   return benchConfig({
     data: { counts: plan.quick ? { train: 256, val: 32, test: 32 } : { train: 2000, val: 200, test: 200 } },
     vr: { pretrain_steps: plan.quick ? 5 : 50 },
-    train: { steps: plan.memorySteps, transport, eval_every: 250, checkpoint_every: 250 },
+    train: { steps: plan.memorySteps, grad_exchange: transport, eval_every: 250, checkpoint_every: 250 },
   });
 }
 
@@ -94,7 +94,7 @@ function longConfig(plan: Plan, transport: 'gram' | 'vectors') {
     data: { size: LONG_MODEL.size, counts: { train: 64, val: 8, test: 8 } },
     ip: { arch: 'srresnet', channels: LONG_MODEL.channels, blocks: LONG_MODEL.blocks, batch_norm: false },
     vr: { pretrain_steps: 2 },
-    train: { steps: plan.longSteps, batch_size: LONG_MODEL.batch, transport, eval_every: 0, checkpoint_every: 0 },
+    train: { steps: plan.longSteps, batch_size: LONG_MODEL.batch, grad_exchange: transport, eval_every: 0, checkpoint_every: 0 },
   });
 }
 

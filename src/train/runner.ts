@@ -64,7 +64,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   if (options.resume) config = { ...(await savedConfig(paths.config)), distributed: config.distributed };
   else writeAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
   const policy = options.policy ?? makePolicy(config.policy);
-  const transport = policy.input === 'vectors' ? 'vectors' : config.train.transport;
+  const transport = policy.input === 'vectors' ? 'vectors' : config.train.grad_exchange;
   const started = Date.now();
   const maxRestarts = config.train.max_restarts ?? DEFAULTS.train.max_restarts;
   const distributed = distributedOptions(config.distributed);

@@ -2,7 +2,7 @@
 
 Where the volumes are (first that applies):
 
-- ``data.image`` (and optionally ``data.labels``): one subject, explicit files;
+- ``data.image`` (and optionally ``data.label_volume``): one subject, explicit files;
 - ``data.volumes_csv``: a CSV with columns ``image`` and optionally ``labels``, one subject a row;
 - ``data.path`` holding ``images/`` and ``labels/`` with volumes of the same file names, or
   nnU-Net's ``imagesTr/`` + ``labelsTr/`` (``case_0000.nii.gz`` pairs with ``case.nii.gz``; a
@@ -135,11 +135,11 @@ def find_pairs(cfg: dict) -> tuple[Path, list[tuple[Path, Path | None]]]:
     :raises DataError: no volumes, a missing folder or file, an image without its label volume.
     """
     root = Path(at(cfg, "path", "data") or ".").expanduser()
-    image, labels, listing = at(cfg, "image", "data"), at(cfg, "labels", "data"), at(cfg, "volumes_csv", "data")
+    image, labels, listing = at(cfg, "image", "data"), at(cfg, "label_volume", "data"), at(cfg, "volumes_csv", "data")
     if image:
         return root, [(resolve_path(root, image, ""), resolve_path(root, labels, "") if labels else None)]
     if labels:
-        raise ValueError("data.labels: set together with data.image (one subject); for several use images/ and labels/")
+        raise ValueError("data.label_volume: set together with data.image (one subject); for several use images/ and labels/")
     if not root.is_dir():
         raise DataError(f"{root}: missing path (data.path is not a folder; or set data.image)")
     if listing:
