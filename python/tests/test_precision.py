@@ -1,4 +1,4 @@
-"""train.precision (fp32 | bf16 | fp16), train.channels_last, train.deterministic, and the CUDA faults of issue 13, on the CPU."""
+"""train.precision (fp32 | bf16 | fp16), train.channels_last, train.deterministic, and the CUDA faults they guard against, on the CPU."""
 
 from __future__ import annotations
 

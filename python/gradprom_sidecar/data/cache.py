@@ -182,8 +182,6 @@ def cache_file(cfg: dict, key: str) -> Path:
 def save_bundle(bundle: DataBundle, path: Path, key: str) -> None:
     """Write ``bundle`` to ``path`` atomically (a temporary file in the same folder, fsynced, then renamed).
 
-    :param bundle: the data set.
-    :param path: the cache file.
     :param key: its key, stored inside and checked on reading.
     """
     tensors: dict[str, torch.Tensor] = {}
@@ -229,7 +227,6 @@ def save_bundle(bundle: DataBundle, path: Path, key: str) -> None:
 def read_bundle(path: Path, key: str) -> DataBundle:
     """Read a cache file written by :func:`save_bundle`, checking it whole.
 
-    :param path: the cache file.
     :param key: the key it must hold.
     :raises CacheError: unreadable, truncated or corrupt file, another format, version or key, or
         arrays that do not fit their metadata; the message names the file.

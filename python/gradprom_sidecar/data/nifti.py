@@ -42,17 +42,13 @@ SUFFIXES = (".nii.gz", ".nii")
 
 
 def is_nifti(path: Path) -> bool:
-    """True for a ``.nii`` or ``.nii.gz`` file name.
-
-    :param path: the file.
-    """
+    """True for a ``.nii`` or ``.nii.gz`` file name."""
     return path.name.lower().endswith(SUFFIXES)
 
 
 def load_nifti_image(path: Path) -> object:
     """The nibabel image at ``path``, with its data read (so a truncated file fails here).
 
-    :param path: the file.
     :raises DataError: not a NIfTI file, unreadable, or truncated.
     """
     import nibabel as nib
@@ -84,8 +80,6 @@ def read_pair(
 ) -> tuple[Volume, set[int]]:
     """One subject: scaled canonical image, label volume (checked, remapped) and the label ids seen.
 
-    :param name: the subject's name.
-    :param image: the image volume.
     :param labels: its label volume, or None.
     :param percentiles: (low, high) for the intensity scaling.
     :param table: a label table, or None.
@@ -114,10 +108,7 @@ def read_pair(
 
 
 def subject_name(image: Path) -> str:
-    """A subject's name: the image file's name without .nii/.nii.gz, and without nnU-Net's channel suffix ``_0000``.
-
-    :param image: the image volume.
-    """
+    """A subject's name: the image file's name without .nii/.nii.gz, and without nnU-Net's channel suffix ``_0000``."""
     stem = strip_volume_suffix(image.name)
     return stem[:-5] if len(stem) > 5 and stem.endswith("_0000") else stem
 

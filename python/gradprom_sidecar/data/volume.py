@@ -84,7 +84,6 @@ class LabelMap:
 def read_label_map(path: Path, unmapped: str) -> LabelMap:
     """Parse a label table (columns ``id``, ``region``; other columns ignored).
 
-    :param path: the CSV file.
     :param unmapped: "background" or a region named in the table.
     :raises DataError: a missing file or column, a non-integer or repeated id.
     """
@@ -256,8 +255,6 @@ def subject_classes(cfg: dict, root: Path, names: list[str]) -> tuple[list[int],
     subject must have a row.
 
     :param cfg: the data section.
-    :param root: the data folder.
-    :param names: the subject names.
     :raises DataError: a subject without a row, or a row naming no subject.
     """
     from gradprom_sidecar.data.folder import labels_csv

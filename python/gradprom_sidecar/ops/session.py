@@ -14,7 +14,6 @@ from gradprom_sidecar.wire.registry import Context, Result, op, require
 def new_session(ctx: Context, config: dict, load_model_weights: bool = True) -> Session:
     """A session for this process: a plain one, or a rank's share of a distributed one.
 
-    :param ctx: the request's context.
     :param config: the resolved experiment config.
     :param load_model_weights: load ``ip.weights``/``vr.weights`` (False when a checkpoint follows).
     """
@@ -24,10 +23,7 @@ def new_session(ctx: Context, config: dict, load_model_weights: bool = True) -> 
 
 
 def session_of(ctx: Context) -> Session:
-    """The current session, or an error saying how to make one.
-
-    :param ctx: the request's context.
-    """
+    """The current session, or an error saying how to make one."""
     if ctx.state.session is None:
         raise RuntimeError("no session: call session.create (or checkpoint.load) first")
     return ctx.state.session
