@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { median, quantile } from '../src/report/stats.js';
 import { pythonEnv, resolvePython } from '../src/sidecar/python.js';
-import { inconclusive } from './bench-sections.js';
-import { fmt, noisy, verdict, type Figure, type Section } from './bench-util.js';
+import { fmt, inconclusive, noisy, verdict, type Figure, type Section } from './bench-util.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;

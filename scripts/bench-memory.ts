@@ -109,7 +109,7 @@ async function main(arg: string): Promise<void> {
     const nodeHwm = hwm();
     const result: MemoryResult = {
       steps: config.train.steps,
-      transport: config.train.transport,
+      transport: config.train.grad_exchange,
       warmupSteps,
       seconds,
       nodeRss,

@@ -1,22 +1,11 @@
 /** docs/BENCHMARKS.md from the bench's sections: machine, versions, command, then one table per section. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus, loadavg, release, totalmem, type } from 'node:os';
+import { cpus, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/sidecar/python.js';
 import { fmt, type Figure, type Section } from './bench-util.js';
-
-/** When and how busy: the command, its wall time, and the machine's load before and after (bench and study alike). */
-export interface MachineRun {
-  command: string;
-  started: Date;
-  wallSeconds: number;
-  loadStart: number[];
-  loadEnd: number[];
-  /** Share of all cores busy (0–1) over a short sample before the run started and after it ended; null where /proc/stat is missing. */
-  busyStart: number | null;
-  busyEnd: number | null;
-}
+import { BUSY_SAMPLE_MS, type MachineRun } from './machine.js';
 
 /** Where and how the bench ran. */
 export interface RunMeta extends MachineRun {
@@ -134,35 +123,9 @@ export function renderReport(meta: RunMeta, sections: Section[]): string {
     .trimEnd()}\n`;
 }
 
-const BUSY_SAMPLE_MS = 2000;
 /** Above this share of all cores busy, the run is flagged as shared. */
 const SHARED_BUSY = 0.1;
 
 function pct(x: number | null): string {
   return x === null ? 'unknown' : `${(100 * x).toFixed(1)} %`;
-}
-
-/** Busy and total jiffies of all cores from /proc/stat's first line, or null. */
-function cpuTimes(): { busy: number; total: number } | null {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.reduce((a, b) => a + b, 0);
-    return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total }; // idle and iowait are not busy
-  } catch {
-    return null;
-  }
-}
-
-/** Share of all cores busy (0–1) over the next BUSY_SAMPLE_MS; null where /proc/stat cannot be read. */
-export async function cpuBusy(): Promise<number | null> {
-  const a = cpuTimes();
-  await new Promise((r) => setTimeout(r, BUSY_SAMPLE_MS));
-  const b = cpuTimes();
-  if (!a || !b || b.total === a.total) return null;
-  return (b.busy - a.busy) / (b.total - a.total);
-}
-
-/** Load averages now (1, 5, 15 min). */
-export function loadNow(): number[] {
-  return loadavg();
 }

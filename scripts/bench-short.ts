@@ -44,7 +44,7 @@ export function shortConfig(p: ShortPlan, benchConfig: (over: Record<string, unk
     data: { size: p.size, counts: { train: 256, val: 16, test: 16 } },
     ip: { arch: 'srresnet', channels: p.channels, blocks: p.blocks, batch_norm: false },
     vr: { pretrain_steps: 5, kwargs: { widths: p.vrWidths } },
-    train: { batch_size: p.batch, steps: 1_000_000, transport: 'gram' },
+    train: { batch_size: p.batch, steps: 1_000_000, grad_exchange: 'gram' },
   });
 }
 

@@ -62,6 +62,11 @@ export function noisy(samples: readonly (readonly number[])[], ratio: number, fl
   return null;
 }
 
+/** `{ inconclusive }` when there is a reason, else nothing (for spreading into a Figure). */
+export function inconclusive(reason: string | null): { inconclusive?: string } {
+  return reason ? { inconclusive: reason } : {};
+}
+
 /** A number with `digits` significant-looking decimals, without trailing noise. */
 export function fmt(x: number, digits = 3): string {
   if (!Number.isFinite(x)) return String(x);

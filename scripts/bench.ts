@@ -14,45 +14,14 @@ import { packageRoot } from '../src/sidecar/python.js';
 import { memorySection, peerSection, policySection, pythoniaSection, stepSection, transportSection } from './bench-sections.js';
 import { layoutOf, stepRounds, type StepResult } from './bench-step.js';
 import { benchConfig, PyWorker, type Section } from './bench-util.js';
-import { cpuBusy, loadNow, renderReport } from './bench-report.js';
+import { renderReport } from './bench-report.js';
+import { cpuBusy, loadNow } from './machine.js';
 import { policyCompute } from './bench-policy.js';
 import { pythonia, transport, type TransportResult } from './bench-transport.js';
 import { LONG_MODEL, runMemoryChild, type MemoryResult } from './bench-memory.js';
-import { dataPath, dataSection, type DataPlan } from './bench-data.js';
-import { shortConfig, shortRounds, shortSection, type ShortPlan } from './bench-short.js';
-
-/** The sizes of one run; the full plan is sized to stay inside 15 minutes on 2 cores. */
-export interface Plan {
-  quick: boolean;
-  small: StepSize;
-  large: StepSize;
-  transportBytes: number[];
-  pythoniaBytes: number;
-  pythoniaReps: number;
-  pythoniaListReps: number;
-  policyReps: number;
-  memorySteps: number;
-  memoryWarmup: number;
-  memoryTransports: ('gram' | 'vectors')[];
-  /** The long run: a tiny model (a step of ~10 ms) for many steps, to see whether Node's RSS levels off. */
-  longSteps: number;
-  longWarmup: number;
-  /** Section 8: the data path. */
-  data: DataPlan;
-  /** GPU-like short steps (section 7). */
-  short: ShortPlan;
-}
-
-export interface StepSize {
-  label: string;
-  channels: number;
-  blocks: number;
-  size: number;
-  batch: number;
-  rounds: number;
-  warmup: number;
-  pretrain: number;
-}
+import { dataPath, dataSection } from './bench-data.js';
+import { shortConfig, shortRounds, shortSection } from './bench-short.js';
+import type { Plan, StepSize } from './bench-plan.js';
 
 const FULL: Plan = {
   quick: false,
@@ -115,7 +84,7 @@ function memoryConfig(plan: Plan, transport: 'gram' | 'vectors') {
   return benchConfig({
     data: { counts: plan.quick ? { train: 256, val: 32, test: 32 } : { train: 2000, val: 200, test: 200 } },
     vr: { pretrain_steps: plan.quick ? 5 : 50 },
-    train: { steps: plan.memorySteps, transport, eval_every: 250, checkpoint_every: 250 },
+    train: { steps: plan.memorySteps, grad_exchange: transport, eval_every: 250, checkpoint_every: 250 },
   });
 }
 
@@ -125,7 +94,7 @@ function longConfig(plan: Plan, transport: 'gram' | 'vectors') {
     data: { size: LONG_MODEL.size, counts: { train: 64, val: 8, test: 8 } },
     ip: { arch: 'srresnet', channels: LONG_MODEL.channels, blocks: LONG_MODEL.blocks, batch_norm: false },
     vr: { pretrain_steps: 2 },
-    train: { steps: plan.longSteps, batch_size: LONG_MODEL.batch, transport, eval_every: 0, checkpoint_every: 0 },
+    train: { steps: plan.longSteps, batch_size: LONG_MODEL.batch, grad_exchange: transport, eval_every: 0, checkpoint_every: 0 },
   });
 }
 

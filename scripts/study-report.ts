@@ -7,8 +7,8 @@ import { relative } from 'node:path';
 import type { Config } from '../src/config/index.js';
 import type { FrontComparison, GroupSummary, PairedDifference, RunSummary } from '../src/report/index.js';
 import { packageRoot } from '../src/sidecar/python.js';
-import type { Study } from './study.js';
-import type { MachineRun } from './bench-report.js';
+import type { MachineRun } from './machine.js';
+import type { Study } from './study-schema.js';
 
 /** A regime's comparison as compare.json holds it. */
 export interface RegimeResult {

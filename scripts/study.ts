@@ -13,33 +13,16 @@ import { Command, InvalidArgumentError } from 'commander';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
 import { loadConfig, type Config } from '../src/config/index.js';
 import { isGradpromError } from '../src/errors.js';
-import { POLICY_NAMES } from '../src/policy/index.js';
 import { stderrLogger } from '../src/sidecar/logger.js';
 import { packageRoot } from '../src/sidecar/python.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
 import { reportCompare, runCompare } from '../src/train/compare.js';
 import { parseLambdas } from '../src/train/plan.js';
-import { cpuBusy, loadNow } from './bench-report.js';
+import { cpuBusy, loadNow } from './machine.js';
 import { studyMarkdown, type RegimeResult, type StudyMeta } from './study-report.js';
-
-const regimeSchema = z
-  .object({ name: z.string().regex(/^[a-z0-9-]+$/), title: z.string(), config: z.string(), lambdas: z.string() })
-  .strict();
-export const studySchema = z
-  .object({
-    parallel: z.number().int().positive(),
-    seeds: z.number().int().positive(),
-    policies: z.array(z.enum(POLICY_NAMES)).min(1),
-    regimes: z.array(regimeSchema).min(1),
-    factor: z.object({ title: z.string(), regimes: z.tuple([z.string(), z.string()]) }).strict(),
-    cut: z.string(),
-    quick: z.object({ seeds: z.number().int().positive(), set: z.array(z.string()) }).strict(),
-  })
-  .strict();
-export type Study = z.infer<typeof studySchema>;
+import { studySchema, type Study } from './study-schema.js';
 
 const STUDY_DIR = join(packageRoot, 'configs', 'study');
 

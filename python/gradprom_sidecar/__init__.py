@@ -14,7 +14,7 @@ The rooms, from the wire inwards (only ``wire`` and ``__main__`` need pyzmq and 
   ``config`` (reading the resolved config), ``device`` (where tensors live).
 - ``evaluation/``: ``evaluate`` (the one evaluation path), ``metrics``, ``per_image``, ``enhance``
   (images, files, volumes), ``cross_table`` (several IPs × VRs: ESTR's table).
-- ``data/``: data sets, readers, storage, the feed, the disk cache and ``degrade`` (degradations).
+- ``data/``: data sets, readers, ``split`` (the seeded, stratified split), storage, the feed, the disk cache and ``degrade`` (degradations).
 - ``models/``: the networks (torchvision's state-dict names), ``checkpoint`` (safe weight files),
   ``pickled`` (whole pickled models, read without running them).
 - ``tools/``: not served by the sidecar: ``reference`` + ``policies`` (the in-process oracle of the

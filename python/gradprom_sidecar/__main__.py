@@ -57,10 +57,15 @@ def watch_parent(parent_pid: int, endpoint: str, by_pid: bool = False) -> None:
     while True:
         if (not _alive(parent_pid)) if by_pid else os.getppid() != parent_pid:
             logging.getLogger("gradprom").error("parent process %d is gone; exiting", parent_pid)
-            cleanup_ipc(endpoint)
-            region.close_all()
+            leave_nothing(endpoint)
             os._exit(EXIT_PARENT_GONE)
         time.sleep(0.2)
+
+
+def leave_nothing(endpoint: str) -> None:
+    """Remove what TypeScript would have removed had it lived: the ipc socket's folder and the shared regions' files."""
+    cleanup_ipc(endpoint)
+    region.close_all()
 
 
 def check_endpoint(endpoint: str, allow_remote: bool = False) -> str | None:
@@ -135,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.parent_pid is not None:
         under_agent = bool(os.environ.get("TORCHELASTIC_RUN_ID"))  # started by torchrun, itself started by Node
-        if not under_agent and os.getppid() != args.parent_pid:
+        own_endpoint = "" if worker else args.endpoint  # a worker shares rank 0's --endpoint but must not remove its folder
+        if not under_agent and os.getppid() != args.parent_pid:  # Node died while we were starting
+            leave_nothing(own_endpoint)
             return EXIT_PARENT_GONE
-        # A worker shares rank 0's --endpoint but must not remove its socket folder.
-        threading.Thread(target=watch_parent, args=(args.parent_pid, "" if worker else args.endpoint, under_agent), daemon=True).start()
+        threading.Thread(target=watch_parent, args=(args.parent_pid, own_endpoint, under_agent), daemon=True).start()
         # Ctrl-C in a terminal reaches the whole process group; the parent decides what it means
         # (finish the step, write a checkpoint, then stop us), so the sidecar must not die of it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

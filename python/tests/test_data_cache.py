@@ -196,7 +196,7 @@ def test_cache_dir_follows_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_lone_nifti_volume_outside_any_folder_is_fingerprinted(tmp_path: Path, decodes: list[dict]) -> None:
-    """data.image and data.labels without data.path: a changed volume gives another key (a resumed run re-reads it)."""
+    """data.image and data.label_volume without data.path: a changed volume gives another key (a resumed run re-reads it)."""
     from test_volumes import brain, save_nii
 
     img, lab = brain()
@@ -206,7 +206,7 @@ def test_a_lone_nifti_volume_outside_any_folder_is_fingerprinted(tmp_path: Path,
         "kind": "nifti",
         "path": None,
         "image": str(tmp_path / "vol" / "t1.nii.gz"),
-        "labels": str(tmp_path / "vol" / "seg.nii.gz"),
+        "label_volume": str(tmp_path / "vol" / "seg.nii.gz"),
         "cache_dir": str(tmp_path / "cache"),
         "disk_cache": True,
         "size": 16,

@@ -305,7 +305,7 @@ def test_torchvision_loader_names_the_arch_on_a_foreign_file(tmp_path: Path) -> 
 
 
 def estr_keys(scale: int) -> list[tuple[str, tuple[int, ...]]]:
-    """ESTR's SRResNet names and shapes, written out from its description (issue 14), not from our module."""
+    """ESTR's SRResNet names and shapes, written out from its description, not from our module (so that a slip in both cannot agree)."""
     keys = [("block1.0.weight", (64, 3, 9, 9)), ("block1.0.bias", (64,)), ("block1.1.weight", (1,))]
     for b in range(2, 7):
         for conv, bn in (("conv1", "bn1"), ("conv2", "bn2")):

@@ -85,7 +85,7 @@ def tiny_config(**over: dict) -> dict:
             "steps": 5,
             "batch_size": 8,
             "loss": "mse",
-            "transport": "gram",
+            "grad_exchange": "gram",
             "max_skips": 3,
             "precision": "fp32",
             "channels_last": "auto",

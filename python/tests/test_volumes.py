@@ -90,7 +90,7 @@ def test_single_subject_slabs_with_a_gap(tmp_path: Path) -> None:
     cfg = {
         "kind": "nifti",
         "image": str(tmp_path / "one.nii.gz"),
-        "labels": "one_seg.nii",
+        "label_volume": "one_seg.nii",
         "path": str(tmp_path),
         "size": 16,
         "slab_gap": 3,
@@ -263,7 +263,7 @@ def test_colin27_with_aal_groups(tmp_path: Path) -> None:
     cfg = {
         "kind": "nifti",
         "image": str(COLIN / "ch2.nii.gz"),
-        "labels": str(COLIN / "aal.nii.gz"),
+        "label_volume": str(COLIN / "aal.nii.gz"),
         "label_map": str(mapping),
         "size": 32,
         "drop_empty": True,

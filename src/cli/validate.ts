@@ -56,7 +56,7 @@ export function filesOf(c: Config): FileCheck[] {
     part('labels_csv', d.labels_csv, 'file');
     if (d.kind === 'nifti') {
       part('image', d.image, 'file');
-      part('labels', d.labels, 'file');
+      part('label_volume', d.label_volume, 'file');
       part('volumes_csv', d.volumes_csv, 'file');
     }
     if (d.kind === 'nifti' || d.kind === 'dicom-series') part('label_map', d.label_map, 'file');

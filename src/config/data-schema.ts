@@ -23,7 +23,7 @@ export const data = z
     max_per_class: posInt.nullable(),
     window: z.strictObject({ center: z.number(), width: posNum }).nullable(),
     image: nullableName,
-    labels: nullableName,
+    label_volume: nullableName,
     volumes_csv: nullableName,
     axis: z.literal([0, 1, 2]),
     drop_empty: z.boolean(),
@@ -59,12 +59,12 @@ export const data = z
         message: `low must be below high, got ${d.percentiles.low} and ${d.percentiles.high}`,
       });
     }
-    if (d.labels !== null && d.image === null) {
+    if (d.label_volume !== null && d.image === null) {
       ctx.addIssue({
         code: 'custom',
-        path: ['labels'],
+        path: ['label_volume'],
         params: { code: 'required' },
-        message: 'data.labels needs data.image (one subject)',
+        message: 'data.label_volume needs data.image (one subject)',
       });
     }
     if (d.label_column !== null && d.label_columns !== null) {

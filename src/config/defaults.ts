@@ -34,7 +34,7 @@ export const DEFAULTS = {
     max_per_class: null, //            imagefolder: the first N images (sorted) of each class per split (null: all)
     window: null, //                   DICOM intensity window {center, width}, in stored units (HU for CT)
     image: null, //                    nifti: one image volume (.nii/.nii.gz), relative to path, instead of images/
-    labels: null, //                   nifti: its label volume on the same grid (shape and affine checked)
+    label_volume: null, //             nifti: its label volume on the same grid (shape and affine checked)
     volumes_csv: null, //              nifti: CSV of subjects (columns image, labels), relative to path
     axis: 2, //                        volumes: slicing axis in RAS+ voxel order (0 sagittal, 1 coronal, 2 axial)
     drop_empty: false, //              volumes: drop slices without foreground (label > 0; without labels, intensity > 0)
@@ -85,7 +85,7 @@ export const DEFAULTS = {
     steps: 1000, //                    IP optimisation steps
     batch_size: 16, //                 images per step
     loss: 'mse', //                    pixel loss: mse | l1
-    transport: 'gram', //              gram (sidecar sends the per-block Gram) | vectors (flat gradients)
+    grad_exchange: 'gram', //          gram (sidecar sends the per-block Gram) | vectors (flat gradients)
     max_skips: 10, //                  non-finite steps skipped in a row before the run stops
     max_restarts: 3, //                sidecar restarts (crash, hang) the run survives, each resuming from the last checkpoint
     precision: 'fp32', //              fp32 | bf16 | fp16: autocast forwards of IP and VR (fp16: one loss scaler for both losses; an overflow is a skipped step)

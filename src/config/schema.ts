@@ -7,6 +7,7 @@ import type { PolicyInput } from '../policy/types.js';
 import { data } from './data-schema.js';
 import { DEFAULTS, DEGRADATION_DEFAULTS, isPlainObject, withDefaults, type Obj } from './defaults.js';
 import { kwargs, nonNegInt, nullableName, posInt, posNum } from './fields.js';
+import { renamedKeyIssues } from './renamed.js';
 
 /** One problem with a config: a stable code, the dotted path (`degradation.0.sigma`), and a message naming the bad value. */
 export interface ConfigIssue {
@@ -159,7 +160,7 @@ export function configSchema(options: SchemaOptions = {}) {
         steps: posInt,
         batch_size: posInt,
         loss: z.enum(['mse', 'l1']),
-        transport: z.enum(['gram', 'vectors']),
+        grad_exchange: z.enum(['gram', 'vectors']),
         max_skips: nonNegInt,
         max_restarts: nonNegInt,
         precision: z.enum(['fp32', 'bf16', 'fp16']),
@@ -198,12 +199,12 @@ export function configSchema(options: SchemaOptions = {}) {
           message: `expected ${product} (the product of the downsample scales in degradation), got ${c.ip.scale}`,
         });
       }
-      if (c.train.transport === 'gram' && policyInput(c.policy.name) === 'vectors') {
+      if (c.train.grad_exchange === 'gram' && policyInput(c.policy.name) === 'vectors') {
         ctx.addIssue({
           code: 'custom',
-          path: ['train', 'transport'],
-          params: { code: 'transport_policy' },
-          message: `policy "${c.policy.name}" needs the gradient vectors: set train.transport to "vectors"`,
+          path: ['train', 'grad_exchange'],
+          params: { code: 'grad_exchange_policy' },
+          message: `policy "${c.policy.name}" needs the gradient vectors: set train.grad_exchange to "vectors"`,
         });
       }
     });
@@ -297,9 +298,14 @@ export function toConfigIssues(issues: readonly z.core.$ZodIssue[]): ConfigIssue
   return out;
 }
 
-/** Validates a raw config (deep-merged over the defaults first); never throws. */
+/** Validates a raw config (deep-merged over the defaults first); never throws. A renamed key is refused naming its new key. */
 export function parseConfig(raw: unknown, options: SchemaOptions = {}): ConfigResult {
   const schema = options.policyInput ? configSchema(options) : ConfigSchema;
+  const renamed = renamedKeyIssues(raw);
   const result = schema.safeParse(withDefaults(raw), { reportInput: true });
-  return result.success ? { ok: true, config: result.data } : { ok: false, issues: toConfigIssues(result.error.issues) };
+  if (result.success && !renamed.length) return { ok: true, config: result.data };
+  // The schema reports an old key as unknown too: the rename says more.
+  const old = new Set(renamed.map((i) => i.path));
+  const rest = result.success ? [] : toConfigIssues(result.error.issues).filter((i) => !(i.code === 'unrecognized_key' && old.has(i.path)));
+  return { ok: false, issues: [...renamed, ...rest] };
 }

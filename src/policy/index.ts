@@ -71,7 +71,7 @@ export function definePolicy(spec: PolicySpec): Policy {
     if (step.gIp) assertLive(step.gIp, 'gIp');
     if (step.gVr) assertLive(step.gVr, 'gVr');
     if (spec.input === 'vectors') {
-      if (!step.gIp || !step.gVr) return skip('this policy needs the gradient vectors (train.transport: vectors)');
+      if (!step.gIp || !step.gVr) return skip('this policy needs the gradient vectors (train.grad_exchange: vectors)');
       const vp =
         layoutProblem(layout, step.gIp.length) ??
         layoutProblem(layout, step.gVr.length) ??

@@ -1,6 +1,5 @@
 /** What a comparison report is computed from: the runs' summaries, grouped, and their per-image results. */
 import { groupRuns, type GroupSummary } from './groups.js';
-import type { PairStats } from './paired.js';
 import type { PerImage } from './per-image.js';
 import type { RunSummary } from './summary.js';
 
@@ -12,8 +11,6 @@ export interface Comparison {
   runOf(g: GroupSummary, seed: number): RunSummary | undefined;
   /** That run's per-image test results, when recorded. */
   perImageOf(g: GroupSummary, seed: number): PerImage | undefined;
-  /** Paired statistics already computed (fronts and pair tables share them). */
-  memo: Map<string, PairStats>;
 }
 
 /** A group's identity. */
@@ -30,6 +27,5 @@ export function makeComparison(summaries: readonly RunSummary[], perImage: Reado
     summaries,
     runOf: (g, seed) => byName.get(nameOf(g, seed) ?? ''),
     perImageOf: (g, seed) => perImage.get(nameOf(g, seed) ?? ''),
-    memo: new Map(),
   };
 }

@@ -61,10 +61,15 @@ function imageDiffs(c: Comparison, a: GroupSummary, b: GroupSummary, key: string
   return { diffs: sum.filter((x) => Number.isFinite(x)).map((x) => x / used), seeds: used };
 }
 
+/** Paired statistics already computed, per comparison (fronts and pair tables share them). */
+const memos = new WeakMap<Comparison, Map<string, PairStats>>();
+
 /** The paired intervals of a − b for one metric (memoised per comparison). */
 export function pairStats(c: Comparison, a: GroupSummary, b: GroupSummary, metric: PairMetric): PairStats {
-  const memo = `${groupKey(a)}|${groupKey(b)}|${metric}`;
-  const hit = c.memo.get(memo);
+  let memo = memos.get(c);
+  if (!memo) memos.set(c, (memo = new Map()));
+  const id = `${groupKey(a)}|${groupKey(b)}|${metric}`;
+  const hit = memo.get(id);
   if (hit) return hit;
   const key = metricKey(metric, a.task);
   const seeds: number[] = [];
@@ -85,7 +90,7 @@ export function pairStats(c: Comparison, a: GroupSummary, b: GroupSummary, metri
   const tSide = sideOf(t);
   const higher = tSide !== null && (bootstrap === null || sideOf(bootstrap) === tSide) ? tSide : null;
   const out: PairStats = { seeds, mean: diffs.length ? diffs.reduce((s, x) => s + x, 0) / diffs.length : null, t, bootstrap, higher };
-  c.memo.set(memo, out);
+  memo.set(id, out);
   return out;
 }
 

@@ -145,10 +145,15 @@ export function installExitHooks(): void {
 
 const folders = new Set<string>();
 
-/** Remove `dir` when Node exits, however it exits (`keep` false: forget it, it is gone). */
-export function removeOnExit(dir: string, keep = true): void {
-  if (keep) folders.add(dir);
-  else folders.delete(dir);
+/** Remove `dir` when Node exits, however it exits (unless `removeNow` removed it first). */
+export function removeOnExit(dir: string): void {
+  folders.add(dir);
+}
+
+/** Remove `dir` now, and no longer at exit. */
+export function removeNow(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  folders.delete(dir);
 }
 
 /** Sidecar processes still running (for tests and diagnostics). */

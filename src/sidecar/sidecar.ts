@@ -1,6 +1,6 @@
 /** The manager: start, call, heartbeat, restart and stop one sidecar. */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GradpromError, ProtocolVersionError, SidecarError, SidecarExitedError } from '../errors.js';
@@ -11,7 +11,7 @@ import { parseOrThrow } from '../protocol/schema.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { Client, type CallOptions, type Reply } from './client.js';
 import { stderrLogger, type Logger } from './logger.js';
-import { installExitHooks, removeOnExit, SidecarProcess } from './process.js';
+import { installExitHooks, removeNow, removeOnExit, SidecarProcess } from './process.js';
 import { resolvePython } from './python.js';
 import { RankGroup, type DistributedOptions } from './ranks.js';
 
@@ -49,7 +49,7 @@ export interface SidecarOptions {
    * Vectors transport through a shared memory region when the sidecar runs on this machine (default true); false
    * sends them as plain ZeroMQ frames. Either way the choice is logged (info) when a session first asks for vectors.
    */
-  shareMemory?: boolean;
+  sharedMemory?: boolean;
   /** Extra environment variables for the sidecar (e.g. OMP_NUM_THREADS when several run side by side). */
   env?: Record<string, string>;
 }
@@ -101,7 +101,7 @@ export class Sidecar {
       maxRestarts: 3,
       maxHeaderBytes: DEFAULT_MAX_HEADER,
       allowRemote: false,
-      shareMemory: true,
+      sharedMemory: true,
       timeouts: {},
       ...options,
       maxMessageBytes: options.maxMessageBytes ?? defaultMaxMessage(), // the environment is read (and checked) only when needed
@@ -155,10 +155,10 @@ export class Sidecar {
   /**
    * Whether vectors may go through a shared region with this sidecar, and if not why: it must run on this machine
    * (ipc, or tcp on loopback), as one rank (several ranks each need the merged decision as a frame), and not be
-   * told otherwise (`shareMemory: false`). The sidecar and the region file itself have the last word.
+   * told otherwise (`sharedMemory: false`). The sidecar and the region file itself have the last word.
    */
   get sharedMemory(): { ok: true } | { ok: false; reason: string } {
-    if (!this.opts.shareMemory) return { ok: false, reason: 'shareMemory: false' };
+    if (!this.opts.sharedMemory) return { ok: false, reason: 'sharedMemory: false' };
     if (this.opts.distributed) return { ok: false, reason: 'several ranks' };
     const host = this.opts.host ?? '127.0.0.1';
     if (this.opts.transport === 'tcp' && !isLoopback(host))
@@ -262,6 +262,7 @@ export class Sidecar {
       endpoint = `tcp://${host}:${this.opts.port ?? 0}`;
     } else {
       this.dir = mkdtempSync(join(tmpdir(), 'gradprom-')); // mkdtemp makes it 0700
+      removeOnExit(this.dir); // the sidecar removes it when it outlives Node; this covers Node killing it on exit
       endpoint = `ipc://${join(this.dir, 'sidecar.sock')}`;
     }
     const args = ['--endpoint', endpoint, '--device', this.opts.device, '--parent-pid', String(process.pid)];
@@ -367,8 +368,7 @@ export class Sidecar {
   }
 
   private removeDir(): void {
-    for (const d of [this.dir, this.regionFolder]) if (d) rmSync(d, { recursive: true, force: true });
-    if (this.regionFolder) removeOnExit(this.regionFolder, false);
+    for (const d of [this.dir, this.regionFolder]) if (d) removeNow(d);
     this.dir = this.regionFolder = null;
   }
 }

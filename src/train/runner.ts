@@ -64,14 +64,14 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   if (options.resume) config = { ...(await savedConfig(paths.config)), distributed: config.distributed };
   else writeAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
   const policy = options.policy ?? makePolicy(config.policy);
-  const transport = policy.input === 'vectors' ? 'vectors' : config.train.transport;
+  const transport = policy.input === 'vectors' ? 'vectors' : config.train.grad_exchange;
   const started = Date.now();
   const maxRestarts = config.train.max_restarts ?? DEFAULTS.train.max_restarts;
   const distributed = distributedOptions(config.distributed);
   const sidecar =
     options.sidecar ??
     (await Sidecar.start({ device: config.device, maxRestarts, distributed, ...(options.logger ? { logger: options.logger } : {}) }));
-  // TensorBoard: every record the loop logs also goes to the event files (issue 16).
+  // TensorBoard: every record the loop logs also goes to the event files, so a run can be watched while it trains.
   const tb = config.train.tensorboard
     ? TensorBoardWriter.start(paths.tensorboard, { ...(options.logger ? { logger: options.logger } : {}) })
     : undefined;
@@ -150,12 +150,12 @@ async function startState(
   return { step: 0, skips: 0, consecutiveSkips: 0 };
 }
 
-/** True when step `n` ends with an evaluation or a checkpoint, or is the last: nothing may be pending after it. */
 /** Why a non-finite step was skipped; in fp16 that is mostly an overflow of the scaled gradients (the sidecar halves the loss scale). */
 function skipReason(precision: Config['train']['precision']): string {
   return precision === 'fp16' ? 'loss or gradient not finite (fp16 overflow: the loss scale backs off)' : 'loss or gradient not finite';
 }
 
+/** True when step `n` ends with an evaluation or a checkpoint, or is the last: nothing may be pending after it. */
 function isBoundary(n: number, train: Config['train']): boolean {
   const due = (every: number) => every > 0 && n % every === 0;
   return n >= train.steps || due(train.eval_every) || due(train.checkpoint_every);

@@ -51,7 +51,7 @@ describe('gradprom validate', () => {
   it('a lone NIfTI volume: its image, label volume and label table are listed (the table relative to the working folder)', () => {
     const r = gradprom(root, 'validate', '--config', 'configs/examples/brain-mri.yaml', '--json');
     const v = JSON.parse(r.stdout) as { files: { field: string; path: string; status: string }[] };
-    expect(v.files.map((f) => f.field)).toEqual(['data.image', 'data.labels', 'data.label_map']);
+    expect(v.files.map((f) => f.field)).toEqual(['data.image', 'data.label_volume', 'data.label_map']);
     expect(v.files[2]).toMatchObject({ path: join(root, 'configs', 'examples', 'brain-mri-regions.csv'), status: 'ok' });
   });
 

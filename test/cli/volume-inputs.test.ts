@@ -72,7 +72,7 @@ describe('bad volumes leave the run folder untouched', () => {
       const vol = join(dir, 'vol');
       const run = tinyRun(
         'nifti',
-        { kind: 'nifti', image: join(vol, 't1.nii.gz'), labels: join(vol, 'seg.nii.gz') },
+        { kind: 'nifti', image: join(vol, 't1.nii.gz'), label_volume: join(vol, 'seg.nii.gz') },
         { arch: 'unet', task: 'segment' },
       );
       const before = snapshot(run);

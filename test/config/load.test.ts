@@ -124,6 +124,15 @@ describe('--set overrides', () => {
     ]);
   });
 
+  test('a renamed key is refused naming its new key, from a file and from a set', async () => {
+    const path = await file('old.yaml', 'train:\n  transport: vectors\n');
+    expect(issues(await loadConfig(path, []))).toEqual([expect.objectContaining({ code: 'renamed_key', path: 'train.transport' })]);
+    const set = issues(await loadConfig(null, ['data.labels=seg.nii.gz']));
+    expect(set).toEqual([
+      expect.objectContaining({ code: 'renamed_key', path: 'data.labels', message: expect.stringContaining('data.label_volume') }),
+    ]);
+  });
+
   test("malformed sets are 'set' issues", async () => {
     const found = issues(await loadConfig(null, ['train.steps', 'seed.x=1', 'degradation.5.sigma=1', 'a..b=1', '__proto__.x=1', 'x=[1,']));
     expect(found.map((i) => [i.code, i.path])).toEqual([

@@ -152,10 +152,22 @@ describe('cross-field checks', () => {
     expect(parseConfig({ degradation: [{ kind: 'downsample', scale: 2 }, { kind: 'gaussian' }], ip: { scale: 2 } }).ok).toBe(true);
   });
 
-  test('transport gram with a policy that needs vectors is an error naming train.transport', () => {
+  test('grad_exchange gram with a policy that needs vectors is an error naming train.grad_exchange', () => {
     const options = { policyInput: () => 'vectors' as const };
-    expect(issuesOf({}, options)).toEqual([expect.objectContaining({ code: 'transport_policy', path: 'train.transport' })]);
-    expect(parseConfig({ train: { transport: 'vectors' } }, options).ok).toBe(true);
+    expect(issuesOf({}, options)).toEqual([expect.objectContaining({ code: 'grad_exchange_policy', path: 'train.grad_exchange' })]);
+    expect(parseConfig({ train: { grad_exchange: 'vectors' } }, options).ok).toBe(true);
+  });
+
+  test('a renamed key is refused naming its new key, in place of "unknown key"', () => {
+    expect(issuesOf({ train: { transport: 'vectors' }, data: { kind: 'nifti', image: 'a.nii', labels: 'b.nii' } })).toEqual([
+      { code: 'renamed_key', path: 'train.transport', message: '"train.transport" was renamed to "train.grad_exchange"' },
+      { code: 'renamed_key', path: 'data.labels', message: '"data.labels" was renamed to "data.label_volume"' },
+    ]);
+    // Other issues still come with it; the new names are accepted.
+    const paths = issuesOf({ train: { transport: 'gram', steps: 0 } }).map((i) => `${i.code} ${i.path}`);
+    expect(paths).toEqual(['renamed_key train.transport', 'too_small train.steps']);
+    const c = configOf({ train: { grad_exchange: 'vectors' }, data: { kind: 'nifti', image: 'a.nii', label_volume: 'b.nii' } });
+    expect([c.train.grad_exchange, c.data.label_volume]).toEqual(['vectors', 'b.nii']);
   });
 
   test('issues in several sections are all reported at once', () => {

@@ -1,5 +1,7 @@
 /** Lifecycle: exits noticed, restarts, stop escalation, no orphans. Faults come from the fake sidecar. */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { Sidecar, SidecarExitedError, silentLogger, isGradpromError } from 'gradprom';
@@ -71,10 +73,17 @@ describe('sidecar lifecycle', () => {
 });
 
 describe('no orphans', () => {
+  /** The child's TMPDIR, where its sidecar's ipc folder (gradprom-*) goes. */
+  let tmp: string;
+  beforeEach(() => (tmp = mkdtempSync(join(tmpdir(), 'orphan-test-'))));
+  afterEach(() => rmSync(tmp, { recursive: true, force: true }));
+  const leftBehind = () => readdirSync(tmp).filter((f) => f.startsWith('gradprom-'));
+
   /** Start test/fixtures/child-sidecar.mjs in `mode`; resolves with the child and its sidecar's pid. */
   async function child(mode: string) {
     const proc = spawn(process.execPath, [join(root, 'test', 'fixtures', 'child-sidecar.mjs'), mode], {
       stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, TMPDIR: tmp },
     });
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: proc.stdout }).once('line', resolve);
@@ -83,16 +92,21 @@ describe('no orphans', () => {
     return { proc, sidecarPid: (JSON.parse(line) as { sidecarPid: number }).sidecarPid };
   }
 
-  it('ends the sidecar within 5 s when its Node parent is SIGKILLed', async () => {
+  it('ends the sidecar within 5 s when its Node parent is SIGKILLed, and its ipc folder goes with it', async () => {
     const { proc, sidecarPid } = await child('wait');
     expect(alive(sidecarPid)).toBe(true);
+    expect(leftBehind()).toHaveLength(1);
     proc.kill('SIGKILL');
     expect(await waitFor(() => !alive(sidecarPid), 5000)).toBeGreaterThanOrEqual(0);
+    await waitFor(() => leftBehind().length === 0, 5000);
+    expect(leftBehind()).toEqual([]);
   });
 
-  it.each(['exit', 'throw'])('ends the sidecar when Node ends by %s', async (mode) => {
+  it.each(['exit', 'throw'])('ends the sidecar when Node ends by %s, leaving no ipc folder', async (mode) => {
     const { sidecarPid } = await child(mode);
     expect(await waitFor(() => !alive(sidecarPid), 5000)).toBeGreaterThanOrEqual(0);
+    await waitFor(() => leftBehind().length === 0, 5000);
+    expect(leftBehind()).toEqual([]);
   });
 
   it('ends the sidecar when Node gets SIGTERM', async () => {

@@ -60,12 +60,12 @@ describe('vectors transport', () => {
       const a = recorder();
       const b = recorder();
       const shared = await Sidecar.start({ device: 'cpu', logger: a.logger });
-      const frames = await Sidecar.start({ device: 'cpu', logger: b.logger, shareMemory: false });
+      const frames = await Sidecar.start({ device: 'cpu', logger: b.logger, sharedMemory: false });
       try {
         const viaRegion = await run(shared, config);
         const viaFrames = await run(frames, config);
         expect(a.lines.some((l) => /vectors transport: shared region .*region-\d+-\d+\.bin/.test(l))).toBe(true);
-        expect(b.lines).toContain('vectors transport: plain ZeroMQ frames (shareMemory: false)');
+        expect(b.lines).toContain('vectors transport: plain ZeroMQ frames (sharedMemory: false)');
         // Steps 2.. start from the parameters the merged decisions made: equal vectors there mean equal updates.
         viaRegion.gIp.forEach((v, t) => expect(v).toEqual(viaFrames.gIp[t]));
         const [folder] = readdirSync(regionRoot);

@@ -78,7 +78,7 @@ describe('runExperiment', () => {
   let framesOnly: Sidecar; // vectors as plain frames: the fallback of the shared region
   beforeAll(async () => {
     shared = await Sidecar.start({ device: 'cpu', logger: silentLogger });
-    framesOnly = await Sidecar.start({ device: 'cpu', logger: silentLogger, shareMemory: false });
+    framesOnly = await Sidecar.start({ device: 'cpu', logger: silentLogger, sharedMemory: false });
   }, LONG);
   afterAll(() => Promise.all([shared.stop(), framesOnly.stop()]));
 
@@ -98,7 +98,7 @@ describe('runExperiment', () => {
     'leaves IP where the in-process reference does (%s transport, %s, %s λ), with the same gate decisions',
     async (transport, granularity, mode) => {
       const wire = transport === 'vectors-frames' ? 'vectors' : transport;
-      const config = await tinyConfig(`train.transport=${wire}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
+      const config = await tinyConfig(`train.grad_exchange=${wire}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
       const sidecar = transport === 'vectors-frames' ? framesOnly : shared;
       const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts'), sidecar });
       python([

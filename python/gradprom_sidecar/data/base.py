@@ -150,10 +150,7 @@ _REPORT: list[Callable[[int, int], None]] = []  # the innermost ``reporting`` ca
 
 @contextmanager
 def reporting(fn: Callable[[int, int], None]) -> Iterator[None]:
-    """While inside, :func:`parallel_map` calls ``fn(done, total)`` as its items complete (data-loading progress).
-
-    :param fn: the callback.
-    """
+    """While inside, :func:`parallel_map` calls ``fn(done, total)`` as its items complete (data-loading progress)."""
     _REPORT.append(fn)
     try:
         yield
@@ -165,7 +162,6 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """Map ``fn`` over ``items`` on a few threads (PIL and pydicom decoding release the GIL).
 
     :param fn: the function; its exceptions propagate (the first one raised, in item order).
-    :param items: the inputs.
     """
     report = _REPORT[-1] if _REPORT else (lambda done, total: None)
     if len(items) < 16:
@@ -204,7 +200,6 @@ def list_images(folder: Path, exclude: Iterable[Path] = ()) -> list[Path]:
 def require_dir(path: str | os.PathLike | None, what: str = "data.path") -> Path:
     """``path`` as a Path, or a DataError when it is unset, missing or not a folder.
 
-    :param path: the configured folder.
     :param what: the config field, for the message.
     """
     if path is None or path == "":
@@ -287,7 +282,6 @@ def read_image(path: Path, size: int, channels: int) -> tuple[torch.Tensor, tupl
     JPEGs are decoded at a reduced scale (PIL draft mode) when far larger than ``size``, which is
     several times faster and changes nothing visible after the antialiased resize.
 
-    :param path: the image file.
     :param size: output side.
     :param channels: 1 or 3.
     :raises DataError: the file is unreadable or corrupt.
@@ -313,7 +307,6 @@ def read_mask(path: Path, size: int, expect_hw: tuple[int, int] | None, binary: 
     mask when ``binary``, is thresholded at 128 to {0, 1}; otherwise the gray values are taken as
     class indices (0 = background, 1, 2, ...).
 
-    :param path: the mask file.
     :param size: output side.
     :param expect_hw: the (H, W) of its image; a different size is a DataError.
     :param binary: threshold at 128 (for masks saved with interpolated edges).

@@ -54,7 +54,6 @@ def fixture(out: str, n: int) -> dict:
     """``n`` ISIC 2018 Task 3 images (600×450 JPEG, quality 90) with lesion-like content, and the ground-truth CSV.
 
     :param out: the folder to fill.
-    :param n: images.
     """
     from PIL import Image
 
@@ -102,7 +101,6 @@ def data_config(path: str, size: int, cache_dir: str) -> dict:
 def build(path: str, size: int, cache_dir: str, float32: bool = False) -> dict:
     """Build the fixture's data set once and report time, peak RSS and where it came from.
 
-    :param path: the fixture.
     :param size: image side.
     :param cache_dir: the disk cache folder (empty: a first decode).
     :param float32: decode as before compact storage (no disk cache).
@@ -204,8 +202,6 @@ def batches(path: str, size: int, cache_dir: str, rounds: int, per_round: int) -
 def synthetic(n: int, size: int, reps: int) -> dict:
     """Times of generating the synthetic set (``n`` images at ``size``, 1 channel, 4 classes).
 
-    :param n: images.
-    :param size: side.
     :param reps: timed repetitions (after one untimed).
     """
     generate(n, size, 1, 4, seed=1)

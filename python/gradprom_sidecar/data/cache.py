@@ -126,7 +126,7 @@ def _files(root: Path) -> list[list]:
 
 
 # Fields naming a file or folder a loader reads, besides ``data.path`` (relative to it unless absolute).
-FILE_FIELDS = ("labels_csv", "masks_dir", "image", "labels", "volumes_csv", "label_map")
+FILE_FIELDS = ("labels_csv", "masks_dir", "image", "label_volume", "volumes_csv", "label_map")
 
 
 def _named_sources(cfg: dict, base: Path) -> list[tuple[str, Path]]:
@@ -182,8 +182,6 @@ def cache_file(cfg: dict, key: str) -> Path:
 def save_bundle(bundle: DataBundle, path: Path, key: str) -> None:
     """Write ``bundle`` to ``path`` atomically (a temporary file in the same folder, fsynced, then renamed).
 
-    :param bundle: the data set.
-    :param path: the cache file.
     :param key: its key, stored inside and checked on reading.
     """
     tensors: dict[str, torch.Tensor] = {}
@@ -229,7 +227,6 @@ def save_bundle(bundle: DataBundle, path: Path, key: str) -> None:
 def read_bundle(path: Path, key: str) -> DataBundle:
     """Read a cache file written by :func:`save_bundle`, checking it whole.
 
-    :param path: the cache file.
     :param key: the key it must hold.
     :raises CacheError: unreadable, truncated or corrupt file, another format, version or key, or
         arrays that do not fit their metadata; the message names the file.

@@ -115,7 +115,6 @@ class Step:
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Apply this step to an N×C×H×W batch, drawing noise from ``generator``.
 
-        :param x: the batch.
         :param generator: noise source; draws happen on its device and move to ``x``'s.
         """
         if self.kind == "gaussian":

@@ -33,7 +33,6 @@ from gradprom_sidecar.training.config import at
 def first_number(ds: object, keyword: str) -> float | None:
     """A numeric element (first value when multi-valued) as a float, or None when absent or bad.
 
-    :param ds: a pydicom Dataset.
     :param keyword: the element's keyword, e.g. ``"WindowCenter"``.
     """
     if keyword not in ds:  # type: ignore[operator]
@@ -76,7 +75,6 @@ class GrayWindow:
         """The window of a file: ``window`` when given, else the file's first WindowCenter/WindowWidth,
         else the min-max of ``stored`` after rescale.
 
-        :param ds: the pydicom Dataset.
         :param stored: its stored pixel values (float64; the frames that will be windowed).
         :param window: ``{center, width}`` (``data.window``) or None.
         """
@@ -157,7 +155,6 @@ def read_dicom(path: Path, size: int, channels: int, window: dict | None) -> tup
 def check_window(window: object) -> dict | None:
     """``data.window`` checked: None, or ``{center, width}`` with width > 0.
 
-    :param window: the configured value.
     :raises ValueError: naming ``data.window``.
     """
     if window is not None and not (isinstance(window, dict) and {"center", "width"} <= window.keys() and float(window["width"]) > 0):

@@ -62,7 +62,6 @@ def _position(ds: Any) -> float:
 def read_series(folder: Path, window: dict | None) -> Series:
     """Read the one series in ``folder`` (its ``.dcm`` files, not recursive).
 
-    :param folder: the series folder.
     :param window: ``data.window`` or None.
     :raises DataError: no files, unreadable files, two series in one folder, slices of differing size.
     """

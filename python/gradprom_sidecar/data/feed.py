@@ -192,7 +192,6 @@ class Feed:
     def eval_clean(self, name: str, start: int, end: int) -> Tensor:
         """Clean float32 images ``[start, end)`` of a split, on the device.
 
-        :param name: the split.
         :param start: first image.
         :param end: one past the last.
         """
@@ -217,7 +216,6 @@ class Feed:
 
         Each call returns a copy, so a network that writes to its input cannot change the kept ones.
 
-        :param name: the split.
         :param start: first image.
         :param end: one past the last.
         """

@@ -44,8 +44,6 @@ class LabelTable:
 def resolve_path(base: Path, rel: str | None, default: str) -> Path:
     """``rel`` (or ``default`` when unset) relative to ``base`` unless absolute.
 
-    :param base: the data folder.
-    :param rel: the configured path.
     :param default: used when ``rel`` is empty.
     """
     p = Path(rel if rel else default).expanduser()
@@ -60,7 +58,6 @@ def labels_csv(cfg: dict, root: Path) -> tuple[Path, LabelTable] | None:
     ``data.label_columns`` (see the module docstring).
 
     :param cfg: the data section of the resolved config.
-    :param root: the data folder.
     :raises DataError: a named CSV that is missing or malformed.
     """
     name = at(cfg, "labels_csv", "data")
@@ -79,7 +76,6 @@ def read_labels_csv(
 ) -> LabelTable:
     """Parse a labels CSV (see the module docstring for the column rules).
 
-    :param csv_path: the CSV file.
     :param image_column: the column naming each image.
     :param label_column: a single class column (name or 0-based index).
     :param label_columns: one-hot columns, in class order.
@@ -178,8 +174,6 @@ def _class_values(csv_path: Path, lines: list[int], raw: list[str]) -> tuple[lis
 def match_files(table: LabelTable, files: list[Path], root: Path, csv_path: Path) -> list[Path]:
     """The file for each CSV row, matched by relative path, file name, or stem.
 
-    :param table: the parsed CSV.
-    :param files: candidate files.
     :param root: the folder relative paths start from.
     :param csv_path: for messages.
     :raises DataError: a row names no file, or a stem matches several files.
@@ -203,8 +197,6 @@ def match_files(table: LabelTable, files: list[Path], root: Path, csv_path: Path
 def find_mask(masks_dir: Path, image: Path) -> Path:
     """The mask of ``image``: ``<stem>_mask.png``, else ``<stem>.png``, in ``masks_dir``.
 
-    :param masks_dir: the masks folder.
-    :param image: the image file.
     :raises DataError: neither exists.
     """
     for cand in (masks_dir / f"{image.stem}_mask.png", masks_dir / f"{image.stem}.png"):
@@ -218,7 +210,6 @@ def load_pairs(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Read images (and their masks, checked for size) into N×C×S×S (compact, :func:`stack_images`) and N×S×S uint8 tensors.
 
-    :param images: image files.
     :param masks: mask files in the same order, or None.
     :param size: output side.
     :param channels: 1 or 3.

@@ -51,7 +51,6 @@ def class_folders(folder: Path) -> list[str]:
 def resize_shorter(img: Image.Image, side: int) -> Image.Image:
     """The image with its shorter side resized to ``side`` (bilinear), as torchvision's ``Resize(side)`` did.
 
-    :param img: the image.
     :param side: the new shorter side.
     """
     w, h = img.size
@@ -64,7 +63,6 @@ def resize_shorter(img: Image.Image, side: int) -> Image.Image:
 def center_crop(img: Image.Image, side: int) -> Image.Image:
     """The centre ``side``×``side`` of an image at least that large, corner at ``round((extent − side) / 2)``.
 
-    :param img: the image.
     :param side: the crop's side.
     """
     w, h = img.size
@@ -75,7 +73,6 @@ def center_crop(img: Image.Image, side: int) -> Image.Image:
 def read_transformed(path: Path, resize: int | None, side: int, channels: int) -> torch.Tensor:
     """One image file as C×side×side uint8 (8-bit storage, like every 8-bit source; see ``storage``).
 
-    :param path: the image file.
     :param resize: the shorter side before the crop, or None for the largest centred square.
     :param side: the output side.
     :param channels: 1 or 3.

@@ -2,7 +2,7 @@
 
 Where the volumes are (first that applies):
 
-- ``data.image`` (and optionally ``data.labels``): one subject, explicit files;
+- ``data.image`` (and optionally ``data.label_volume``): one subject, explicit files;
 - ``data.volumes_csv``: a CSV with columns ``image`` and optionally ``labels``, one subject a row;
 - ``data.path`` holding ``images/`` and ``labels/`` with volumes of the same file names, or
   nnU-Net's ``imagesTr/`` + ``labelsTr/`` (``case_0000.nii.gz`` pairs with ``case.nii.gz``; a
@@ -42,17 +42,13 @@ SUFFIXES = (".nii.gz", ".nii")
 
 
 def is_nifti(path: Path) -> bool:
-    """True for a ``.nii`` or ``.nii.gz`` file name.
-
-    :param path: the file.
-    """
+    """True for a ``.nii`` or ``.nii.gz`` file name."""
     return path.name.lower().endswith(SUFFIXES)
 
 
 def load_nifti_image(path: Path) -> object:
     """The nibabel image at ``path``, with its data read (so a truncated file fails here).
 
-    :param path: the file.
     :raises DataError: not a NIfTI file, unreadable, or truncated.
     """
     import nibabel as nib
@@ -84,8 +80,6 @@ def read_pair(
 ) -> tuple[Volume, set[int]]:
     """One subject: scaled canonical image, label volume (checked, remapped) and the label ids seen.
 
-    :param name: the subject's name.
-    :param image: the image volume.
     :param labels: its label volume, or None.
     :param percentiles: (low, high) for the intensity scaling.
     :param table: a label table, or None.
@@ -114,10 +108,7 @@ def read_pair(
 
 
 def subject_name(image: Path) -> str:
-    """A subject's name: the image file's name without .nii/.nii.gz, and without nnU-Net's channel suffix ``_0000``.
-
-    :param image: the image volume.
-    """
+    """A subject's name: the image file's name without .nii/.nii.gz, and without nnU-Net's channel suffix ``_0000``."""
     stem = strip_volume_suffix(image.name)
     return stem[:-5] if len(stem) > 5 and stem.endswith("_0000") else stem
 
@@ -135,11 +126,11 @@ def find_pairs(cfg: dict) -> tuple[Path, list[tuple[Path, Path | None]]]:
     :raises DataError: no volumes, a missing folder or file, an image without its label volume.
     """
     root = Path(at(cfg, "path", "data") or ".").expanduser()
-    image, labels, listing = at(cfg, "image", "data"), at(cfg, "labels", "data"), at(cfg, "volumes_csv", "data")
+    image, labels, listing = at(cfg, "image", "data"), at(cfg, "label_volume", "data"), at(cfg, "volumes_csv", "data")
     if image:
         return root, [(resolve_path(root, image, ""), resolve_path(root, labels, "") if labels else None)]
     if labels:
-        raise ValueError("data.labels: set together with data.image (one subject); for several use images/ and labels/")
+        raise ValueError("data.label_volume: set together with data.image (one subject); for several use images/ and labels/")
     if not root.is_dir():
         raise DataError(f"{root}: missing path (data.path is not a folder; or set data.image)")
     if listing:

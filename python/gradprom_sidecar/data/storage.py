@@ -28,8 +28,6 @@ def gatherable(images: torch.Tensor) -> torch.Tensor:
 
     PyTorch implements few kernels for uint16; its bits, viewed as int16, move the same way.
     Undo with :func:`stored`.
-
-    :param images: stored images.
     """
     return images.view(torch.int16) if images.dtype == torch.uint16 else images
 
@@ -38,7 +36,6 @@ def stored(view: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Undo :func:`gatherable`: the view back as stored images of ``dtype``.
 
     :param view: a tensor made from a :func:`gatherable` view.
-    :param dtype: the storage dtype.
     """
     return view.view(dtype) if view.dtype != dtype else view
 

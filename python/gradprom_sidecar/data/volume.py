@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from gradprom_sidecar.data.base import SPLITS, DataError, Pool, center_crop_resize, to_channels
+from gradprom_sidecar.data.split import split_fractions, split_indices
 from gradprom_sidecar.training.config import at
 
 
@@ -83,7 +84,6 @@ class LabelMap:
 def read_label_map(path: Path, unmapped: str) -> LabelMap:
     """Parse a label table (columns ``id``, ``region``; other columns ignored).
 
-    :param path: the CSV file.
     :param unmapped: "background" or a region named in the table.
     :raises DataError: a missing file or column, a non-integer or repeated id.
     """
@@ -171,8 +171,6 @@ def _slab_split(count: int, fractions: dict[str, float], gap: int, name: str) ->
 
 
 def _subject_split(volumes: list[Volume], fractions: dict[str, float], seed: int) -> list[str]:
-    from gradprom_sidecar.data import split_indices  # the one seeded, stratified splitter of the package
-
     labels = [v.label for v in volumes]
     strat = torch.tensor(labels, dtype=torch.long) if all(x is not None for x in labels) else None
     idx = split_indices(len(volumes), strat, fractions, seed)
@@ -202,9 +200,7 @@ def volume_pool(
     :param class_names: the per-subject classes' names when every volume has a class, else None.
     :param source: what the bundle reports as its source.
     """
-    from gradprom_sidecar.data import _fractions
-
-    axis, drop_empty, fractions = check_axis(cfg), bool(at(cfg, "drop_empty", "data")), _fractions(cfg)
+    axis, drop_empty, fractions = check_axis(cfg), bool(at(cfg, "drop_empty", "data")), split_fractions(cfg)
     gap = int(at(cfg, "slab_gap", "data"))
     if gap < 0:
         raise ValueError(f"data.slab_gap: expected >= 0, got {gap}")
@@ -259,8 +255,6 @@ def subject_classes(cfg: dict, root: Path, names: list[str]) -> tuple[list[int],
     subject must have a row.
 
     :param cfg: the data section.
-    :param root: the data folder.
-    :param names: the subject names.
     :raises DataError: a subject without a row, or a row naming no subject.
     """
     from gradprom_sidecar.data.folder import labels_csv

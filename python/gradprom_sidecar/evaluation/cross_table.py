@@ -45,7 +45,6 @@ class ModelSpec:
 
     :param label: its row or column name (unique in its list).
     :param arch: a built-in arch name.
-    :param weights: its weights file.
     """
 
     label: str
@@ -56,7 +55,6 @@ class ModelSpec:
 def parse_specs(items: Any, where: str) -> list[ModelSpec]:
     """``[{label, arch, weights}, ...]`` from an op's args, checked; errors name ``args.<where>[i]``.
 
-    :param items: the list.
     :param where: ``ips`` or ``vrs``.
     """
     if not isinstance(items, list) or not items:

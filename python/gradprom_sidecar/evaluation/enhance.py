@@ -30,7 +30,6 @@ def enhance_images(s: Session, images: Tensor) -> Tensor:
     """IP's output for N×C×h×w images in [0, 1], clamped to [0, 1], on the CPU (batches of ``eval.batch_size``).
 
     :param s: the session whose IP enhances.
-    :param images: the degraded images.
     """
     c = s.bundle.channels
     if images.dim() != 4 or images.shape[1] != c:
@@ -50,7 +49,6 @@ def enhance_images(s: Session, images: Tensor) -> Tensor:
 def to_channels_batch(x: Tensor, channels: int) -> Tensor:
     """N×1×H×W gray images as N×``channels``×H×W (repeated).
 
-    :param x: the gray images.
     :param channels: 1 or 3.
     """
     return x if channels == 1 else x.expand(-1, channels, -1, -1).contiguous()
@@ -197,7 +195,6 @@ def enhance_files(s: Session, inputs: list[str], out_dir: str, check: Callable[[
     window come back clipped to it.
 
     :param s: the session whose IP enhances.
-    :param inputs: file paths.
     :param out_dir: output folder (created); an output never overwrites its input.
     :param check: called between files (cancellation).
     :returns: the written paths.

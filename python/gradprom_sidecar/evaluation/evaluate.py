@@ -51,7 +51,6 @@ def evaluate(
     twins) come only when a pair reads the degraded or enhanced image. Both networks are back in
     their training modes afterwards.
 
-    :param s: the session.
     :param split_name: "val" or "test" (or "train").
     :param limit: the first ``limit`` images only (default ``eval.limit``; None there: all).
     :param pairs: which (VR, image) recognition scores to compute.

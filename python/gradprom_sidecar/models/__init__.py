@@ -110,17 +110,13 @@ def register_vr(name: str, builder: VRBuilder, segmenter: bool = False) -> None:
 
 
 def count_params(module: nn.Module) -> int:
-    """Number of parameters (trainable or not; buffers excluded).
-
-    :param module: the network.
-    """
+    """Number of parameters (trainable or not; buffers excluded)."""
     return sum(p.numel() for p in module.parameters())
 
 
 def load_plugin_class(arch: str, plugin_path: str | Path | None = None) -> type[nn.Module]:
     """Import ``"module.sub:ClassName"`` and return the class.
 
-    :param arch: the arch string.
     :param plugin_path: a directory added to ``sys.path`` first (once).
     :raises ValueError: naming ``arch`` and the problem.
     """
@@ -219,8 +215,6 @@ def build_vr(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
 def load_ip_weights(ip: nn.Module, path: str | Path) -> None:
     """Fill an IP network from a weights file, strictly (a run checkpoint's ``ip`` part, a state dict, or a whole pickled model).
 
-    :param ip: the network.
-    :param path: the weights file.
     :raises CheckpointError: unreadable, or keys and shapes that do not match.
     """
     load_weights(ip, path, strict=True, part="ip")
@@ -229,7 +223,6 @@ def load_ip_weights(ip: nn.Module, path: str | Path) -> None:
 def load_vr_weights(vr: nn.Module, path: str | Path) -> list[str]:
     """Fill a VR network from a weights file; torchvision-compatible classifiers may keep their own head.
 
-    :param vr: the network.
     :param path: the weights file (torchvision ImageNet weights, a run checkpoint's ``vr`` part, a state dict).
     :returns: the names left at their initialisation (a head whose class count differs from the file's).
     :raises CheckpointError: unreadable, or keys and shapes that do not match.

@@ -104,7 +104,6 @@ def read_state_dict(path: str | Path, prefix: str | None = None, part: str | Non
     (``torch.save(model)``, zip or legacy format) gives its parameters and buffers, read without
     running the file (``pickled.read_pickled_model``).
 
-    :param path: the weights file.
     :param prefix: ``None`` strips a ``module.`` or ``model.`` prefix shared by
         all keys; a string keeps only keys starting with it, with it removed.
     :param part: the sub-network to take from a run checkpoint, e.g. ``"ip"``.
@@ -143,7 +142,6 @@ def read_state_dict(path: str | Path, prefix: str | None = None, part: str | Non
 class LoadReport:
     """How a weights file matched a module.
 
-    :param path: the file.
     :param missing: model keys absent from the file.
     :param unexpected: file keys the model does not have.
     :param mismatched: (name, checkpoint shape, model shape) for names in both with other shapes.

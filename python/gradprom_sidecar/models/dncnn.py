@@ -32,10 +32,7 @@ class DnCNNConfig:
 
 
 class DnCNN(nn.Module):
-    """Noisy N×C×H×W image → denoised N×C×H×W image.
-
-    :param cfg: the network's settings.
-    """
+    """Noisy N×C×H×W image → denoised N×C×H×W image."""
 
     def __init__(self, cfg: DnCNNConfig) -> None:
         super().__init__()

@@ -81,10 +81,7 @@ class ESTRConfig:
 
 
 class ESTRSRResNet(nn.Module):
-    """Degraded N×C×h×w image → N×C×(h·scale)×(w·scale) image in (0, 1).
-
-    :param cfg: the network's settings.
-    """
+    """Degraded N×C×h×w image → N×C×(h·scale)×(w·scale) image in (0, 1)."""
 
     def __init__(self, cfg: ESTRConfig) -> None:
         super().__init__()

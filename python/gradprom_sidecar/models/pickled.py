@@ -186,10 +186,7 @@ def _from_bytes(data: bytes, dtype: torch.dtype, little_endian: bool) -> Tensor:
 
 
 def is_zip(path: Path) -> bool:
-    """True for a zip archive (PyTorch >= 1.6's format), judged by its first bytes.
-
-    :param path: the file.
-    """
+    """True for a zip archive (PyTorch >= 1.6's format), judged by its first bytes."""
     with open(path, "rb") as f:
         return f.read(4) == b"PK\x03\x04"
 

@@ -91,10 +91,7 @@ class ResNetConfig:
 
 
 class ResNet(TorchvisionClassifier):
-    """A ResNet classifier: N×C×H×W image in [0,1] → N×num_classes logits.
-
-    :param cfg: the network's settings.
-    """
+    """A ResNet classifier: N×C×H×W image in [0,1] → N×num_classes logits."""
 
     FIRST_CONV = "conv1.weight"
     HEAD = ("fc.weight", "fc.bias")

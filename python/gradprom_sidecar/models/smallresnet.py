@@ -65,10 +65,7 @@ class SmallResNetConfig:
 
 
 class SmallResNet(nn.Module):
-    """N×C×H×W image in [0,1] → N×num_classes logits.
-
-    :param cfg: the network's settings.
-    """
+    """N×C×H×W image in [0,1] → N×num_classes logits."""
 
     def __init__(self, cfg: SmallResNetConfig) -> None:
         super().__init__()

@@ -74,10 +74,7 @@ class SRResNetConfig:
 
 
 class SRResNet(nn.Module):
-    """Degraded N×C×h×w image → enhanced N×C×(h·scale)×(w·scale) image (not clamped).
-
-    :param cfg: the network's settings.
-    """
+    """Degraded N×C×h×w image → enhanced N×C×(h·scale)×(w·scale) image (not clamped)."""
 
     def __init__(self, cfg: SRResNetConfig) -> None:
         super().__init__()

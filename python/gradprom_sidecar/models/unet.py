@@ -46,10 +46,7 @@ class UNetConfig:
 
 
 class UNet(nn.Module):
-    """N×in×H×W → N×out×H×W (no final activation).
-
-    :param cfg: the network's settings.
-    """
+    """N×in×H×W → N×out×H×W (no final activation)."""
 
     def __init__(self, cfg: UNetConfig) -> None:
         super().__init__()

@@ -14,7 +14,6 @@ from gradprom_sidecar.wire.registry import Context, Result, op, require
 def new_session(ctx: Context, config: dict, load_model_weights: bool = True) -> Session:
     """A session for this process: a plain one, or a rank's share of a distributed one.
 
-    :param ctx: the request's context.
     :param config: the resolved experiment config.
     :param load_model_weights: load ``ip.weights``/``vr.weights`` (False when a checkpoint follows).
     """
@@ -24,13 +23,17 @@ def new_session(ctx: Context, config: dict, load_model_weights: bool = True) -> 
 
 
 def session_of(ctx: Context) -> Session:
-    """The current session, or an error saying how to make one.
-
-    :param ctx: the request's context.
-    """
+    """The current session, or an error saying how to make one."""
     if ctx.state.session is None:
         raise RuntimeError("no session: call session.create (or checkpoint.load) first")
     return ctx.state.session
+
+
+def close_region(ctx: Context) -> None:
+    """Close the open region, if any (its file and folder go; the session's buffers stay readable in memory)."""
+    if ctx.state.region is not None:
+        ctx.state.region[1].close()
+        ctx.state.region = None
 
 
 @op("session.create", all_ranks=True)
@@ -38,8 +41,6 @@ def session_create(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) ->
     """Build data, models, optimizers and RNG from the resolved config (replacing any session)."""
     config = require(args, "config", dict)
     ctx.state.session = None  # free the old one first
-    from gradprom_sidecar.ops.vectors import close_region  # here: ops.vectors imports this module
-
     close_region(ctx)  # sized from the old layout
     with reporting(lambda done, total: ctx.report("loading data", done, total)):
         ctx.state.session = new_session(ctx, config)

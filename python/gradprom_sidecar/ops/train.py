@@ -39,8 +39,6 @@ def _grads(s: Session, vectors: bool, region: Region | None) -> Result:
     """
     g = s.grads(vectors)
     result = {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, "gram": g.gram}
-    if s.precision.scaler is not None:  # fp16: the scale after this step (backed off when it overflowed)
-        result["loss_scale"] = s.precision.scaler.scale
     if vectors and region is not None:
         return {**result, "region_seq": region.published()}, []
     return result, list(g.host) if g.host is not None else []
@@ -128,7 +126,7 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
     out: list[Tensor] = []
     if want_next:
         grads, out = _grads(s, vectors, region)
-        result["next"] = {k: grads[k] for k in ("loss_ip", "loss_vr", "finite", "gram", "loss_scale", "region_seq") if k in grads}
+        result["next"] = {k: grads[k] for k in ("loss_ip", "loss_vr", "finite", "gram", "region_seq") if k in grads}
         ctx.defer(s.after_grads)
     if kind in ("weights", "merged"):
         result["ip_descent_actual"] = s.ip_descent_actual()  # read back with the next step's numbers when they came

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor
 
-from gradprom_sidecar.ops.session import session_of
+from gradprom_sidecar.ops.session import close_region, session_of
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.wire.region import Region
 from gradprom_sidecar.wire.registry import Context, Result, op, require
@@ -51,10 +51,3 @@ def region_for(ctx: Context, s: Session) -> Region | None:
         return None
     held[1].check()
     return held[1]
-
-
-def close_region(ctx: Context) -> None:
-    """Close the open region, if any (its file and folder go; the session's buffers stay readable in memory)."""
-    if ctx.state.region is not None:
-        ctx.state.region[1].close()
-        ctx.state.region = None

@@ -92,7 +92,6 @@ def convert_weights(src: str, dst: str, part: str | None = None) -> dict[str, An
     a state dict, a run checkpoint's ``part``, a safetensors file, or a whole pickled model (read as
     data, nothing in it run). A prefix shared by all keys (``module.``) is stripped.
 
-    :param src: the weights file.
     :param dst: the output; must end in ``.safetensors``; its folder must exist.
     :param part: the sub-network of a run checkpoint (``ip`` or ``vr``), or None.
     :returns: ``{path, tensors, elements, bytes, notes}``.

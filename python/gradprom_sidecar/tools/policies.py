@@ -1,7 +1,8 @@
 """Python mirrors of the TypeScript merge policies (src/policy), for the in-process reference run only.
 
 Imported by ``reference`` and ``bench`` (the oracle and the bench-only ``train.step``), never by
-the production sidecar's ops. ``test/fixtures/policy-pins.json`` pins both copies.
+the production sidecar, whose one shared piece, :func:`~gradprom_sidecar.training.grads.cosine`,
+lives in ``training.grads`` and is imported from there. ``test/fixtures/policy-pins.json`` pins both copies.
 
 Same formulas, same float64 order of operations, so the two agree to float rounding:
 
@@ -26,26 +27,11 @@ import math
 from typing import Callable
 
 from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.grads import cosine
 
-COS_EPS = 1e-12
 NAMES = ("ip-only", "joint", "gradprom", "soft", "pcgrad")
 
 Rule = Callable[[float, float, float, float, float], tuple[float, float, bool]]
-
-
-def cosine(dot: float, aa: float, bb: float) -> float:
-    """cos = dot / (‖a‖‖b‖ + eps), clamped to [-1, 1]; 0 when either squared norm is not positive.
-
-    :param dot: a·b.
-    :param aa: ‖a‖².
-    :param bb: ‖b‖².
-    """
-    if not aa > 0 or not bb > 0:
-        return 0.0
-    na, nb = math.sqrt(aa), math.sqrt(bb)
-    den = na * nb
-    c = dot / (den + COS_EPS) if math.isfinite(den) else dot / na / nb
-    return max(-1.0, min(1.0, c))
 
 
 def effective_lambda(lam: float, mode: str, aa: float, bb: float) -> float:

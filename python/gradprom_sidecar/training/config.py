@@ -89,8 +89,6 @@ def choice(cfg: dict[str, Any], path: str, allowed: tuple[str, ...], where: str 
     """:func:`at`, checked against ``allowed``; the error names the path and the choices.
 
     :param cfg: the resolved config, or one of its sections.
-    :param path: the dotted path.
-    :param allowed: the valid values.
     :param where: the dotted path of ``cfg`` when it is a section.
     """
     value = at(cfg, path, where)
@@ -103,7 +101,6 @@ def choice(cfg: dict[str, Any], path: str, allowed: tuple[str, ...], where: str 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A config file as a mapping: JSON, or YAML (``.yaml``/``.yml``) when PyYAML is installed.
 
-    :param path: the file.
     :raises ValueError: unreadable file, bad syntax, no YAML parser, or not a mapping; the message names the file.
     """
     p = Path(path)

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from gradprom_sidecar.tools.policies import cosine
-from gradprom_sidecar.training.grads import Layout, gram_tensor
+from gradprom_sidecar.training.grads import Layout, cosine, gram_tensor
 
 
 def ip_descent(gram: dict[str, list[float]], w_ip: Sequence[float], w_vr: Sequence[float]) -> float:

@@ -125,8 +125,6 @@ def exit_now(code: int) -> NoReturn:
 
     A group left without ``destroy_process_group`` (a peer gone, ranks out of step) can abort in
     torch's C++ teardown (std::terminate) and turn the exit code into SIGABRT.
-
-    :param code: the exit code.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -143,7 +141,6 @@ def _loopback_ip(addr: str) -> bool:
 class RankGroup:
     """This process's membership of the group, and the collectives the session uses.
 
-    :param env: the rank's environment.
     :param backend: ``gloo`` (CPU) or ``nccl`` (CUDA).
     :param device: this rank's device.
     :param timeout_s: how long a collective (and the start-up rendezvous) may wait for a peer.
@@ -199,13 +196,7 @@ class RankGroup:
 
     # ----------------------------------------------------------------- rank 0: driving the others
     def run(self, op_name: str, ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-        """Run a compute op on rank 0, first on every rank when it is an all-rank op.
-
-        :param op_name: a registered op.
-        :param ctx: the request's context.
-        :param args: its arguments.
-        :param tensors: its tensors.
-        """
+        """Run a compute op on rank 0, first on every rank when it is an all-rank op."""
         handler = HANDLERS[op_name]
         if op_name not in ALL_RANKS:
             return handler(ctx, args, tensors)
@@ -323,7 +314,6 @@ class DistributedSession(Session):
 
     :param config: the resolved experiment config.
     :param device: this rank's device.
-    :param group: the rank group.
     :param load_model_weights: load ``ip.weights``/``vr.weights``.
     """
 

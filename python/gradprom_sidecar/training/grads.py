@@ -6,7 +6,7 @@ The two gradients of one step, both in IP-parameter space (θ):
     pass 1: L_IP.backward(retain_graph=True)  → θ.grad = g_IP   (L_IP does not reach VR)
     pass 2: L_VR.backward()                   → θ.grad = g_VR,  φ.grad = ∇φ L_VR
 
-Two backward passes, never a third (a third costs 1.3–1.5× the step, see CALIBRATION.md), and the
+Two backward passes, never a third (a third would cost 1.3–1.5× the step), and the
 graph is freed by the second. Before each pass every IP ``p.grad`` is made a view into a
 preallocated, zeroed flat float32 buffer: autograd accumulates into an existing ``.grad`` in place
 (0 + g = g exactly), so the flat vectors come out with no copy at all.
@@ -44,10 +44,26 @@ __all__ = [
     "step_stats",
     "merge_weights",
     "all_finite",
+    "cosine",
 ]
 
 ROW = 256  # elements per row of the segment reductions: a block of k elements has at most 2 partial rows
 CHUNK = {"cpu": 1 << 18, "cuda": 1 << 21}  # elements per float64 pass (CPU: cache-sized; GPU: few launches)
+COS_EPS = 1e-12  # in the cosine's denominator, as in src/policy
+
+
+def cosine(dot: float, aa: float, bb: float) -> float:
+    """cos = dot / (‖a‖‖b‖ + eps) from ``dot`` = a·b and the squared norms ``aa``, ``bb``, clamped to [-1, 1].
+
+    0 when either squared norm is not positive (a zero-norm gradient is never aligned). The
+    TypeScript policies compute it in the same float64 order (src/policy).
+    """
+    if not aa > 0 or not bb > 0:
+        return 0.0
+    na, nb = math.sqrt(aa), math.sqrt(bb)
+    den = na * nb
+    c = dot / (den + COS_EPS) if math.isfinite(den) else dot / na / nb
+    return max(-1.0, min(1.0, c))
 
 
 @dataclass(frozen=True)
@@ -61,10 +77,7 @@ class Block:
 
 
 class Layout:
-    """IP parameter blocks in ``named_parameters()`` order (trainable ones only), packed without gaps.
-
-    :param module: the IP network.
-    """
+    """IP parameter blocks in ``named_parameters()`` order (trainable ones only), packed without gaps."""
 
     def __init__(self, module: nn.Module) -> None:
         self.blocks: list[Block] = []

@@ -52,8 +52,6 @@ def make_optimizer(params: list[nn.Parameter], o: dict, where: str) -> torch.opt
 def set_lr(optim: torch.optim.Optimizer, o: dict, step: int, total: int, where: str) -> float:
     """Set every parameter group's learning rate for ``step`` (peak ``lr`` × :func:`lr_factor`) and return it.
 
-    :param optim: the optimiser.
-    :param o: its config section.
     :param step: optimisation steps taken so far.
     :param total: ``train.steps``.
     :param where: the section's dotted path, for errors.

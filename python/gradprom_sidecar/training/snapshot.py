@@ -30,7 +30,6 @@ def _state_cpu(module: nn.Module) -> dict[str, Tensor]:
 def pack(s: Session, extra: Any = None) -> dict:
     """Everything needed to continue ``s`` bit-identically (CPU tensors and plain containers only).
 
-    :param s: the session.
     :param extra: the caller's own data (TypeScript's run state), stored as given.
     :raises RuntimeError: a step is half-applied (VR updated, IP waiting for its decision).
     """
@@ -78,7 +77,6 @@ def restore(s: Session, ckpt: dict, path: str) -> None:
     """Load a :func:`pack` dict into ``s``; errors name ``path`` and the part.
 
     :param s: a session built from the checkpoint's config.
-    :param ckpt: the checkpoint.
     :param path: its file, for messages.
     :raises CheckpointError: another format or version, or networks that do not fit.
     """

@@ -1,6 +1,6 @@
 """Framing: a msgpack header plus raw tensor frames, and back.
 
-This module knows no operation names (STYLE rule 5): it maps a header and a
+This module knows no operation names (framing stays apart from meaning): it maps a header and a
 list of tensors to frames, and frames to a validated header and tensors.
 """
 
@@ -133,7 +133,7 @@ def check_version(header: dict[str, Any]) -> None:
 
 
 def self_check() -> None:
-    """Round-trip every dtype through encode/decode; run once at startup (STYLE rule 7)."""
+    """Round-trip every dtype through encode/decode; run once at startup, so a broken codec fails before the first request."""
     for name, dt in DTYPES.items():
         t = (torch.arange(6) % 2).to(dt).reshape(2, 3)
         msg = decode([bytes(f) for f in encode({"v": PROTOCOL_VERSION}, [t])])

@@ -80,7 +80,6 @@ def register(name: str, fn: Handler, all_ranks: bool = False) -> None:
     """Register a compute handler under ``name`` (once).
 
     :param name: the operation name on the wire.
-    :param fn: the handler.
     :param all_ranks: with several ranks, every rank runs it (session state, collectives).
     """
     if name in HANDLERS or name in IO_OPS:

@@ -120,7 +120,6 @@ def profile(scenario: Scenario, variant: Variant, device: torch.device, warmup: 
 
     :param scenario: the networks and data.
     :param variant: how to compute (precision, memory format).
-    :param device: where.
     :param warmup: untimed steps first (cuDNN autotuning, allocator warm-up).
     :param steps: timed steps.
     """

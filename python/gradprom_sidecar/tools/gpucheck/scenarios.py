@@ -2,7 +2,7 @@
 
 A scenario is a partial experiment config, resolved over the defaults as ``gradprom train`` resolves
 it. A variant changes how a scenario's session computes: ``train.precision`` and
-``train.channels_last`` (issue 13), each measured against the fp32 row of its scenario.
+``train.channels_last`` (the GPU speed-ups, which must not change what is learnt), each measured against the fp32 row of its scenario.
 """
 
 from __future__ import annotations

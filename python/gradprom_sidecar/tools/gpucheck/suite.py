@@ -85,7 +85,6 @@ def _skip_reason(skip: ET.Element) -> str:
 def parse_junit(path: Path, device: str) -> SuiteResult:
     """Read pytest's JUnit XML report.
 
-    :param path: the report.
     :param device: the device the tests ran on (for the result).
     """
     out = SuiteResult(device)

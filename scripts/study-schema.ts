@@ -1,0 +1,19 @@
+/** scripts/study.yaml's shape: the regimes of `npm run study`, its seeds and policies, and its --quick sizes. */
+import { z } from 'zod';
+import { POLICY_NAMES } from '../src/policy/index.js';
+
+const regimeSchema = z
+  .object({ name: z.string().regex(/^[a-z0-9-]+$/), title: z.string(), config: z.string(), lambdas: z.string() })
+  .strict();
+export const studySchema = z
+  .object({
+    parallel: z.number().int().positive(),
+    seeds: z.number().int().positive(),
+    policies: z.array(z.enum(POLICY_NAMES)).min(1),
+    regimes: z.array(regimeSchema).min(1),
+    factor: z.object({ title: z.string(), regimes: z.tuple([z.string(), z.string()]) }).strict(),
+    cut: z.string(),
+    quick: z.object({ seeds: z.number().int().positive(), set: z.array(z.string()) }).strict(),
+  })
+  .strict();
+export type Study = z.infer<typeof studySchema>;
