@@ -54,7 +54,7 @@ const optim = z.strictObject({
 });
 
 const degradation = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('gaussian'), sigma: posNum, clip: z.boolean() }),
+  z.strictObject({ kind: z.literal('gaussian'), sigma: posNum, clip: z.boolean(), seeding: z.enum(['data-seed', 'per-index']) }),
   z.strictObject({ kind: z.literal('poisson'), peak: posNum }),
   z.strictObject({ kind: z.literal('downsample'), scale: z.literal([2, 4]), method: z.enum(['torch', 'pil']) }),
   z.strictObject({ kind: z.literal('jpeg'), quality: z.int().min(1).max(100) }),
