@@ -54,12 +54,12 @@ export const DEFAULTS = {
   degradation: [{ kind: 'gaussian', ...DEGRADATION_DEFAULTS.gaussian }], // applied in order to the clean image
   ip: {
     arch: 'srresnet', //               srresnet | dncnn | unet | estr_srresnet (ESTR's network: 64 channels, 5 blocks) | "package.module:Class"
-    channels: 32, //                   feature channels
-    blocks: 4, //                      residual blocks (srresnet)
-    batch_norm: false, //              BatchNorm inside blocks
+    channels: null, //                 feature channels (null: srresnet reads them from ip.weights, else 32)
+    blocks: null, //                   residual blocks (srresnet; null: from ip.weights, else 4)
+    batch_norm: null, //               BatchNorm inside blocks (srresnet; null: from ip.weights, else false)
     depth: 17, //                      convolution layers (dncnn)
     levels: 3, //                      resolution levels (unet): levels − 1 poolings, each halving the size
-    scale: 1, //                       upscaling factor; must equal the product of downsample scales
+    scale: null, //                    upscaling factor; must equal the product of downsample scales (null: the weights' upsampling blocks for srresnet and estr_srresnet, else that product)
     weights: null, //                  checkpoint, state-dict or whole pickled model file to start from
     residual: false, //                estr_srresnet: ESTR's residual variant, clamp(x - output, 0, 1)
     plugin_path: null, //              folder added to sys.path for a "module:Class" arch

@@ -125,12 +125,12 @@ export function configSchema(options: SchemaOptions = {}) {
       degradation: z.array(degradation),
       ip: z.strictObject({
         arch: arch(IP_ARCHS),
-        channels: posInt,
-        blocks: posInt,
-        batch_norm: z.boolean(),
+        channels: posInt.nullable(),
+        blocks: posInt.nullable(),
+        batch_norm: z.boolean().nullable(),
         depth: posInt,
         levels: posInt,
-        scale: posInt,
+        scale: posInt.nullable(),
         weights: nullableName,
         residual: z.boolean(),
         plugin_path: nullableName,
@@ -190,7 +190,8 @@ export function configSchema(options: SchemaOptions = {}) {
     .superRefine((c, ctx) => {
       distributedIssues(c, ctx);
       const product = c.degradation.reduce((p, d) => (d.kind === 'downsample' ? p * d.scale : p), 1);
-      if (c.ip.scale !== product) {
+      // Only a degrading config ties ip.scale to its downsampling (enhance runs with no degradation); null follows the weights.
+      if (c.ip.scale !== null && c.degradation.length > 0 && c.ip.scale !== product) {
         ctx.addIssue({
           code: 'custom',
           path: ['ip', 'scale'],

@@ -137,12 +137,13 @@ describe('cross-field checks', () => {
     });
   });
 
-  test('ip.scale must equal the product of the downsample scales', () => {
+  test('ip.scale, when set, must equal the product of the downsample scales', () => {
     const issue = issuesOf({
       degradation: [
         { kind: 'downsample', scale: 2 },
         { kind: 'downsample', scale: 2 },
       ],
+      ip: { scale: 1 },
     })[0];
     expect(issue).toEqual({
       code: 'scale_mismatch',
@@ -150,6 +151,10 @@ describe('cross-field checks', () => {
       message: 'expected 4 (the product of the downsample scales in degradation), got 1',
     });
     expect(parseConfig({ degradation: [{ kind: 'downsample', scale: 2 }, { kind: 'gaussian' }], ip: { scale: 2 } }).ok).toBe(true);
+
+    // null (the default) follows the weights or the degradation; no degradation (enhance) ties nothing.
+    expect(parseConfig({ degradation: [{ kind: 'downsample', scale: 4 }] }).ok).toBe(true);
+    expect(parseConfig({ degradation: [], ip: { arch: 'estr_srresnet', scale: 4 } }).ok).toBe(true);
   });
 
   test('transport gram with a policy that needs vectors is an error naming train.transport', () => {

@@ -30,7 +30,7 @@ from gradprom_sidecar.data.degrade import build_degradation
 from gradprom_sidecar.evaluation import metrics as M
 from gradprom_sidecar.evaluation.evaluate import EVAL_SEED_OFFSET
 from gradprom_sidecar.evaluation.streaming import Progress, open_source
-from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, load_ip_weights, load_vr_weights
+from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, load_ip_weights, load_vr_weights, resolve_ip_shape
 from gradprom_sidecar.models.checkpoint import CheckpointError
 from gradprom_sidecar.training.config import at, choice
 
@@ -82,6 +82,14 @@ def _build(spec: ModelSpec, where: str, make: Callable[[], nn.Module], load: Cal
         raise ValueError(f"{where} {spec.label!r} ({spec.arch}:{spec.weights}): {e}") from e
 
 
+def _ip(ip_cfg: dict, spec: ModelSpec, scale: int) -> nn.Module:
+    """An IP of ``spec``'s arch, its null shape fields read from its weights; its scale must be the degradation's."""
+    cfg = resolve_ip_shape({**ip_cfg, "arch": spec.arch}, spec.weights, scale)
+    if int(cfg["scale"]) != scale:
+        raise ValueError(f"upscales x{cfg['scale']}, but the degradation downsamples x{scale}")
+    return build_ip(cfg)
+
+
 @torch.no_grad()
 def transfer_table(
     config: dict,
@@ -113,10 +121,8 @@ def transfer_table(
     n = source.n if limit is None else min(int(limit), source.n)
     ssim_conv, psnr_conv = at(config, "eval.ssim"), at(config, "eval.psnr")
     topk = (1, 5) if source.num_classes >= TOP5_MIN_CLASSES else (1,)
-    ip_cfg = {**at(config, "ip"), "in_channels": source.channels, "scale": degradation.scale}
-    ip_nets = {
-        s.label: _build(s, "IP", lambda s=s: build_ip({**ip_cfg, "arch": s.arch}), load_ip_weights)[0].to(device).eval() for s in ips
-    }
+    ip_cfg = {**at(config, "ip"), "in_channels": source.channels}
+    ip_nets = {s.label: _build(s, "IP", lambda s=s: _ip(ip_cfg, s, degradation.scale), load_ip_weights)[0].to(device).eval() for s in ips}
     vr_nets: dict[str, nn.Module] = {}
     left_at_init: dict[str, list[str]] = {}
     for s in vrs:
