@@ -302,5 +302,12 @@ export function toConfigIssues(issues: readonly z.core.$ZodIssue[]): ConfigIssue
 export function parseConfig(raw: unknown, options: SchemaOptions = {}): ConfigResult {
   const schema = options.policyInput ? configSchema(options) : ConfigSchema;
   const result = schema.safeParse(withDefaults(raw), { reportInput: true });
-  return result.success ? { ok: true, config: result.data } : { ok: false, issues: toConfigIssues(result.error.issues) };
+  return result.success ? { ok: true, config: withScale(result.data) } : { ok: false, issues: toConfigIssues(result.error.issues) };
+}
+
+/** A degrading config's null ip.scale is its downsampling (the only scale its weights may have); with none (enhance), the weights'. */
+function withScale(c: Config): Config {
+  if (c.ip.scale !== null || c.degradation.length === 0) return c;
+  const scale = c.degradation.reduce((p, d) => (d.kind === 'downsample' ? p * d.scale : p), 1);
+  return { ...c, ip: { ...c.ip, scale } };
 }

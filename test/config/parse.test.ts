@@ -17,8 +17,10 @@ function configOf(raw: unknown): Config {
 
 describe('defaults', () => {
   test('an empty config resolves to DEFAULTS', () => {
-    expect(configOf({})).toEqual(DEFAULTS);
-    expect(configOf(undefined)).toEqual(DEFAULTS);
+    // ip.scale's null default resolves to the degradation's downsampling (none: 1).
+    const resolved = { ...DEFAULTS, ip: { ...DEFAULTS.ip, scale: 1 } };
+    expect(configOf({})).toEqual(resolved);
+    expect(configOf(undefined)).toEqual(resolved);
   });
 
   test('partial sections are deep-merged; arrays replace; degradation entries get per-kind defaults', () => {
