@@ -44,7 +44,7 @@ IMAGENET_CLASSES = 1000
 
 
 @dataclass(frozen=True)
-class Listing:
+class ValListing:
     """A file-based split before decoding: each image's file and class, in split order, and the class names."""
 
     files: list[Path]
@@ -130,7 +130,7 @@ def _loc_csv(gt: Path, known: set[str] | None) -> dict[str, tuple[str, int]]:
     return out
 
 
-def list_imagenet_val(cfg: dict) -> Listing:
+def list_imagenet_val(cfg: dict) -> ValListing:
     """The val split's files and classes, in ``ImageFolder`` order, checked against the folder (see the module docstring).
 
     :param cfg: the data section (path, ground_truth, synsets, max_per_class).
@@ -172,7 +172,7 @@ def list_imagenet_val(cfg: dict) -> Listing:
         labels.append(label)
     if not files:
         raise DataError(f"{gt}: names no images")
-    return Listing(files, labels, classes, root)
+    return ValListing(files, labels, classes, root)
 
 
 def load_imagenet_val(cfg: dict, size: int, channels: int) -> DataBundle:

@@ -1,7 +1,7 @@
 """Streaming an evaluation split from its files: batch by batch, decoded by a few threads, never all in memory.
 
 An evaluation reads each image once, so a file-based split (``imagefolder``, ``imagenet-val``) is
-listed, not loaded: the files are decoded by :data:`DECODE_WORKERS` threads (PIL releases the GIL
+listed, not loaded: the files are decoded by up to :data:`DECODE_WORKERS` threads (no more than the cores) (PIL releases the GIL
 while it decodes), at most :data:`AHEAD` batches ahead of the one being scored. Each image goes
 through the loader's own ``read_transformed`` and the batch through ``stack_images``, so a batch is
 the same uint8 tensor the in-memory split holds at those indices: the numbers cannot differ.
@@ -164,6 +164,10 @@ class Progress:
         self.t0 = self.last = time.monotonic()
 
     def update(self, done: int) -> None:
+        """Log a line when ``every_s`` has passed since the last one, or at the end.
+
+        :param done: images scored so far.
+        """
         now = time.monotonic()
         if done < self.n and now - self.last < self.every_s:
             return
