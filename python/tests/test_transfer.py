@@ -168,3 +168,19 @@ def test_streamed_table_equals_the_in_memory_one(
     in_memory = transfer_table(cfg, ips, vrs, "val", None, torch.device("cpu"))
     assert streamed.pop("streamed") is True and in_memory.pop("streamed") is False
     assert streamed == in_memory
+
+
+def test_an_ip_whose_weights_upscale_is_refused_where_the_degradation_does_not_downsample(files: dict[str, Path], tmp_path: Path) -> None:
+    sr4 = tmp_path / "sr4.pth"
+    torch.save(build_ip({**resolve({})["ip"], "arch": "estr_srresnet", "in_channels": 3, "scale": 4}).state_dict(), sr4)
+    cfg = config(files)
+    cfg["ip"]["scale"] = None  # left to the weights
+    with pytest.raises(ValueError, match=r"IP 'sr4' \(estr_srresnet:.*sr4\.pth\): upscales x4, but the degradation downsamples x1"):
+        transfer_table(
+            cfg,
+            [ModelSpec("sr4", "estr_srresnet", str(sr4))],
+            [ModelSpec("r18", "resnet18", str(files["r18"]))],
+            "val",
+            None,
+            torch.device("cpu"),
+        )
