@@ -206,3 +206,38 @@ def test_jpeg_is_a_pil_round_trip_and_quality_matters(channels: int) -> None:
 def test_bad_jpeg_and_method_name_index_and_field(cfg: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_degradation(cfg)  # type: ignore[arg-type]
+
+
+def _estr_noisy(u8_hwc: np.ndarray, index: int, sigma: float) -> torch.Tensor:
+    """ESTR's evaluation input from the rule, in plain torch: ToTensor, manual_seed(index), randn(C, H, W) * sigma, clamp."""
+    img = torch.from_numpy(u8_hwc).permute(2, 0, 1).contiguous().float().div(255)  # torchvision's ToTensor
+    torch.manual_seed(index)
+    return torch.clamp(img + torch.randn(img.size()) * sigma, 0, 1)
+
+
+def test_per_index_seeding_is_estrs_noise_bit_for_bit() -> None:
+    from gradprom_sidecar.data.base import DataBundle, Split
+    from gradprom_sidecar.data.feed import Feed
+    from gradprom_sidecar.data.storage import to_unit
+
+    rng = np.random.default_rng(3)
+    u8 = rng.integers(0, 256, size=(7, 24, 20, 3), dtype=np.uint8)  # N×H×W×C, as PIL decodes
+    stored = torch.from_numpy(u8).permute(0, 3, 1, 2).contiguous()
+    deg = build_degradation([{"kind": "gaussian", "sigma": 0.1, "clip": True, "seeding": "per-index"}])
+    want = torch.stack([_estr_noisy(u8[i], i, 0.1) for i in range(7)])
+    # The batch position and the evaluation seed do not matter; the index in the split does.
+    got = torch.cat([deg.seeded(to_unit(stored[a:b]), range(a, b), seed) for (a, b), seed in (((0, 3), 0), ((3, 7), 12345))])
+    assert torch.equal(got, want)
+    # The evaluation path of a session: the Feed's kept, seeded inputs.
+    split = Split(stored, torch.zeros(7, dtype=torch.long), None, [f"{i}.png" for i in range(7)])
+    bundle = DataBundle(split.subset(torch.arange(0)), split, split, 2, 3, 24, ["a", "b"], True, {"kind": "test"})
+    feed = Feed(bundle, torch.device("cpu"), "auto", deg, eval_seed=99)
+    assert torch.equal(torch.cat([feed.eval_degraded("val", 0, 4), feed.eval_degraded("val", 4, 7)]), want)
+    # The default seeding draws other samples.
+    other = build_degradation([{"kind": "gaussian", "sigma": 0.1, "clip": True}]).seeded(to_unit(stored), range(7), 0)
+    assert not torch.equal(other, want)
+
+
+def test_bad_seeding_is_named() -> None:
+    with pytest.raises(ValueError, match=r"degradation\[0\]\.seeding: expected data-seed or per-index"):
+        build_degradation([{"kind": "gaussian", "sigma": 0.1, "clip": True, "seeding": "global"}])

@@ -140,3 +140,47 @@ def test_bad_specs_and_weights_are_named(files: dict[str, Path]) -> None:
             None,
             torch.device("cpu"),
         )
+
+
+def test_streamed_table_equals_the_in_memory_one(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gradprom_sidecar.data import build_data
+    from gradprom_sidecar.evaluation import streaming
+
+    cfg = config(
+        files,
+        degradation=[{"kind": "gaussian", "sigma": 0.1, "clip": True, "seeding": "per-index"}],
+        eval={"batch_size": 5, "psnr": "batch", "ssim": "pytorch_ssim"},
+    )
+    # The streamed batches are the in-memory split's stored images, in order.
+    listing = streaming.list_split(cfg["data"], "val")
+    held = build_data(cfg["data"], 0).val
+    got = list(streaming.batches(listing, len(listing.files), 5, workers=3, ahead=1))
+    assert [(a, b) for a, b, _ in got] == [(0, 5), (5, 10), (10, 12)]
+    assert torch.equal(torch.cat([x for _, _, x in got]), held.images) and torch.equal(listing.labels, held.labels)
+    ips = [ModelSpec("whole", "estr_srresnet", str(files["whole"]))]
+    vrs = [ModelSpec("r18", "resnet18", str(files["r18"]))]
+    with caplog.at_level("INFO", logger="gradprom.eval"):
+        streamed = transfer_table(cfg, ips, vrs, "val", None, torch.device("cpu"))
+    assert any("transfer table: 12/12 images" in r.getMessage() and "images/s" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(streaming, "STREAMED_KINDS", ())
+    in_memory = transfer_table(cfg, ips, vrs, "val", None, torch.device("cpu"))
+    assert streamed.pop("streamed") is True and in_memory.pop("streamed") is False
+    assert streamed == in_memory
+
+
+def test_an_ip_whose_weights_upscale_is_refused_where_the_degradation_does_not_downsample(files: dict[str, Path], tmp_path: Path) -> None:
+    sr4 = tmp_path / "sr4.pth"
+    torch.save(build_ip({**resolve({})["ip"], "arch": "estr_srresnet", "in_channels": 3, "scale": 4}).state_dict(), sr4)
+    cfg = config(files)
+    cfg["ip"]["scale"] = None  # left to the weights
+    with pytest.raises(ValueError, match=r"IP 'sr4' \(estr_srresnet:.*sr4\.pth\): upscales x4, but the degradation downsamples x1"):
+        transfer_table(
+            cfg,
+            [ModelSpec("sr4", "estr_srresnet", str(sr4))],
+            [ModelSpec("r18", "resnet18", str(files["r18"]))],
+            "val",
+            None,
+            torch.device("cpu"),
+        )

@@ -3,9 +3,11 @@
  * or the transfer table of several processing models read by several recognizers (ESTR's tables).
  */
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { IP_ARCHS, VR_ARCHS, type Config } from '../config/index.js';
+import { isPublishedError, parsePublished, referenceMarkdown } from '../report/published.js';
 import { transferMarkdown, type TransferTable } from '../report/transfer-table.js';
 import { collect, configFrom, out, usage, withCommon, withSession, withSidecar, type Common } from './common.js';
 import { evalTable } from './eval-table.js';
@@ -63,7 +65,22 @@ function write(dir: string | undefined, name: string, markdown: string, data: un
   writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(data, null, 2)}\n`);
 }
 
-type EvalOptions = Common & { ip: string[]; vr: string[]; table?: boolean; run?: string; split: string; out?: string };
+type EvalOptions = Common & { ip: string[]; vr: string[]; table?: boolean; run?: string; split: string; out?: string; reference?: string };
+
+const PUBLISHED = fileURLToPath(new URL('../../../configs/estr/published.csv', import.meta.url)); // from dist/src/cli
+
+/** `--reference TASK` (ESTR's published table) or `FILE:TASK`: the published top-1 beside the table's (exit 2 on a bad file). */
+function referenceOf(spec: string, table: TransferTable): string {
+  const colon = spec.lastIndexOf(':');
+  const [file, task] = colon > 0 ? [resolve(spec.slice(0, colon)), spec.slice(colon + 1)] : [PUBLISHED, spec];
+  if (!existsSync(file)) usage(`--reference: ${file} does not exist`);
+  try {
+    return referenceMarkdown(table, parsePublished(readFileSync(file, 'utf8'), file), task, file);
+  } catch (e) {
+    if (isPublishedError(e)) usage(`--reference: ${e.message}`);
+    throw e;
+  }
+}
 
 /** Several --ip/--vr (or --table): the transfer table, from the config's data, degradation, ip/vr sections and eval conventions. */
 async function transfer(opts: EvalOptions, split: 'val' | 'test'): Promise<void> {
@@ -83,7 +100,7 @@ async function transfer(opts: EvalOptions, split: 'val' | 'test'): Promise<void>
     const args = { config, ips, vrs, split, limit: config.eval.limit };
     return (await sc.call('eval.transfer', args, [], { timeoutMs: TRANSFER_TIMEOUT_MS })).result;
   });
-  const md = transferMarkdown(table);
+  const md = opts.reference ? `${transferMarkdown(table)}\n\n${referenceOf(opts.reference, table)}` : transferMarkdown(table);
   write(opts.out, 'transfer', md, table);
   out(opts, md, table);
 }
@@ -135,6 +152,7 @@ export function addEvalCommand(program: Command): void {
     .option('--run <dir>', "evaluate a run folder's last checkpoint instead")
     .option('--split <split>', 'val or test', 'test')
     .option('--out <dir>', 'also write the table here (eval.md/.json, or transfer.md/.json)')
+    .option('--reference <task>', "print ESTR's published top-1 beside the transfer table: sr4, dn or jpeg (or FILE:TASK for another CSV)")
     .action(async (opts: EvalOptions) => {
       if (!opts.run && !opts.ip.length)
         usage('eval needs --ip WEIGHTS (with --vr WEIGHTS), several of each for a transfer table, or --run DIR');

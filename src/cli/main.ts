@@ -138,7 +138,7 @@ export function buildProgram(): Command {
       if (opts.series && !isDir) usage(`--series: ${opts.in} is not a folder`);
       const inputs = opts.series ? [resolve(opts.in)] : isDir ? enhanceInputs(opts.in) : [resolve(opts.in)];
       if (!inputs.length) usage(`--in: no .png, .jpg, .dcm, .nii or .nii.gz files, nor DICOM series folders, in ${opts.in}`);
-      const config = await configFrom(opts, [`ip.weights=${resolve(opts.ip)}`, 'vr.pretrain_steps=0']);
+      const config = await configFrom(opts, [`ip.weights=${resolve(opts.ip)}`, 'vr.pretrain_steps=0', 'degradation=[]']); // enhance never degrades
       mkdirSync(opts.out, { recursive: true });
       const reply = await withSession(config, opts, (s) => s.sidecar.call('enhance.files', { inputs, out_dir: resolve(opts.out) }));
       const { written } = reply.result;

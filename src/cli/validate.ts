@@ -52,6 +52,7 @@ export function filesOf(c: Config): FileCheck[] {
     };
     if (d.path !== null) out.push(check('data.path', d.path, 'folder'));
     if (d.kind === 'imagefolder') for (const [split, folder] of Object.entries(d.folders)) part(`folders.${split}`, folder, 'folder');
+    if (d.kind === 'imagenet-val') for (const f of ['ground_truth', 'synsets'] as const) part(f, d[f], 'file');
     if (d.kind === 'folder' || d.kind === 'dicom') part('masks_dir', d.masks_dir, 'folder');
     part('labels_csv', d.labels_csv, 'file');
     if (d.kind === 'nifti') {

@@ -4,7 +4,7 @@ import { fraction, nonNegInt, nullableName, posInt, posNum } from './fields.js';
 
 export const data = z
   .strictObject({
-    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom', 'imagefolder', 'nifti', 'dicom-series']),
+    kind: z.enum(['synthetic', 'isic2018', 'folder', 'dicom', 'imagefolder', 'imagenet-val', 'nifti', 'dicom-series']),
     seed: z.number().int().nonnegative(),
     path: nullableName,
     size: posInt,
@@ -21,6 +21,8 @@ export const data = z
     isic_task: z.enum(['classify', 'segment']),
     folders: z.strictObject({ train: nullableName, val: nullableName, test: nullableName }),
     max_per_class: posInt.nullable(),
+    ground_truth: nullableName,
+    synsets: nullableName,
     window: z.strictObject({ center: z.number(), width: posNum }).nullable(),
     image: nullableName,
     label_volume: nullableName,
@@ -77,9 +79,16 @@ export const data = z
     }
   });
 
-/** The imagefolder kind's own fields: resize and the train crop need it, and the crop comes out of the resized square. */
+/** The imagefolder and imagenet-val kinds' own fields: resize (both), the train crop (imagefolder), the ground truth (imagenet-val). */
 function imagefolderIssues(
-  d: { kind: string; size: number; resize: number | null; augment: { crop: boolean } },
+  d: {
+    kind: string;
+    size: number;
+    resize: number | null;
+    augment: { crop: boolean };
+    ground_truth: string | null;
+    synsets: string | null;
+  },
   ctx: { addIssue(issue: { code: 'custom'; path: string[]; params: { code: string }; message: string }): void },
 ): void {
   const only = (path: string[], what: string) =>
@@ -89,7 +98,25 @@ function imagefolderIssues(
       params: { code: 'kind_field' },
       message: `${what} only the imagefolder kind reads it (data.kind is "${d.kind}")`,
     });
-  if (d.kind !== 'imagefolder') {
+  if (d.kind === 'imagenet-val' && d.ground_truth === null) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ground_truth'],
+      params: { code: 'required' },
+      message: 'required when data.kind is "imagenet-val" (ILSVRC2012_validation_ground_truth.txt or LOC_val_solution.csv)',
+    });
+  }
+  if (d.kind !== 'imagenet-val' && (d.ground_truth !== null || d.synsets !== null)) {
+    const field = d.ground_truth !== null ? 'ground_truth' : 'synsets';
+    ctx.addIssue({
+      code: 'custom',
+      path: [field],
+      params: { code: 'kind_field' },
+      message: `set, but only the imagenet-val kind reads it (data.kind is "${d.kind}")`,
+    });
+  }
+  if (d.kind === 'imagenet-val' && d.augment.crop) only(['augment', 'crop'], 'true, but');
+  if (d.kind !== 'imagefolder' && d.kind !== 'imagenet-val') {
     if (d.resize !== null) only(['resize'], 'set, but');
     if (d.augment.crop) only(['augment', 'crop'], 'true, but');
     return;

@@ -4,7 +4,8 @@
 
 /** Default per-kind fields of a `degradation` entry, filled in when an entry leaves them out. */
 export const DEGRADATION_DEFAULTS = {
-  gaussian: { sigma: 0.3, clip: false }, // sigma: noise std on [0,1] intensities; clip: clamp the result to [0,1]
+  gaussian: { sigma: 0.3, clip: false, seeding: 'data-seed' }, // sigma: noise std on [0,1] intensities; clip: clamp the result to [0,1];
+  //                                       seeding of evaluation noise: data-seed (from data.seed and the index) | per-index (ESTR: manual_seed(index))
   poisson: { peak: 30 }, //                 peak: expected photon count at intensity 1.0
   downsample: { scale: 2, method: 'torch' }, // scale: bicubic downsampling factor (2 or 4); method: torch (float) | pil (8-bit PIL, ESTR's)
   jpeg: { quality: 10 }, //                 quality: JPEG quality 1..100 of a PIL save-and-decode round trip (ESTR: 10)
@@ -15,11 +16,11 @@ export const DEFAULTS = {
   seed: 0, //                          training RNG seed; every rank uses the same one (all ranks draw the same global batch)
   device: 'auto', //                   auto | cpu | cuda | cuda:N (auto: CUDA when present)
   data: {
-    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom | imagefolder (train/<class>/*, val/<class>/*) | nifti | dicom-series
+    kind: 'synthetic', //              synthetic | isic2018 | folder | dicom | imagefolder (train/<class>/*, val/<class>/*) | imagenet-val (flat val folder + ground truth) | nifti | dicom-series
     seed: 0, //                        data seed: the generated set, the split and the test degradation (fixed across training seeds)
     path: null, //                     data set root (required unless kind is synthetic)
     size: 32, //                       image side after resizing (imagefolder: the centre crop), pixels
-    resize: null, //                   imagefolder: shorter side resized to this before the crop, pixels (ImageNet: 256); null: largest centred square
+    resize: null, //                   imagefolder, imagenet-val: shorter side resized to this before the crop, pixels (ImageNet: 256); null: largest centred square
     channels: 1, //                    1 (grayscale) | 3 (RGB)
     classes: 4, //                     number of classes (classification) or of mask labels
     counts: { train: 2000, val: 200, test: 1000 }, // images generated per split (synthetic only)
@@ -31,7 +32,9 @@ export const DEFAULTS = {
     masks_dir: null, //                folder of masks beside the images, relative to path (segmentation)
     isic_task: 'classify', //          classify (Task 3) | segment (Task 1)
     folders: { train: 'train', val: 'val', test: null }, // imagefolder: subfolder per split, relative to path (null: not read; test null: val serves as test)
-    max_per_class: null, //            imagefolder: the first N images (sorted) of each class per split (null: all)
+    max_per_class: null, //            imagefolder, imagenet-val: the first N images (sorted) of each class per split (null: all)
+    ground_truth: null, //             imagenet-val: ILSVRC2012_validation_ground_truth.txt or LOC_val_solution.csv, relative to path
+    synsets: null, //                  imagenet-val: the devkit's meta.mat, or one wnid per line in ILSVRC2012_ID order, relative to path
     window: null, //                   DICOM intensity window {center, width}, in stored units (HU for CT)
     image: null, //                    nifti: one image volume (.nii/.nii.gz), relative to path, instead of images/
     label_volume: null, //             nifti: its label volume on the same grid (shape and affine checked)
@@ -51,12 +54,12 @@ export const DEFAULTS = {
   degradation: [{ kind: 'gaussian', ...DEGRADATION_DEFAULTS.gaussian }], // applied in order to the clean image
   ip: {
     arch: 'srresnet', //               srresnet | dncnn | unet | estr_srresnet (ESTR's network: 64 channels, 5 blocks) | "package.module:Class"
-    channels: 32, //                   feature channels
-    blocks: 4, //                      residual blocks (srresnet)
-    batch_norm: false, //              BatchNorm inside blocks
+    channels: null, //                 feature channels (null: srresnet reads them from ip.weights, else 32)
+    blocks: null, //                   residual blocks (srresnet; null: from ip.weights, else 4)
+    batch_norm: null, //               BatchNorm inside blocks (srresnet; null: from ip.weights, else false)
     depth: 17, //                      convolution layers (dncnn)
     levels: 3, //                      resolution levels (unet): levels − 1 poolings, each halving the size
-    scale: 1, //                       upscaling factor; must equal the product of downsample scales
+    scale: null, //                    upscaling factor; must equal the product of downsample scales (null: the weights' upsampling blocks for srresnet and estr_srresnet, else that product)
     weights: null, //                  checkpoint, state-dict or whole pickled model file to start from
     residual: false, //                estr_srresnet: ESTR's residual variant, clamp(x - output, 0, 1)
     plugin_path: null, //              folder added to sys.path for a "module:Class" arch

@@ -55,7 +55,7 @@ const optim = z.strictObject({
 });
 
 const degradation = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('gaussian'), sigma: posNum, clip: z.boolean() }),
+  z.strictObject({ kind: z.literal('gaussian'), sigma: posNum, clip: z.boolean(), seeding: z.enum(['data-seed', 'per-index']) }),
   z.strictObject({ kind: z.literal('poisson'), peak: posNum }),
   z.strictObject({ kind: z.literal('downsample'), scale: z.literal([2, 4]), method: z.enum(['torch', 'pil']) }),
   z.strictObject({ kind: z.literal('jpeg'), quality: z.int().min(1).max(100) }),
@@ -126,12 +126,12 @@ export function configSchema(options: SchemaOptions = {}) {
       degradation: z.array(degradation),
       ip: z.strictObject({
         arch: arch(IP_ARCHS),
-        channels: posInt,
-        blocks: posInt,
-        batch_norm: z.boolean(),
+        channels: posInt.nullable(),
+        blocks: posInt.nullable(),
+        batch_norm: z.boolean().nullable(),
         depth: posInt,
         levels: posInt,
-        scale: posInt,
+        scale: posInt.nullable(),
         weights: nullableName,
         residual: z.boolean(),
         plugin_path: nullableName,
@@ -191,7 +191,8 @@ export function configSchema(options: SchemaOptions = {}) {
     .superRefine((c, ctx) => {
       distributedIssues(c, ctx);
       const product = c.degradation.reduce((p, d) => (d.kind === 'downsample' ? p * d.scale : p), 1);
-      if (c.ip.scale !== product) {
+      // Only a degrading config ties ip.scale to its downsampling (enhance runs with no degradation); null follows the weights.
+      if (c.ip.scale !== null && c.degradation.length > 0 && c.ip.scale !== product) {
         ctx.addIssue({
           code: 'custom',
           path: ['ip', 'scale'],
@@ -303,9 +304,16 @@ export function parseConfig(raw: unknown, options: SchemaOptions = {}): ConfigRe
   const schema = options.policyInput ? configSchema(options) : ConfigSchema;
   const renamed = renamedKeyIssues(raw);
   const result = schema.safeParse(withDefaults(raw), { reportInput: true });
-  if (result.success && !renamed.length) return { ok: true, config: result.data };
+  if (result.success && !renamed.length) return { ok: true, config: withScale(result.data) };
   // The schema reports an old key as unknown too: the rename says more.
   const old = new Set(renamed.map((i) => i.path));
   const rest = result.success ? [] : toConfigIssues(result.error.issues).filter((i) => !(i.code === 'unrecognized_key' && old.has(i.path)));
   return { ok: false, issues: [...renamed, ...rest] };
+}
+
+/** A degrading config's null ip.scale is its downsampling (the only scale its weights may have); with none (enhance), the weights'. */
+function withScale(c: Config): Config {
+  if (c.ip.scale !== null || c.degradation.length === 0) return c;
+  const scale = c.degradation.reduce((p, d) => (d.kind === 'downsample' ? p * d.scale : p), 1);
+  return { ...c, ip: { ...c.ip, scale } };
 }

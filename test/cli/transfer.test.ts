@@ -125,6 +125,8 @@ describe('reproducing with existing weights', () => {
       'val',
       '--out',
       'table',
+      '--reference',
+      'dn',
     );
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/ip_legacy\.pth: a whole pickled model/); // the note in the log
@@ -155,6 +157,8 @@ describe('reproducing with existing weights', () => {
     expect(md).toMatch(/\| degraded input \| \d+\.\d\d \| 0\.\d{4} \| \d+\.\d \/ \d+\.\d \|/);
     expect(md).toMatch(/\| legacy \(estr_srresnet\) \|/);
     expect(md).toContain('zero padding');
+    // ESTR's published denoising figures beside the row labelled plain (ResNet-18 61.9, DenseNet-121 66.4).
+    expect(md).toMatch(/\| plain \| \d+\.\d \(61\.9\) \| \d+\.\d \(66\.4\) \|/);
     expect(r.stdout.trim()).toBe(md.trim());
   }, 240_000);
 

@@ -110,7 +110,7 @@ describe('--set overrides', () => {
     );
     expect(c.train).toMatchObject({ steps: 10, batch_size: 4 });
     expect(c.degradation).toEqual([
-      { kind: 'gaussian', sigma: 0.1, clip: false },
+      { kind: 'gaussian', sigma: 0.1, clip: false, seeding: 'data-seed' },
       { kind: 'poisson', peak: 30 },
     ]);
     expect(c.data.window).toEqual({ center: 40, width: 400 });

@@ -17,8 +17,10 @@ function configOf(raw: unknown): Config {
 
 describe('defaults', () => {
   test('an empty config resolves to DEFAULTS', () => {
-    expect(configOf({})).toEqual(DEFAULTS);
-    expect(configOf(undefined)).toEqual(DEFAULTS);
+    // ip.scale's null default resolves to the degradation's downsampling (none: 1).
+    const resolved = { ...DEFAULTS, ip: { ...DEFAULTS.ip, scale: 1 } };
+    expect(configOf({})).toEqual(resolved);
+    expect(configOf(undefined)).toEqual(resolved);
   });
 
   test('partial sections are deep-merged; arrays replace; degradation entries get per-kind defaults', () => {
@@ -137,12 +139,13 @@ describe('cross-field checks', () => {
     });
   });
 
-  test('ip.scale must equal the product of the downsample scales', () => {
+  test('ip.scale, when set, must equal the product of the downsample scales', () => {
     const issue = issuesOf({
       degradation: [
         { kind: 'downsample', scale: 2 },
         { kind: 'downsample', scale: 2 },
       ],
+      ip: { scale: 1 },
     })[0];
     expect(issue).toEqual({
       code: 'scale_mismatch',
@@ -150,6 +153,10 @@ describe('cross-field checks', () => {
       message: 'expected 4 (the product of the downsample scales in degradation), got 1',
     });
     expect(parseConfig({ degradation: [{ kind: 'downsample', scale: 2 }, { kind: 'gaussian' }], ip: { scale: 2 } }).ok).toBe(true);
+
+    // null (the default) follows the weights or the degradation; no degradation (enhance) ties nothing.
+    expect(parseConfig({ degradation: [{ kind: 'downsample', scale: 4 }] }).ok).toBe(true);
+    expect(parseConfig({ degradation: [], ip: { arch: 'estr_srresnet', scale: 4 } }).ok).toBe(true);
   });
 
   test('grad_exchange gram with a policy that needs vectors is an error naming train.grad_exchange', () => {

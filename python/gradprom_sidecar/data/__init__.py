@@ -12,7 +12,8 @@ float32 (its images are made in float, and rounding them would change every figu
 sidecar, and kept on disk for the next one) and ``feed.Feed`` (on the device, per batch).
 
 "imagefolder" (ImageNet's class folders, official splits, ESTR's resize-then-crop transforms) is
-described in ``imagefolder``.
+described in ``imagefolder``; "imagenet-val" (ImageNet's val split as downloaded: a flat folder and a
+ground-truth file) in ``imagenet_val``.
 
 ``cfg`` is the ``data`` section of the resolved config: the fields a kind reads are required
 (the defaults live in src/config/defaults.ts, see ``config.resolve``).
@@ -31,7 +32,7 @@ from gradprom_sidecar.training.config import at
 
 __all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices", "to_unit"]
 
-KINDS = ("synthetic", "isic2018", "folder", "dicom", "imagefolder", "nifti", "dicom-series")
+KINDS = ("synthetic", "isic2018", "folder", "dicom", "imagefolder", "imagenet-val", "nifti", "dicom-series")
 
 
 def _int_field(cfg: dict, key: str, low: int) -> int:
@@ -109,6 +110,10 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
         from gradprom_sidecar.data.imagefolder import load_imagefolder
 
         return load_imagefolder(cfg, size, channels)
+    if kind == "imagenet-val":
+        from gradprom_sidecar.data.imagenet_val import load_imagenet_val
+
+        return load_imagenet_val(cfg, size, channels)
     split_fractions(cfg)  # a bad split fails before any file is read
     if kind == "isic2018":
         from gradprom_sidecar.data.isic2018 import load_isic2018 as load

@@ -126,7 +126,7 @@ def _files(root: Path) -> list[list]:
 
 
 # Fields naming a file or folder a loader reads, besides ``data.path`` (relative to it unless absolute).
-FILE_FIELDS = ("labels_csv", "masks_dir", "image", "label_volume", "volumes_csv", "label_map")
+FILE_FIELDS = ("labels_csv", "masks_dir", "image", "label_volume", "volumes_csv", "label_map", "ground_truth", "synsets")
 
 
 def _named_sources(cfg: dict, base: Path) -> list[tuple[str, Path]]:

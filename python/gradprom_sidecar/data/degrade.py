@@ -2,8 +2,13 @@
 
 Config: a list of steps, e.g. ``[{kind: "downsample", scale: 2}, {kind: "gaussian", sigma: 0.1}]``.
 
-- ``{kind: "gaussian", sigma, clip}``: x = y + σ·n, NOT clipped in the default config (σ = 0.3 on
+- ``{kind: "gaussian", sigma, clip, seeding}``: x = y + σ·n, NOT clipped in the default config (σ = 0.3 on
   [0, 1] images then scores ≈ 11.9 dB, PSNR clamping x); ``clip: true`` clamps to [0, 1].
+  ``seeding`` says where an evaluation input's noise comes from (training always draws fresh noise):
+  ``data-seed`` (the default), from sample i's generator under the evaluation seed (see below);
+  ``per-index``, ESTR's evaluation rule: a CPU generator seeded with i alone
+  (``torch.manual_seed(i)``), ``torch.randn(C, H, W) * σ`` added to the image, so the inputs are
+  ESTR's own bit for bit (given the same clean image).
 - ``{kind: "poisson", peak}``: x = Poisson(y·peak) / peak (rates below 0 are taken as 0).
 - ``{kind: "downsample", scale: 2 | 4, method}``: bicubic with antialiasing; H and W must be divisible
   by the scale; the output is smaller. ``method: torch`` (the default) is
@@ -16,9 +21,9 @@ Config: a list of steps, e.g. ``[{kind: "downsample", scale: 2}, {kind: "gaussia
   JPEG of that quality with PIL's defaults (4:2:0 chroma subsampling for RGB) and decoded again, as
   ESTR made its deblocking inputs (quality 10). Deterministic.
 
-Every field but downsample's ``clip`` and ``method`` is required: the per-kind defaults are filled in
-when the config is resolved (``config.resolve``); TypeScript always sends ``method``, and a step
-without it reads as before the option existed (torch).
+Every field but downsample's ``clip`` and ``method`` and gaussian's ``seeding`` is required: the per-kind defaults are filled in
+when the config is resolved (``config.resolve``); TypeScript always sends ``method`` and ``seeding``, and a
+step without them reads as before the options existed (torch, data-seed).
 
 The "degraded input" of an evaluation is brought back to full size by :meth:`Degradation.upsample`,
 bicubic by the method of the last downsampling step.
@@ -41,8 +46,9 @@ from PIL import Image
 
 _MASK64 = (1 << 64) - 1
 _REQUIRED = {"gaussian": ("sigma", "clip"), "poisson": ("peak",), "downsample": ("scale",), "jpeg": ("quality",)}
-_OPTIONAL = {"gaussian": (), "poisson": (), "downsample": ("clip", "method"), "jpeg": ()}
+_OPTIONAL = {"gaussian": ("seeding",), "poisson": (), "downsample": ("clip", "method"), "jpeg": ()}
 METHODS = ("torch", "pil")
+SEEDINGS = ("data-seed", "per-index")
 _FIELDS = {k: {"kind", *_REQUIRED[k], *_OPTIONAL[k]} for k in _REQUIRED}
 
 
@@ -111,6 +117,7 @@ class Step:
     value: float  # sigma, peak, scale or quality
     clip: bool = False
     method: str = "torch"  # downsample only: torch | pil
+    seeding: str = "data-seed"  # gaussian only: data-seed | per-index (evaluation inputs)
 
     def apply(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Apply this step to an N×C×H×W batch, drawing noise from ``generator``.
@@ -189,10 +196,14 @@ class Degradation:
         if not self.steps or clean.shape[0] == 0:
             return clean
         g = torch.Generator(device="cpu")
+        own = torch.Generator(device="cpu")  # per-index steps: seeded with the index alone, as ESTR seeds its noise
         outs = []
         for row, i in enumerate(idx):
             g.manual_seed(sample_seed(seed, i))
-            outs.append(self(clean[row : row + 1], g))
+            x = clean[row : row + 1]
+            for step in self.steps:
+                x = step.apply(x, own.manual_seed(i) if step.seeding == "per-index" else g)
+            outs.append(x)
         return torch.cat(outs)
 
 
@@ -232,7 +243,10 @@ def build_degradation(cfg: list[dict] | None) -> Degradation:
         if not isinstance(clip, bool):
             raise ValueError(f"{at}.clip: expected true or false, got {clip!r}")
         if kind == "gaussian":
-            steps.append(Step(kind, _number(item["sigma"], f"{at}.sigma"), clip))
+            seeding = item.get("seeding", "data-seed")
+            if seeding not in SEEDINGS:
+                raise ValueError(f"{at}.seeding: expected data-seed or per-index, got {seeding!r}")
+            steps.append(Step(kind, _number(item["sigma"], f"{at}.sigma"), clip, seeding=seeding))
         elif kind == "poisson":
             steps.append(Step(kind, _number(item["peak"], f"{at}.peak")))
         elif kind == "jpeg":

@@ -18,9 +18,10 @@ Transforms, with PIL as torchvision's did for ESTR:
   image, this one from its central square (images are held in memory at one shape);
 - ``data.resize`` null: the largest centred square, resized to ``size`` (bilinear).
 
-Every image is decoded into memory: ImageNet's val split (50 000 images) at 224 takes 7.5 GB as
-8-bit values and 30 GB as float32, the train split (1.28 M) far more; ``data.max_per_class`` keeps
-the first N images of each class (sorted) per split.
+A session decodes every image into memory: ImageNet's val split (50 000 images) at 224 takes 7.5 GB
+(8-bit values), the train split (1.28 M) far more; ``data.max_per_class`` keeps the first N images
+of each class (sorted) per split. The transfer table streams an evaluation split instead
+(``evaluation.streaming``), from :func:`list_imagefolder`.
 """
 
 from __future__ import annotations
@@ -113,20 +114,13 @@ def _split(root: Path, folder: Path, samples: list[tuple[Path, int]], resize: in
     )
 
 
-def load_imagefolder(cfg: dict, size: int, channels: int) -> DataBundle:
-    """Load the class-folder layout (see the module docstring).
-
-    :param cfg: the data config (path, folders, resize, max_per_class, augment.crop).
-    :param size: the crop's side.
-    :param channels: 1 or 3.
-    :raises DataError: a missing folder, differing class folders, an empty split, an unreadable image.
-    :raises ValueError: bad config values (named by their dotted path).
-    """
+def _layout(cfg: dict, size: int) -> tuple[Path, dict[str, Path], list[str]]:
+    """The root, the split folders named by ``data.folders`` and the classes they share; config checked."""
     root = require_dir(at(cfg, "path", "data"))
     folders = at(cfg, "folders", "data")
     if not isinstance(folders, dict) or set(folders) != set(SPLITS):
         raise ValueError(f"config.data.folders: expected {{train, val, test}} folder names or nulls, got {folders!r}")
-    resize, per_class = at(cfg, "resize", "data"), at(cfg, "max_per_class", "data")
+    resize = at(cfg, "resize", "data")
     crop = bool(at(cfg, "augment.crop", "data"))
     if resize is not None and int(resize) < size:
         raise ValueError(f"config.data.resize: expected at least data.size ({size}), got {resize}")
@@ -141,6 +135,35 @@ def load_imagefolder(cfg: dict, size: int, channels: int) -> DataBundle:
         if names != classes:
             odd = sorted(set(names) ^ set(classes))[:5]
             raise DataError(f"{named[k]}: class folders differ from {named[first]}'s ({len(names)} vs {len(classes)}; e.g. {odd})")
+    return root, named, classes
+
+
+def list_imagefolder(cfg: dict, split_name: str) -> tuple[list[Path], list[int], list[str]]:
+    """The files and classes of one evaluation split in split order, undecoded, as :func:`load_imagefolder` would read them.
+
+    :param cfg: the data config.
+    :param split_name: "val" or "test" (the other one when only it is named, as the loader shares them).
+    """
+    _, named, classes = _layout(cfg, int(at(cfg, "size", "data")))
+    folder = named.get(split_name) or named.get("test" if split_name == "val" else "val")
+    if folder is None:
+        raise ValueError(f"config.data.folders.{split_name}: not named")
+    samples = _samples(folder, classes, at(cfg, "max_per_class", "data"))
+    return [p for p, _ in samples], [label for _, label in samples], classes
+
+
+def load_imagefolder(cfg: dict, size: int, channels: int) -> DataBundle:
+    """Load the class-folder layout (see the module docstring).
+
+    :param cfg: the data config (path, folders, resize, max_per_class, augment.crop).
+    :param size: the crop's side.
+    :param channels: 1 or 3.
+    :raises DataError: a missing folder, differing class folders, an empty split, an unreadable image.
+    :raises ValueError: bad config values (named by their dotted path).
+    """
+    root, named, classes = _layout(cfg, size)
+    resize, per_class = at(cfg, "resize", "data"), at(cfg, "max_per_class", "data")
+    crop = bool(at(cfg, "augment.crop", "data"))
     splits: dict[str, Split] = {}
     for name, folder in named.items():
         side = int(resize) if name == "train" and crop else size

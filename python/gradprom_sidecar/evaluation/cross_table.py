@@ -5,7 +5,8 @@ and each IP's output (clamped to [0, 1]); columns are the VRs; a cell holds top-
 top-5 when there are at least 5 classes. Each row also gets PSNR and SSIM against the clean image,
 by the config's conventions (``eval.psnr``, ``eval.ssim``; see ``metrics``).
 
-One pass over the split: each batch is degraded once, per image, from the seed the ``eval`` op uses
+One pass over the split, streamed from its files for a file-based kind (``evaluation.streaming``), so
+ImageNet's val split never sits in memory whole: each batch is degraded once, per image, from the seed the ``eval`` op uses
 (``data.seed + evaluate.EVAL_SEED_OFFSET``), so a table row and the ``eval`` op score the same
 test set; every IP enhances it and every VR reads every row. Networks are built from the config's
 ``ip``/``vr`` sections with the arch of each spec, and filled by ``models.load_ip_weights`` /
@@ -25,11 +26,11 @@ import torch
 from torch import Tensor, nn
 
 from gradprom_sidecar.data import to_unit
-from gradprom_sidecar.data.cache import load_data
 from gradprom_sidecar.data.degrade import build_degradation
 from gradprom_sidecar.evaluation import metrics as M
 from gradprom_sidecar.evaluation.evaluate import EVAL_SEED_OFFSET
-from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, load_ip_weights, load_vr_weights
+from gradprom_sidecar.evaluation.streaming import Progress, open_source
+from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, load_ip_weights, load_vr_weights, resolve_ip_shape
 from gradprom_sidecar.models.checkpoint import CheckpointError
 from gradprom_sidecar.training.config import at, choice
 
@@ -79,6 +80,14 @@ def _build(spec: ModelSpec, where: str, make: Callable[[], nn.Module], load: Cal
         raise ValueError(f"{where} {spec.label!r} ({spec.arch}:{spec.weights}): {e}") from e
 
 
+def _ip(ip_cfg: dict, spec: ModelSpec, scale: int) -> nn.Module:
+    """An IP of ``spec``'s arch, its null shape fields read from its weights; its scale must be the degradation's."""
+    cfg = resolve_ip_shape({**ip_cfg, "arch": spec.arch}, spec.weights, scale)
+    if int(cfg["scale"]) != scale:
+        raise ValueError(f"upscales x{cfg['scale']}, but the degradation downsamples x{scale}")
+    return build_ip(cfg)
+
+
 @torch.no_grad()
 def transfer_table(
     config: dict,
@@ -103,39 +112,36 @@ def transfer_table(
     if choice(config, "vr.task", ("classify", "segment")) != "classify" or any(v.arch in SEGMENTERS for v in vrs):
         raise ValueError("config.vr.task: the transfer table scores classifiers (top-1/top-5); segmenters have no columns here")
     data_seed = int(at(config, "data.seed"))
-    bundle = load_data(at(config, "data"), data_seed).bundle  # decoded once per sidecar, like a session's
     degradation = build_degradation(at(config, "degradation"))
-    split = bundle.split(split_name)
-    limit = at(config, "eval.limit") if limit is None else limit
-    n = len(split) if limit is None else min(int(limit), len(split))
     bs = int(at(config, "eval.batch_size"))
+    source = open_source(at(config, "data"), data_seed, split_name)
+    limit = at(config, "eval.limit") if limit is None else limit
+    n = source.n if limit is None else min(int(limit), source.n)
     ssim_conv, psnr_conv = at(config, "eval.ssim"), at(config, "eval.psnr")
-    topk = (1, 5) if bundle.num_classes >= TOP5_MIN_CLASSES else (1,)
-    ip_cfg = {**at(config, "ip"), "in_channels": bundle.channels, "scale": degradation.scale}
-    ip_nets = {
-        s.label: _build(s, "IP", lambda s=s: build_ip({**ip_cfg, "arch": s.arch}), load_ip_weights)[0].to(device).eval() for s in ips
-    }
+    topk = (1, 5) if source.num_classes >= TOP5_MIN_CLASSES else (1,)
+    ip_cfg = {**at(config, "ip"), "in_channels": source.channels}
+    ip_nets = {s.label: _build(s, "IP", lambda s=s: _ip(ip_cfg, s, degradation.scale), load_ip_weights)[0].to(device).eval() for s in ips}
     vr_nets: dict[str, nn.Module] = {}
     left_at_init: dict[str, list[str]] = {}
     for s in vrs:
         net, skipped = _build(
-            s, "VR", lambda s=s: build_vr({**at(config, "vr"), "arch": s.arch}, bundle.channels, bundle.num_classes), load_vr_weights
+            s, "VR", lambda s=s: build_vr({**at(config, "vr"), "arch": s.arch}, source.channels, source.num_classes), load_vr_weights
         )
         vr_nets[s.label], left_at_init[s.label] = net.to(device).eval(), list(skipped)
     rows = [CLEAN, DEGRADED, *ip_nets]
     mse: dict[str, list[Tensor]] = {r: [] for r in rows[1:]}
     ssim: dict[str, list[Tensor]] = {r: [] for r in rows[1:]}
     hits: dict[tuple[str, str, int], list[Tensor]] = {(r, v, k): [] for r in rows for v in vr_nets for k in topk}
-    do_ssim = ssim_conv == "pytorch_ssim" or bundle.size >= 11
-    for start in range(0, n, bs):
+    do_ssim = ssim_conv == "pytorch_ssim" or source.size >= 11
+    progress = Progress(n, "transfer table")
+    for start, end, stored in source.batches(n, bs):
         check()
-        end = min(n, start + bs)
-        clean_cpu = to_unit(split.images[start:end])
+        clean_cpu = to_unit(stored)
         clean = clean_cpu.to(device)
         x = degradation.seeded(clean_cpu, range(start, end), data_seed + EVAL_SEED_OFFSET).to(device)
         images = {CLEAN: clean, DEGRADED: degradation.upsample(x, tuple(clean.shape[-2:]))}
         images.update({label: net(x).clamp_(0.0, 1.0) for label, net in ip_nets.items()})
-        labels = split.labels[start:end].to(device)
+        labels = source.labels[start:end].to(device)
         for row, img in images.items():
             if row != CLEAN:
                 mse[row].append(M.mse(img, clean).cpu())
@@ -145,11 +151,12 @@ def transfer_table(
                 logits = vr(img)
                 for k in topk:
                     hits[(row, vr_label, k)].append(M.topk_correct(logits, labels, k).cpu())
-        log.info("transfer table: %d/%d images", end, n)
+        progress.update(end)
     return {
         "split": split_name,
         "n": n,
-        "num_classes": bundle.num_classes,
+        "streamed": source.streamed,
+        "num_classes": source.num_classes,
         "topk": list(topk),
         "ssim_convention": M.SSIM_CONVENTIONS[ssim_conv],
         "psnr_convention": M.PSNR_CONVENTIONS[psnr_conv],

@@ -41,7 +41,7 @@ def enhance_images(s: Session, images: Tensor) -> Tensor:
     finally:
         s.ip.train()
     if not outs:
-        k = s.degradation.scale
+        k = s.ip_scale
         return images.new_zeros(0, c, images.shape[2] * k, images.shape[3] * k)
     return torch.cat(outs)
 
@@ -106,8 +106,8 @@ def enhance_volume(s: Session, unit: np.ndarray, axis: int) -> np.ndarray:
     :param unit: the 3-D volume in [0, 1].
     :param axis: 0, 1 or 2.
     """
-    if s.degradation.scale != 1:
-        raise ValueError(f"ip.scale: volumes are enhanced on their own grid, so IP must not upscale (scale {s.degradation.scale})")
+    if s.ip_scale != 1:
+        raise ValueError(f"ip.scale: volumes are enhanced on their own grid, so IP must not upscale (scale {s.ip_scale})")
     slices = torch.from_numpy(np.ascontiguousarray(np.moveaxis(unit, axis, 0))).float()[:, None]
     out = enhance_images(s, to_channels_batch(slices, s.bundle.channels)).mean(dim=1)
     return np.moveaxis(out.double().numpy(), 0, axis)

@@ -12,7 +12,8 @@ Weights: :func:`load_ip_weights` and :func:`load_vr_weights` are the one way a s
 transfer table fills a network from ``ip.weights``/``vr.weights`` (torchvision-compatible
 classifiers through :func:`.imagenet.load_torchvision`, everything else strictly).
 
-Each builder gets its section of the resolved config (``ip`` with ``in_channels`` and ``scale``
+An IP's null shape fields (``scale``, ``channels``, ``blocks``, ``batch_norm``) are read from its
+weights by :func:`resolve_ip_shape` (``shape``) before it is built. Each builder gets its section of the resolved config (``ip`` with ``in_channels`` and ``scale``
 added; ``vr``) and reads the fields it needs; a missing one is an error naming it, never a
 default. For a built-in arch, the section's ``kwargs`` are merged into it first (e.g.
 ``vr.kwargs.widths`` for smallresnet).
@@ -42,6 +43,7 @@ from torch import nn
 from gradprom_sidecar.models import densenet, dncnn, estr_srresnet, resnet, smallresnet, srresnet, unet, vgg
 from gradprom_sidecar.models.checkpoint import load_weights
 from gradprom_sidecar.models.imagenet import TorchvisionClassifier, load_torchvision
+from gradprom_sidecar.models.shape import FALLBACK, resolve_ip_shape
 from gradprom_sidecar.training.config import at
 
 IPBuilder = Callable[[dict], nn.Module]
@@ -80,6 +82,7 @@ __all__ = [
     "register_ip",
     "register_vr",
     "load_plugin_class",
+    "resolve_ip_shape",
 ]
 
 
@@ -181,6 +184,7 @@ def build_ip(cfg: dict) -> nn.Module:
         missing field, or a plugin problem.
     """
     arch = _arch(cfg, "IP")
+    cfg = {**cfg, **{k: v for k, v in FALLBACK.items() if k in cfg and cfg[k] is None}}  # null (not missing) shape fields
     if ":" in arch:
         return _build_plugin(arch, cfg, "ip", in_channels=int(at(cfg, "in_channels", "ip")), scale=int(at(cfg, "scale", "ip")))
     if arch not in IP_REGISTRY:

@@ -40,7 +40,7 @@ from gradprom_sidecar.data.cache import load_data
 from gradprom_sidecar.data.degrade import build_degradation
 from gradprom_sidecar.data.feed import Feed
 from gradprom_sidecar.evaluation.evaluate import EVAL_SEED_OFFSET, clean_score
-from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights
+from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights, resolve_ip_shape
 from gradprom_sidecar.models.checkpoint import CheckpointError
 from gradprom_sidecar.training import grads as G
 from gradprom_sidecar.training.config import at, choice
@@ -90,8 +90,12 @@ class Session(Steps):
         self.task = choice(config, "vr.task", ("classify", "segment"))
         self.mode = choice(config, "vr.mode", MODES)
         self.loss_kind = choice(config, "train.loss", ("mse", "l1"))
-        scale = int(at(config, "ip.scale"))
-        if scale != self.degradation.scale:
+        # ip.scale null: the weights' scale, else the degradation's; no degradation (enhance): any scale.
+        ip_cfg = resolve_ip_shape(
+            {**at(config, "ip"), "in_channels": self.bundle.channels}, at(config, "ip.weights"), self.degradation.scale
+        )
+        scale = self.ip_scale = int(ip_cfg["scale"])
+        if self.degradation.steps and scale != self.degradation.scale:
             raise ValueError(f"config.ip.scale: {scale} does not match the degradation's total downsampling (x{self.degradation.scale})")
         if self.bundle.size % self.degradation.scale:
             raise ValueError(f"config.data.size: {self.bundle.size} is not divisible by the downsampling x{self.degradation.scale}")
@@ -105,7 +109,7 @@ class Session(Steps):
         self.precision = Precision(config, device)  # autocast, fp16's loss scale, channels_last inputs (``precision``)
         torch.manual_seed(self.seed)
         try:
-            self.ip = build_ip({**at(config, "ip"), "in_channels": self.bundle.channels, "scale": scale}).to(device)
+            self.ip = build_ip(ip_cfg).to(device)
         except ValueError as e:
             raise _arch_error(e, "ip") from e
         self.vr = self.build_vr()
