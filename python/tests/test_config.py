@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from gradprom_sidecar.models.shape import resolve_ip_shape
 from gradprom_sidecar.training.config import at, choice, defaults, degradation_defaults, read_config_file, resolve
 
 
 def test_resolving_nothing_gives_the_defaults_of_defaults_ts() -> None:
     d = resolve({})
     assert d == defaults()
-    # The figures the issue names: TypeScript's srresnet and resnet settings, not the builders' old ones.
-    assert (d["ip"]["arch"], d["ip"]["channels"], d["ip"]["blocks"], d["ip"]["batch_norm"]) == ("srresnet", 32, 4, False)
+    # srresnet's shape is left to its weights; with none, resolve_ip_shape fills the documented 32/4/false.
+    assert (d["ip"]["arch"], d["ip"]["channels"], d["ip"]["blocks"], d["ip"]["batch_norm"]) == ("srresnet", None, None, None)
+    shape = resolve_ip_shape({**d["ip"], "in_channels": 1}, None, 1)
+    assert (shape["channels"], shape["blocks"], shape["batch_norm"], shape["scale"]) == (32, 4, False, 1)
     assert d["vr"]["normalize"] == "none" and d["data"]["channels"] == 1
 
 
@@ -34,7 +37,7 @@ def test_each_degradation_entry_gets_its_kinds_fields() -> None:
     d = resolve({"degradation": [{"kind": "downsample"}, {"kind": "gaussian", "sigma": 0.1}, {"kind": "blur"}, 7]})
     assert d["degradation"] == [
         {"kind": "downsample", **table["downsample"]},
-        {"kind": "gaussian", "sigma": 0.1, "clip": table["gaussian"]["clip"]},
+        {"kind": "gaussian", "sigma": 0.1, "clip": table["gaussian"]["clip"], "seeding": table["gaussian"]["seeding"]},
         {"kind": "blur"},  # unknown kinds and non-objects pass through for the reader to refuse
         7,
     ]
