@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import needs
 from test_data import rand_img, save, write_csv
 from test_session import call, new_state, tiny_config
 
@@ -197,6 +198,7 @@ def test_cache_dir_follows_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_a_lone_nifti_volume_outside_any_folder_is_fingerprinted(tmp_path: Path, decodes: list[dict]) -> None:
     """data.image and data.labels without data.path: a changed volume gives another key (a resumed run re-reads it)."""
+    needs("nibabel")
     from test_volumes import brain, save_nii
 
     img, lab = brain()

@@ -104,6 +104,14 @@ def resume_lines(c: ResumeCheck) -> list[str]:
     ]
 
 
+def failed_lines(e: BaseException) -> list[str]:
+    """A part that raised: its error and where (the last frames of its traceback)."""
+    import traceback
+
+    frames = traceback.format_exception(e)[-4:]
+    return [f"**Failed: {type(e).__name__}: {str(e)[:300]}**", "", "```", *"".join(frames).rstrip().splitlines(), "```"]
+
+
 def render(title: str, setup: list[str], parts: dict[str, list[str]]) -> str:
     """The section: a title, the setup lines, then one sub-section per part."""
     out = [f"## {title}", "", *setup, ""]
