@@ -219,3 +219,21 @@ def test_a_lone_nifti_volume_outside_any_folder_is_fingerprinted(tmp_path: Path,
     assert names == ["t1.nii.gz", "seg.nii.gz"]
     save_nii(tmp_path / "vol" / "seg.nii.gz", lab, np.eye(4))  # same name, another grid
     assert C.data_key(cfg, 0) != first
+
+
+def test_without_safetensors_the_module_imports_and_the_disk_cache_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare GPU machine may lack safetensors: gradprom still imports; only writing or reading the cache needs it, and says so."""
+    code = "import sys; sys.modules['safetensors'] = None; import gradprom_sidecar.data.cache, gradprom_sidecar.training.session"
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert r.returncode == 0, r.stderr
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+    cfg = isic_config(isic_task3(tmp_path / "isic"), tmp_path / "cache")
+    with pytest.raises(
+        ModuleNotFoundError, match=r"data.disk_cache: .*safetensors.*pip install safetensors, or set data.disk_cache: false"
+    ):
+        C.load_data(cfg["data"], 0)
