@@ -148,3 +148,19 @@ def test_a_failing_part_is_reported_with_its_error_and_the_others_still_run_and_
     assert "**Failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB**" in md and "in out_of_memory" in md
     assert "### (e) What the device promises" in md and "fine" in md
     assert "**Failed: RuntimeError" in seen[0] and "### (e)" not in seen[0]  # (b) was on disk before (e) began
+
+
+def test_the_profile_steps_as_production_does_and_counts_a_skipped_step_apart() -> None:
+    """``train.advance`` with the last reply's decision; a non-finite reply is answered with a skip (no gate, no IP step)."""
+    from test_session import make
+
+    from gradprom_sidecar.tools.gpucheck.profile import AdvanceLoop, _where
+
+    _, s = make()
+    loop = AdvanceLoop(s, s.config["policy"])
+    assert loop.step() == (None, False) and s.pending is not None  # the first: gradients only
+    assert loop.step()[1] is False and s.step == 1
+    assert loop.last is not None
+    loop.last = {**loop.last, "finite": False}  # as an fp16 overflow reads back
+    assert loop.step() == (None, True) and s.skipped == 1 and s.step == 1
+    assert _where("/x/python/gradprom_sidecar/training/step.py", 75) == "training/step.py:75"

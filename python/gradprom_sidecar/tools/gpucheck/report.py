@@ -54,9 +54,9 @@ def _agreement(r: ProfileResult, base: ProfileResult | None) -> str:
     """Steps where ``r`` took the fp32 row's gate decision, of the steps both took (same seed, same inputs)."""
     if base is None or base is r:
         return "—"
-    n = min(len(r.gates), len(base.gates))
-    same = sum(a == b for a, b in zip(r.gates[:n], base.gates[:n]))
-    return f"{same} of {n} ({same / n:.0%})" if n else "—"
+    both = [(a, b) for a, b in zip(r.gates, base.gates) if a is not None and b is not None]  # skipped steps have no gate
+    same = sum(a == b for a, b in both)
+    return f"{same} of {len(both)} ({same / len(both):.0%})" if both else "—"
 
 
 def profile_lines(rows: list[ProfileResult]) -> list[str]:
@@ -86,11 +86,21 @@ def profile_lines(rows: list[ProfileResult]) -> list[str]:
             _agreement(r, base.get(r.scenario)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"- {r.scenario}: {r.what}; median of {r.steps} steps; peak memory: {r.peak_kind}." for r in rows]
-    lines += ["", *dict.fromkeys(notes)]  # one line per scenario, not per variant
-    kinds = sorted({k for r in rows for k in r.sync_kinds})
-    if kinds:
-        lines += ["- Synchronising calls torch flagged: " + "; ".join(f"`{k}`" for k in kinds)]
+    notes = [f"- {r.scenario}: {r.what}; peak memory: {r.peak_kind}." for r in rows]
+    lines += [
+        "",
+        "Each row: production's step (`train.advance` and its deferred work, less the round trip), median of the timed steps.",
+        "",
+    ]
+    lines += [*dict.fromkeys(notes)]  # one line per scenario, not per variant
+    lines += [
+        f"- {r.scenario}, {r.variant}: {r.skipped} timed steps skipped (fp16 overflow), left out of the medians and the agreement"
+        for r in rows
+        if r.skipped
+    ]
+    for r in rows:
+        if r.sync_kinds:
+            lines += [f"- Syncs torch flagged, {r.scenario}, {r.variant}: " + "; ".join(f"`{k}`" for k in r.sync_kinds)]
     return lines
 
 
