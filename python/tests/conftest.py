@@ -31,6 +31,17 @@ def needs(module: str) -> Any:
     return pytest.importorskip(module, reason=f"{module} is not installed (a bare GPU machine has only PyTorch)")
 
 
+def dot_approx(a: torch.Tensor, b: torch.Tensor) -> Any:
+    """``float(a @ b)`` to float64 summation-order error, which is relative to ``‖a‖‖b‖``, not to the (possibly cancelled) sum.
+
+    The fused Gram sums in another order than a dot product (and CUDA's reductions in another than the CPU's).
+
+    :param a: a float64 vector.
+    :param b: another, of its length.
+    """
+    return pytest.approx(float(a @ b), rel=1e-12, abs=1e-12 * float(a.norm() * b.norm()) + 1e-300)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -335,7 +335,7 @@ def test_dicom_rescale_and_window(tmp_path: Path) -> None:
 
 def test_gray_window_is_undone_inside_the_window(tmp_path: Path) -> None:
     """The one windowing (reader and enhance.files): stored → [0, 1] → stored is exact inside the window, clipped outside."""
-    import pydicom
+    pydicom = needs("pydicom")
 
     arr = np.arange(0, 1600, 100, dtype=np.uint16).reshape(4, 4)
     ds = pydicom.dcmread(write_dcm(tmp_path / "w.dcm", arr, RescaleSlope=2, RescaleIntercept=-1000, WindowCenter=0, WindowWidth=1000))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import needs
 from test_data import rand_img, save, write_csv
 from test_session import call, new_state, tiny_config
 
@@ -197,6 +198,7 @@ def test_cache_dir_follows_xdg_cache_home(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_a_lone_nifti_volume_outside_any_folder_is_fingerprinted(tmp_path: Path, decodes: list[dict]) -> None:
     """data.image and data.label_volume without data.path: a changed volume gives another key (a resumed run re-reads it)."""
+    needs("nibabel")
     from test_volumes import brain, save_nii
 
     img, lab = brain()
@@ -217,3 +219,21 @@ def test_a_lone_nifti_volume_outside_any_folder_is_fingerprinted(tmp_path: Path,
     assert names == ["t1.nii.gz", "seg.nii.gz"]
     save_nii(tmp_path / "vol" / "seg.nii.gz", lab, np.eye(4))  # same name, another grid
     assert C.data_key(cfg, 0) != first
+
+
+def test_without_safetensors_the_module_imports_and_the_disk_cache_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare GPU machine may lack safetensors: gradprom still imports; only writing or reading the cache needs it, and says so."""
+    code = "import sys; sys.modules['safetensors'] = None; import gradprom_sidecar.data.cache, gradprom_sidecar.training.session"
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert r.returncode == 0, r.stderr
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+    cfg = isic_config(isic_task3(tmp_path / "isic"), tmp_path / "cache")
+    with pytest.raises(
+        ModuleNotFoundError, match=r"data.disk_cache: .*safetensors.*pip install safetensors, or set data.disk_cache: false"
+    ):
+        C.load_data(cfg["data"], 0)

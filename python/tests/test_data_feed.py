@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import DEVICE
@@ -180,3 +181,46 @@ def test_resume_with_flips_and_device_draws_is_bit_identical(tmp_path: Path) -> 
     resumed = new_state()
     call(resumed, "checkpoint.load", {"path": str(path)})
     assert [step(resumed) for _ in range(4)] == straight
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16])
+def test_every_stored_level_becomes_the_float32_division_exactly_on_the_test_device(dtype: torch.dtype) -> None:
+    """All 256 (65536) levels: k / 255 (k / 65535) correctly rounded, the CPU's division, bit for bit on the test device too.
+
+    CUDA's division by a Python number is a multiplication by its reciprocal, one ulp off for 126 of the 256 8-bit levels;
+    with it a ``data.rng: host`` CUDA run would not see the CPU run's batches.
+    """
+    top = 255 if dtype == torch.uint8 else 65535
+    levels = torch.arange(top + 1, dtype=torch.int32).to(dtype)
+    want = torch.from_numpy(np.arange(top + 1, dtype=np.float32) / np.float32(top))  # IEEE float32 division
+    got = to_unit(levels.to(DEVICE)).cpu()
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+
+
+def test_the_pinned_placement_leaves_the_splits_pageable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches go through pinned staging slots; pinning whole splits would page-lock up to twice their size."""
+
+    def refuse(self: torch.Tensor, *args: object) -> torch.Tensor:
+        raise AssertionError("a whole split pinned")
+
+    feed = Feed.__new__(Feed)
+    feed.where, feed.device = "pinned", torch.device("cpu")
+    split = Split(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), None, [str(i) for i in range(4)])
+    monkeypatch.setattr(torch.Tensor, "pin_memory", refuse)
+    placed = feed._place(split)
+    assert placed.images.data_ptr() == split.images.data_ptr() and placed.labels.data_ptr() == split.labels.data_ptr()
+
+
+@cuda_only
+@pytest.mark.parametrize("cache", ["on", "off"])
+def test_host_generator_draws_reach_the_device_without_a_sync(cache: str) -> None:
+    """``data.rng: host``: flips, crops and noise drawn on the host go up pinned and non-blocking (no sync per step)."""
+    _, s = make(tiny_config(data={"rng": "host", "device_cache": cache, "augment": {"flip": True, "crop": False}}), pretrain=0)
+    s.draw_inputs()  # first use: one-time copies (the divisor of to_unit, staging slots)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):
+            s.draw_inputs()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

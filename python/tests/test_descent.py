@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -112,3 +113,14 @@ def test_eval_per_image_results_for_segmentation() -> None:
     assert {"fixed_enhanced_dice", "fixed_enhanced_iou", "cotrained_enhanced_dice"} <= set(table)
     assert float(table["fixed_enhanced_dice"].double().mean()) == pytest.approx(res["fixed_enhanced_dice"], abs=1e-6)
     assert table["psnr"].shape == (5,)
+
+
+def test_a_restore_forgets_the_descent_of_the_step_before_it(tmp_path: Path) -> None:
+    """After checkpoint.load the next ip_descent_actual is the restored run's (none yet: NaN), not the abandoned step's."""
+    state, s = make()
+    call(state, "checkpoint.save", {"path": str(tmp_path / "c.pt")})
+    s.grads()
+    s.apply([1.0] * len(s.layout), [0.003] * len(s.layout))  # as the reference loop steps: the descent waits on the device
+    assert s.descent_measured is not None
+    call(state, "checkpoint.load", {"path": str(tmp_path / "c.pt")})
+    assert state.session.descent_measured is None and math.isnan(state.session.ip_descent_actual())

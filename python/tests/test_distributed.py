@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_session import call, new_state, optim_section, tiny_config
+from test_session import call, optim_section, tiny_config
 
 from gradprom_sidecar.tools import policies
 from gradprom_sidecar.training import distributed as D
-from gradprom_sidecar.wire.registry import ALL_RANKS, HANDLERS
+from gradprom_sidecar.wire.registry import ALL_RANKS, HANDLERS, State
 
 TOL = 1e-5  # max |Δ| of any IP parameter, 2 ranks vs 1 process, after STEPS steps
 STEPS, SPLIT = 10, 5
@@ -44,9 +44,16 @@ def ddp_config() -> dict:
     )
 
 
+def cpu_state() -> State:
+    return State(device=torch.device("cpu"), devices=["cpu"])
+
+
 def one_process(config: dict, ckpt: Path) -> dict:
-    """The same scenario as ddp_rank.py, in this process (the reference)."""
-    state = new_state()
+    """The same scenario as ddp_rank.py, in this process (the reference), on the CPU as the gloo ranks are.
+
+    On the test device it would draw its noise from another generator (CUDA's), so its inputs would differ from step 1.
+    """
+    state = cpu_state()
     call(state, "session.create", {"config": config})
     out: dict = {"gates": [], "losses": []}
     out["pretrain"], _ = call(state, "vr.pretrain", {"steps": config["vr"]["pretrain_steps"]})
@@ -162,8 +169,8 @@ def test_checkpoints_resume_on_another_number_of_ranks(runs: dict) -> None:
     # A 1-process checkpoint continued on 2 ranks ...
     assert runs["ranks"]["resumed_gates"] == one["gates"][SPLIT:]
     assert max_diff(runs["ranks"]["resumed_ip"], one["ip"]) <= TOL
-    # ... and a 2-rank checkpoint continued in one process.
-    state = new_state()
+    # ... and a 2-rank checkpoint continued in one process (on the CPU too).
+    state = cpu_state()
     call(state, "checkpoint.load", {"path": str(runs["tmp"] / "ckpt2.pt")})
     gates = []
     while state.session.step < STEPS:

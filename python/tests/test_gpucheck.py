@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,15 @@ def test_the_junit_report_gives_each_failure_and_skip_with_why(tmp_path: Path) -
     ]
 
 
+WITHOUT = "zmq,msgpack,pydicom,nibabel,torchmetrics,tensorboard,skimage"  # every module the GPU image may lack
+
+
 @pytest.mark.slow
-def test_gpu_check_runs_every_part_on_the_cpu_without_the_wire_or_pydicom(tmp_path: Path) -> None:
+def test_gpu_check_runs_every_part_on_the_cpu_without_the_optional_modules(tmp_path: Path) -> None:
+    """The whole script as a bare GPU machine runs it (--cpu: its small test subset, CPU_TESTS, not the whole suite again)."""
     out = tmp_path / "gpu.md"
     r = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "gpu-check"), "--cpu", "--without", "zmq,msgpack,pydicom", "--out", str(out)],
+        [sys.executable, str(REPO / "scripts" / "gpu-check"), "--cpu", "--without", WITHOUT, "--out", str(out)],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
@@ -46,14 +51,23 @@ def test_gpu_check_runs_every_part_on_the_cpu_without_the_wire_or_pydicom(tmp_pa
     assert r.returncode == 0, r.stderr[-3000:]
     md = out.read_text()
     assert md in r.stdout
-    for part in ("(a) The sidecar's tests", "(b) The reference loop", "(c) Step profile", "(d) Checkpoint save and restore"):
+    for part in (
+        "(a) The sidecar's tests",
+        "(b) The reference loop",
+        "(c) Step profile",
+        "(d) Checkpoint save and restore",
+        "(e) What the",
+    ):
         assert f"### {part}" in md
-    assert "0 failed" in md and "msgpack is not installed" in md and "pydicom is not installed" in md
+    assert "0 failed" in md and "**" not in md.split("### (a)")[1].split("###")[0]  # no note: pytest ran to its end
+    for module in ("msgpack", "pydicom", "nibabel", "tensorboard"):
+        assert f"- {module} is not installed (a bare GPU machine has only PyTorch)" in md
     assert "within tolerance" in md and "differing at steps: none" in md
     for scenario in ("| denoise | fp32 |", "| sr×4 | fp32 |", "| segment | fp32 |"):
         assert scenario in md
     assert "bit-identical" in md and "Restored on the CPU: yes" in md
-    assert "Not installed here: zmq, msgpack, pydicom" in md
+    assert "256 of 256 equal the CPU's division" in md and "65536 of 65536" in md
+    assert "Not installed here: zmq, msgpack, pydicom, nibabel, skimage, torchmetrics, tensorboard (made unimportable" in md
 
 
 def test_gpu_check_refuses_an_unknown_part() -> None:
@@ -63,12 +77,90 @@ def test_gpu_check_refuses_an_unknown_part() -> None:
     assert r.returncode == 2 and "--skip: unknown part(s) everything" in r.stderr
 
 
-def test_a_test_file_needing_a_missing_test_only_module_is_left_out_and_listed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a bare GPU machine (no nibabel, torchmetrics, tensorboard) those files are skipped with why, not failed."""
-    from gradprom_sidecar.tools.gpucheck import suite
+HANGS = """
+import os, subprocess, sys, time
+from pathlib import Path
 
-    real = suite.importlib.util.find_spec
-    monkeypatch.setattr(suite.importlib.util, "find_spec", lambda name, *a: None if name == "nibabel" else real(name, *a))
-    out = dict(suite.left_out(["tests"]))
-    assert out == {"tests/test_volumes.py": "nibabel"}
-    assert suite.left_out(["tests/test_grads.py"]) == []
+
+def test_passes():
+    pass
+
+
+def test_hangs_with_a_child():
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"])
+    Path(os.environ["CHILD_PID"]).write_text(str(child.pid))
+    time.sleep(600)
+"""
+
+
+def test_a_suite_past_its_time_is_interrupted_keeps_its_results_and_leaves_no_child(tmp_path: Path) -> None:
+    """SIGINT first (pytest writes its report of what ran), then the process group, a child ignoring SIGINT included, is ended."""
+    from gradprom_sidecar.tools.gpucheck.suite import run_suite
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_hang.py").write_text(HANGS)
+    pid_file = tmp_path / "child.pid"
+    r = run_suite("cpu", [str(tmp_path / "tests" / "test_hang.py")], 20.0, {"CHILD_PID": str(pid_file)}, tmp_path, grace_s=10.0)
+    assert "pytest interrupted after 20 s, in " in r.note and "test_hang.py:13" in r.note and not r.ok
+    assert r.passed == 1  # the report pytest wrote when interrupted
+    pid, deadline = int(pid_file.read_text()), time.monotonic() + 10
+    while _running(pid) and time.monotonic() < deadline:  # SIGKILL is sent; the kernel ends the process a moment later
+        time.sleep(0.05)
+    assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, ended but not yet reaped by an init that does not reap, is not running)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text() if Path("/proc").is_dir() else None
+    except FileNotFoundError:
+        return False
+    if status is None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return "\nState:\tZ" not in status
+
+
+def test_a_failing_part_is_reported_with_its_error_and_the_others_still_run_and_are_written_as_they_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gradprom_sidecar.tools import gpucheck
+    from gradprom_sidecar.tools.gpucheck import agree, properties
+
+    out = tmp_path / "gpu.md"
+    seen: list[str] = []
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def after(device: object, big: bool) -> tuple[bool, list[str]]:
+        seen.append(out.read_text())  # what the file held when the last part started
+        return True, ["fine"]
+
+    monkeypatch.setattr(agree, "agree", out_of_memory)
+    monkeypatch.setattr(properties, "device_properties", after)
+    code = gpucheck.main(["--cpu", "--skip", "suite,profile,resume", "--out", str(out)])
+    md = out.read_text()
+    assert code == 1
+    assert "**Failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB**" in md and "in out_of_memory" in md
+    assert "### (e) What the device promises" in md and "fine" in md
+    assert "**Failed: RuntimeError" in seen[0] and "### (e)" not in seen[0]  # (b) was on disk before (e) began
+
+
+def test_the_profile_steps_as_production_does_and_counts_a_skipped_step_apart() -> None:
+    """``train.advance`` with the last reply's decision; a non-finite reply is answered with a skip (no gate, no IP step)."""
+    from test_session import make
+
+    from gradprom_sidecar.tools.gpucheck.profile import AdvanceLoop, _where
+
+    _, s = make()
+    loop = AdvanceLoop(s, s.config["policy"])
+    assert loop.step() == (None, False) and s.pending is not None  # the first: gradients only
+    assert loop.step()[1] is False and s.step == 1
+    assert loop.last is not None
+    loop.last = {**loop.last, "finite": False}  # as an fp16 overflow reads back
+    assert loop.step() == (None, True) and s.skipped == 1 and s.step == 1
+    assert _where("/x/python/gradprom_sidecar/training/step.py", 75) == "training/step.py:75"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import needs
 
 from gradprom_sidecar.evaluation.metrics import (
     SSIM_CONVENTION,
@@ -48,6 +50,7 @@ def test_psnr_clamps_the_estimate_and_handles_range() -> None:
 
 
 def _skimage_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    needs("skimage")
     from skimage.metrics import structural_similarity
 
     a_np, b_np = a.double().numpy(), b.double().numpy()
@@ -228,9 +231,16 @@ def test_topk_correct() -> None:
 
 # ---------------------------------------------------------------- against torchmetrics (a test-only requirement)
 
-# torchmetrics is a test-only requirement (python/requirements.txt): a missing one fails here, never skips.
-import torchmetrics.functional.classification as tm_cls  # noqa: E402
-import torchmetrics.functional.segmentation as tm_seg  # noqa: E402
+# torchmetrics is a test-only requirement (python/requirements.txt); a bare GPU machine may lack it: these tests then skip.
+
+
+def _tm() -> tuple[Any, Any]:
+    """torchmetrics' classification and segmentation functions, or a skip naming it."""
+    needs("torchmetrics")
+    import torchmetrics.functional.classification as tm_cls
+    import torchmetrics.functional.segmentation as tm_seg
+
+    return tm_cls, tm_seg
 
 
 def _class_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
@@ -257,6 +267,7 @@ CLASS_CASES = _class_cases()
 
 @pytest.mark.parametrize("name,scores,labels,k", CLASS_CASES, ids=[c[0] for c in CLASS_CASES])
 def test_classification_metrics_match_torchmetrics(name: str, scores: torch.Tensor, labels: torch.Tensor, k: int) -> None:
+    tm_cls, _ = _tm()
     pred = scores.argmax(dim=1)
     assert accuracy(scores, labels) == pytest.approx(float(tm_cls.multiclass_accuracy(pred, labels, k, average="micro")), abs=1e-6)
     # balanced accuracy: torchmetrics' per-class recall, averaged over the classes present in the labels
@@ -296,6 +307,7 @@ MASK_CASES = _mask_cases()
 @pytest.mark.parametrize("name,pred,true,k", MASK_CASES, ids=[c[0] for c in MASK_CASES])
 def test_dice_and_iou_match_torchmetrics(name: str, pred: torch.Tensor, true: torch.Tensor, k: int) -> None:
     """Per image and foreground class against torchmetrics; a class empty in both is ours by convention (1.0), checked apart."""
+    _, tm_seg = _tm()
     tm_dice = tm_seg.dice_score(pred, true, k, include_background=False, average="none", input_format="index")  # N×(K-1)
     tm_iou = tm_seg.mean_iou(pred, true, k, include_background=False, per_class=True, input_format="index")  # N×(K-1)
     both_empty = torch.stack([((pred == c) | (true == c)).sum(dim=(1, 2)) == 0 for c in range(1, k)], dim=1)

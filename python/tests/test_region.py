@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import struct
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +22,19 @@ from gradprom_sidecar.wire.registry import State
 NONCE = bytes(range(16))
 
 
-def private_dir(tmp_path: Path) -> str:
-    folder = tmp_path / "gradprom-region"
+@pytest.fixture
+def mem_path(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a memory file system where there is one, as TypeScript chooses: CUDA may refuse to pin a disk file's mapping."""
+    if not Path("/dev/shm").is_dir():
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="gradprom-test-", dir="/dev/shm"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def private_dir(mem_path: Path) -> str:
+    folder = mem_path / "gradprom-region"
     folder.mkdir(mode=0o700)
     return str(folder)
 
@@ -30,10 +44,10 @@ def open_region(state: State, folder: str) -> dict:
     return res
 
 
-def test_vectors_through_the_region_are_those_of_frames_and_a_merged_update_in_it_is_applied(tmp_path: Path) -> None:
+def test_vectors_through_the_region_are_those_of_frames_and_a_merged_update_in_it_is_applied(mem_path: Path) -> None:
     """The same steps with vectors as frames (a) and in a shared region (b): same vectors, same parameters after."""
     (state_a, a), (state_b, b) = make(), make()
-    described = open_region(state_b, private_dir(tmp_path))
+    described = open_region(state_b, private_dir(mem_path))
     assert described["numel"] == b.layout.numel and os.path.getsize(described["path"]) == described["bytes"]
     region: R.Region = state_b.region[1]
     if b.device.type == "cpu":
@@ -56,11 +70,11 @@ def test_vectors_through_the_region_are_those_of_frames_and_a_merged_update_in_i
         assert torch.equal(x, y)
 
 
-def test_the_region_is_private_and_a_folder_others_can_enter_is_refused(tmp_path: Path) -> None:
+def test_the_region_is_private_and_a_folder_others_can_enter_is_refused(mem_path: Path) -> None:
     state, _ = make()
-    path = open_region(state, private_dir(tmp_path))["path"]
+    path = open_region(state, private_dir(mem_path))["path"]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    open_folder = tmp_path / "shared"
+    open_folder = mem_path / "shared"
     open_folder.mkdir(mode=0o755)
     os.chmod(open_folder, 0o755)
     with pytest.raises(R.RegionError, match=f"region folder {open_folder}: .*mode 0700"):
@@ -68,9 +82,9 @@ def test_the_region_is_private_and_a_folder_others_can_enter_is_refused(tmp_path
 
 
 @pytest.mark.parametrize("damage", ["truncate", "header"])
-def test_a_truncated_or_corrupted_region_is_an_error_naming_it(tmp_path: Path, damage: str) -> None:
+def test_a_truncated_or_corrupted_region_is_an_error_naming_it(mem_path: Path, damage: str) -> None:
     state, s = make()
-    path = open_region(state, private_dir(tmp_path))["path"]
+    path = open_region(state, private_dir(mem_path))["path"]
     advance(state, None, transport="vectors")
     if damage == "truncate":
         os.truncate(path, 4096)
@@ -81,9 +95,9 @@ def test_a_truncated_or_corrupted_region_is_an_error_naming_it(tmp_path: Path, d
         advance(state, weights(len(s.layout)), transport="vectors")
 
 
-def test_a_merged_decision_the_header_does_not_confirm_is_refused(tmp_path: Path) -> None:
+def test_a_merged_decision_the_header_does_not_confirm_is_refused(mem_path: Path) -> None:
     state, s = make()
-    path = open_region(state, private_dir(tmp_path))["path"]
+    path = open_region(state, private_dir(mem_path))["path"]
     before = [p.clone() for p in params(s.ip)]
     advance(state, None, transport="vectors")
     with pytest.raises(R.RegionError, match=f"region {path}: merged slot holds decision 0, the request names 7"):
@@ -91,15 +105,38 @@ def test_a_merged_decision_the_header_does_not_confirm_is_refused(tmp_path: Path
     assert all(torch.equal(x, y) for x, y in zip(before, params(s.ip)))  # nothing applied
 
 
-def test_closing_removes_the_file_and_its_folder_and_a_new_session_closes_the_old_region(tmp_path: Path) -> None:
+def test_closing_removes_the_file_and_its_folder_and_a_new_session_closes_the_old_region(mem_path: Path) -> None:
     state, _ = make()
-    folder = private_dir(tmp_path)
+    folder = private_dir(mem_path)
     path = open_region(state, folder)["path"]
     from test_session import tiny_config
 
     call(state, "session.create", {"config": tiny_config()})
     assert state.region is None and not os.path.exists(path) and not os.path.exists(folder)
-    folder = private_dir(tmp_path)
+    folder = private_dir(mem_path)
     path = open_region(state, folder)["path"]
     R.close_all()
     assert not os.path.exists(path) and not os.path.exists(folder)
+
+
+def test_the_region_is_pinned_portable_so_that_copies_from_any_device_overlap(mem_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cudaHostRegister with the portable flag (a region pinned without it is page-locked for the current device only)."""
+    calls: list[tuple] = []
+
+    class FakeCudart:
+        def cudaHostRegister(self, ptr: int, size: int, flags: int) -> int:
+            calls.append(("register", ptr, size, flags))
+            return 0
+
+        def cudaHostUnregister(self, ptr: int) -> int:
+            calls.append(("unregister", ptr))
+            return 0
+
+    monkeypatch.setattr(torch.cuda, "cudart", lambda: FakeCudart())
+    region = R.Region(private_dir(mem_path), 10, NONCE)
+    region.pin()
+    region.pin()  # once only
+    assert region.pinned and calls == [("register", region.g_ip.data_ptr(), 3 * region.slot, R.CUDA_HOST_REGISTER_PORTABLE)]
+    assert R.CUDA_HOST_REGISTER_PORTABLE == 1  # cudaHostRegisterPortable in cuda_runtime_api.h
+    region.close()
+    assert calls[-1] == ("unregister", region.g_ip.data_ptr()) and not region.pinned

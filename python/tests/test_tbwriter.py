@@ -6,9 +6,12 @@ import io
 import json
 from pathlib import Path
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import needs
 
 from gradprom_sidecar.tools.tbwriter import serve
+
+needs("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402  (after the skip check)
 
 
 def _lines(*records: dict, junk: str = "") -> io.StringIO:

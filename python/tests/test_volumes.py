@@ -5,13 +5,15 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import needs
 from test_data import data, write_csv, write_dcm
 
 from gradprom_sidecar.data import DataError, build_data
+
+nib = needs("nibabel")
 
 AFFINE = np.diag([1.0, 1.0, 2.0, 1.0])
 

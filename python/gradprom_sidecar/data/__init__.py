@@ -29,6 +29,7 @@ from gradprom_sidecar.data.storage import gatherable, stored, to_unit
 from gradprom_sidecar.data.synthetic import class_names as synthetic_class_names
 from gradprom_sidecar.data.synthetic import derive_seed, generate
 from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.device import to_device
 
 __all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices", "to_unit"]
 
@@ -154,7 +155,7 @@ def augment(
     if not flip:
         return images, masks
     draw = torch.rand(images.shape[0], generator=generator, device=generator.device) < 0.5
-    draw = draw.to(images.device)
+    draw = to_device(draw, images.device)  # host-generator draws: a pinned, non-blocking copy
     bits = gatherable(images)
     images = stored(torch.where(draw.view(-1, 1, 1, 1), bits.flip(-1), bits), images.dtype)
     if masks is not None:
@@ -173,8 +174,8 @@ def _random_crop(
     n, _, h, w = images.shape
     if h < crop or w < crop:
         raise ValueError(f"data.augment.crop: images of {h}x{w} are smaller than the {crop} px crop")
-    top = torch.randint(0, h - crop + 1, (n,), generator=generator, device=generator.device).to(images.device)
-    left = torch.randint(0, w - crop + 1, (n,), generator=generator, device=generator.device).to(images.device)
+    top = to_device(torch.randint(0, h - crop + 1, (n,), generator=generator, device=generator.device), images.device)
+    left = to_device(torch.randint(0, w - crop + 1, (n,), generator=generator, device=generator.device), images.device)
     span = torch.arange(crop, device=images.device)
     rows = (top[:, None] + span)[:, :, None]  # n×crop×1
     cols = (left[:, None] + span)[:, None, :]  # n×1×crop

@@ -32,10 +32,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from gradprom_sidecar.data import build_data
 from gradprom_sidecar.data.base import SPLITS, DataBundle, Split
@@ -215,13 +214,28 @@ def save_bundle(bundle: DataBundle, path: Path, key: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "version": str(CACHE_VERSION), "key": key, "meta": json.dumps(meta)})
+        _safetensors().torch.save_file(
+            tensors, tmp, metadata={"format": FORMAT, "version": str(CACHE_VERSION), "key": key, "meta": json.dumps(meta)}
+        )
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _safetensors() -> Any:
+    """The safetensors package, imported where the disk cache needs it (so that a machine without it imports this module)."""
+    try:
+        import safetensors
+        import safetensors.torch
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(
+            "data.disk_cache: the data cache is written with the safetensors package, which this Python lacks "
+            "(pip install safetensors, or set data.disk_cache: false)"
+        ) from e
+    return safetensors
 
 
 def read_bundle(path: Path, key: str) -> DataBundle:
@@ -231,8 +245,9 @@ def read_bundle(path: Path, key: str) -> DataBundle:
     :raises CacheError: unreadable, truncated or corrupt file, another format, version or key, or
         arrays that do not fit their metadata; the message names the file.
     """
+    st = _safetensors()  # outside the try: a missing package is not a corrupt file
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with st.safe_open(str(path), framework="pt") as f:
             head = f.metadata() or {}
             if head.get("format") != FORMAT or head.get("version") != str(CACHE_VERSION):
                 raise ValueError(

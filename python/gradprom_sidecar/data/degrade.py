@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gradprom_sidecar.training.device import to_device
+
 _MASK64 = (1 << 64) - 1
 _REQUIRED = {"gaussian": ("sigma", "clip"), "poisson": ("peak",), "downsample": ("scale",), "jpeg": ("quality",)}
 _OPTIONAL = {"gaussian": ("seeding",), "poisson": (), "downsample": ("clip", "method"), "jpeg": ()}
@@ -126,10 +128,10 @@ class Step:
         """
         if self.kind == "gaussian":
             noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
-            out = x + self.value * noise.to(x.device)
+            out = x + self.value * to_device(noise, x.device)  # from a host generator: pinned, non-blocking
         elif self.kind == "poisson":
             rate = (x.clamp(min=0.0) * self.value).to(generator.device)
-            out = (torch.poisson(rate, generator=generator) / self.value).to(x.device, x.dtype)
+            out = to_device(torch.poisson(rate, generator=generator) / self.value, x.device).to(x.dtype)
         elif self.kind == "jpeg":
             out = jpeg(x, int(self.value))
         else:

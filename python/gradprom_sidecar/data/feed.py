@@ -7,9 +7,9 @@ Placement, decided once per session from ``data.device_cache`` (auto | on | off)
   most :data:`DEVICE_CACHE_FRACTION` of the free device memory): the splits are copied to the
   device once, and a batch is gathered there. The batch's indices go up in one non-blocking copy
   from pinned memory: no host–device sync.
-- ``pinned`` (CUDA; ``off``, or ``auto`` when they do not fit): the splits stay in pinned host
-  memory. A batch is gathered on the host into a pinned staging buffer and copied non-blocking
-  on a side stream; the session names the next batch (``Sampler.peek``) as soon as it has the
+- ``pinned`` (CUDA; ``off``, or ``auto`` when they do not fit): the splits stay in host memory
+  as they are (pageable). A batch is gathered on the host into one of two pinned staging buffers
+  and copied non-blocking on a side stream; the session names the next batch (``Sampler.peek``) as soon as it has the
   current one, so that copy runs while the current step computes.
 
 A training batch: the stored images (uint8, uint16 or float32: ``base``) gathered, flipped
@@ -102,9 +102,9 @@ class Feed:
         images = gatherable(split.images)
         if self.where == "device":
             move = lambda t: t.to(self.device)  # noqa: E731
-        elif self.where == "pinned":
-            move = lambda t: t.pin_memory()  # noqa: E731
         else:
+            # "pinned" too: batches are staged through the pinned slots, so the splits stay pageable (pinning them whole
+            # would page-lock up to twice their size: the caching host allocator rounds up to powers of two).
             move = lambda t: t  # noqa: E731
         return _Placed(move(images), split.images.dtype, move(split.labels), None if split.masks is None else move(split.masks))
 
@@ -196,7 +196,7 @@ class Feed:
         :param end: one past the last.
         """
         st = self.splits[name]
-        images = st.images[start:end].to(self.device, non_blocking=self.where == "pinned")
+        images = st.images[start:end].to(self.device)  # from pageable memory: a copy that waits (evaluation only)
         return to_unit(stored(images, st.dtype))
 
     def eval_masks(self, name: str, start: int, end: int) -> Tensor:
@@ -209,7 +209,7 @@ class Feed:
         masks = self.splits[name].masks
         if masks is None:
             raise ValueError(f"split {name!r} has no masks")
-        return masks[start:end].to(self.device, non_blocking=self.where == "pinned").long()
+        return masks[start:end].to(self.device).long()
 
     def eval_degraded(self, name: str, start: int, end: int) -> Tensor:
         """The degraded inputs of images ``[start, end)``: seeded per sample, computed once, then kept.

@@ -14,13 +14,25 @@ STORAGE_DTYPES = (torch.uint8, torch.uint16, torch.float32)
 _SCALE = {torch.uint8: 255.0, torch.uint16: 65535.0}
 
 
+_DIVISORS: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
 def to_unit(images: torch.Tensor) -> torch.Tensor:
     """Stored images as float32 in [0, 1]: uint8 / 255, uint16 / 65535, float32 as it is (no copy).
+
+    The same bits on every device: the divisor is a tensor on the images' device, because CUDA turns
+    division by a Python number into multiplication by its reciprocal (one ulp off for about half the
+    8-bit levels), and ``data.rng: host`` promises a CUDA run the CPU run's batches exactly.
 
     :param images: any tensor of stored images (a batch or a whole split, on any device).
     """
     scale = _SCALE.get(images.dtype)
-    return images if scale is None else images.to(torch.float32).div_(scale)
+    if scale is None:
+        return images
+    key = (images.device, images.dtype)
+    if key not in _DIVISORS:  # made once per device (a CUDA tensor: one copy, at the first batch)
+        _DIVISORS[key] = torch.tensor(scale, dtype=torch.float32, device=images.device)
+    return images.to(torch.float32).div_(_DIVISORS[key])
 
 
 def gatherable(images: torch.Tensor) -> torch.Tensor:

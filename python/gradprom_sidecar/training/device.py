@@ -22,7 +22,7 @@ def list_devices() -> list[str]:
 
 
 def resolve_device(spec: str) -> torch.device:
-    """The device for a ``device`` setting: ``auto`` is CUDA when present, else the CPU.
+    """The device for a ``device`` setting: ``auto`` is CUDA when present, else the CPU; ``cuda:N`` is made current.
 
     :param spec: auto | cpu | cuda | cuda:N.
     :raises SystemExit: CUDA was asked for and is not available, or ``cuda:N`` names no visible device
@@ -40,6 +40,10 @@ def resolve_device(spec: str) -> torch.device:
         )
     if dev.index is not None and dev.index >= torch.cuda.device_count():
         raise SystemExit(f"gradprom sidecar: device {spec!r} is not visible on this machine; visible devices: {visible}")
+    if dev.index is not None:
+        # cuda:N becomes the process's current device: otherwise pinned buffers, CUDA events, the caching
+        # allocator's streams and every bare "cuda" tensor belong to cuda:0 (a context there, copies that sync).
+        torch.cuda.set_device(dev)
     return dev
 
 
@@ -72,11 +76,13 @@ def to_device(t: Tensor, device: torch.device) -> Tensor:
     waits for the whole stream); PyTorch's pinned-memory cache keeps the staging buffer until
     the copy is done. On the CPU ``t`` is returned as it is.
 
-    :param t: a host tensor.
+    :param t: a host tensor (a device one is returned as it is, or copied between devices).
     :param device: where it is needed.
     """
     if device.type != "cuda":
         return t
+    if t.is_cuda:  # drawn on the device already (data.rng: device)
+        return t.to(device)
     return t.pin_memory().to(device, non_blocking=True)
 
 

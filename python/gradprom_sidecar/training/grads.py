@@ -142,12 +142,34 @@ class Segments:
         whole = b_first == torch.searchsorted(ends, first + (ROW - 1), right=True)
         split_rows = (~whole).nonzero().flatten()
         loose = torch.cat([(split_rows[:, None] * ROW + torch.arange(ROW)).flatten(), torch.arange(self.rows * ROW, numel)])
-        self.row_block = torch.where(whole, b_first, torch.full_like(b_first, n)).to(device)
-        self.loose = loose.to(device)
-        self.loose_block = torch.searchsorted(ends, loose, right=True).to(device)
+        row_block = torch.where(whole, b_first, torch.full_like(b_first, n))
+        loose_block = torch.searchsorted(ends, loose, right=True)
+        self.row_block, self.loose, self.loose_block = row_block.to(device), loose.to(device), loose_block.to(device)
+        # Each pass's Gram sums go to their blocks as runs of equal labels (a block's rows are consecutive), summed run by
+        # run in a fixed order: no atomics, so a repeated or resumed CUDA run gets the same bits. Column n may repeat.
+        self.runs = [self._runs(row_block[s // ROW : min(self.rows * ROW, s + self.chunk) // ROW], device) for s in self._starts()]
+        self.loose_runs = self._runs(loose_block, device)
         width = max(min(self.chunk, self.rows * ROW), loose.numel())
         self.work = torch.empty(3, width, dtype=torch.float64, device=device)  # g_IP, g_VR, products
         self.gathered = torch.empty(2, loose.numel(), dtype=torch.float32, device=device)
+
+    def _starts(self) -> range:
+        return range(0, self.rows * ROW, self.chunk)
+
+    @staticmethod
+    def _runs(labels: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
+        """``(ids, lengths)`` of the runs of equal labels, on ``device`` (made once, on the host)."""
+        ids, lengths = torch.unique_consecutive(labels, return_counts=True)
+        return ids.to(device), lengths.to(device)
+
+    def block_sums(self, sums: Tensor, start: int) -> tuple[Tensor, Tensor]:
+        """A pass's per-row sums ``[k, rows]`` summed per block: ``(block ids, [k, ids])``, in a fixed order.
+
+        :param sums: per-row sums of the pass that began at ``start``.
+        :param start: the pass's ``start`` (-1: the loose elements).
+        """
+        ids, lengths = self.loose_runs if start < 0 else self.runs[start // self.chunk]
+        return ids, torch.segment_reduce(sums.t(), "sum", lengths=lengths, axis=0).t()
 
     def passes(self, g_ip: Tensor, g_vr: Tensor) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor, int]]:
         """The passes over two flat vectors: ``(x, y, scratch, blocks, start)`` each.
@@ -156,7 +178,7 @@ class Segments:
         pass overwrites the last), ``scratch`` a buffer of their shape, ``blocks`` each row's block;
         ``start`` is the first element of the whole rows, or -1 for the loose elements (rows of 1).
         """
-        for start in range(0, self.rows * ROW, self.chunk):
+        for start in self._starts():
             k = min(self.rows * ROW, start + self.chunk) - start
             x, y, p = (self.work[i, :k].view(-1, ROW) for i in range(3))
             x.copy_(g_ip[start : start + k].view(-1, ROW))
@@ -328,7 +350,7 @@ def gram_tensor(g_ip: Tensor, g_vr: Tensor, layout: Layout) -> Tensor:
     """Per-block Gram of two flat gradients on their device, float64 throughout: ``[3, blocks]`` rows ip_ip, vr_vr, ip_vr.
 
     A float32 product is exact in float64, so each entry is the float64 dot product up to the
-    order of summation. No host-device sync: the caller reads it back with the step's other numbers.
+    order of summation, which is fixed: the same inputs give the same bits on every run (CUDA too). No host-device sync: the caller reads it back with the step's other numbers.
 
     :param g_ip: flat g_IP (contiguous).
     :param g_vr: flat g_VR (contiguous).
@@ -336,9 +358,10 @@ def gram_tensor(g_ip: Tensor, g_vr: Tensor, layout: Layout) -> Tensor:
     """
     seg = layout.segments(g_ip.device)
     out = torch.zeros(3, seg.n + 1, dtype=torch.float64, device=g_ip.device)  # column n: rows that straddle blocks
-    for x, y, p, blocks, _ in seg.passes(g_ip, g_vr):
+    for x, y, p, _, start in seg.passes(g_ip, g_vr):
         sums = [torch.mul(x, x, out=p).sum(1), torch.mul(y, y, out=p).sum(1), torch.mul(x, y, out=p).sum(1)]
-        out.index_add_(1, blocks, torch.stack(sums))
+        ids, per_block = seg.block_sums(torch.stack(sums), start)
+        out[:, ids] += per_block  # each block once per pass (column n, dropped, may repeat): no accumulation races
     return out[:, : seg.n]
 
 

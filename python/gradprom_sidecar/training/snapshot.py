@@ -115,6 +115,7 @@ def restore(s: Session, ckpt: dict, path: str) -> None:
         s.pretrain_draws.set_state(rng["pretrain_draws"])
     s.step, s.skipped = int(ckpt["step"]), int(ckpt["skipped"])
     s.zero_grads()
+    s.descent_measured = s.descent_read = None  # the descent of a step taken before the restore is not the restored run's
 
 
 def restore_cuda_rng(states: list[Tensor], saved_index: int | None, device: torch.device) -> None:

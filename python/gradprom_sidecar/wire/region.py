@@ -38,6 +38,9 @@ VERSION = 1
 HEADER = 4096  # one page: the slots start page-aligned (needed to pin them for CUDA)
 PAGE = 4096
 FILE_NAME = "region-{pid}-{n}.bin"
+# cudaHostRegisterPortable: page-locked for every CUDA context, not only the current device's (a sidecar on cuda:1 copies
+# from that device; without the flag its copies into the region may silently run synchronously).
+CUDA_HOST_REGISTER_PORTABLE = 1
 _HEAD = struct.Struct("<8sIIQQQQ16sQ")  # magic, version, header, numel, slot bytes, vectors seq, merged seq, nonce, total
 SEQ_VECTORS, SEQ_MERGED = 32, 40
 
@@ -149,7 +152,7 @@ class Region:
         if self.pinned:
             return
         base = self.g_ip.data_ptr()
-        err = torch.cuda.cudart().cudaHostRegister(base, 3 * self.slot, 0)
+        err = torch.cuda.cudart().cudaHostRegister(base, 3 * self.slot, CUDA_HOST_REGISTER_PORTABLE)
         self.pinned = int(err) == 0
         if not self.pinned:
             log.warning("region %s: cudaHostRegister failed (%s); device → host copies into it will not overlap", self.path, err)

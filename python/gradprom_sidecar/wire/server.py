@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import queue
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ class Job:
 
 
 _STOP = None  # queue sentinel
+# How long a thread that wants the GIL waits for the one holding it (Python's default: 5 ms). The reply a compute op
+# pushes is sent on by the I/O thread while the compute thread already runs the work deferred past it (VR's update,
+# the next batch: Python-heavy); at 5 ms that forwarding could wait a whole interval, at GPU step times a sizeable share.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def error_header(request_id: Any, exc_type: str, message: str, tb: str = "") -> dict[str, Any]:
@@ -224,6 +229,7 @@ class Server:
                 self.pending.pop(rid, None)
 
     def serve(self) -> None:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         io = threading.Thread(target=self.io_loop, name="gradprom-io", daemon=True)
         io.start()
         try:

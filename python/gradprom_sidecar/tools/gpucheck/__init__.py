@@ -1,20 +1,23 @@
 """gpu-check: what a GPU machine with only Python and a CUDA PyTorch can tell about gradprom's compute half.
 
-    python3 scripts/gpu-check [--cpu] [--out FILE] [--without zmq,msgpack,pydicom] [--skip suite,agree,profile,resume]
+    python3 scripts/gpu-check [--cpu] [--out FILE] [--without zmq,msgpack,...] [--skip suite,agree,profile,resume,properties]
 
 (a) ``suite``: the sidecar's pytest suite with ``GRADPROM_TEST_DEVICE=cuda``, listing the tests that
-fail there (with why) and those skipped (with why: no pyzmq, no msgpack, no pydicom);
+fail there (with why) and those skipped (with why: no pyzmq, msgpack, pydicom, nibabel, ...);
 (b) ``agree``: the reference loop on the CPU against CUDA, step by step;
 (c) ``profile``: ms per step by phase, peak memory and host-device syncs per step at paper scale
 (224×224 RGB, batch 16: SRResNet 64×16 + ResNet-50 denoising, SRResNet ×4 + ResNet-50, UNet + UNet);
-(d) ``resume``: a checkpoint saved and restored on CUDA.
+(d) ``resume``: a checkpoint saved and restored on CUDA;
+(e) ``properties``: what CUDA promises to match the CPU in (stored levels to [0, 1], the Gram's bits on a repeat, the
+region's pinning).
 
 It writes a markdown section for docs/BENCHMARKS.md to ``--out`` (default runs/gpu-check.md) and
-to stdout, and exits 1 when a part fails. Needs neither Node nor pyzmq nor msgpack nor pydicom.
+to stdout, and exits 1 when a part fails. The file is rewritten as each part finishes, and a part that raises
+is reported with its error while the others still run. Needs neither Node nor pyzmq nor msgpack nor pydicom.
 ``--cpu`` runs the same parts at small sizes on the CPU (a few test files, tiny networks) so that
 a machine without a GPU checks the script itself; ``--without`` makes modules unimportable, as on
 a bare GPU machine. Budget: about 8 minutes on one H100 (the pytest part is stopped at
-``SUITE_TIMEOUT_S``).
+``SUITE_TIMEOUT_S``: interrupted, so that pytest reports the tests it ran, then its process group ended).
 """
 
 from __future__ import annotations
@@ -30,10 +33,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-PARTS = ("suite", "agree", "profile", "resume")
+PARTS = ("suite", "agree", "profile", "resume", "properties")
+# What a bare GPU machine may lack (gradprom's own modules import none of them at the top of the compute half).
+OPTIONAL = ("zmq", "msgpack", "pydicom", "nibabel", "skimage", "torchmetrics", "tensorboard", "safetensors", "pytest")
 SUITE_TIMEOUT_S = {"cuda": 300.0, "cpu": 150.0}
 # --cpu: the mechanism, quickly: the compute half without the wire, a wire test and a DICOM test stand for the suite.
-CPU_TESTS = ["tests/test_device.py", "tests/test_protocol.py", "tests/test_enhance.py"]
+# A whole file skipped for a missing module (volumes: nibabel; tbwriter: tensorboard) shows how those are listed.
+CPU_TESTS = ["tests/test_device.py", "tests/test_protocol.py", "tests/test_enhance.py", "tests/test_volumes.py", "tests/test_tbwriter.py"]
 REPO = Path(__file__).resolve().parents[4]
 
 _BLOCKER = textwrap.dedent(
@@ -69,7 +75,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/gpu-check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpu", action="store_true", help="small sizes on the CPU (checks the script; under 3 minutes)")
     p.add_argument("--out", default=None, help="markdown file to write (default runs/gpu-check.md, or runs/gpu-check-cpu.md)")
-    p.add_argument("--without", default="", help="comma-separated modules to make unimportable (zmq,msgpack,pydicom)")
+    p.add_argument(
+        "--without",
+        default="",
+        help="comma-separated modules to make unimportable (zmq,msgpack,pydicom,nibabel,torchmetrics,tensorboard,skimage)",
+    )
     p.add_argument("--skip", default="", help=f"comma-separated parts to leave out ({', '.join(PARTS)})")
     return p.parse_args(argv)
 
@@ -107,6 +117,7 @@ def _run(args: argparse.Namespace, skip: set[str], env: dict[str, str], tmp: Pat
     from gradprom_sidecar.tools.gpucheck import report
     from gradprom_sidecar.tools.gpucheck.agree import agree
     from gradprom_sidecar.tools.gpucheck.profile import profile
+    from gradprom_sidecar.tools.gpucheck.properties import device_properties
     from gradprom_sidecar.tools.gpucheck.resume import resume_check
     from gradprom_sidecar.tools.gpucheck.scenarios import CPU_VARIANTS, VARIANTS, paper, small
     from gradprom_sidecar.tools.gpucheck.suite import run_suite
@@ -117,30 +128,26 @@ def _run(args: argparse.Namespace, skip: set[str], env: dict[str, str], tmp: Pat
     device = torch.device("cpu" if args.cpu else "cuda")
     dev_name = "CPU" if args.cpu else torch.cuda.get_device_name(device)
     t0 = time.perf_counter()
-    missing = _missing(("zmq", "msgpack", "pydicom", "pytest"))
+    missing = _missing(OPTIONAL)
     scenarios = small() if args.cpu else paper()
-    first = scenarios[0]
+    out = Path(args.out) if args.out else REPO / "runs" / ("gpu-check-cpu.md" if args.cpu else "gpu-check.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
 
     def log(msg: str) -> None:
         print(f"gpu-check: {msg} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
-    parts: dict[str, list[str]] = {}
-    ok = True
-    if "suite" not in skip:
-        log("(a) pytest suite")
+    def suite() -> tuple[bool, list[str]]:
         if "pytest" in missing:
-            parts["(a) The sidecar's tests on the device"] = report.suite_lines(None, ["pytest is not installed"])
-        else:
-            r = run_suite(device.type, CPU_TESTS if args.cpu else ["tests"], SUITE_TIMEOUT_S[device.type], env, tmp)
-            ok &= r.ok
-            parts["(a) The sidecar's tests on the device"] = report.suite_lines(r, [])
-    if "agree" not in skip:
-        log("(b) CPU vs device agreement")
+            return True, report.suite_lines(None, ["pytest is not installed"])
+        r = run_suite(device.type, CPU_TESTS if args.cpu else ["tests"], SUITE_TIMEOUT_S[device.type], env, tmp)
+        return r.ok, report.suite_lines(r, [])
+
+    def agreement() -> tuple[bool, list[str]]:
         small_first = small()[0]  # the numbers, not the time: small networks on both devices
         a = agree(small_first, device, steps=8 if device.type == "cuda" else 4, pretrain=5 if device.type == "cuda" else 2)
-        ok &= a.ok
-        parts["(b) The reference loop, CPU against the device"] = [f"Scenario: {small_first.what}.", "", *report.agree_lines(a)]
-    if "profile" not in skip:
+        return a.ok, [f"Scenario: {small_first.what}.", "", *report.agree_lines(a)]
+
+    def step_profile() -> tuple[bool, list[str]]:
         rows = []
         for sc in scenarios:
             for v in CPU_VARIANTS if args.cpu else VARIANTS:
@@ -148,20 +155,69 @@ def _run(args: argparse.Namespace, skip: set[str], env: dict[str, str], tmp: Pat
                 rows.append(profile(sc, v, device, warmup=3 if args.cpu else 10, steps=5 if args.cpu else 40))
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-        parts["(c) Step profile: ms per step by phase (median)"] = report.profile_lines(rows)
-    if "resume" not in skip:
-        log("(d) checkpoint save and restore")
+        return True, report.profile_lines(rows)
+
+    def resume() -> tuple[bool, list[str]]:
         torch.use_deterministic_algorithms(True, warn_only=True)  # here only: the profile measures the default kernels
         try:
-            c = resume_check(small()[0] if args.cpu else first, device, before=3, after=3)
+            c = resume_check(small()[0] if args.cpu else scenarios[0], device, before=3, after=3)
         finally:
             torch.use_deterministic_algorithms(False)
-        ok &= c.ok
-        parts["(d) Checkpoint save and restore on the device"] = report.resume_lines(c)
+        return c.ok, report.resume_lines(c)
+
+    def properties() -> tuple[bool, list[str]]:
+        ok, lines = device_properties(device, big=not args.cpu)
+        return ok, lines
+
+    plan = [
+        ("suite", "(a) The sidecar's tests on the device", suite),
+        ("agree", "(b) The reference loop, CPU against the device", agreement),
+        ("profile", "(c) Step profile: ms per step by phase (median)", step_profile),
+        ("resume", "(d) Checkpoint save and restore on the device", resume),
+        ("properties", "(e) What the device promises to match the CPU in", properties),
+    ]
+    parts: dict[str, list[str]] = {}
+    ok = True
+    for key, title, run in plan:
+        if key in skip:
+            continue
+        log(title)
+        try:
+            passed, lines = run()
+        except Exception as e:  # noqa: BLE001  (a part that fails is reported; the others still run)
+            passed, lines = False, report.failed_lines(e)
+            log(f"{title}: FAILED ({type(e).__name__}: {e})")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # an out-of-memory part leaves the next one its memory
+        ok &= passed
+        parts[title] = lines
+        _write(out, report.render(_title(args, dev_name), _setup(args, dev_name, missing, skip, t0), parts))  # part by part
+    text = out.read_text() if parts else report.render(_title(args, dev_name), _setup(args, dev_name, missing, skip, t0), parts)
+    _write(out, text)
+    print(text)
+    log(f"wrote {out}; {'all parts passed' if ok else 'SOME PARTS FAILED'}")
+    return 0 if ok else 1
+
+
+def _write(out: Path, text: str) -> None:
+    """Replace ``out`` whole (a reader never sees half a report)."""
+    part = out.with_name(out.name + ".part")
+    part.write_text(text)
+    part.replace(out)
+
+
+def _title(args: argparse.Namespace, dev_name: str) -> str:
+    return f"GPU check: {dev_name}" + (" (script check)" if args.cpu else "")
+
+
+def _setup(args: argparse.Namespace, dev_name: str, missing: list[str], skip: set[str], t0: float) -> list[str]:
+    import torch
+
     setup = [
         f"- Device: {dev_name}; torch {torch.__version__} (CUDA {torch.version.cuda}), Python {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs; {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.",
-        f"- Command: `python3 scripts/gpu-check{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`; wall time {time.perf_counter() - t0:.0f} s.",
+        f"- Command: `python3 scripts/gpu-check{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`; "
+        f"wall time so far {time.perf_counter() - t0:.0f} s.",
         f"- Not installed here: {', '.join(missing) if missing else 'nothing gradprom uses'}"
         + (f" (made unimportable with --without: {args.without})" if args.without else "")
         + (f"; parts left out: {', '.join(sorted(skip))}" if skip else "")
@@ -169,11 +225,4 @@ def _run(args: argparse.Namespace, skip: set[str], env: dict[str, str], tmp: Pat
     ]
     if args.cpu:
         setup.insert(0, "- **`--cpu`: small sizes on the CPU, to check the script; not figures to quote.**")
-    title = f"GPU check: {dev_name}" + (" (script check)" if args.cpu else "")
-    text = report.render(title, setup, parts)
-    out = Path(args.out) if args.out else REPO / "runs" / ("gpu-check-cpu.md" if args.cpu else "gpu-check.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-    log(f"wrote {out}; {'all parts passed' if ok else 'SOME PARTS FAILED'}")
-    return 0 if ok else 1
+    return setup

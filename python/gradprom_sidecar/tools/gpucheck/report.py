@@ -54,9 +54,9 @@ def _agreement(r: ProfileResult, base: ProfileResult | None) -> str:
     """Steps where ``r`` took the fp32 row's gate decision, of the steps both took (same seed, same inputs)."""
     if base is None or base is r:
         return "—"
-    n = min(len(r.gates), len(base.gates))
-    same = sum(a == b for a, b in zip(r.gates[:n], base.gates[:n]))
-    return f"{same} of {n} ({same / n:.0%})" if n else "—"
+    both = [(a, b) for a, b in zip(r.gates, base.gates) if a is not None and b is not None]  # skipped steps have no gate
+    same = sum(a == b for a, b in both)
+    return f"{same} of {len(both)} ({same / len(both):.0%})" if both else "—"
 
 
 def profile_lines(rows: list[ProfileResult]) -> list[str]:
@@ -86,11 +86,21 @@ def profile_lines(rows: list[ProfileResult]) -> list[str]:
             _agreement(r, base.get(r.scenario)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"- {r.scenario}: {r.what}; median of {r.steps} steps; peak memory: {r.peak_kind}." for r in rows]
-    lines += ["", *dict.fromkeys(notes)]  # one line per scenario, not per variant
-    kinds = sorted({k for r in rows for k in r.sync_kinds})
-    if kinds:
-        lines += ["- Synchronising calls torch flagged: " + "; ".join(f"`{k}`" for k in kinds)]
+    notes = [f"- {r.scenario}: {r.what}; peak memory: {r.peak_kind}." for r in rows]
+    lines += [
+        "",
+        "Each row: production's step (`train.advance` and its deferred work, less the round trip), median of the timed steps.",
+        "",
+    ]
+    lines += [*dict.fromkeys(notes)]  # one line per scenario, not per variant
+    lines += [
+        f"- {r.scenario}, {r.variant}: {r.skipped} timed steps skipped (fp16 overflow), left out of the medians and the agreement"
+        for r in rows
+        if r.skipped
+    ]
+    for r in rows:
+        if r.sync_kinds:
+            lines += [f"- Syncs torch flagged, {r.scenario}, {r.variant}: " + "; ".join(f"`{k}`" for k in r.sync_kinds)]
     return lines
 
 
@@ -102,6 +112,14 @@ def resume_lines(c: ResumeCheck) -> list[str]:
         f"(SGD with momentum, deterministic kernels where torch has them): {same}. "
         f"Restored on the CPU: {'yes' if c.loads_on_cpu else '**no**'}."
     ]
+
+
+def failed_lines(e: BaseException) -> list[str]:
+    """A part that raised: its error and where (the last frames of its traceback)."""
+    import traceback
+
+    frames = traceback.format_exception(e)[-4:]
+    return [f"**Failed: {type(e).__name__}: {str(e)[:300]}**", "", "```", *"".join(frames).rstrip().splitlines(), "```"]
 
 
 def render(title: str, setup: list[str], parts: dict[str, list[str]]) -> str:

@@ -3,15 +3,15 @@
 pytest runs in a child process with ``GRADPROM_TEST_DEVICE`` set (the tests' device-aware
 factories and sessions then use it; on CUDA they run with deterministic kernels, see
 ``tests/conftest.py``). Its JUnit report gives every failure with its message and every skip
-with its reason: tests of the wire skip where pyzmq or msgpack is missing, DICOM tests where
-pydicom is.
+with its reason: a test that needs a module the machine lacks (pyzmq, msgpack, pydicom, nibabel,
+scikit-image, torchmetrics, tensorboard) skips through ``conftest.needs``, naming it.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,34 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PYTHON_DIR = Path(__file__).resolve().parents[3]  # python/: the package and its tests
-# Test-only requirements a test file imports at its top (CI installs them, so there they never skip);
-# a bare GPU machine may lack them, and then the file is left out and listed as skipped, with why.
-TEST_ONLY_MODULES = ("nibabel", "torchmetrics", "tensorboard")
-
-
-def _top_imports(path: Path) -> set[str]:
-    """The top-level package names a test file imports at module level."""
-    names: set[str] = set()
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def left_out(tests: list[str]) -> list[tuple[str, str]]:
-    """(test file, missing module) for each file under ``tests`` that imports a test-only module this Python lacks.
-
-    :param tests: test files or folders, relative to python/.
-    """
-    files = sorted(f for t in tests for f in ([PYTHON_DIR / t] if t.endswith(".py") else (PYTHON_DIR / t).glob("test_*.py")))
-    out = []
-    for f in files:
-        missing = [m for m in TEST_ONLY_MODULES if m in _top_imports(f) and importlib.util.find_spec(m) is None]
-        if missing:
-            out.append((f.relative_to(PYTHON_DIR).as_posix(), missing[0]))
-    return out
+# A gpu-check inside the checked suite would run the suite again (on the CPU): left out, and listed.
+NESTED = "tests/test_gpucheck.py::test_gpu_check_runs_every_part_on_the_cpu_without_the_optional_modules"
+INTERRUPT_GRACE_S = 30.0  # after SIGINT, how long pytest has to write its report before its process group is ended
 
 
 @dataclass
@@ -90,6 +65,8 @@ def parse_junit(path: Path, device: str) -> SuiteResult:
     out = SuiteResult(device)
     for case in ET.parse(path).getroot().iter("testcase"):
         cls, name = case.get("classname", ""), case.get("name", "")
+        if not name:
+            continue  # the nameless case an interrupted pytest adds for the test it was in (not a pass)
         name = (f"{cls}::{name}" if cls else f"{name} (the whole file)").removeprefix("tests.")
         bad = case.find("failure") if case.find("failure") is not None else case.find("error")
         skip = case.find("skipped")
@@ -102,31 +79,85 @@ def parse_junit(path: Path, device: str) -> SuiteResult:
     return out
 
 
-def run_suite(device: str, tests: list[str], timeout_s: float, env_extra: dict[str, str], workdir: Path) -> SuiteResult:
+def _end_group(proc: subprocess.Popen[bytes], grace_s: float) -> str:
+    """Interrupt pytest's process group (SIGINT: pytest writes its report), then end what is left of it.
+
+    :returns: how it ended, for the result's note.
+    """
+    how = "interrupted"
+    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            how = "killed"
+    return how
+
+
+def run_suite(
+    device: str,
+    tests: list[str],
+    timeout_s: float,
+    env_extra: dict[str, str],
+    workdir: Path,
+    grace_s: float = INTERRUPT_GRACE_S,
+) -> SuiteResult:
     """Run pytest on ``tests`` (paths under python/) with the tests' device set to ``device``.
 
+    pytest runs in its own process group. At ``timeout_s`` it gets SIGINT, so that it writes its
+    JUnit report of the tests done so far, then the group (its sidecars, its ranks) is ended;
+    whatever remains of the group when pytest exits is ended too.
+
     :param device: ``cuda`` or ``cpu``.
-    :param tests: test files or folders, relative to python/.
-    :param timeout_s: the child is stopped after this long (the result says so).
+    :param tests: test files or folders, relative to python/ (or absolute).
+    :param timeout_s: the child is interrupted after this long (the result says so).
     :param env_extra: more environment for the child (PYTHONPATH additions, e.g. an import blocker).
-    :param workdir: where the JUnit report is written.
+    :param workdir: where the JUnit report and pytest's output are written.
+    :param grace_s: how long an interrupted pytest has to write its report.
     """
     report = workdir / f"pytest-{device}.xml"
+    report.unlink(missing_ok=True)
     env = {**os.environ, **env_extra, "GRADPROM_TEST_DEVICE": device, "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env_extra.get("PYTHONPATH"), str(PYTHON_DIR)) if p)
-    ignored = left_out(tests)
+    nested = [NESTED] if any(t.rstrip("/") in ("tests", "tests/test_gpucheck.py") for t in tests) else []
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *tests]
-    cmd += [f"--ignore={f}" for f, _ in ignored]
+    cmd += [f"--deselect={n}" for n in nested]
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=PYTHON_DIR, env=env, capture_output=True, text=True, timeout=timeout_s)
-        note = "" if proc.returncode in (0, 1) else f"pytest exited with {proc.returncode}: {_first_line(proc.stderr or proc.stdout)}"
-    except subprocess.TimeoutExpired:
-        note = f"pytest stopped after {timeout_s:.0f} s (the figures below cover the tests reported before that)"
+    with open(workdir / f"pytest-{device}.out", "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=PYTHON_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout_s)
+            note = "" if code in (0, 1) else f"pytest exited with {code}: {_first_line(_tail(workdir / f'pytest-{device}.out'))}"
+        except subprocess.TimeoutExpired:
+            how = _end_group(proc, grace_s)
+            where = [ln.rsplit(": ", 1)[0] for ln in _lines(workdir / f"pytest-{device}.out") if ln.endswith(": KeyboardInterrupt")]
+            note = f"pytest {how} after {timeout_s:.0f} s" + (f", in {where[-1]}" if where else "")
+            note += " (the figures below cover the tests that finished before that)"
+        _end_leftovers(proc.pid)
     result = parse_junit(report, device) if report.exists() else SuiteResult(device)
     result.seconds = time.perf_counter() - t0
     result.note = note if note or report.exists() else "pytest wrote no report"
-    result.skipped += [
-        (f"{Path(f).stem} (the whole file)", f"{m} is not installed (a bare GPU machine has only PyTorch)") for f, m in ignored
-    ]
+    result.skipped += [(n.removeprefix("tests/").replace(".py", ""), "a gpu-check inside the checked suite (left out)") for n in nested]
     return result
+
+
+def _end_leftovers(pgid: int) -> None:
+    """End what pytest left running in its group (a sidecar or rank a failed test did not stop)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _lines(path: Path) -> list[str]:
+    return [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+
+
+def _tail(path: Path) -> str:
+    """The last non-empty line of pytest's output (why it could not run)."""
+    lines = _lines(path)
+    return lines[-1] if lines else ""
