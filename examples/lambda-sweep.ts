@@ -45,5 +45,6 @@ export function table(rows: SweepRow[]): string {
 
 if (process.argv[1]?.endsWith('lambda-sweep.js')) {
   const base = JSON.parse(process.argv[3] ?? '{"device":"cpu","train":{"steps":100}}') as ConfigInput;
-  console.log(table(await sweep(process.argv[2] ?? 'runs/lambda-sweep', [0.1, 1, 10], base)));
+  const lambdas = (process.argv[4] ?? '0.1,1,10').split(',').map(Number);
+  console.log(table(await sweep(process.argv[2] ?? 'runs/lambda-sweep', lambdas, base)));
 }

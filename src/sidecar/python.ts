@@ -154,14 +154,15 @@ function checkChosen(python: string, env: NodeJS.ProcessEnv): void {
 }
 
 /** The interpreter to run and why, or a PythonEnvError that gives the one command to run. */
-export function locatePython(env: NodeJS.ProcessEnv = process.env): PythonChoice {
+export function locatePython(env: NodeJS.ProcessEnv = process.env, options: { clone?: boolean } = {}): PythonChoice {
   const chosen = env.GRADPROM_PYTHON;
   if (chosen) {
     checkChosen(chosen, env);
     return { python: chosen, source: 'GRADPROM_PYTHON', why: 'GRADPROM_PYTHON is set' };
   }
   const venv = join(pythonSourceDir, '.venv', 'bin', 'python');
-  if (existsSync(venv)) return { python: venv, source: 'clone', why: `a development clone: ${join(pythonSourceDir, '.venv')} exists` };
+  if (options.clone !== false && existsSync(venv))
+    return { python: venv, source: 'clone', why: `a development clone: ${join(pythonSourceDir, '.venv')} exists` };
   const version = baseVersion(env);
   if (version === null) {
     throw new PythonEnvError(
