@@ -79,7 +79,7 @@ beforeAll(() => {
   clonePsnr = psnrOf(
     ok(run(process.execPath, [join(root, 'dist', 'examples', 'quickstart.js'), join(tmp.dir, 'clone-run'), TINY], root), 'the clone run'),
   );
-});
+}, LONG);
 afterAll(() => tmp.remove());
 
 describe('the packed package', () => {
