@@ -153,7 +153,7 @@ function checkChosen(python: string, env: NodeJS.ProcessEnv): void {
   }
 }
 
-/** The interpreter to run and why, or a PythonEnvError that gives the one command to run. */
+/** The interpreter to run and why, or a PythonEnvError that gives the one command to run (`clone: false` skips a clone's python/.venv). */
 export function locatePython(env: NodeJS.ProcessEnv = process.env, options: { clone?: boolean } = {}): PythonChoice {
   const chosen = env.GRADPROM_PYTHON;
   if (chosen) {
