@@ -6,7 +6,7 @@ import { root, sidecarPython } from './python-env.mjs';
 
 const python = sidecarPython();
 if (!python) {
-  console.error('gradprom: no Python environment; run `npm install` first (or set GRADPROM_PYTHON).');
+  console.error('gradprom: no Python environment; run `npm install` (or `node scripts/setup-python.mjs --dev`), or set GRADPROM_PYTHON.');
   process.exit(1);
 }
 const sep = process.env.PYTHONPATH ? `:${process.env.PYTHONPATH}` : '';

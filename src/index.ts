@@ -9,7 +9,35 @@ export type { CallOptions, Reply } from './sidecar/client.js';
 export { stderrLogger, silentLogger, type Logger, type LogLevel } from './sidecar/logger.js';
 export * from './policy/index.js';
 export { assertLive, StepViews } from './protocol/views.js';
-export { loadConfig, parseConfig, DEFAULTS, type Config, type ConfigIssue, type ConfigResult } from './config/index.js';
+export {
+  loadConfig,
+  loadConfigObject,
+  parseConfig,
+  resolveConfig,
+  DEFAULTS,
+  type Config,
+  type ConfigInput,
+  type ConfigIssue,
+  type ConfigResult,
+  type ConfigSource,
+  type DeepPartial,
+} from './config/index.js';
+export type { StepRecord, EvalRecord, MetricValue } from './report/records.js';
+export { validateConfig, filesOf, type FileCheck, type Validation } from './api/validate.js';
+export { inspectWeights, convertWeights, type InspectInfo, type TensorInfo, type Converted } from './api/weights.js';
+export {
+  evaluate,
+  transferTable,
+  enhance,
+  enhanceInputs,
+  parseSpec,
+  resolveSpecs,
+  type EvaluateOptions,
+  type EnhanceOptions,
+  type ModelSpec,
+  type LabelledSpec,
+  type SessionOptions,
+} from './api/evaluate.js';
 export { runExperiment, defaultRunName, type RunOptions, type RunResult } from './train/runner.js';
 export {
   runCompare,
@@ -39,4 +67,14 @@ export {
   type ProgressStream,
   type StepView,
 } from './train/progress.js';
-export { withPython, callPython } from './control/pythonia.js';
+export { withPython, callPython, type PyProxy, type PythonImport } from './control/pythonia.js';
+export {
+  locatePython,
+  probePython,
+  sharedEnvLocation,
+  cacheRoot,
+  SETUP_COMMAND,
+  type PythonChoice,
+  type PythonProbe,
+  type SharedEnvLocation,
+} from './sidecar/python.js';

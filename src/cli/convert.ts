@@ -1,17 +1,8 @@
 /** `gradprom convert WEIGHTS OUT.safetensors`: any weights file gradprom reads, written as plain safetensors. */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { callPython } from '../control/pythonia.js';
+import { convertWeights } from '../api/weights.js';
 import { out, usage, withCommon, type Common } from './common.js';
-
-export interface Converted {
-  path: string;
-  tensors: number;
-  elements: number;
-  bytes: number;
-  notes: string[];
-}
 
 /** Adds `gradprom convert` to the program. */
 export function addConvertCommand(program: Command): void {
@@ -28,13 +19,7 @@ export function addConvertCommand(program: Command): void {
       if (!existsSync(src)) usage(`${src} does not exist`);
       if (!dst.endsWith('.safetensors')) usage(`${dst}: the output must end in .safetensors`);
       if (opts.part !== undefined && opts.part !== 'ip' && opts.part !== 'vr') usage(`--part: expected ip or vr, got "${opts.part}"`);
-      const r = (await callPython(
-        'gradprom_sidecar.tools.introspect',
-        'convert_weights',
-        resolve(src),
-        resolve(dst),
-        opts.part ?? null,
-      )) as Converted;
+      const r = await convertWeights(src, dst, opts.part === 'ip' || opts.part === 'vr' ? { part: opts.part } : {});
       const notes = r.notes.map((n) => `note: ${n}`);
       out(opts, [`${r.tensors} tensors (${r.elements.toLocaleString('en-US')} elements) written to ${r.path}`, ...notes].join('\n'), r);
     });

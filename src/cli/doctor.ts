@@ -5,10 +5,12 @@ import { dirname, join } from 'node:path';
 import * as zmq from 'zeromq';
 import { callPython } from '../control/pythonia.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
-import { packageRoot, resolvePython } from '../sidecar/python.js';
+import { locatePython, packageRoot, type PythonChoice } from '../sidecar/python.js';
 
 export interface DoctorReport {
   node: { node: string; gradprom: string; protocol: number; zeromq: string; libzmq: string; msgpackr: string; zod: string };
+  /** Which interpreter the sidecar runs on, and why (null when none is usable). */
+  environment: PythonChoice | null;
   python: Record<string, unknown> & { torch?: string | null };
   problems: string[];
 }
@@ -46,15 +48,16 @@ export async function doctor(): Promise<DoctorReport> {
     zod: versionOf('zod'),
   };
   let python: DoctorReport['python'] = {};
+  let environment: PythonChoice | null = null;
   try {
-    resolvePython();
+    environment = locatePython();
     python = (await callPython('gradprom_sidecar.tools.introspect', 'doctor')) as DoctorReport['python'];
     if (!python.torch) problems.push(String(python.problem ?? 'torch is missing'));
     if (python.protocol !== PROTOCOL_VERSION) problems.push(`sidecar protocol ${String(python.protocol)} ≠ ${PROTOCOL_VERSION}`);
   } catch (e) {
     problems.push((e as Error).message);
   }
-  return { node, python, problems };
+  return { node, environment, python, problems };
 }
 
 export function formatDoctor(r: DoctorReport): string {
@@ -63,6 +66,7 @@ export function formatDoctor(r: DoctorReport): string {
     `node       ${r.node.node}`,
     `gradprom   ${r.node.gradprom} (protocol ${r.node.protocol})`,
     `zeromq.js  ${r.node.zeromq} (libzmq ${r.node.libzmq}), msgpackr ${r.node.msgpackr}, zod ${r.node.zod}`,
+    `env        ${r.environment ? `${r.environment.source}: ${r.environment.why}${r.environment.envDir ? ` (${r.environment.envDir})` : ''}` : 'none'}`,
     `python     ${String(py.python ?? '-')} (${String(py.executable ?? '-')})`,
     `torch      ${String(py.torch ?? 'MISSING')}${py.cuda ? ` (CUDA ${String(py.cuda)})` : ''}`,
     `devices    ${Array.isArray(py.devices) ? py.devices.join(', ') : '-'}`,

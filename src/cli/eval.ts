@@ -4,58 +4,25 @@
  */
 import type { Command } from 'commander';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IP_ARCHS, VR_ARCHS, type Config } from '../config/index.js';
+import { evaluate, resolveSpecs, transferTable, type LabelledSpec } from '../api/evaluate.js';
+import type { Config } from '../config/index.js';
+import { isGradpromError } from '../errors.js';
 import { isPublishedError, parsePublished, referenceMarkdown } from '../report/published.js';
 import { transferMarkdown, type TransferTable } from '../report/transfer-table.js';
-import { collect, configFrom, out, usage, withCommon, withSession, withSidecar, type Common } from './common.js';
+import { stderrLogger } from '../sidecar/logger.js';
+import { collect, configFrom, out, usage, withCommon, type Common } from './common.js';
 import { evalTable } from './eval-table.js';
 
-/** A processing model or recognizer named on the command line. */
-export interface ModelSpec {
-  label: string;
-  arch: string;
-  weights: string;
-}
-
-type Parsed = { label: string | null; arch: string | null; weights: string };
-
-const TRANSFER_TIMEOUT_MS = 24 * 3600_000; // a whole ImageNet val split through many networks takes its time
-
-/** Parses `[LABEL=][ARCH:]WEIGHTS`: ARCH counts only when it is one of `archs`; otherwise the rest is the file. */
-export function parseSpec(text: string, archs: readonly string[]): Parsed {
-  const labelled = /^([^=/\\:]+)=(.+)$/.exec(text);
-  const rest = labelled ? labelled[2]! : text;
-  const colon = rest.indexOf(':');
-  const arch = colon > 0 ? rest.slice(0, colon) : '';
-  return archs.includes(arch)
-    ? { label: labelled?.[1] ?? null, arch, weights: rest.slice(colon + 1) }
-    : { label: labelled?.[1] ?? null, arch: null, weights: rest };
-}
-
-/** Labels for specs without one: the file name (processing models) or the arch (recognizers), made unique. */
-export function labelSpecs(specs: Parsed[], defaultArch: string, byFile: boolean): ModelSpec[] {
-  const base = specs.map((s) => {
-    const arch = s.arch ?? defaultArch;
-    return { arch, weights: s.weights, label: s.label ?? (byFile ? basename(s.weights, extname(s.weights)) : arch) };
-  });
-  return base.map((s, i) => {
-    if (specs[i]!.label !== null || base.filter((o) => o.label === s.label).length === 1) return s;
-    const longer = byFile ? `${basename(dirname(s.weights))}/${s.label}` : `${s.arch}:${basename(s.weights, extname(s.weights))}`;
-    const clash = base.filter((o, j) => j !== i && (byFile ? `${basename(dirname(o.weights))}/${o.label}` : o.label) === longer);
-    return { ...s, label: clash.length ? `${longer}#${i + 1}` : longer };
-  });
-}
-
-/** The specs of one flag, weights resolved and checked to exist (exit 2 naming the flag otherwise). */
-function specsOf(flag: '--ip' | '--vr', texts: string[], archs: readonly string[], defaultArch: string): ModelSpec[] {
-  const parsed = texts.map((t) => parseSpec(t, archs));
-  for (const p of parsed) {
-    p.weights = resolve(p.weights);
-    if (!existsSync(p.weights)) usage(`${flag} ${texts[parsed.indexOf(p)]}: ${p.weights} does not exist`);
+/** The specs of one flag, checked (exit 2 naming the flag otherwise). */
+function specsOf(flag: '--ip' | '--vr', texts: string[], defaultArch: string): LabelledSpec[] {
+  try {
+    return resolveSpecs(flag === '--ip' ? 'ip' : 'vr', texts, defaultArch);
+  } catch (e) {
+    if (isGradpromError(e, 'CONFIG')) usage(`${flag} ${e.message.replace(/^(ip|vr):? /, '')}`);
+    throw e;
   }
-  return labelSpecs(parsed, defaultArch, flag === '--ip');
 }
 
 function write(dir: string | undefined, name: string, markdown: string, data: unknown): void {
@@ -86,20 +53,9 @@ function referenceOf(spec: string, table: TransferTable): string {
 async function transfer(opts: EvalOptions, split: 'val' | 'test'): Promise<void> {
   if (!opts.vr.length) usage('the transfer table needs at least one --vr [LABEL=][ARCH:]WEIGHTS');
   const config: Config = await configFrom(opts);
-  const ips = specsOf('--ip', opts.ip, IP_ARCHS, config.ip.arch);
-  const vrs = specsOf('--vr', opts.vr, VR_ARCHS, config.vr.arch);
-  for (const [flag, specs] of [
-    ['--ip', ips],
-    ['--vr', vrs],
-  ] as const) {
-    const labels = specs.map((s) => s.label);
-    const dup = labels.find((l, i) => labels.indexOf(l) !== i);
-    if (dup !== undefined) usage(`${flag}: label "${dup}" is given twice`);
-  }
-  const table: TransferTable = await withSidecar(config, opts, async (sc) => {
-    const args = { config, ips, vrs, split, limit: config.eval.limit };
-    return (await sc.call('eval.transfer', args, [], { timeoutMs: TRANSFER_TIMEOUT_MS })).result;
-  });
+  const ips = specsOf('--ip', opts.ip, config.ip.arch);
+  const vrs = specsOf('--vr', opts.vr, config.vr.arch);
+  const table = await transferTable({ config, ips, vrs, split, logger: stderrLogger(opts.verbose ? 'info' : 'warn') });
   const md = opts.reference ? `${transferMarkdown(table)}\n\n${referenceOf(opts.reference, table)}` : transferMarkdown(table);
   write(opts.out, 'transfer', md, table);
   out(opts, md, table);
@@ -107,26 +63,18 @@ async function transfer(opts: EvalOptions, split: 'val' | 'test'): Promise<void>
 
 /** One --ip (and at most one --vr), or --run: the run evaluation's table (clean, degraded, enhanced; fixed and co-trained VR). */
 async function single(opts: EvalOptions, split: 'val' | 'test'): Promise<void> {
-  let sets: string[] = [];
-  if (!opts.run) {
-    const [ip] = specsOf('--ip', opts.ip, IP_ARCHS, 'srresnet');
-    const [vr] = specsOf('--vr', opts.vr, VR_ARCHS, 'smallresnet');
-    const ipArch = parseSpec(opts.ip[0]!, IP_ARCHS).arch;
-    const vrArch = opts.vr[0] ? parseSpec(opts.vr[0], VR_ARCHS).arch : null;
-    sets = [
-      `ip.weights=${ip!.weights}`,
-      'vr.pretrain_steps=0',
-      ...(ipArch ? [`ip.arch=${ipArch}`] : []),
-      ...(vr ? [`vr.weights=${vr.weights}`] : []),
-      ...(vrArch ? [`vr.arch=${vrArch}`] : []),
-    ];
+  const logger = stderrLogger(opts.verbose ? 'info' : 'warn');
+  let metrics;
+  let config: Config;
+  if (opts.run) {
+    config = await configFrom({ ...opts, config: join(opts.run, 'config.json') });
+    metrics = await evaluate({ run: opts.run, split, logger });
+  } else {
+    specsOf('--ip', opts.ip.slice(0, 1), 'srresnet');
+    specsOf('--vr', opts.vr.slice(0, 1), 'smallresnet');
+    config = await configFrom(opts);
+    metrics = await evaluate({ config, ip: opts.ip[0]!, ...(opts.vr[0] ? { vr: opts.vr[0] } : {}), split, logger });
   }
-  const config = opts.run ? await configFrom({ ...opts, config: join(opts.run, 'config.json') }) : await configFrom(opts, sets);
-  const metrics = await withSession(config, opts, async (session) => {
-    if (opts.run) await session.load(join(opts.run, 'checkpoints', 'last.pt'));
-    else await session.pretrain(0); // the loaded VR becomes the fixed evaluation VR
-    return session.evaluate(split, config.eval.limit);
-  });
   const md = evalTable(metrics, config.vr.task);
   write(opts.out, 'eval', md, metrics);
   out(opts, md, metrics);

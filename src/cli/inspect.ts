@@ -1,17 +1,10 @@
-/** `gradprom inspect CKPT`: the tensors of a checkpoint, read weights-only in Python through pythonia. */
-import { callPython } from '../control/pythonia.js';
+/** `gradprom inspect CKPT`: the tensors of a checkpoint, read weights-only in Python (src/api/weights.ts). */
+import { inspectWeights, type InspectInfo } from '../api/weights.js';
 
-export interface InspectInfo {
-  path: string;
-  bytes: number | null;
-  format: string;
-  step?: number;
-  groups: Record<string, { params: number; tensors: { name: string; shape: number[]; dtype: string; numel: number }[] }>;
-}
+export type { InspectInfo };
 
-export async function inspect(file: string): Promise<InspectInfo> {
-  return (await callPython('gradprom_sidecar.tools.introspect', 'inspect_checkpoint', file)) as InspectInfo;
-}
+/** The tensors of a checkpoint or weights file. */
+export const inspect = inspectWeights;
 
 export function formatInspect(info: InspectInfo): string {
   const lines = [

@@ -1,6 +1,6 @@
 /** The `gradprom` command line: train, compare, eval, enhance, doctor, inspect, convert, validate. */
 import { Command, Option } from 'commander';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isGradpromError } from '../errors.js';
 import { DEFAULTS, type Config } from '../config/index.js';
@@ -10,12 +10,14 @@ import { reportCompare, resumeCompare, runCompare } from '../train/compare.js';
 import { parseLambdas, type LambdaSetting } from '../train/plan.js';
 import { progressFor } from '../train/progress.js';
 import { runExperiment } from '../train/runner.js';
-import { configFrom, out, usage, withCommon, withSession, type Common } from './common.js';
+import { enhance, enhanceInputs } from '../api/evaluate.js';
+import { configFrom, out, usage, withCommon, type Common } from './common.js';
 import { addConvertCommand } from './convert.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { addEvalCommand } from './eval.js';
 import { EXIT, exitCodeOf } from './exit-codes.js';
 import { formatInspect, inspect } from './inspect.js';
+import { addSetupCommand } from './setup.js';
 import { addValidateCommand } from './validate.js';
 
 /** An AbortSignal fired by the first Ctrl-C / SIGTERM (finish the step, checkpoint); a second one exits at once. */
@@ -134,14 +136,12 @@ export function buildProgram(): Command {
     .option('--series', '--in is one DICOM series folder: enhance it as a volume')
     .action(async (opts: Common & { ip: string; in: string; out: string; series?: boolean }) => {
       if (!existsSync(opts.in)) usage(`--in: ${opts.in} does not exist`);
-      const isDir = statSync(opts.in).isDirectory();
-      if (opts.series && !isDir) usage(`--series: ${opts.in} is not a folder`);
-      const inputs = opts.series ? [resolve(opts.in)] : isDir ? enhanceInputs(opts.in) : [resolve(opts.in)];
-      if (!inputs.length) usage(`--in: no .png, .jpg, .dcm, .nii or .nii.gz files, nor DICOM series folders, in ${opts.in}`);
-      const config = await configFrom(opts, [`ip.weights=${resolve(opts.ip)}`, 'vr.pretrain_steps=0', 'degradation=[]']); // enhance never degrades
-      mkdirSync(opts.out, { recursive: true });
-      const reply = await withSession(config, opts, (s) => s.sidecar.call('enhance.files', { inputs, out_dir: resolve(opts.out) }));
-      const { written } = reply.result;
+      if (opts.series && !statSync(opts.in).isDirectory()) usage(`--series: ${opts.in} is not a folder`);
+      if (statSync(opts.in).isDirectory() && !opts.series && !enhanceInputs(opts.in).length)
+        usage(`--in: no .png, .jpg, .dcm, .nii or .nii.gz files, nor DICOM series folders, in ${opts.in}`);
+      const config = await configFrom(opts, [`ip.weights=${resolve(opts.ip)}`, 'vr.pretrain_steps=0']);
+      const logger = stderrLogger(opts.verbose ? 'info' : 'warn');
+      const { written } = await enhance({ ip: opts.ip, input: opts.in, out: opts.out, series: Boolean(opts.series), config, logger });
       out(opts, `${written.length} file(s) written to ${opts.out}`, { written });
     });
 
@@ -163,6 +163,7 @@ export function buildProgram(): Command {
   });
   addConvertCommand(program);
   addValidateCommand(program);
+  addSetupCommand(program);
   program.addOption(new Option('--no-color').hideHelp());
   return program;
 }
@@ -201,16 +202,6 @@ function parseShard(text: string): { index: number; count: number } {
   if (!m || count < 1 || index >= count)
     usage(`--shard: expected i/n with 0 <= i < n (e.g. 0/4, as Slurm's $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT), got "${text}"`);
   return { index, count };
-}
-
-/** The files of a folder that `enhance` reads (images, DICOM files, NIfTI volumes) and its subfolders holding .dcm files (series). */
-function enhanceInputs(dir: string): string[] {
-  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
-  return entries
-    .filter((e) =>
-      e.isDirectory() ? readdirSync(join(dir, e.name)).some((f) => /\.dcm$/i.test(f)) : /\.(png|jpe?g|dcm|nii|nii\.gz)$/i.test(e.name),
-    )
-    .map((e) => resolve(dir, e.name));
 }
 
 /** What --json prints for a comparison report. */

@@ -4,6 +4,7 @@ import { DEFAULTS, loadConfig, type Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
 import { makePolicy, type Decision, type Policy } from '../policy/index.js';
 import { PER_IMAGE_FILE, perImageJson, readRecords, writeRunReport, type RunSummary } from '../report/index.js';
+import type { EvalRecord, StepRecord } from '../report/records.js';
 import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { Logger } from '../sidecar/logger.js';
@@ -12,7 +13,7 @@ import { noProgress, type Progress } from './progress.js';
 import { removeStaleTemps, withRecovery } from './recover.js';
 import { RemoteSession, type StepGradsReply } from './remote.js';
 import { MetricsLog, prepareRunFolder, writeAtomic, type RunPaths } from './run-folder.js';
-import { TensorBoardWriter } from './tensorboard.js';
+import { TensorBoardWriter, type RecordSink } from './tensorboard.js';
 
 export interface RunOptions {
   /** The run folder; default `<output.dir>/<output.name or a name from policy, λ and seed>`. */
@@ -31,6 +32,10 @@ export interface RunOptions {
   savePretrain?: string;
   progress?: Progress;
   logger?: Logger;
+  /** Each step's record (losses, cosine, gate, norms, descent, time), as it is logged; skipped steps too. */
+  onStep?: (record: StepRecord) => void;
+  /** Each evaluation (val during training, test at the end), as it is logged. */
+  onEval?: (record: EvalRecord) => void;
   /** Stops the run after the current step; a checkpoint is written first. */
   signal?: AbortSignal;
 }
@@ -78,7 +83,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   tb?.write({ type: 'config', config });
   try {
     if (options.resume) removeStaleTemps(paths.checkpoint);
-    const log = new MetricsLog(paths.metrics, tb);
+    const log = new MetricsLog(paths.metrics, withCallbacks(tb, options));
     const first = await RemoteSession.create(sidecar, config, undefined, options.progress);
     const state = await startState(first, config, paths, log, options);
     // A step-0 checkpoint: a sidecar lost before the first periodic one does not cost the pretraining.
@@ -115,6 +120,20 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
     await tb?.close();
     if (!options.sidecar) await sidecar.stop();
   }
+}
+
+/** The sink every logged record goes to: TensorBoard (when on) and the caller's onStep / onEval. */
+function withCallbacks(tb: RecordSink | undefined, options: RunOptions): RecordSink | undefined {
+  const { onStep, onEval } = options;
+  if (!onStep && !onEval) return tb;
+  return {
+    write(record) {
+      tb?.write(record);
+      if (record.type === 'step') onStep?.(record as unknown as StepRecord);
+      else if (record.type === 'eval') onEval?.(record as unknown as EvalRecord);
+    },
+    close: async () => tb?.close(),
+  };
 }
 
 interface LoopState {
