@@ -3,17 +3,17 @@
  *
  * Rule: θ.grad = g_IP + (p·λ)_eff · g_VR  (every step; p = policy.open_rate, (·)_eff as for λ in plain or normalized mode).
  */
-import { weighBlocks } from './gram.js';
-import { openRateOf } from './random-gate.js';
-import type { PolicyOptions, PolicySpec, StepGrads } from './types.js';
+import { definePolicy } from './define.js';
+import { openRateOf } from './open-rate.js';
+import { weighBlocks } from './weigh.js';
 
-/** Builds the scaled joint policy: the gate is always open, the VR term p times joint's. */
-export function jointScaled(opts: PolicyOptions): PolicySpec {
-  const scaled = { ...opts, lambda: openRateOf(opts, 'joint-scaled') * opts.lambda };
-  return {
-    name: 'joint-scaled',
-    input: 'gram',
-    granularity: opts.granularity,
-    decide: ({ gram }: StepGrads) => weighBlocks(gram, scaled, (u) => ({ ip: 1, vr: u.lambdaEff, open: true })),
-  };
-}
+/** The scaled joint policy: the gate is always open, the VR term p times joint's. */
+export const jointScaled = definePolicy({
+  name: 'joint-scaled',
+  input: 'gram',
+  granularities: ['global', 'layer'],
+  doc: 'θ.grad = g_IP + (p·λ)_eff·g_VR',
+  usesOpenRate: true,
+  decide: ({ gram }, opts) =>
+    weighBlocks(gram, { ...opts, lambda: openRateOf(opts, 'joint-scaled') * opts.lambda }, (u) => ({ ip: 1, vr: u.lambdaEff, open: true })),
+});

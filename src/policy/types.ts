@@ -88,22 +88,49 @@ export type PolicyInput = 'gram' | 'vectors';
 export type Granularity = 'global' | 'layer';
 export type LambdaMode = 'plain' | 'normalized';
 
-/** What a policy author writes: the fields the trainer reads, and the rule. */
-export interface PolicySpec {
+/** What a policy author writes, once: the metadata the trainer and the config checks read, and the rule. */
+export interface PolicyDefinition<N extends string = string> {
+  readonly name: N;
+  /** "gram": the rule needs only the per-block Gram; "vectors": it also reads the flat gradients. */
+  readonly input: PolicyInput;
+  /** The granularities the rule honours: the config's when listed, else the first (ip-only: always global). */
+  readonly granularities: readonly [Granularity, ...Granularity[]];
+  /** The rule as one formula (θ.grad = ...), for docs and reports. */
+  readonly doc: string;
+  /** Whether the rule can let g_VR into IP's update, so that λ means something (default true; false for ip-only). */
+  readonly usesVr?: boolean;
+  /** Whether the rule reads `openRate` (then required; the config refuses `policy.open_rate` for the others). Default false. */
+  readonly usesOpenRate?: boolean;
+  /**
+   * The rule, with the config's options (λ, λ mode, τ, p, and the granularity resolved against `granularities`); called
+   * only with a finite Gram (and finite vectors when input is "vectors").
+   */
+  decide(step: StepGrads, opts: PolicyOptions): Decision;
+}
+
+/** A ready policy: a definition bound to its options, its rule wrapped with input checks, plus a vectors-mode entry point. */
+export interface Policy {
   readonly name: string;
   readonly input: PolicyInput;
   readonly granularity: Granularity;
-  /** Whether the rule can let g_VR into IP's update, so that λ means something (default true; false for ip-only). */
-  readonly usesVr?: boolean;
-  /** The rule; called only with a finite Gram (and finite vectors when input is "vectors"). */
-  decide(step: StepGrads): Decision;
-}
-
-/** A ready policy: the spec's rule wrapped with input checks, plus a vectors-mode entry point. */
-export interface Policy extends PolicySpec {
+  readonly doc: string;
   readonly usesVr: boolean;
+  /** The rule behind the input checks: a non-finite Gram or vectors, or an answer that does not fit, give a skipped step. */
+  decide(step: StepGrads): Decision;
   /** Computes the Gram from flat vectors in one pass per block, then decides; a stale view (an earlier step's) throws STALE_VIEW. */
   decideFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32Array, context?: StepContext): Decision;
+}
+
+/** What definePolicy gives: the definition's metadata (defaults filled in) and `create`, which binds it to the config's options. */
+export interface PolicyKind<N extends string = string> {
+  readonly name: N;
+  readonly input: PolicyInput;
+  readonly granularities: readonly [Granularity, ...Granularity[]];
+  readonly doc: string;
+  readonly usesVr: boolean;
+  readonly usesOpenRate: boolean;
+  /** Binds the rule to options; throws CONFIG when a required option (p) is missing. */
+  create(opts: PolicyOptions): Policy;
 }
 
 /** Options shared by the built-in policies (the `policy` section of the config, in camelCase). */

@@ -2,7 +2,7 @@
 import { basename, join } from 'node:path';
 import { DEFAULTS, loadConfig, type Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
-import { makePolicy, type Decision, type Policy } from '../policy/index.js';
+import { makePolicy, policies, type Decision, type Policy, type PolicyKind } from '../policy/index.js';
 import { PER_IMAGE_FILE, perImageJson, readRecords, writeRunReport, type RunSummary } from '../report/index.js';
 import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
@@ -23,8 +23,8 @@ export interface RunOptions {
   force?: boolean;
   /** A sidecar to reuse; otherwise one is started and stopped here. */
   sidecar?: Sidecar;
-  /** A user-defined policy, instead of `config.policy`. */
-  policy?: Policy;
+  /** A user-defined policy (from definePolicy), bound to `config.policy`'s λ, λ mode, τ and granularity, instead of the one it names. */
+  policy?: PolicyKind;
   /** Start at step 0 from this checkpoint (a shared pretrained start) instead of pretraining. */
   startFrom?: string;
   /** After pretraining, save the starting state here (for `startFrom` in sibling runs). */
@@ -52,7 +52,7 @@ async function savedConfig(file: string): Promise<Config> {
 /** The folder name for a run without `output.name`. */
 export function defaultRunName(config: Config): string {
   const p = config.policy;
-  const lam = makePolicy(p).usesVr ? `-l${p.lambda}${p.lambda_mode === 'normalized' ? 'n' : ''}` : '';
+  const lam = policies[p.name].usesVr ? `-l${p.lambda}${p.lambda_mode === 'normalized' ? 'n' : ''}` : '';
   const rate = p.open_rate != null ? `-p${p.open_rate}` : ''; // controls at two open rates get two folders
   return `${p.name}${lam}${rate}-s${config.seed}`;
 }
@@ -64,7 +64,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   // The ranks are how this invocation runs, not part of the experiment: a run resumes on any number of them.
   if (options.resume) config = { ...(await savedConfig(paths.config)), distributed: config.distributed };
   else writeAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
-  const policy = options.policy ?? makePolicy(config.policy);
+  const policy = makePolicy(config.policy, options.policy);
   const transport = policy.input === 'vectors' ? 'vectors' : config.train.transport;
   const started = Date.now();
   const maxRestarts = config.train.max_restarts ?? DEFAULTS.train.max_restarts;

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Sidecar, definePolicy, loadConfig, policies, runExperiment, tensor, weighBlocks, type Policy, type RunResult } from 'gradprom';
+import { Sidecar, definePolicy, loadConfig, policies, runExperiment, tensor, weighBlocks, type PolicyKind, type RunResult } from 'gradprom';
 
 const TINY_YAML = `
 device: cpu
@@ -29,14 +29,13 @@ describe('README TypeScript API', () => {
     expect(summary.final.psnr).toBeGreaterThan(0);
     expect(summary.gateOpenRate).not.toBeNull();
 
-    const strict: Policy = definePolicy({
+    const strict: PolicyKind = definePolicy({
       name: 'strict-gate',
       input: 'gram',
-      granularity: 'global',
-      decide: ({ gram }) =>
-        weighBlocks(gram, { lambda: 0.003, lambdaMode: 'plain', granularity: 'global' }, (u) =>
-          u.cos > 0.1 ? { ip: 1, vr: u.lambdaEff, open: true } : { ip: 1, vr: 0, open: false },
-        ),
+      granularities: ['global', 'layer'],
+      doc: 'θ.grad = g_IP + λ_eff·g_VR if cos(g_IP, g_VR) > 0.1, else g_IP',
+      decide: ({ gram }, opts) =>
+        weighBlocks(gram, opts, (u) => (u.cos > 0.1 ? { ip: 1, vr: u.lambdaEff, open: true } : { ip: 1, vr: 0, open: false })),
     });
     const custom = await runExperiment(cfg.config, { runDir: join(dir, 'strict'), policy: strict });
     expect(custom.summary.policy).toBe('strict-gate');

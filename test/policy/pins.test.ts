@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { policies, type Decision, type Gram, type Layout, type PolicyConfig, type PolicyName, type PolicyOptions } from 'gradprom';
+import { policies, policyOptions, type Decision, type Gram, type Layout, type PolicyConfig, type PolicyName } from 'gradprom';
 import { root } from '../helpers.js';
 
 interface PinnedResult {
@@ -30,11 +30,6 @@ interface Pins {
 
 const pins = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'policy-pins.json'), 'utf8')) as Pins;
 const { rel, abs } = pins.tolerance;
-
-/** The config's snake_case `policy` section as the options a built-in policy is created with. */
-function optionsOf(p: PolicyConfig): PolicyOptions {
-  return { lambda: p.lambda, lambdaMode: p.lambda_mode, threshold: p.threshold, granularity: p.granularity, openRate: p.open_rate ?? null };
-}
 
 /** One block per Gram entry; a policy deciding from the Gram reads only names and count. */
 function layoutOf(blocks: readonly string[]): Layout {
@@ -86,7 +81,7 @@ describe(`policy pins shared with the Python mirror (relative tolerance ${rel})`
     test.each(c.results.map((r) => [`${r.policy.name} ${r.policy.granularity} ${r.policy.lambda_mode}`, r] as const))(
       '%s',
       (_name, pin) => {
-        const policy = policies[pin.policy.name as PolicyName].create(optionsOf(pin.policy));
+        const policy = policies[pin.policy.name as PolicyName].create(policyOptions(pin.policy));
         const d = policy.decide({ layout: layoutOf(c.blocks), gram: gramOf(c.gram), context: c.context });
         expect(differences(d, pin)).toEqual([]);
       },
