@@ -1,7 +1,8 @@
 """Python mirrors of the TypeScript merge policies (src/policy), for the in-process reference run only.
 
-Imported by ``reference`` and ``bench`` (the oracle and the bench-only ``train.step``), never by
-the production sidecar's ops. ``test/fixtures/policy-pins.json`` pins both copies.
+The reference run and the bench decide with it; the production sidecar uses only :func:`cosine` (through
+``training.descent``), since the decisions come from TypeScript. ``test/fixtures/policy-pins.json``,
+generated from this module by ``npm run gen:pins``, pins both copies.
 
 Same formulas, same float64 order of operations, so the two agree to float rounding:
 
