@@ -26,10 +26,20 @@ export interface Gram {
   readonly ipVr: Float64Array;
 }
 
+/** Where a step sits in its run: what a policy that draws its own randomness keys its draws on (so a resumed run draws the same). */
+export interface StepContext {
+  /** Steps already taken (0 for the first); a skipped step keeps its index. */
+  readonly step: number;
+  /** The run's `seed`. */
+  readonly seed: number;
+}
+
 /** What a policy is given per step; `gIp`/`gVr` are present only for `input: "vectors"` policies (or via decideFromVectors). */
 export interface StepGrads {
   readonly layout: Layout;
   readonly gram: Gram;
+  /** The step's place in the run; the trainer always passes it, policies that draw at random need it. */
+  readonly context?: StepContext;
   /**
    * The flat vectors, as views valid for this step only: once the next step's vectors arrive they are detached (read as
    * empty; `decide` throws STALE_VIEW for them). A policy that keeps a vector across steps copies it (`Float32Array.from`).
@@ -78,22 +88,49 @@ export type PolicyInput = 'gram' | 'vectors';
 export type Granularity = 'global' | 'layer';
 export type LambdaMode = 'plain' | 'normalized';
 
-/** What a policy author writes: the fields the trainer reads, and the rule. */
-export interface PolicySpec {
+/** What a policy author writes, once: the metadata the trainer and the config checks read, and the rule. */
+export interface PolicyDefinition<N extends string = string> {
+  readonly name: N;
+  /** "gram": the rule needs only the per-block Gram; "vectors": it also reads the flat gradients. */
+  readonly input: PolicyInput;
+  /** The granularities the rule honours: the config's when listed, else the first (ip-only: always global). */
+  readonly granularities: readonly [Granularity, ...Granularity[]];
+  /** The rule as one formula (θ.grad = ...), for docs and reports. */
+  readonly doc: string;
+  /** Whether the rule can let g_VR into IP's update, so that λ means something (default true; false for ip-only). */
+  readonly usesVr?: boolean;
+  /** Whether the rule reads `openRate` (then required; the config refuses `policy.open_rate` for the others). Default false. */
+  readonly usesOpenRate?: boolean;
+  /**
+   * The rule, with the config's options (λ, λ mode, τ, p, and the granularity resolved against `granularities`); called
+   * only with a finite Gram (and finite vectors when input is "vectors").
+   */
+  decide(step: StepGrads, opts: PolicyOptions): Decision;
+}
+
+/** A ready policy: a definition bound to its options, its rule wrapped with input checks, plus a vectors-mode entry point. */
+export interface Policy {
   readonly name: string;
   readonly input: PolicyInput;
   readonly granularity: Granularity;
-  /** Whether the rule can let g_VR into IP's update, so that λ means something (default true; false for ip-only). */
-  readonly usesVr?: boolean;
-  /** The rule; called only with a finite Gram (and finite vectors when input is "vectors"). */
+  readonly doc: string;
+  readonly usesVr: boolean;
+  /** The rule behind the input checks: a non-finite Gram or vectors, or an answer that does not fit, give a skipped step. */
   decide(step: StepGrads): Decision;
+  /** Computes the Gram from flat vectors in one pass per block, then decides; a stale view (an earlier step's) throws STALE_VIEW. */
+  decideFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32Array, context?: StepContext): Decision;
 }
 
-/** A ready policy: the spec's rule wrapped with input checks, plus a vectors-mode entry point. */
-export interface Policy extends PolicySpec {
+/** What definePolicy gives: the definition's metadata (defaults filled in) and `create`, which binds it to the config's options. */
+export interface PolicyKind<N extends string = string> {
+  readonly name: N;
+  readonly input: PolicyInput;
+  readonly granularities: readonly [Granularity, ...Granularity[]];
+  readonly doc: string;
   readonly usesVr: boolean;
-  /** Computes the Gram from flat vectors in one pass per block, then decides; a stale view (an earlier step's) throws STALE_VIEW. */
-  decideFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32Array): Decision;
+  readonly usesOpenRate: boolean;
+  /** Binds the rule to options; throws CONFIG when a required option (p) is missing. */
+  create(opts: PolicyOptions): Policy;
 }
 
 /** Options shared by the built-in policies (the `policy` section of the config, in camelCase). */
@@ -104,6 +141,8 @@ export interface PolicyOptions {
   /** Gate threshold τ on the cosine (strict: open iff cos > τ). */
   readonly threshold: number;
   readonly granularity: Granularity;
+  /** p, the probability a dose-matched control lets g_VR in (random-gate, joint-scaled); null for the others. */
+  readonly openRate?: number | null;
 }
 
 /** Added to ‖a‖‖b‖ in the cosine's denominator. */

@@ -6,6 +6,9 @@
  *   ‖g‖² = Σ_b w_ip[b]²‖g_IP_b‖² + 2 w_ip[b] w_vr[b]⟨g_IP_b, g_VR_b⟩ + w_vr[b]²‖g_VR_b‖²
  * — the arithmetic of python/gradprom_sidecar/training/descent.py, so the reference run agrees to the last bit.
  * A merged-vector decision is measured on the vectors themselves.
+ *
+ * gradprom's planned descent is non-negative only for τ ≥ 0: its gate opens only where g_IP·g_VR > 0 then; a negative τ
+ * admits a conflicting g_VR, and a large enough λ then plans a step uphill for IP.
  */
 import { cosine, type Decision, type Gram } from '../policy/index.js';
 

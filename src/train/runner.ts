@@ -2,7 +2,7 @@
 import { basename, join } from 'node:path';
 import { DEFAULTS, loadConfig, type Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
-import { makePolicy, type Decision, type Policy } from '../policy/index.js';
+import { makePolicy, policies, type Decision, type Policy, type PolicyKind } from '../policy/index.js';
 import { PER_IMAGE_FILE, perImageJson, readRecords, writeRunReport, type RunSummary } from '../report/index.js';
 import type { EvalRecord, StepRecord } from '../report/records.js';
 import { distributedOptions } from '../sidecar/ranks.js';
@@ -24,8 +24,8 @@ export interface RunOptions {
   force?: boolean;
   /** A sidecar to reuse; otherwise one is started and stopped here. */
   sidecar?: Sidecar;
-  /** A user-defined policy, instead of `config.policy`. */
-  policy?: Policy;
+  /** A user-defined policy (from definePolicy), bound to `config.policy`'s λ, λ mode, τ and granularity, instead of the one it names. */
+  policy?: PolicyKind;
   /** Start at step 0 from this checkpoint (a shared pretrained start) instead of pretraining. */
   startFrom?: string;
   /** After pretraining, save the starting state here (for `startFrom` in sibling runs). */
@@ -57,8 +57,9 @@ async function savedConfig(file: string): Promise<Config> {
 /** The folder name for a run without `output.name`. */
 export function defaultRunName(config: Config): string {
   const p = config.policy;
-  const lam = makePolicy(p).usesVr ? `-l${p.lambda}${p.lambda_mode === 'normalized' ? 'n' : ''}` : '';
-  return `${p.name}${lam}-s${config.seed}`;
+  const lam = policies[p.name].usesVr ? `-l${p.lambda}${p.lambda_mode === 'normalized' ? 'n' : ''}` : '';
+  const rate = p.open_rate != null ? `-p${p.open_rate}` : ''; // controls at two open rates get two folders
+  return `${p.name}${lam}${rate}-s${config.seed}`;
 }
 
 /** Train one configuration end to end and write its report; resolves with the run's summary. */
@@ -68,7 +69,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   // The ranks are how this invocation runs, not part of the experiment: a run resumes on any number of them.
   if (options.resume) config = { ...(await savedConfig(paths.config)), distributed: config.distributed };
   else writeAtomic(paths.config, `${JSON.stringify(config, null, 2)}\n`);
-  const policy = options.policy ?? makePolicy(config.policy);
+  const policy = makePolicy(config.policy, options.policy);
   const transport = policy.input === 'vectors' ? 'vectors' : config.train.grad_exchange;
   const started = Date.now();
   const maxRestarts = config.train.max_restarts ?? DEFAULTS.train.max_restarts;
@@ -215,10 +216,11 @@ async function trainLoop(
         pending = (await session.advance(null, true, transport)).next; // host-device sync: losses and Gram come back
       }
       const g = pending!;
+      const context = { step: state.step, seed: config.seed }; // keyed on the step, a random policy draws the same on resume
       const decision: Decision =
         transport === 'vectors'
-          ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!)
-          : policy.decide({ layout: session.layout, gram: g.gram });
+          ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!, context)
+          : policy.decide({ layout: session.layout, gram: g.gram, context });
       const t = decision.telemetry;
       const skipped = !g.finite || t.skipped;
       const more = !(!skipped && isBoundary(state.step + 1, config.train)) && !aborted();

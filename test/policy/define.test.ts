@@ -1,20 +1,42 @@
 /**
  * definePolicy, the registry and makePolicy: the documented user policy, input checks that skip a step, and the config bridge.
  */
-import { applyDecision, definePolicy, makePolicy, policies, POLICY_NAMES, weighBlocks, type Decision, type PolicyConfig } from 'gradprom';
+import {
+  applyDecision,
+  definePolicy,
+  makePolicy,
+  policies,
+  POLICY_NAMES,
+  weighBlocks,
+  type Decision,
+  type PolicyConfig,
+  type PolicyDefinition,
+} from 'gradprom';
 import { parseConfig } from 'gradprom';
-import { example } from './cases.js';
+import { example, opts } from './cases.js';
 
 // The example from src/policy/index.ts, verbatim apart from the import.
-const strictGate = definePolicy({
+const strictGateKind = definePolicy({
   name: 'strict-gate',
   input: 'gram',
-  granularity: 'global',
-  decide: ({ gram }) =>
-    weighBlocks(gram, { lambda: 0.003, lambdaMode: 'plain', granularity: 'global' }, (u) =>
-      u.cos > 0.5 ? { ip: 1, vr: u.lambdaEff, open: true } : { ip: 1, vr: 0, open: false },
-    ),
+  granularities: ['global', 'layer'],
+  doc: 'θ.grad = g_IP + λ_eff·g_VR if cos(g_IP, g_VR) > 0.5, else g_IP',
+  decide: ({ gram }, opts) =>
+    weighBlocks(gram, opts, (u) => (u.cos > 0.5 ? { ip: 1, vr: u.lambdaEff, open: true } : { ip: 1, vr: 0, open: false })),
 });
+const strictGate = strictGateKind.create(opts({ lambda: 0.003 }));
+
+/** The strict gate's definition, to derive variants from. */
+function strictGateDefinition(): PolicyDefinition {
+  return {
+    name: 'strict-gate',
+    input: 'gram',
+    granularities: ['global', 'layer'],
+    doc: strictGateKind.doc,
+    decide: ({ gram }, o) =>
+      weighBlocks(gram, o, (u) => (u.cos > 0.5 ? { ip: 1, vr: u.lambdaEff, open: true } : { ip: 1, vr: 0, open: false })),
+  };
+}
 
 function expectSkipped(d: Decision, reason: RegExp): void {
   expect(d.telemetry.skipped).toBe(true);
@@ -33,16 +55,37 @@ describe('definePolicy', () => {
     expect(strictGate.decideFromVectors(example.layout, example.gIp, flipped).telemetry.gate).toBe(false);
   });
 
+  test('λ, its mode and the granularity come from the options the policy is bound to, not from the rule', () => {
+    const layer = strictGateKind.create(opts({ lambda: 0.25, granularity: 'layer' }));
+    expect(layer.granularity).toBe('layer');
+    const d = layer.decide({ layout: example.layout, gram: example.gram });
+    if (d.kind !== 'weights') throw new Error('weights expected');
+    expect(Array.from(d.vr)).toEqual([0.25, 0]); // block 0 agrees (cos 2/3), block 1 conflicts
+    const fromConfig = makePolicy(
+      { name: 'gradprom', lambda: 0.125, lambda_mode: 'plain', threshold: 0, granularity: 'global' },
+      strictGateKind,
+    );
+    expect(fromConfig).toMatchObject({ name: 'strict-gate', granularity: 'global', doc: strictGateKind.doc });
+    expect(fromConfig.decide({ layout: example.layout, gram: example.gram }).telemetry.lambdaEff).toBe(0.125);
+  });
+
+  test('a granularity the definition does not list falls back to its first', () => {
+    const globalOnly = definePolicy({ ...strictGateDefinition(), granularities: ['global'] });
+    expect(globalOnly.create(opts({ granularity: 'layer' })).granularity).toBe('global');
+    expect(policies['ip-only'].create(opts({ granularity: 'layer' })).granularity).toBe('global');
+  });
+
   test('a vectors-input policy gets the vectors and may answer with a merged vector', () => {
     const signAgree = definePolicy({
       name: 'sign-agree',
       input: 'vectors',
-      granularity: 'global',
+      granularities: ['global'],
+      doc: 'θ.grad_i = g_IP_i + g_VR_i where their signs agree, else g_IP_i',
       decide: ({ gIp, gVr, gram }) => {
         const merged = Float32Array.from(gIp!, (a, i) => (Math.sign(a) === Math.sign(gVr![i]!) ? a + gVr![i]! : a));
         return { kind: 'vector', merged, telemetry: strictGate.decide({ layout: example.layout, gram }).telemetry };
       },
-    });
+    }).create(opts());
     const d = signAgree.decideFromVectors(example.layout, example.gIp, example.gVr);
     expect(Array.from(applyDecision(d, example.layout, example.gIp, example.gVr))).toEqual([3, 3, 0, -1, 0.5, 1]);
     expectSkipped(signAgree.decide({ layout: example.layout, gram: example.gram }), /needs the gradient vectors/);
@@ -50,26 +93,31 @@ describe('definePolicy', () => {
 
   test('usesVr: true unless the policy declares otherwise; of the built-ins only ip-only declares false', () => {
     expect(strictGate.usesVr).toBe(true);
-    expect(definePolicy({ ...strictGate, usesVr: false }).usesVr).toBe(false);
-    const opts = { lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'global' } as const;
-    expect(Object.fromEntries(POLICY_NAMES.map((n) => [n, policies[n].create(opts).usesVr]))).toEqual({
+    expect(definePolicy({ ...strictGateDefinition(), usesVr: false }).create(opts()).usesVr).toBe(false);
+    expect(Object.fromEntries(POLICY_NAMES.map((n) => [n, policies[n].create(opts()).usesVr]))).toEqual({
       'ip-only': false,
       joint: true,
       gradprom: true,
       soft: true,
       pcgrad: true,
+      'random-gate': true,
+      'joint-scaled': true,
     });
+    expect(POLICY_NAMES.filter((n) => policies[n].usesVr)).toEqual(POLICY_NAMES.filter((n) => n !== 'ip-only')); // metadata, no options needed
   });
 
   test('a policy that returns non-finite weights is turned into a skipped step', () => {
-    const broken = definePolicy({ ...strictGate, decide: (s) => ({ ...strictGate.decide(s), vr: new Float64Array([NaN, 0]) }) });
+    const broken = definePolicy({
+      ...strictGateDefinition(),
+      decide: (s) => ({ ...strictGate.decide(s), vr: new Float64Array([NaN, 0]) }),
+    }).create(opts());
     expectSkipped(broken.decide({ layout: example.layout, gram: example.gram }), /non-finite weights for block 0/);
   });
 });
 
 describe('non-finite or malformed input gives a skipped step with a reason', () => {
   test.each(POLICY_NAMES)('%s: NaN and Inf in the Gram or in the vectors', (name) => {
-    const p = policies[name].create({ lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'layer' });
+    const p = policies[name].create({ lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'layer', openRate: 0.5 });
     const gram = { ...example.gram, ipVr: new Float64Array([4, NaN]) };
     expectSkipped(p.decide({ layout: example.layout, gram }), /non-finite gram\.ipVr\[1\] \(block "conv.bias"\)/);
     const infGram = { ...example.gram, vrVr: new Float64Array([Infinity, 1]) };
@@ -97,7 +145,8 @@ describe('registry and makePolicy', () => {
   test('every built-in declares gram input and builds with the granularity asked for', () => {
     for (const name of POLICY_NAMES) {
       expect(policies[name].input).toBe('gram');
-      const p = makePolicy({ name, lambda: 0.003, lambda_mode: 'plain', threshold: 0, granularity: 'layer' });
+      const open_rate = policies[name].usesOpenRate ? 0.5 : null;
+      const p = makePolicy({ name, lambda: 0.003, lambda_mode: 'plain', threshold: 0, granularity: 'layer', open_rate });
       expect(p.input).toBe('gram');
       expect(p.name).toBe(name);
       if (name !== 'ip-only') expect(p.granularity).toBe('layer');

@@ -1,11 +1,11 @@
 /**
  * The shared pins: test/fixtures/policy-pins.json holds the expected weights and telemetry of every built-in policy for
- * every Gram case, granularity and λ mode. python/tests reads the same file for the Python mirror (policies.py), so the
- * two implementations cannot drift apart while both suites pass.
+ * every Gram case (with its step context), granularity and λ mode. python/tests reads the same file for the Python mirror
+ * (policies.py), which generates it (`npm run gen:pins`), so the two implementations cannot drift apart while both suites pass.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { policies, type Decision, type Gram, type Layout, type PolicyConfig, type PolicyName, type PolicyOptions } from 'gradprom';
+import { policies, policyOptions, type Decision, type Gram, type Layout, type PolicyConfig, type PolicyName } from 'gradprom';
 import { root } from '../helpers.js';
 
 interface PinnedResult {
@@ -19,6 +19,7 @@ interface PinnedCase {
   label: string;
   blocks: string[];
   gram: { ip_ip: number[]; vr_vr: number[]; ip_vr: number[] };
+  context: { seed: number; step: number };
   results: PinnedResult[];
 }
 
@@ -29,11 +30,6 @@ interface Pins {
 
 const pins = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'policy-pins.json'), 'utf8')) as Pins;
 const { rel, abs } = pins.tolerance;
-
-/** The config's snake_case `policy` section as the options a built-in policy is created with. */
-function optionsOf(p: PolicyConfig): PolicyOptions {
-  return { lambda: p.lambda, lambdaMode: p.lambda_mode, threshold: p.threshold, granularity: p.granularity };
-}
 
 /** One block per Gram entry; a policy deciding from the Gram reads only names and count. */
 function layoutOf(blocks: readonly string[]): Layout {
@@ -85,8 +81,8 @@ describe(`policy pins shared with the Python mirror (relative tolerance ${rel})`
     test.each(c.results.map((r) => [`${r.policy.name} ${r.policy.granularity} ${r.policy.lambda_mode}`, r] as const))(
       '%s',
       (_name, pin) => {
-        const policy = policies[pin.policy.name as PolicyName].create(optionsOf(pin.policy));
-        const d = policy.decide({ layout: layoutOf(c.blocks), gram: gramOf(c.gram) });
+        const policy = policies[pin.policy.name as PolicyName].create(policyOptions(pin.policy));
+        const d = policy.decide({ layout: layoutOf(c.blocks), gram: gramOf(c.gram), context: c.context });
         expect(differences(d, pin)).toEqual([]);
       },
     );

@@ -20,13 +20,14 @@ function recorder(): { logger: Logger; lines: string[] } {
 const mergedPolicy = definePolicy({
   name: 'test-merged',
   input: 'vectors',
-  granularity: 'global',
+  granularities: ['global'],
+  doc: 'θ.grad = g_IP + 0.5·g_VR',
   decide: ({ gIp, gVr }) => {
     const merged = new Float32Array(gIp!.length);
     for (let i = 0; i < merged.length; i++) merged[i] = gIp![i]! + 0.5 * gVr![i]!;
     return { kind: 'vector', merged, telemetry: { cos: 0, gate: null, gateRate: 0, ipNorm: 0, vrNorm: 0, lambdaEff: 0.5, skipped: false } };
   },
-});
+}).create({ lambda: 0.5, lambdaMode: 'plain', threshold: 0, granularity: 'global' });
 
 /** STEPS steps with merged decisions; the vectors of each step (copied) and the last gradients' Gram. */
 async function run(sc: Sidecar, config: Config): Promise<{ gIp: Float32Array[]; session: RemoteSession }> {

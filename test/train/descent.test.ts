@@ -1,20 +1,11 @@
 /** The descent cosine cos(g_IP, g) of a decision: from the Gram and the weights, or from the vectors. */
-import {
-  applyDecision,
-  gramFromVectors,
-  gradprom,
-  ipDescent,
-  ipDescentFromGram,
-  ipDescentFromVectors,
-  joint,
-  definePolicy,
-} from 'gradprom';
+import { applyDecision, gramFromVectors, gradprom, ipDescent, ipDescentFromGram, ipDescentFromVectors, joint } from 'gradprom';
 import { example, gramCases, opts, vectorCases } from '../policy/cases.js';
 
 describe('ipDescent', () => {
   test('from the Gram equals the cosine of the merged vector', () => {
     for (const c of vectorCases()) {
-      for (const policy of [definePolicy(joint(opts({ lambda: 3 }))), definePolicy(gradprom(opts({ lambda: 3, granularity: 'layer' })))]) {
+      for (const policy of [joint.create(opts({ lambda: 3 })), gradprom.create(opts({ lambda: 3, granularity: 'layer' }))]) {
         const d = policy.decideFromVectors(c.layout, c.gIp, c.gVr);
         if (d.telemetry.skipped || d.kind !== 'weights') continue;
         const merged = applyDecision(d, c.layout, c.gIp, c.gVr);
@@ -41,9 +32,9 @@ describe('ipDescent', () => {
       for (const granularity of ['global', 'layer'] as const) {
         for (const lambdaMode of ['plain', 'normalized'] as const) {
           const o = opts({ lambda: 10, granularity, lambdaMode });
-          const g = definePolicy(gradprom(o)).decide({ layout: c.layout, gram: c.gram });
+          const g = gradprom.create(o).decide({ layout: c.layout, gram: c.gram });
           if (!g.telemetry.skipped) expect(ipDescent(g, c.gram)).toBeGreaterThanOrEqual(0);
-          const j = definePolicy(joint(o)).decide({ layout: c.layout, gram: c.gram });
+          const j = joint.create(o).decide({ layout: c.layout, gram: c.gram });
           if (!j.telemetry.skipped && ipDescent(j, c.gram) < 0) jointNegative++;
         }
       }
