@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DEVICE
-from test_session import call, make, new_state, step, tiny_config
+from helpers import call, make, new_state, step, tiny_config
 
 from gradprom_sidecar.data import augment, to_unit
 from gradprom_sidecar.data.base import DataBundle, Split
