@@ -1,4 +1,10 @@
 /** Jest runs the TypeScript tests as ES modules through ts-jest (type checking is `npm run build`). */
+
+// Two test files run at once (maxWorkers), each driving sidecars: one torch thread per process keeps them from
+// fighting over the cores (the workers, and every sidecar they start, inherit this). A test that needs another
+// count sets it for its own child processes.
+process.env.OMP_NUM_THREADS ??= '1';
+
 export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],

@@ -28,14 +28,17 @@ export function alive(pid: number): boolean {
   return true;
 }
 
-/** Poll `cond` every 50 ms until true or `ms` passes; returns the elapsed ms or -1. */
-export async function waitFor(cond: () => boolean, ms: number): Promise<number> {
+/**
+ * Poll `cond` every 50 ms until true or `ms` passes; returns the elapsed ms or -1. Tests wait for a condition this
+ * way, never for a fixed time: a loaded machine then makes them slower, not wrong.
+ */
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number): Promise<number> {
   const start = Date.now();
   while (Date.now() - start < ms) {
-    if (cond()) return Date.now() - start;
+    if (await cond()) return Date.now() - start;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return cond() ? Date.now() - start : -1;
+  return (await cond()) ? Date.now() - start : -1;
 }
 
 /** A sidecar started through the fake interpreter with the given FAKE_* faults. */

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
-from test_session import tiny_config
+from helpers import tiny_config
 
 from gradprom_sidecar.tools import bench
 from gradprom_sidecar.tools.reference import reference_step

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import needs
+from helpers import call, new_state, tiny_config
 from test_data import rand_img, save, write_csv
-from test_session import call, new_state, tiny_config
 
 from gradprom_sidecar.data import cache as C
 from gradprom_sidecar.data.base import SPLITS, DataBundle

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import DEVICE
-from test_session import call, make, new_state, step, tiny_config
+from helpers import call, make, new_state, step, tiny_config
 
 from gradprom_sidecar.data import augment, to_unit
 from gradprom_sidecar.data.base import DataBundle, Split

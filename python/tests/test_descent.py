@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DEVICE, randn
-from test_session import call, make, new_state, tiny_config
+from helpers import call, make, new_state, tiny_config
 
 from gradprom_sidecar.tools.reference import run_reference
 from gradprom_sidecar.training import grads as G

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from test_session import tiny_config
+from helpers import tiny_config
 
 from gradprom_sidecar.training.device import list_devices, resolve_device
 

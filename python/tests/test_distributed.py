@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_session import call, optim_section, tiny_config
+from helpers import call, optim_section, tiny_config
 
 from gradprom_sidecar.tools import policies
 from gradprom_sidecar.training import distributed as D

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import needs
+from helpers import call, make, tiny_config
 from test_data import write_dcm
-from test_session import call, make, tiny_config
 
 from gradprom_sidecar.wire.registry import State
 

@@ -152,7 +152,7 @@ def test_a_failing_part_is_reported_with_its_error_and_the_others_still_run_and_
 
 def test_the_profile_steps_as_production_does_and_counts_a_skipped_step_apart() -> None:
     """``train.advance`` with the last reply's decision; a non-finite reply is answered with a skip (no gate, no IP step)."""
-    from test_session import make
+    from helpers import make
 
     from gradprom_sidecar.tools.gpucheck.profile import AdvanceLoop, _where
 

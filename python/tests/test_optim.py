@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_session import call, make, optim_section, tiny_config
+from helpers import call, make, optim_section, tiny_config
 
 from gradprom_sidecar.training.optim import lr_factor
 

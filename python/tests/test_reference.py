@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 from conftest import DEVICE, needs
-from test_session import tiny_config
+from helpers import tiny_config
 
 from gradprom_sidecar.tools.reference import main, run_reference
 from gradprom_sidecar.training.config import resolve
@@ -84,7 +84,7 @@ def test_huge_threshold_gradprom_is_exactly_ip_only() -> None:
 def test_train_step_op_is_the_reference_loop_inside_the_sidecar() -> None:
     """`train.step` on a session (what the bench times the bridge against) takes the reference's steps exactly."""
     msgpack = needs("msgpack")
-    from test_session import call, new_state
+    from helpers import call, new_state
 
     from gradprom_sidecar.tools.bench_ops import train_step
     from gradprom_sidecar.wire.registry import Context

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_session import call, make, params
+from helpers import call, make, params
 from test_train import advance, weights
 
 from gradprom_sidecar.training import grads as G
@@ -109,7 +109,7 @@ def test_closing_removes_the_file_and_its_folder_and_a_new_session_closes_the_ol
     state, _ = make()
     folder = private_dir(mem_path)
     path = open_region(state, folder)["path"]
-    from test_session import tiny_config
+    from helpers import tiny_config
 
     call(state, "session.create", {"config": tiny_config()})
     assert state.region is None and not os.path.exists(path) and not os.path.exists(folder)

@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import needs
+from helpers import signal_pending, wait_for
 
 from gradprom_sidecar import PROTOCOL_VERSION
 from gradprom_sidecar.models.checkpoint import load_checkpoint
@@ -64,13 +64,15 @@ def test_sidecar_with_a_parent_ignores_ctrl_c_but_not_sigterm(tmp_path: Path) ->
     try:
         assert proc.stdout is not None and proc.stdout.readline().startswith("GRADPROM_READY ")
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.5)
+        # Once delivered, an unignored SIGINT would raise in the main thread before it could answer the ping.
+        wait_for(lambda: not signal_pending(proc.pid, signal.SIGINT), "the SIGINT to be delivered")
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.RCVTIMEO, 10_000)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(endpoint)
         sock.send_multipart([msgpack.packb({"v": PROTOCOL_VERSION, "token": "t", "id": 1, "op": "ping", "args": {}})])
         assert msgpack.unpackb(sock.recv_multipart()[0])["result"]["pid"] == proc.pid
+        assert proc.poll() is None
         sock.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == -signal.SIGTERM

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from conftest import SIDECAR_TOKEN, needs
+from helpers import wait_for
 
 from gradprom_sidecar import PROTOCOL_VERSION  # noqa: E402
 
@@ -51,15 +51,22 @@ def test_wrong_token_and_unknown_op(sidecar: Any) -> None:
 
 def test_ping_answers_while_compute_is_busy(sidecar: Any) -> None:
     sock, _ = sidecar
-    sock.send_multipart([msgpack.packb(req("sleep", 1, args={"seconds": 2}))])
-    time.sleep(0.2)
-    r = call(sock, req("ping", 2))
-    # busy: answered while sleep still ran (a ping queued behind it would find the compute thread idle).
-    assert r["id"] == 2 and r["result"]["busy"] is True and r["result"]["op"] == "sleep"
+    sock.send_multipart([msgpack.packb(req("sleep", 1, args={"seconds": 60}))])
+    pings = iter(range(2, 10_000))
+
+    def busy_ping() -> dict[str, Any] | None:
+        rid = next(pings)
+        r = call(sock, req("ping", rid))
+        # A ping queued behind the sleep would be answered only after it: the first reply would be the sleep's.
+        assert r["id"] == rid, r
+        return r if r["result"]["busy"] else None
+
+    r = wait_for(busy_ping, "a ping to find the sleep running")
+    assert r["result"]["op"] == "sleep"
 
 
 def test_ping_reports_how_far_pretraining_has_got(sidecar: Any) -> None:
-    from test_session import tiny_config
+    from helpers import tiny_config
 
     sock, _ = sidecar
     sock.setsockopt(zmq.RCVTIMEO, 120_000)  # building the session takes seconds on a loaded machine
@@ -67,15 +74,16 @@ def test_ping_reports_how_far_pretraining_has_got(sidecar: Any) -> None:
     assert call(sock, req("ping", 2))["result"]["progress"] is None  # idle
     sock.send_multipart([msgpack.packb(req("vr.pretrain", 3, args={"steps": 100_000}))])
     seen: list[int] = []
-    for k in range(200):
-        r = call(sock, req("ping", 10 + k))
-        p = r["result"]["progress"]
+    pings = iter(range(10, 100_000))
+
+    def progressed() -> bool:
+        p = call(sock, req("ping", next(pings)))["result"]["progress"]
         if p is not None:
             assert p["what"] == "pretraining VR" and p["total"] == 100_000
             seen.append(p["done"])
-            if len(seen) >= 2 and seen[-1] > seen[0]:
-                break
-        time.sleep(0.05)
+        return len(seen) >= 2 and seen[-1] > seen[0]
+
+    wait_for(progressed, "pretraining progress to advance", timeout=60)
     call(sock, req("cancel", 999, args={"id": 3}))
     assert len(seen) >= 2 and seen == sorted(seen) and seen[-1] > seen[0], seen
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_session import call, new_state, tiny_config
+from helpers import call, new_state, tiny_config
 
 from gradprom_sidecar.models import build_ip, load_ip_weights, resolve_ip_shape
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_session import call, make, new_state, params, tiny_config
+from helpers import call, make, new_state, params, tiny_config
 
 from gradprom_sidecar.training import grads as G
 from gradprom_sidecar.training import session as S

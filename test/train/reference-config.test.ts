@@ -29,22 +29,42 @@ interface Described {
   config: unknown;
 }
 
-function referenceDescribe(file: string): Described {
-  const r = spawnSync(realPython, ['-m', 'gradprom_sidecar.tools.reference', file, '--describe'], {
+/**
+ * `python -m gradprom_sidecar.tools.reference FILE --describe` for each of `files`, run as its main() in one Python
+ * process (torch is imported once): one JSON line each, in order.
+ */
+function referenceDescribe(files: string[]): Described[] {
+  const script = `
+import sys
+from gradprom_sidecar.tools.reference import main
+for f in sys.argv[1:]:
+    if main([f, "--describe"]) != 0:
+        sys.exit(f"reference --describe {f} failed")
+    sys.stdout.flush()`;
+  const r = spawnSync(realPython, ['-c', script, ...files], {
     cwd: root,
     env: { ...process.env, PYTHONPATH: join(root, 'python'), OMP_NUM_THREADS: '1' },
     encoding: 'utf8',
     timeout: 120_000,
   });
-  if (r.status !== 0) throw new Error(`reference --describe ${file} failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout) as Described;
+  if (r.status !== 0) throw new Error(`reference --describe failed:\n${r.stderr}`);
+  const out = r.stdout.trim().split('\n');
+  expect(out).toHaveLength(files.length);
+  return out.map((l) => JSON.parse(l) as Described);
 }
+
+const fileOf = (label: string) => join(dir, `${label.replace(/[^a-z0-9]+/gi, '-')}.json`);
 
 let dir: string;
 let sidecar: Sidecar | undefined;
+let described: Map<string, Described>;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'gradprom-refcfg-'));
-});
+  const labels = Object.keys(PARTIALS);
+  for (const label of labels) writeFileSync(fileOf(label), JSON.stringify(PARTIALS[label]));
+  const all = referenceDescribe(labels.map(fileOf));
+  described = new Map(labels.map((label, i) => [label, all[i]!]));
+}, LONG);
 afterAll(async () => {
   await sidecar?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -54,12 +74,10 @@ describe('a partial config file', () => {
   it.each(Object.keys(PARTIALS))(
     '%s: resolves to the same config and builds the same networks in TypeScript and in the Python reference',
     async (label) => {
-      const file = join(dir, `${label.replace(/[^a-z0-9]+/gi, '-')}.json`);
-      writeFileSync(file, JSON.stringify(PARTIALS[label]));
-      const loaded = await loadConfig(file, []);
+      const loaded = await loadConfig(fileOf(label), []);
       if (!loaded.ok) throw new Error(loaded.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
 
-      const py = referenceDescribe(file);
+      const py = described.get(label)!;
       expect(py.config).toEqual(loaded.config);
 
       sidecar ??= await Sidecar.start({ device: 'cpu', logger: silentLogger });

@@ -34,9 +34,8 @@ function python(args: string[]): string {
   return r.stdout;
 }
 
-/** Max |a - b| over the IP parameters of two files (checkpoint `last.pt` or a state-dict file). */
-function maxIpDiff(a: string, b: string): number {
-  const script = `
+/** Max |a - b| over the IP parameters of two files (checkpoint `last.pt` or a state-dict file), printed by Python. */
+const MAX_IP_DIFF = `
 import sys, torch
 from gradprom_sidecar.models.checkpoint import load_checkpoint, read_state_dict
 def ip(p):
@@ -44,7 +43,25 @@ def ip(p):
 x, y = ip(sys.argv[1]), ip(sys.argv[2])
 assert x.keys() == y.keys(), (sorted(x), sorted(y))
 print(max(float((x[k].double() - y[k].double()).abs().max()) for k in x))`;
-  return Number(python(['-c', script, a, b]).trim());
+
+function maxIpDiff(a: string, b: string): number {
+  return Number(python(['-c', MAX_IP_DIFF, a, b]).trim());
+}
+
+/**
+ * The in-process reference run of `config` (its CLI, `python -m gradprom_sidecar.tools.reference config --out
+ * ref --log log`), then the max IP difference from checkpoint `ckpt` to its result: one Python process, so torch
+ * is imported once for both.
+ */
+function referenceDiff(config: string, ref: string, log: string, ckpt: string): number {
+  const script = `
+import sys
+from gradprom_sidecar.tools.reference import main
+if main([sys.argv[1], "--out", sys.argv[2], "--log", sys.argv[3]]) != 0:
+    sys.exit("the reference run failed")
+sys.argv = [sys.argv[0], sys.argv[4], sys.argv[2]]
+${MAX_IP_DIFF}`;
+  return Number(python(['-c', script, config, ref, log, ckpt]).trim().split('\n').at(-1));
 }
 
 interface Line {
@@ -101,17 +118,14 @@ describe('runExperiment', () => {
       const config = await tinyConfig(`train.grad_exchange=${wire}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
       const sidecar = transport === 'vectors-frames' ? framesOnly : shared;
       const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts'), sidecar });
-      python([
-        '-m',
-        'gradprom_sidecar.tools.reference',
+      const diff = referenceDiff(
         join(runDir, 'config.json'),
-        '--out',
         join(dir, 'ref.safetensors'),
-        '--log',
         join(dir, 'ref.jsonl'),
-      ]);
+        join(runDir, 'checkpoints', 'last.pt'),
+      );
 
-      expect(maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(dir, 'ref.safetensors'))).toBeLessThanOrEqual(1e-5);
+      expect(diff).toBeLessThanOrEqual(1e-5);
       const ts = lines(join(runDir, 'metrics.jsonl')).filter((l) => l.type === 'step');
       const ref = lines(join(dir, 'ref.jsonl')).filter((l) => l.kind === 'step');
       expect(ts).toHaveLength(12);
@@ -163,16 +177,17 @@ describe('runExperiment', () => {
     'resumes an interrupted run where it stopped, appending to metrics.jsonl, and ends where an uninterrupted run does',
     async () => {
       const config = await tinyConfig();
-      const whole = await runExperiment(config, { runDir: join(dir, 'whole') });
+      // On the shared sidecar, as `compare --resume` runs them: each run builds its session from the config alone.
+      const whole = await runExperiment(config, { runDir: join(dir, 'whole'), sidecar: shared });
 
       const ac = new AbortController();
       const stopAt7: Progress = { start() {}, stop() {}, update: ({ step }) => void (step === 7 && ac.abort()) };
       const runDir = join(dir, 'cut');
-      const err = await runExperiment(config, { runDir, progress: stopAt7, signal: ac.signal }).catch((e: unknown) => e);
+      const err = await runExperiment(config, { runDir, progress: stopAt7, signal: ac.signal, sidecar: shared }).catch((e: unknown) => e);
       expect(isGradpromError(err, 'INTERRUPTED')).toBe(true);
       const before = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8');
 
-      await runExperiment(config, { runDir, resume: true });
+      await runExperiment(config, { runDir, resume: true, sidecar: shared });
       const after = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8');
       expect(after.startsWith(before)).toBe(true);
       const records = lines(join(runDir, 'metrics.jsonl'));
@@ -189,8 +204,8 @@ describe('runExperiment', () => {
     'refuses to write over an existing run',
     async () => {
       const config = await tinyConfig('train.steps=2');
-      await runExperiment(config, { runDir: join(dir, 'run') });
-      const err = await runExperiment(config, { runDir: join(dir, 'run') }).catch((e: unknown) => e);
+      await runExperiment(config, { runDir: join(dir, 'run'), sidecar: shared });
+      const err = await runExperiment(config, { runDir: join(dir, 'run'), sidecar: shared }).catch((e: unknown) => e);
       expect(isGradpromError(err, 'RUN')).toBe(true);
       expect(readFileSync(join(dir, 'run', 'report.md'), 'utf8')).toMatch(/Run run/);
     },
