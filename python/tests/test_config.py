@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gradprom_sidecar.models.shape import resolve_ip_shape
-from gradprom_sidecar.training.config import at, choice, defaults, degradation_defaults, read_config_file, resolve
+from gradprom_sidecar.training.config import defaults, degradation_defaults, read_config_file, resolve, setting, setting_in
 
 
 def test_resolving_nothing_gives_the_defaults_of_defaults_ts() -> None:
@@ -59,16 +59,16 @@ def test_resolve_refuses_a_config_that_is_not_a_mapping() -> None:
 
 def test_at_and_choice_name_the_dotted_path() -> None:
     cfg = resolve({})
-    assert at(cfg, "train.ip_optim.lr") == cfg["train"]["ip_optim"]["lr"]
-    assert at(cfg["train"], "ip_optim.name", "train") == "adam"
+    assert setting(cfg, "train.ip_optim.lr") == cfg["train"]["ip_optim"]["lr"]
+    assert setting(cfg["train"], "ip_optim.name", "train") == "adam"
     del cfg["train"]["ip_optim"]["lr"]
     with pytest.raises(ValueError, match=r"^config\.train\.ip_optim\.lr: required$"):
-        at(cfg, "train.ip_optim.lr")
+        setting(cfg, "train.ip_optim.lr")
     with pytest.raises(ValueError, match=r"^config\.train\.ip_optim\.lr: required$"):
-        at(cfg["train"]["ip_optim"], "lr", "train.ip_optim")
-    assert choice(cfg, "vr.mode", ("supervised", "frozen")) == "supervised"
+        setting(cfg["train"]["ip_optim"], "lr", "train.ip_optim")
+    assert setting_in(cfg, "vr.mode", ("supervised", "frozen")) == "supervised"
     with pytest.raises(ValueError, match=r"config\.vr\.mode: expected one of frozen, got 'supervised'"):
-        choice(cfg, "vr.mode", ("frozen",))
+        setting_in(cfg, "vr.mode", ("frozen",))
 
 
 def test_read_config_file_json_yaml_and_errors(tmp_path: Path) -> None:

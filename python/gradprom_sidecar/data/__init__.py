@@ -28,7 +28,7 @@ from gradprom_sidecar.data.split import split_fractions, split_indices
 from gradprom_sidecar.data.storage import gatherable, stored, to_unit
 from gradprom_sidecar.data.synthetic import class_names as synthetic_class_names
 from gradprom_sidecar.data.synthetic import derive_seed, generate
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.device import to_device
 
 __all__ = ["DataBundle", "DataError", "Split", "augment", "build_data", "split_indices", "to_unit"]
@@ -37,7 +37,7 @@ KINDS = ("synthetic", "isic2018", "folder", "dicom", "imagefolder", "imagenet-va
 
 
 def _int_field(cfg: dict, key: str, low: int) -> int:
-    value = at(cfg, key, "data")
+    value = setting(cfg, key, "data")
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"data.{key}: expected an integer >= {low}, got {value!r}")
     return value
@@ -45,14 +45,14 @@ def _int_field(cfg: dict, key: str, low: int) -> int:
 
 def _synthetic(cfg: dict, seed: int, size: int, channels: int) -> DataBundle:
     classes = _int_field(cfg, "classes", 2)
-    counts = at(cfg, "counts", "data")
+    counts = setting(cfg, "counts", "data")
     if not isinstance(counts, dict):
         raise ValueError(f"data.counts: expected {{train, val, test}} counts, got {counts!r}")
     for k, v in counts.items():
         if k not in SPLITS or isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"data.counts.{k}: expected a split name with an integer count >= 0, got {v!r}")
     for k in SPLITS:
-        at(counts, k, "data.counts")
+        setting(counts, k, "data.counts")
     splits, start = {}, 0
     for name in SPLITS:
         splits[name] = generate(counts[name], size, channels, classes, derive_seed(seed, name), start)
@@ -86,7 +86,7 @@ def _from_pool(pool: Pool, cfg: dict, seed: int, size: int, channels: int, kind:
         size,
         pool.class_names,
         pool.has_labels,
-        {"kind": kind, "path": str(at(cfg, "path", "data")), **pool.source},
+        {"kind": kind, "path": str(setting(cfg, "path", "data")), **pool.source},
     )
 
 
@@ -98,7 +98,7 @@ def build_data(cfg: dict, seed: int) -> DataBundle:
     :raises DataError: a problem with the files (named in the message).
     :raises ValueError: a bad or missing config value (named by its dotted path).
     """
-    kind = at(cfg, "kind", "data")
+    kind = setting(cfg, "kind", "data")
     if kind not in KINDS:
         raise ValueError(f"data.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     size = _int_field(cfg, "size", 8)

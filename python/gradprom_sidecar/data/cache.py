@@ -40,7 +40,7 @@ from gradprom_sidecar.data import build_data
 from gradprom_sidecar.data.base import SPLITS, DataBundle, Split
 from gradprom_sidecar.data.folder import resolve_path
 from gradprom_sidecar.data.nifti import find_pairs
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 log = logging.getLogger("gradprom.data")
 
@@ -104,7 +104,7 @@ def cache_dir(cfg: dict) -> Path:
 
     :param cfg: the data section of the resolved config.
     """
-    chosen = at(cfg, "cache_dir", "data")
+    chosen = setting(cfg, "cache_dir", "data")
     if chosen:
         return Path(chosen).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -132,7 +132,7 @@ def _named_sources(cfg: dict, base: Path) -> list[tuple[str, Path]]:
     """(field, file or folder) of every source a loader reads besides ``data.path`` itself."""
     out = [(f, resolve_path(base, str(cfg[f]), "")) for f in FILE_FIELDS if cfg.get(f)]
     out += [(f"folders.{s}", resolve_path(base, str(v), "")) for s, v in (cfg.get("folders") or {}).items() if v]
-    if at(cfg, "kind", "data") == "nifti" and cfg.get("volumes_csv"):
+    if setting(cfg, "kind", "data") == "nifti" and cfg.get("volumes_csv"):
         try:  # the volumes a CSV lists may lie anywhere
             pairs = find_pairs(cfg)[1]
         except (OSError, ValueError):
@@ -146,9 +146,9 @@ def fingerprint(cfg: dict) -> list[list]:
 
     :param cfg: the data section of the resolved config.
     """
-    if at(cfg, "kind", "data") == "synthetic":
+    if setting(cfg, "kind", "data") == "synthetic":
         return []
-    path = at(cfg, "path", "data")
+    path = setting(cfg, "path", "data")
     root = Path(str(path)).expanduser() if path else None
     out = [["", *f] for f in _files(root)] if root is not None and root.exists() else []
     inside = root.resolve() if root is not None and root.is_dir() else None
@@ -175,7 +175,7 @@ def cache_file(cfg: dict, key: str) -> Path:
     :param cfg: the data section (``cache_dir``, ``kind``).
     :param key: from :func:`data_key`.
     """
-    return cache_dir(cfg) / f"{at(cfg, 'kind', 'data')}-{key[:32]}.safetensors"
+    return cache_dir(cfg) / f"{setting(cfg, 'kind', 'data')}-{key[:32]}.safetensors"
 
 
 def save_bundle(bundle: DataBundle, path: Path, key: str) -> None:
@@ -308,7 +308,7 @@ def load_data(cfg: dict, seed: int) -> Loaded:
         STATS.memory_hits += 1
         return Loaded(_memory[1], key, "memory")
     _memory = None  # let the old data set go before this one is decoded
-    on_disk = at(cfg, "kind", "data") != "synthetic" and bool(at(cfg, "disk_cache", "data"))
+    on_disk = setting(cfg, "kind", "data") != "synthetic" and bool(setting(cfg, "disk_cache", "data"))
     path = cache_file(cfg, key) if on_disk else None
     problem = None
     if path is not None and path.is_file():

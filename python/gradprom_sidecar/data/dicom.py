@@ -27,7 +27,7 @@ import torch
 from gradprom_sidecar.data.base import DataError, Pool, center_crop_resize, parallel_map, read_mask, require_dir, to_channels
 from gradprom_sidecar.data.folder import find_mask, labels_csv, mask_pool_info, match_files, resolve_path
 from gradprom_sidecar.data.storage import stack_images
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 def first_number(ds: object, keyword: str) -> float | None:
@@ -169,15 +169,15 @@ def load_dicom(cfg: dict, size: int, channels: int) -> Pool:
     :param size: output side.
     :param channels: 1 or 3.
     """
-    root = require_dir(at(cfg, "path", "data"))
-    window = check_window(at(cfg, "window", "data"))
+    root = require_dir(setting(cfg, "path", "data"))
+    window = check_window(setting(cfg, "window", "data"))
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() == ".dcm" and p.is_file())
     if not files:
         raise DataError(f"{root}: no images found (no .dcm files at any depth)")
     labelled = labels_csv(cfg, root)
     if labelled is not None:
         files = match_files(labelled[1], files, root, labelled[0])
-    masks_dir = resolve_path(root, cfg["masks_dir"], "") if at(cfg, "masks_dir", "data") else None
+    masks_dir = resolve_path(root, cfg["masks_dir"], "") if setting(cfg, "masks_dir", "data") else None
     mask_paths = [find_mask(masks_dir, p) for p in files] if masks_dir else None
 
     def one(i: int) -> tuple[torch.Tensor, torch.Tensor | None]:

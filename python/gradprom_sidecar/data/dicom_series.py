@@ -25,7 +25,7 @@ import numpy as np
 from gradprom_sidecar.data.base import DataError, Pool, parallel_map, require_dir
 from gradprom_sidecar.data.dicom import GrayWindow, check_window, first_number, open_dicom
 from gradprom_sidecar.data.volume import Volume, subject_classes, volume_pool
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 @dataclass
@@ -127,8 +127,8 @@ def load_dicom_series(cfg: dict, size: int, channels: int) -> Pool:
     :param size: output side.
     :param channels: 1 or 3.
     """
-    root = require_dir(at(cfg, "path", "data"))
-    window = check_window(at(cfg, "window", "data"))
+    root = require_dir(setting(cfg, "path", "data"))
+    window = check_window(setting(cfg, "window", "data"))
     folders = series_folders(root)
     if not folders:
         raise DataError(f"{root}: no DICOM series (no .dcm files in it or in its subfolders)")

@@ -25,7 +25,7 @@ import torch
 
 from gradprom_sidecar.data.base import DataError, Pool, list_images, parallel_map, read_image, read_mask, require_dir
 from gradprom_sidecar.data.storage import stack_images
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -60,11 +60,11 @@ def labels_csv(cfg: dict, root: Path) -> tuple[Path, LabelTable] | None:
     :param cfg: the data section of the resolved config.
     :raises DataError: a named CSV that is missing or malformed.
     """
-    name = at(cfg, "labels_csv", "data")
+    name = setting(cfg, "labels_csv", "data")
     csv_path = resolve_path(root, name, "labels.csv")
     if not (name or csv_path.is_file()):
         return None
-    columns = (at(cfg, k, "data") for k in ("image_column", "label_column", "label_columns"))
+    columns = (setting(cfg, k, "data") for k in ("image_column", "label_column", "label_columns"))
     return csv_path, read_labels_csv(csv_path, *columns)
 
 
@@ -240,8 +240,8 @@ def load_folder(cfg: dict, size: int, channels: int) -> Pool:
     :param size: output side.
     :param channels: 1 or 3.
     """
-    root = require_dir(at(cfg, "path", "data"))
-    masks_dir = resolve_path(root, cfg["masks_dir"], "") if at(cfg, "masks_dir", "data") else None
+    root = require_dir(setting(cfg, "path", "data"))
+    masks_dir = resolve_path(root, cfg["masks_dir"], "") if setting(cfg, "masks_dir", "data") else None
     if masks_dir is not None and not masks_dir.is_dir():
         raise DataError(f"{masks_dir}: missing path (data.masks_dir does not exist)")
     files = list_images(root, exclude=[masks_dir] if masks_dir else [])

@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gradprom_sidecar.data.base import SPLITS, DataBundle, DataError, Split, list_images, parallel_map, require_dir
 from gradprom_sidecar.data.storage import stack_images
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 def class_folders(folder: Path) -> list[str]:
@@ -116,12 +116,12 @@ def _split(root: Path, folder: Path, samples: list[tuple[Path, int]], resize: in
 
 def _layout(cfg: dict, size: int) -> tuple[Path, dict[str, Path], list[str]]:
     """The root, the split folders named by ``data.folders`` and the classes they share; config checked."""
-    root = require_dir(at(cfg, "path", "data"))
-    folders = at(cfg, "folders", "data")
+    root = require_dir(setting(cfg, "path", "data"))
+    folders = setting(cfg, "folders", "data")
     if not isinstance(folders, dict) or set(folders) != set(SPLITS):
         raise ValueError(f"config.data.folders: expected {{train, val, test}} folder names or nulls, got {folders!r}")
-    resize = at(cfg, "resize", "data")
-    crop = bool(at(cfg, "augment.crop", "data"))
+    resize = setting(cfg, "resize", "data")
+    crop = bool(setting(cfg, "augment.crop", "data"))
     if resize is not None and int(resize) < size:
         raise ValueError(f"config.data.resize: expected at least data.size ({size}), got {resize}")
     if crop and resize is None:
@@ -144,11 +144,11 @@ def list_imagefolder(cfg: dict, split_name: str) -> tuple[list[Path], list[int],
     :param cfg: the data config.
     :param split_name: "val" or "test" (the other one when only it is named, as the loader shares them).
     """
-    _, named, classes = _layout(cfg, int(at(cfg, "size", "data")))
+    _, named, classes = _layout(cfg, int(setting(cfg, "size", "data")))
     folder = named.get(split_name) or named.get("test" if split_name == "val" else "val")
     if folder is None:
         raise ValueError(f"config.data.folders.{split_name}: not named")
-    samples = _samples(folder, classes, at(cfg, "max_per_class", "data"))
+    samples = _samples(folder, classes, setting(cfg, "max_per_class", "data"))
     return [p for p, _ in samples], [label for _, label in samples], classes
 
 
@@ -162,8 +162,8 @@ def load_imagefolder(cfg: dict, size: int, channels: int) -> DataBundle:
     :raises ValueError: bad config values (named by their dotted path).
     """
     root, named, classes = _layout(cfg, size)
-    resize, per_class = at(cfg, "resize", "data"), at(cfg, "max_per_class", "data")
-    crop = bool(at(cfg, "augment.crop", "data"))
+    resize, per_class = setting(cfg, "resize", "data"), setting(cfg, "max_per_class", "data")
+    crop = bool(setting(cfg, "augment.crop", "data"))
     splits: dict[str, Split] = {}
     for name, folder in named.items():
         side = int(resize) if name == "train" and crop else size

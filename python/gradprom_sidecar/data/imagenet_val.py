@@ -35,7 +35,7 @@ from gradprom_sidecar.data.base import DataBundle, DataError, Split, parallel_ma
 from gradprom_sidecar.data.folder import resolve_path
 from gradprom_sidecar.data.imagefolder import read_transformed
 from gradprom_sidecar.data.storage import stack_images
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 WNID = re.compile(r"^n\d{8}$")
 DEVKIT_NAME = "ILSVRC2012_val_{:08d}.JPEG"
@@ -137,8 +137,8 @@ def list_imagenet_val(cfg: dict) -> ValListing:
     :raises DataError: a missing or malformed file, an image without a line or a line without an image.
     :raises ValueError: a missing config field.
     """
-    root = require_dir(at(cfg, "path", "data"))
-    gt_name, syn_name = at(cfg, "ground_truth", "data"), at(cfg, "synsets", "data")
+    root = require_dir(setting(cfg, "path", "data"))
+    gt_name, syn_name = setting(cfg, "ground_truth", "data"), setting(cfg, "synsets", "data")
     if not gt_name:
         raise ValueError("config.data.ground_truth: required for data.kind imagenet-val (the devkit's .txt or LOC_val_solution.csv)")
     gt = resolve_path(root, str(gt_name), "")
@@ -159,7 +159,7 @@ def list_imagenet_val(cfg: dict) -> ValListing:
     classes = sorted(synsets) if synsets is not None else sorted({w for w, _ in truth.values()})
     index = {w: i for i, w in enumerate(classes)}
     order = sorted(truth, key=lambda n: (truth[n][0], n))
-    per_class = at(cfg, "max_per_class", "data")
+    per_class = setting(cfg, "max_per_class", "data")
     files: list[Path] = []
     labels: list[int] = []
     kept: dict[int, int] = {}
@@ -183,9 +183,9 @@ def load_imagenet_val(cfg: dict, size: int, channels: int) -> DataBundle:
     :param channels: 1 or 3.
     """
     listing = list_imagenet_val(cfg)
-    resize = at(cfg, "resize", "data")
+    resize = setting(cfg, "resize", "data")
     images = parallel_map(lambda f: read_transformed(f, resize, size, channels), listing.files)
     split = Split(stack_images(images), torch.tensor(listing.labels, dtype=torch.long), None, [f.name for f in listing.files])
     empty = Split(torch.zeros(0, channels, size, size, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), None, [])
-    source = {"kind": "imagenet-val", "path": str(listing.root), "ground_truth": str(at(cfg, "ground_truth", "data"))}
+    source = {"kind": "imagenet-val", "path": str(listing.root), "ground_truth": str(setting(cfg, "ground_truth", "data"))}
     return DataBundle(empty, split, split, len(listing.classes), channels, size, listing.classes, True, source)

@@ -21,7 +21,7 @@ import torch
 
 from gradprom_sidecar.data.base import DataError, Pool, require_dir
 from gradprom_sidecar.data.folder import load_pairs, read_labels_csv
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 ISIC_CLASSES = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
 _SEG_SUFFIX = "_segmentation"
@@ -62,8 +62,8 @@ def load_isic2018(cfg: dict, size: int, channels: int) -> Pool:
     :param size: output side.
     :param channels: 1 or 3.
     """
-    root = require_dir(at(cfg, "path", "data"))
-    task = at(cfg, "isic_task", "data")
+    root = require_dir(setting(cfg, "path", "data"))
+    task = setting(cfg, "isic_task", "data")
     if task == "classify":
         return _classify(root, size, channels)
     if task == "segment":

@@ -36,7 +36,7 @@ from gradprom_sidecar.data.volume import (
     subject_classes,
     volume_pool,
 )
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 SUFFIXES = (".nii.gz", ".nii")
 
@@ -125,8 +125,8 @@ def find_pairs(cfg: dict) -> tuple[Path, list[tuple[Path, Path | None]]]:
     :param cfg: the data section.
     :raises DataError: no volumes, a missing folder or file, an image without its label volume.
     """
-    root = Path(at(cfg, "path", "data") or ".").expanduser()
-    image, labels, listing = at(cfg, "image", "data"), at(cfg, "label_volume", "data"), at(cfg, "volumes_csv", "data")
+    root = Path(setting(cfg, "path", "data") or ".").expanduser()
+    image, labels, listing = setting(cfg, "image", "data"), setting(cfg, "label_volume", "data"), setting(cfg, "volumes_csv", "data")
     if image:
         return root, [(resolve_path(root, image, ""), resolve_path(root, labels, "") if labels else None)]
     if labels:
@@ -186,8 +186,8 @@ def load_nifti(cfg: dict, size: int, channels: int) -> Pool:
     """
     root, pairs = find_pairs(cfg)
     percentiles = check_percentiles(cfg)
-    table_file = at(cfg, "label_map", "data")
-    table = read_label_map(resolve_path(root, table_file, ""), str(at(cfg, "unmapped", "data"))) if table_file else None
+    table_file = setting(cfg, "label_map", "data")
+    table = read_label_map(resolve_path(root, table_file, ""), str(setting(cfg, "unmapped", "data"))) if table_file else None
     if table is not None and not any(lab for _, lab in pairs):
         raise ValueError("data.label_map: set, but there are no label volumes to remap")
     names = [subject_name(p) for p, _ in pairs]

@@ -9,12 +9,12 @@ import torch
 
 from gradprom_sidecar.data.base import SPLITS
 from gradprom_sidecar.data.synthetic import derive_seed
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 def split_fractions(cfg: dict) -> dict[str, float]:
     """The ``data.split`` fractions {train, val, test}, checked: each >= 0, summing to 1."""
-    frac = at(cfg, "split", "data")
+    frac = setting(cfg, "split", "data")
     if not isinstance(frac, dict) or set(frac) != set(SPLITS) or any(not isinstance(v, (int, float)) or v < 0 for v in frac.values()):
         raise ValueError(f"data.split: expected {{train, val, test}} fractions >= 0, got {frac!r}")
     if abs(sum(frac.values()) - 1.0) > 1e-6:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from gradprom_sidecar.data.base import SPLITS, DataError, Pool, center_crop_resize, to_channels
 from gradprom_sidecar.data.split import split_fractions, split_indices
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 @dataclass
@@ -129,7 +129,7 @@ def percentile_scale(volume: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def check_axis(cfg: dict) -> int:
     """``data.axis`` checked (0, 1 or 2)."""
-    axis = at(cfg, "axis", "data")
+    axis = setting(cfg, "axis", "data")
     if axis not in (0, 1, 2):
         raise ValueError(f"data.axis: expected 0, 1 or 2, got {axis!r}")
     return int(axis)
@@ -200,15 +200,15 @@ def volume_pool(
     :param class_names: the per-subject classes' names when every volume has a class, else None.
     :param source: what the bundle reports as its source.
     """
-    axis, drop_empty, fractions = check_axis(cfg), bool(at(cfg, "drop_empty", "data")), split_fractions(cfg)
-    gap = int(at(cfg, "slab_gap", "data"))
+    axis, drop_empty, fractions = check_axis(cfg), bool(setting(cfg, "drop_empty", "data")), split_fractions(cfg)
+    gap = int(setting(cfg, "slab_gap", "data"))
     if gap < 0:
         raise ValueError(f"data.slab_gap: expected >= 0, got {gap}")
     with_labels = all(v.labels is not None for v in volumes)
     if len(volumes) == 1:
         subject_of = None
     else:
-        subject_of = _subject_split(volumes, fractions, int(at(cfg, "seed", "data")))
+        subject_of = _subject_split(volumes, fractions, int(setting(cfg, "seed", "data")))
     images: list[torch.Tensor] = []
     masks: list[torch.Tensor] = []
     names: list[str] = []
@@ -289,7 +289,7 @@ def strip_volume_suffix(name: str) -> str:
 
 def check_percentiles(cfg: dict) -> tuple[float, float]:
     """``data.percentiles`` checked: ``{low, high}`` with 0 <= low < high <= 100."""
-    p = at(cfg, "percentiles", "data")
+    p = setting(cfg, "percentiles", "data")
     if not (isinstance(p, dict) and {"low", "high"} <= p.keys()) or not (0 <= float(p["low"]) < float(p["high"]) <= 100):
         raise ValueError(f"data.percentiles: expected {{low, high}} with 0 <= low < high <= 100, got {p!r}")
     return float(p["low"]), float(p["high"])

@@ -32,7 +32,7 @@ from gradprom_sidecar.evaluation.evaluate import EVAL_SEED_OFFSET
 from gradprom_sidecar.evaluation.streaming import Progress, open_source
 from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, load_ip_weights, load_vr_weights, resolve_ip_shape
 from gradprom_sidecar.models.checkpoint import CheckpointError
-from gradprom_sidecar.training.config import at, choice
+from gradprom_sidecar.training.config import setting, setting_in
 
 log = logging.getLogger("gradprom.transfer")
 
@@ -109,23 +109,23 @@ def transfer_table(
     :param check: called before each batch (raises when the request was cancelled).
     :returns: ``{split, n, num_classes, topk, ssim_convention, psnr_convention, recognizers, rows}``.
     """
-    if choice(config, "vr.task", ("classify", "segment")) != "classify" or any(v.arch in SEGMENTERS for v in vrs):
+    if setting_in(config, "vr.task", ("classify", "segment")) != "classify" or any(v.arch in SEGMENTERS for v in vrs):
         raise ValueError("config.vr.task: the transfer table scores classifiers (top-1/top-5); segmenters have no columns here")
-    data_seed = int(at(config, "data.seed"))
-    degradation = build_degradation(at(config, "degradation"))
-    bs = int(at(config, "eval.batch_size"))
-    source = open_source(at(config, "data"), data_seed, split_name)
-    limit = at(config, "eval.limit") if limit is None else limit
+    data_seed = int(setting(config, "data.seed"))
+    degradation = build_degradation(setting(config, "degradation"))
+    bs = int(setting(config, "eval.batch_size"))
+    source = open_source(setting(config, "data"), data_seed, split_name)
+    limit = setting(config, "eval.limit") if limit is None else limit
     n = source.n if limit is None else min(int(limit), source.n)
-    ssim_conv, psnr_conv = at(config, "eval.ssim"), at(config, "eval.psnr")
+    ssim_conv, psnr_conv = setting(config, "eval.ssim"), setting(config, "eval.psnr")
     topk = (1, 5) if source.num_classes >= TOP5_MIN_CLASSES else (1,)
-    ip_cfg = {**at(config, "ip"), "in_channels": source.channels}
+    ip_cfg = {**setting(config, "ip"), "in_channels": source.channels}
     ip_nets = {s.label: _build(s, "IP", lambda s=s: _ip(ip_cfg, s, degradation.scale), load_ip_weights)[0].to(device).eval() for s in ips}
     vr_nets: dict[str, nn.Module] = {}
     left_at_init: dict[str, list[str]] = {}
     for s in vrs:
         net, skipped = _build(
-            s, "VR", lambda s=s: build_vr({**at(config, "vr"), "arch": s.arch}, source.channels, source.num_classes), load_vr_weights
+            s, "VR", lambda s=s: build_vr({**setting(config, "vr"), "arch": s.arch}, source.channels, source.num_classes), load_vr_weights
         )
         vr_nets[s.label], left_at_init[s.label] = net.to(device).eval(), list(skipped)
     rows = [CLEAN, DEGRADED, *ip_nets]

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from gradprom_sidecar.data.base import to_channels, to_float_array
 from gradprom_sidecar.data.dicom import GrayWindow
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 if TYPE_CHECKING:
     from gradprom_sidecar.training.session import Session
@@ -34,7 +34,7 @@ def enhance_images(s: Session, images: Tensor) -> Tensor:
     c = s.bundle.channels
     if images.dim() != 4 or images.shape[1] != c:
         raise ValueError(f"tensors[0].shape: expected N×{c}×H×W images, got {list(images.shape)}")
-    bs = int(at(s.config, "eval.batch_size"))
+    bs = int(setting(s.config, "eval.batch_size"))
     s.ip.eval()
     try:
         outs = [s.ip(images[i : i + bs].float().to(s.device)).clamp_(0.0, 1.0).cpu() for i in range(0, images.shape[0], bs)]
@@ -130,10 +130,10 @@ def _enhance_nifti(s: Session, src: Path, dest: Path) -> None:
     data = np.asarray(img.dataobj, dtype=np.float64)  # scl_slope/scl_inter applied
     to_canon = io_orientation(img.affine)
     canon = apply_orientation(data, to_canon)
-    low, high = check_percentiles(at(s.config, "data"))
+    low, high = check_percentiles(setting(s.config, "data"))
     lo, hi = np.percentile(canon, [low, high])
     unit = np.clip((canon - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(canon)
-    out = enhance_volume(s, unit, check_axis(at(s.config, "data")))
+    out = enhance_volume(s, unit, check_axis(setting(s.config, "data")))
     values = apply_orientation(lo + out * (hi - lo), ornt_transform(axcodes2ornt(("R", "A", "S")), to_canon))
     dtype = img.get_data_dtype()
     slope, inter = img.header.get_slope_inter()
@@ -157,9 +157,9 @@ def _enhance_series(s: Session, folder: Path, dest: Path) -> list[str]:
     from gradprom_sidecar.data.dicom_series import read_series
     from gradprom_sidecar.data.volume import check_axis
 
-    series = read_series(folder, at(s.config, "data.window"))  # a DataError names the folder or file
+    series = read_series(folder, setting(s.config, "data.window"))  # a DataError names the folder or file
     unit = series.unit().transpose(2, 1, 0)  # [column, row, slice], as the loader slices it
-    out = enhance_volume(s, unit, check_axis(at(s.config, "data"))).transpose(2, 1, 0)
+    out = enhance_volume(s, unit, check_axis(setting(s.config, "data"))).transpose(2, 1, 0)
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for k, (ds, src, gw) in enumerate(zip(series.datasets, series.files, series.windows)):
@@ -204,7 +204,7 @@ def enhance_files(s: Session, inputs: list[str], out_dir: str, check: Callable[[
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     channels = s.bundle.channels
-    window = at(s.config, "data.window")
+    window = setting(s.config, "data.window")
     written: list[str] = []
     taken: set[str] = set()
     for raw in inputs:

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from gradprom_sidecar.evaluation import metrics as M
 from gradprom_sidecar.evaluation.per_image import per_image_results
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.device import device_name, peak_memory_mb
 
 if TYPE_CHECKING:
@@ -61,14 +61,14 @@ def evaluate(
     s.sync_for_eval()
     split = s.bundle.split(split_name)
     if limit is None:
-        limit = at(s.config, "eval.limit")
+        limit = setting(s.config, "eval.limit")
     n = len(split) if limit is None else min(int(limit), len(split))
-    bs = int(at(s.config, "eval.batch_size"))
+    bs = int(setting(s.config, "eval.batch_size"))
     seg = s.task == "segment"
     vrs = {"cotrained": s.vr, **({"fixed": s.fixed_vr} if s.fixed_vr is not None else {})}
     wanted = [w for w in pairs if w[0] in vrs]
     with_ip = any(what != "clean" for _, what in pairs)
-    ssim_convention, psnr_convention = at(s.config, "eval.ssim"), at(s.config, "eval.psnr")
+    ssim_convention, psnr_convention = setting(s.config, "eval.ssim"), setting(s.config, "eval.psnr")
     quality: dict[str, list[Tensor]] = {k: [] for k in ("mse", "ssim", "mse_degraded", "ssim_degraded")} if with_ip else {}
     scores: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}  # preds or per-image dice
     ious: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}

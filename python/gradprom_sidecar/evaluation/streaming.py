@@ -24,7 +24,7 @@ from torch import Tensor
 
 from gradprom_sidecar.data.imagefolder import list_imagefolder, read_transformed
 from gradprom_sidecar.data.storage import stack_images
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.device import peak_memory_mb
 
 log = logging.getLogger("gradprom.eval")
@@ -60,7 +60,7 @@ def streams(data_cfg: dict) -> bool:
 
     :param data_cfg: the config's data section.
     """
-    return at(data_cfg, "kind", "data") in STREAMED_KINDS
+    return setting(data_cfg, "kind", "data") in STREAMED_KINDS
 
 
 def list_split(data_cfg: dict, split_name: str) -> Listing:
@@ -69,8 +69,8 @@ def list_split(data_cfg: dict, split_name: str) -> Listing:
     :param data_cfg: the config's data section (a kind in :data:`STREAMED_KINDS`).
     :param split_name: "val" or "test".
     """
-    kind = at(data_cfg, "kind", "data")
-    size, channels = int(at(data_cfg, "size", "data")), int(at(data_cfg, "channels", "data"))
+    kind = setting(data_cfg, "kind", "data")
+    size, channels = int(setting(data_cfg, "size", "data")), int(setting(data_cfg, "channels", "data"))
     if kind == "imagenet-val":
         from gradprom_sidecar.data.imagenet_val import list_imagenet_val
 
@@ -80,7 +80,7 @@ def list_split(data_cfg: dict, split_name: str) -> Listing:
         files, labels, classes = list_imagefolder(data_cfg, split_name)
     else:
         raise ValueError(f"config.data.kind: {kind!r} is not read from files one by one (streamed kinds: {', '.join(STREAMED_KINDS)})")
-    resize = at(data_cfg, "resize", "data")
+    resize = setting(data_cfg, "resize", "data")
     return Listing(files, torch.tensor(labels, dtype=torch.long), classes, channels, size, None if resize is None else int(resize))
 
 

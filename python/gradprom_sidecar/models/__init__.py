@@ -44,7 +44,7 @@ from gradprom_sidecar.models import densenet, dncnn, estr_srresnet, resnet, smal
 from gradprom_sidecar.models.checkpoint import load_weights
 from gradprom_sidecar.models.imagenet import TorchvisionClassifier, load_torchvision
 from gradprom_sidecar.models.shape import FALLBACK, resolve_ip_shape
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 IPBuilder = Callable[[dict], nn.Module]
 VRBuilder = Callable[[dict, int, int], nn.Module]
@@ -150,7 +150,7 @@ def load_plugin_class(arch: str, plugin_path: str | Path | None = None) -> type[
 
 
 def _kwargs(cfg: dict, where: str) -> dict:
-    kwargs = at(cfg, "kwargs", where)
+    kwargs = setting(cfg, "kwargs", where)
     if not isinstance(kwargs, dict):
         raise ValueError(f"config.{where}.kwargs: expected a mapping, got {type(kwargs).__name__}")
     return kwargs
@@ -158,7 +158,7 @@ def _kwargs(cfg: dict, where: str) -> dict:
 
 def _build_plugin(arch: str, cfg: dict, where: str, **required: int) -> nn.Module:
     kwargs = _kwargs(cfg, where)
-    cls = load_plugin_class(arch, at(cfg, "plugin_path", where))
+    cls = load_plugin_class(arch, setting(cfg, "plugin_path", where))
     try:
         module = cls(**required, **kwargs)
     except Exception as e:
@@ -186,7 +186,7 @@ def build_ip(cfg: dict) -> nn.Module:
     arch = _arch(cfg, "IP")
     cfg = {**cfg, **{k: v for k, v in FALLBACK.items() if k in cfg and cfg[k] is None}}  # null (not missing) shape fields
     if ":" in arch:
-        return _build_plugin(arch, cfg, "ip", in_channels=int(at(cfg, "in_channels", "ip")), scale=int(at(cfg, "scale", "ip")))
+        return _build_plugin(arch, cfg, "ip", in_channels=int(setting(cfg, "in_channels", "ip")), scale=int(setting(cfg, "scale", "ip")))
     if arch not in IP_REGISTRY:
         raise ValueError(f"unknown IP arch {arch!r}; known: {', '.join(sorted(IP_REGISTRY))} or 'module:Class'")
     return IP_REGISTRY[arch]({**cfg, **_kwargs(cfg, "ip")})
@@ -208,7 +208,7 @@ def build_vr(cfg: dict, in_channels: int, num_classes: int) -> nn.Module:
         return _build_plugin(arch, cfg, "vr", in_channels=in_channels, num_classes=num_classes)
     if arch not in VR_REGISTRY:
         raise ValueError(f"unknown VR arch {arch!r}; known: {', '.join(sorted(VR_REGISTRY))} or 'module:Class'")
-    task = at(cfg, "task", "vr")
+    task = setting(cfg, "task", "vr")
     if task == "segment" and arch not in SEGMENTERS:
         raise ValueError(f"VR arch {arch!r} is a classifier; task 'segment' needs one of {sorted(SEGMENTERS)}")
     if task == "classify" and arch in SEGMENTERS:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 @dataclass
@@ -67,14 +67,14 @@ def build(cfg: dict) -> DnCNN:
 
     :param cfg: keys ``in_channels``, ``scale`` (must be 1), ``depth``, ``channels``, ``batch_norm``, all required.
     """
-    scale = int(at(cfg, "scale", "ip"))
+    scale = int(setting(cfg, "scale", "ip"))
     if scale != 1:
         raise ValueError(f"dncnn only denoises (scale 1), got scale {scale}; use srresnet or unet for super-resolution")
     return DnCNN(
         DnCNNConfig(
-            in_channels=int(at(cfg, "in_channels", "ip")),
-            depth=int(at(cfg, "depth", "ip")),
-            channels=int(at(cfg, "channels", "ip")),
-            batch_norm=bool(at(cfg, "batch_norm", "ip")),
+            in_channels=int(setting(cfg, "in_channels", "ip")),
+            depth=int(setting(cfg, "depth", "ip")),
+            channels=int(setting(cfg, "channels", "ip")),
+            batch_norm=bool(setting(cfg, "batch_norm", "ip")),
         )
     )

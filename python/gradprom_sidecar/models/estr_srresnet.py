@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 WIDTH = 64  # ESTR's feature width
 RESIDUAL_BLOCKS = 5  # block2 .. block6
@@ -116,8 +116,8 @@ def build(cfg: dict) -> ESTRSRResNet:
     """
     return ESTRSRResNet(
         ESTRConfig(
-            in_channels=int(at(cfg, "in_channels", "ip")),
-            scale=int(at(cfg, "scale", "ip")),
-            residual=bool(at(cfg, "residual", "ip")),
+            in_channels=int(setting(cfg, "in_channels", "ip")),
+            scale=int(setting(cfg, "scale", "ip")),
+            residual=bool(setting(cfg, "residual", "ip")),
         )
     )

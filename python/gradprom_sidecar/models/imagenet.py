@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -91,12 +91,12 @@ def imagenet_config(cfg: dict, in_channels: int, num_classes: int) -> ImageNetCo
     :param in_channels: channels of the images it will read.
     :param num_classes: number of classes.
     """
-    channels = at(cfg, "weights_channels", "vr")
+    channels = setting(cfg, "weights_channels", "vr")
     return ImageNetConfig(
         in_channels=in_channels,
         num_classes=num_classes,
         weights_channels=TORCHVISION_CHANNELS if channels is None else int(channels),
-        normalize=str(at(cfg, "normalize", "vr")),
+        normalize=str(setting(cfg, "normalize", "vr")),
     )
 
 

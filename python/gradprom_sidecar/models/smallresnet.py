@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from gradprom_sidecar.models.imagenet import InputAdapter
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -105,4 +105,4 @@ def build(cfg: dict, in_channels: int, num_classes: int) -> SmallResNet:
     :param num_classes: number of classes.
     """
     widths = tuple(int(w) for w in cfg.get("widths", SmallResNetConfig.widths))
-    return SmallResNet(SmallResNetConfig(in_channels, num_classes, widths, str(at(cfg, "normalize", "vr"))))
+    return SmallResNet(SmallResNetConfig(in_channels, num_classes, widths, str(setting(cfg, "normalize", "vr"))))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 class ResidualBlock(nn.Module):
@@ -111,10 +111,10 @@ def build(cfg: dict) -> SRResNet:
     """
     return SRResNet(
         SRResNetConfig(
-            in_channels=int(at(cfg, "in_channels", "ip")),
-            channels=int(at(cfg, "channels", "ip")),
-            blocks=int(at(cfg, "blocks", "ip")),
-            batch_norm=bool(at(cfg, "batch_norm", "ip")),
-            scale=int(at(cfg, "scale", "ip")),
+            in_channels=int(setting(cfg, "in_channels", "ip")),
+            channels=int(setting(cfg, "channels", "ip")),
+            blocks=int(setting(cfg, "blocks", "ip")),
+            batch_norm=bool(setting(cfg, "batch_norm", "ip")),
+            scale=int(setting(cfg, "scale", "ip")),
         )
     )

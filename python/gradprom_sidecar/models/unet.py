@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
@@ -137,9 +137,9 @@ def build_ip(cfg: dict) -> UNetEnhancer:
 
     :param cfg: the IP section of the config.
     """
-    c = int(at(cfg, "in_channels", "ip"))
-    ucfg = UNetConfig(c, c, int(at(cfg, "channels", "ip")), int(at(cfg, "levels", "ip")))
-    return UNetEnhancer(ucfg, int(at(cfg, "scale", "ip")))
+    c = int(setting(cfg, "in_channels", "ip"))
+    ucfg = UNetConfig(c, c, int(setting(cfg, "channels", "ip")), int(setting(cfg, "levels", "ip")))
+    return UNetEnhancer(ucfg, int(setting(cfg, "scale", "ip")))
 
 
 def build_vr(cfg: dict, in_channels: int, num_classes: int) -> UNetSegmenter:

@@ -35,7 +35,7 @@ import torch
 from gradprom_sidecar.tools import policies
 from gradprom_sidecar.tools.reference import reference_step
 from gradprom_sidecar.training import grads as G
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.optim import make_optimizer
 from gradprom_sidecar.training.session import Session
 
@@ -92,16 +92,16 @@ class LeanLoop:
     """
 
     def __init__(self, s: Session) -> None:
-        (deg,) = at(s.config, "degradation")
+        (deg,) = setting(s.config, "degradation")
         if deg["kind"] != "gaussian" or s.task != "classify" or s.mode != "supervised":
             raise ValueError("bench.lean: needs one Gaussian degradation and supervised classification")
         self.sigma, self.batch, self.device = float(deg["sigma"]), s.batch_size, s.device
-        self.lam = float(at(s.config, "policy.lambda"))
+        self.lam = float(setting(s.config, "policy.lambda"))
         self.ip, self.vr = copy.deepcopy(s.ip), copy.deepcopy(s.vr)
         self.theta = [p for p in self.ip.parameters() if p.requires_grad]
         self.phi = [p for p in self.vr.parameters() if p.requires_grad]
-        self.opt_ip = make_optimizer(self.theta, at(s.config, "train.ip_optim"), "train.ip_optim")
-        self.opt_vr = make_optimizer(self.phi, at(s.config, "train.vr_optim"), "train.vr_optim")
+        self.opt_ip = make_optimizer(self.theta, setting(s.config, "train.ip_optim"), "train.ip_optim")
+        self.opt_vr = make_optimizer(self.phi, setting(s.config, "train.vr_optim"), "train.vr_optim")
         images = s.bundle.train.images
         self.images = (images if images.is_floating_point() else images.float() / 255.0).to(s.device)
         self.labels = s.bundle.train.labels.to(s.device)
@@ -215,7 +215,7 @@ def _handle(req: dict[str, Any], sessions: dict[str, Session]) -> dict[str, Any]
         return {"params": s.layout.numel, "ms": (time.perf_counter() - t0) * 1000.0}
     if cmd == "step":
         s = sessions[req["name"]]
-        policy_cfg = at(s.config, "policy")
+        policy_cfg = setting(s.config, "policy")
         ms = reference_step(s, policy_cfg)[2] if req["kind"] == "ref" else gradcosine_step(s, policy_cfg)
         return {"ms": ms, "step": s.step}
     if cmd == "drop":

@@ -15,7 +15,7 @@ from torch import Tensor
 from gradprom_sidecar.ops.session import session_of
 from gradprom_sidecar.tools.bench import LeanLoop
 from gradprom_sidecar.tools.reference import reference_step
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.wire.registry import HANDLERS, Context, Result, require
 from gradprom_sidecar.wire.registry import register as register_op
@@ -26,7 +26,7 @@ _lean: tuple[Session, LeanLoop] | None = None  # the floor of the current sessio
 def train_step(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """grads → the config's built-in policy (``policies.weights``) → apply, or skip when not finite."""
     s = session_of(ctx)
-    g, tel, ms = reference_step(s, at(s.config, "policy"))
+    g, tel, ms = reference_step(s, setting(s.config, "policy"))
     return {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, **tel, "ms": ms}, []
 
 

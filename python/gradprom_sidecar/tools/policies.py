@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.grads import cosine
 
 COS_EPS = 1e-12
@@ -124,7 +124,7 @@ def _rule(name: str, tau: float, rate: float | None, context: dict | None) -> Ru
 
 def open_rate(policy_cfg: dict) -> float | None:
     """p of random-gate and joint-scaled (a number in [0, 1], required there); None for the others."""
-    name = at(policy_cfg, "name", "policy")
+    name = setting(policy_cfg, "name", "policy")
     if name not in OPEN_RATE_NAMES:
         return None
     p = policy_cfg.get("open_rate")
@@ -143,14 +143,14 @@ def weights(policy_cfg: dict, gram: dict, context: dict | None = None) -> tuple[
     :returns: (w_ip, w_vr, telemetry) with telemetry keys cos, gate (None for layer granularity),
         gate_rate, ip_norm, vr_norm, lambda_eff.
     """
-    name = at(policy_cfg, "name", "policy")
-    lam = float(at(policy_cfg, "lambda", "policy"))
-    mode = at(policy_cfg, "lambda_mode", "policy")
-    granularity = at(policy_cfg, "granularity", "policy")
+    name = setting(policy_cfg, "name", "policy")
+    lam = float(setting(policy_cfg, "lambda", "policy"))
+    mode = setting(policy_cfg, "lambda_mode", "policy")
+    granularity = setting(policy_cfg, "granularity", "policy")
     rate = open_rate(policy_cfg)
     if name == "joint-scaled":
         lam = rate * lam  # type: ignore[operator]
-    rule = _rule(name, float(at(policy_cfg, "threshold", "policy")), rate, context)
+    rule = _rule(name, float(setting(policy_cfg, "threshold", "policy")), rate, context)
     aa_b, bb_b, ab_b = gram["ip_ip"], gram["vr_vr"], gram["ip_vr"]
     n = len(aa_b)
     aa = bb = ab = 0.0

@@ -35,7 +35,7 @@ import torch
 
 from gradprom_sidecar.evaluation.evaluate import evaluate
 from gradprom_sidecar.tools import policies
-from gradprom_sidecar.training.config import at, read_config_file, resolve
+from gradprom_sidecar.training.config import read_config_file, resolve, setting
 from gradprom_sidecar.training.descent import ip_descent
 from gradprom_sidecar.training.device import resolve_device
 from gradprom_sidecar.training.grads import StepGrads
@@ -59,7 +59,7 @@ def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict,
     session.after_grads()
     session.phase("policy")
     if g.finite:
-        context = {"seed": int(at(session.config, "seed")), "step": session.step}  # what the TypeScript trainer passes
+        context = {"seed": int(setting(session.config, "seed")), "step": session.step}  # what the TypeScript trainer passes
         w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram, context)
         session.apply(w_ip, w_vr)
         tel = {**tel, "ip_descent": ip_descent(g.gram, w_ip, w_vr), "ip_descent_actual": session.ip_descent_actual()}
@@ -80,11 +80,11 @@ def run_reference(
     :param on_line: called with each log line as it is made.
     :returns: ``{steps, skipped, pretrain, evals, log, gate_rate, median_step_ms, ip_state, session}``.
     """
-    dev = device if device is not None else resolve_device(str(at(config, "device")))
-    total = int(at(config, "train.steps")) if steps is None else int(steps)
-    eval_every = int(at(config, "train.eval_every"))
-    max_skips = int(at(config, "train.max_skips"))
-    policy_cfg = at(config, "policy")
+    dev = device if device is not None else resolve_device(str(setting(config, "device")))
+    total = int(setting(config, "train.steps")) if steps is None else int(steps)
+    eval_every = int(setting(config, "train.eval_every"))
+    max_skips = int(setting(config, "train.max_skips"))
+    policy_cfg = setting(config, "policy")
     log: list[dict] = []
 
     def emit(line: dict) -> None:
@@ -93,7 +93,7 @@ def run_reference(
             on_line(line)
 
     session = Session(config, dev)
-    pre = session.pretrain(int(at(config, "vr.pretrain_steps")))
+    pre = session.pretrain(int(setting(config, "vr.pretrain_steps")))
     emit({"kind": "pretrain", **pre})
     evals: list[dict] = []
     times: list[float] = []
@@ -138,7 +138,7 @@ def describe(config: dict, device: torch.device | None = None) -> dict:
     :param config: the resolved experiment config.
     :param device: default: ``config.device`` resolved as the sidecar does.
     """
-    dev = device if device is not None else resolve_device(str(at(config, "device")))
+    dev = device if device is not None else resolve_device(str(setting(config, "device")))
     s = Session(config, dev)
     info = s.describe()
     return {

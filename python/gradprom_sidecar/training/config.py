@@ -7,7 +7,7 @@ key, anything else, arrays included, replaces; each degradation entry gets its k
 TypeScript always sends a resolved config; :func:`resolve` is for Python entry points that read
 a user's file (``python -m gradprom_sidecar.tools.reference``).
 
-Reading: :func:`at` takes a value at a dotted path and names ``config.<path>`` when it is missing,
+Reading: :func:`setting` takes a value at a dotted path and names ``config.<path>`` when it is missing,
 so a config that skipped resolution fails loudly instead of falling back to a second set of
 defaults.
 """
@@ -69,7 +69,7 @@ def resolve(partial: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def at(cfg: dict[str, Any], path: str, where: str = "") -> Any:
+def setting(cfg: dict[str, Any], path: str, where: str = "") -> Any:
     """The value at a dotted ``path``; a missing key is a ValueError naming ``config.<where>.<path>``.
 
     :param cfg: the resolved config, or one of its sections.
@@ -85,13 +85,13 @@ def at(cfg: dict[str, Any], path: str, where: str = "") -> Any:
     return node
 
 
-def choice(cfg: dict[str, Any], path: str, allowed: tuple[str, ...], where: str = "") -> str:
-    """:func:`at`, checked against ``allowed``; the error names the path and the choices.
+def setting_in(cfg: dict[str, Any], path: str, allowed: tuple[str, ...], where: str = "") -> str:
+    """:func:`setting`, checked against ``allowed``; the error names the path and the choices.
 
     :param cfg: the resolved config, or one of its sections.
     :param where: the dotted path of ``cfg`` when it is a section.
     """
-    value = at(cfg, path, where)
+    value = setting(cfg, path, where)
     if value not in allowed:
         full = f"{where}.{path}" if where else path
         raise ValueError(f"config.{full}: expected one of {', '.join(allowed)}, got {value!r}")

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from gradprom_sidecar.training.config import at, choice
+from gradprom_sidecar.training.config import setting, setting_in
 
 
 def lr_factor(o: dict, step: int, total: int, where: str = "train.ip_optim") -> float:
@@ -23,15 +23,15 @@ def lr_factor(o: dict, step: int, total: int, where: str = "train.ip_optim") -> 
     :param total: ``train.steps`` (the cosine's length, warm-up included).
     :param where: the section's dotted path, for errors.
     """
-    warm = int(at(o, "warmup_steps", where))
+    warm = int(setting(o, "warmup_steps", where))
     f = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
     t = max(0, step - warm)
-    kind = choice(o, "schedule", ("constant", "cosine", "step"), where)
+    kind = setting_in(o, "schedule", ("constant", "cosine", "step"), where)
     if kind == "cosine":
         span = max(1, total - warm)
         f *= 0.5 * (1.0 + math.cos(math.pi * min(t, span) / span))
     elif kind == "step":
-        f *= float(at(o, "gamma", where)) ** (t // max(1, int(at(o, "step_size", where))))
+        f *= float(setting(o, "gamma", where)) ** (t // max(1, int(setting(o, "step_size", where))))
     return f
 
 
@@ -42,8 +42,8 @@ def make_optimizer(params: list[nn.Parameter], o: dict, where: str) -> torch.opt
     :param o: the section (name, lr, momentum, weight_decay, ...).
     :param where: its dotted path, e.g. ``train.ip_optim``.
     """
-    name = choice(o, "name", ("adam", "sgd"), where)
-    lr, mom, wd = float(at(o, "lr", where)), float(at(o, "momentum", where)), float(at(o, "weight_decay", where))
+    name = setting_in(o, "name", ("adam", "sgd"), where)
+    lr, mom, wd = float(setting(o, "lr", where)), float(setting(o, "momentum", where)), float(setting(o, "weight_decay", where))
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=(mom, 0.999), weight_decay=wd)
     return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)
@@ -56,7 +56,7 @@ def set_lr(optim: torch.optim.Optimizer, o: dict, step: int, total: int, where: 
     :param total: ``train.steps``.
     :param where: the section's dotted path, for errors.
     """
-    lr = float(at(o, "lr", where)) * lr_factor(o, step, total, where)
+    lr = float(setting(o, "lr", where)) * lr_factor(o, step, total, where)
     for group in optim.param_groups:
         group["lr"] = lr
     return lr

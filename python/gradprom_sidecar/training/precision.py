@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from gradprom_sidecar.training.config import at, choice
+from gradprom_sidecar.training.config import setting, setting_in
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -102,11 +102,11 @@ class Precision:
     """
 
     def __init__(self, config: dict, device: torch.device) -> None:
-        self.name = choice(config, "train.precision", tuple(PRECISIONS))
+        self.name = setting_in(config, "train.precision", tuple(PRECISIONS))
         self.dtype = PRECISIONS[self.name]
         self.device_type = device.type
         self.scaler = LossScaler() if self.name == "fp16" else None
-        mode = choice(config, "train.channels_last", ("auto", "on", "off"))
+        mode = setting_in(config, "train.channels_last", ("auto", "on", "off"))
         self.channels_last = mode == "on" or (mode == "auto" and device.type == "cuda")
 
     @contextlib.contextmanager
@@ -172,7 +172,7 @@ def set_backend_modes(config: dict, device: torch.device) -> None:
     # NNPACK is an optional CPU convolution path picked per shape; on CPUs it does not support, each
     # attempt prints a C++ warning to stderr. Off, every CPU runs the same kernels and stderr stays clean.
     torch.backends.nnpack.set_flags(False)
-    deterministic = bool(at(config, "train.deterministic"))
+    deterministic = bool(setting(config, "train.deterministic"))
     if deterministic:
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -43,7 +43,7 @@ from gradprom_sidecar.evaluation.evaluate import EVAL_SEED_OFFSET, clean_score
 from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights, resolve_ip_shape
 from gradprom_sidecar.models.checkpoint import CheckpointError
 from gradprom_sidecar.training import grads as G
-from gradprom_sidecar.training.config import at, choice
+from gradprom_sidecar.training.config import setting, setting_in
 from gradprom_sidecar.training.descent import StepProbe
 from gradprom_sidecar.training.optim import Sampler, make_optimizer
 from gradprom_sidecar.training.precision import Precision, set_backend_modes
@@ -82,17 +82,17 @@ class Session(Steps):
     def __init__(self, config: dict, device: torch.device, load_model_weights: bool = True) -> None:
         self.config = config
         self.device = device
-        self.seed = int(at(config, "seed"))
-        self.data_seed = int(at(config, "data.seed"))
-        self.data = load_data(at(config, "data"), self.data_seed)
+        self.seed = int(setting(config, "seed"))
+        self.data_seed = int(setting(config, "data.seed"))
+        self.data = load_data(setting(config, "data"), self.data_seed)
         self.bundle = self.data.bundle
-        self.degradation = build_degradation(at(config, "degradation"))
-        self.task = choice(config, "vr.task", ("classify", "segment"))
-        self.mode = choice(config, "vr.mode", MODES)
-        self.loss_kind = choice(config, "train.loss", ("mse", "l1"))
+        self.degradation = build_degradation(setting(config, "degradation"))
+        self.task = setting_in(config, "vr.task", ("classify", "segment"))
+        self.mode = setting_in(config, "vr.mode", MODES)
+        self.loss_kind = setting_in(config, "train.loss", ("mse", "l1"))
         # ip.scale null: the weights' scale, else the degradation's; no degradation (enhance): any scale.
         ip_cfg = resolve_ip_shape(
-            {**at(config, "ip"), "in_channels": self.bundle.channels}, at(config, "ip.weights"), self.degradation.scale
+            {**setting(config, "ip"), "in_channels": self.bundle.channels}, setting(config, "ip.weights"), self.degradation.scale
         )
         scale = self.ip_scale = int(ip_cfg["scale"])
         if self.degradation.steps and scale != self.degradation.scale:
@@ -100,10 +100,10 @@ class Session(Steps):
         if self.bundle.size % self.degradation.scale:
             raise ValueError(f"config.data.size: {self.bundle.size} is not divisible by the downsampling x{self.degradation.scale}")
         self.num_classes = self._task_classes()
-        self.flip = bool(at(config, "data.augment.flip"))
-        self.crop = self.bundle.size if at(config, "data.augment.crop") else None  # train images kept larger, cropped per batch
-        self.batch_size = int(at(config, "train.batch_size"))
-        self.total_steps = int(at(config, "train.steps"))
+        self.flip = bool(setting(config, "data.augment.flip"))
+        self.crop = self.bundle.size if setting(config, "data.augment.crop") else None  # train images kept larger, cropped per batch
+        self.batch_size = int(setting(config, "train.batch_size"))
+        self.total_steps = int(setting(config, "train.steps"))
 
         set_backend_modes(config, device)
         self.precision = Precision(config, device)  # autocast, fp16's loss scale, channels_last inputs (``precision``)
@@ -127,16 +127,16 @@ class Session(Steps):
             self.vr.eval()  # frozen also means fixed normalisation statistics
         else:
             self.vr.train()
-        self.ip_optim = make_optimizer(self.layout.params, at(config, "train.ip_optim"), "train.ip_optim")
+        self.ip_optim = make_optimizer(self.layout.params, setting(config, "train.ip_optim"), "train.ip_optim")
         self.vr_optim = (
             None
             if self.mode == "frozen"
-            else make_optimizer([p for p in self.vr.parameters() if p.requires_grad], at(config, "train.vr_optim"), "train.vr_optim")
+            else make_optimizer([p for p in self.vr.parameters() if p.requires_grad], setting(config, "train.vr_optim"), "train.vr_optim")
         )
         self.feed = Feed(
             self.bundle,
             device,
-            choice(config, "data.device_cache", ("auto", "on", "off")),
+            setting_in(config, "data.device_cache", ("auto", "on", "off")),
             self.degradation,
             self.data_seed + EVAL_SEED_OFFSET,
         )
@@ -157,7 +157,7 @@ class Session(Steps):
     def _task_classes(self) -> int:
         b = self.bundle
         if self.task == "classify":
-            arch = at(self.config, "vr.arch")
+            arch = setting(self.config, "vr.arch")
             if arch in SEGMENTERS:
                 raise ValueError(f"config.vr.arch: {arch!r} is a segmenter; vr.task 'classify' needs a classifier")
             return b.num_classes
@@ -171,19 +171,19 @@ class Session(Steps):
 
     def _draw_generator(self, host: torch.Generator, seed: int) -> torch.Generator:
         """The generator flips and noise are drawn from: ``host`` on the CPU or with ``data.rng: host``, else one on the device."""
-        if choice(self.config, "data.rng", ("device", "host")) == "host" or self.device.type == "cpu":
+        if setting_in(self.config, "data.rng", ("device", "host")) == "host" or self.device.type == "cpu":
             return host
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def build_vr(self) -> nn.Module:
         """A fresh VR network from ``config.vr`` on this session's device (untrained)."""
         try:
-            return build_vr(at(self.config, "vr"), self.bundle.channels, self.num_classes).to(self.device)
+            return build_vr(setting(self.config, "vr"), self.bundle.channels, self.num_classes).to(self.device)
         except ValueError as e:
             raise _arch_error(e, "vr") from e
 
     def _load_weights(self) -> None:
-        ip_weights, vr_weights = at(self.config, "ip.weights"), at(self.config, "vr.weights")
+        ip_weights, vr_weights = setting(self.config, "ip.weights"), setting(self.config, "vr.weights")
         if ip_weights:
             try:
                 load_ip_weights(self.ip, ip_weights)
@@ -244,7 +244,7 @@ class Session(Steps):
         if steps > 0:
             self.vr.requires_grad_(True)
             self.vr.train()
-            opt = torch.optim.Adam(self.vr.parameters(), lr=float(at(self.config, "vr.pretrain_lr")))
+            opt = torch.optim.Adam(self.vr.parameters(), lr=float(setting(self.config, "vr.pretrain_lr")))
             # One loss, one optimiser: torch's own scaler fits (its found-inf check syncs once a step; fp16 only).
             scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler is not None)
             sampler = Sampler(len(self.bundle.train), self.batch_size, self.pretrain_generator)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gradprom_sidecar.training import grads as G
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.descent import StepProbe
 from gradprom_sidecar.training.device import to_device, to_host
 from gradprom_sidecar.training.optim import set_lr
@@ -189,4 +189,4 @@ class Steps:
         :param optim: the IP or VR optimiser.
         :param where: its section, ``train.ip_optim`` or ``train.vr_optim``.
         """
-        return set_lr(optim, at(self.config, where), self.step, self.total_steps, where)
+        return set_lr(optim, setting(self.config, where), self.step, self.total_steps, where)

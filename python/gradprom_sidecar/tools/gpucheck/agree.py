@@ -17,7 +17,7 @@ import torch
 
 from gradprom_sidecar.tools.gpucheck.scenarios import Scenario
 from gradprom_sidecar.tools.reference import reference_step
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.training.snapshot import pack, restore
 
@@ -60,7 +60,7 @@ def agree(scenario: Scenario, device: torch.device, steps: int, pretrain: int) -
     cpu.pretrain(pretrain)
     other = Session(scenario.resolved(str(device)), device, load_model_weights=False)
     restore(other, pack(cpu), "(the CPU session)")
-    policy_cfg = at(cpu.config, "policy")
+    policy_cfg = setting(cpu.config, "policy")
     out = Agreement(str(device), steps)
     for t in range(steps):
         inputs = cpu.draw_inputs()
@@ -69,7 +69,7 @@ def agree(scenario: Scenario, device: torch.device, steps: int, pretrain: int) -
         (ga, ta, _), (gb, tb, _) = reference_step(cpu, policy_cfg), reference_step(other, policy_cfg)
         out.max_loss_rel = max(out.max_loss_rel, _rel(ga.loss_ip, gb.loss_ip), _rel(ga.loss_vr, gb.loss_vr))
         out.max_cos_abs = max(out.max_cos_abs, abs(ta["cos"] - tb["cos"]))
-        threshold = float(at(policy_cfg, "threshold", "policy"))
+        threshold = float(setting(policy_cfg, "threshold", "policy"))
         if abs(ta["cos"] - threshold) > COS_ATOL:
             out.gates_compared += 1
             if ta["gate"] != tb["gate"]:

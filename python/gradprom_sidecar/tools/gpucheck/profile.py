@@ -26,7 +26,7 @@ import torch
 
 from gradprom_sidecar.tools import policies
 from gradprom_sidecar.tools.gpucheck.scenarios import Scenario, Variant
-from gradprom_sidecar.training.config import at
+from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.device import SyncCount
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.wire.registry import HANDLERS, Context, State
@@ -179,7 +179,7 @@ def profile(scenario: Scenario, variant: Variant, device: torch.device, warmup: 
     config = scenario.resolved(str(device), variant.train)
     s = Session(config, device)
     s.pretrain(0)  # the fixed VR: a copy (the step's cost does not depend on pre-training)
-    policy_cfg = at(config, "policy")
+    policy_cfg = setting(config, "policy")
     loop = AdvanceLoop(s, policy_cfg)
     gates: list[float | None] = []  # same seed, same inputs: comparable step by step with the fp32 row
     for _ in range(warmup):

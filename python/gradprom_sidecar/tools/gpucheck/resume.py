@@ -22,7 +22,7 @@ import torch
 from gradprom_sidecar.models.checkpoint import load_checkpoint, save_atomic
 from gradprom_sidecar.tools.gpucheck.scenarios import Scenario
 from gradprom_sidecar.tools.reference import reference_step
-from gradprom_sidecar.training.config import at, resolve
+from gradprom_sidecar.training.config import resolve, setting
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.training.snapshot import pack, restore
 
@@ -60,7 +60,7 @@ def resume_check(scenario: Scenario, device: torch.device, before: int, after: i
     config = resolve(
         {**scenario.config, "device": str(device), "train": {**scenario.config.get("train", {}), "ip_optim": sgd, "vr_optim": sgd}}
     )
-    policy_cfg = at(config, "policy")
+    policy_cfg = setting(config, "policy")
     s = Session(config, device)
     s.pretrain(2)
     for _ in range(before):
