@@ -38,6 +38,7 @@ export { transferMarkdown, type TransferTable } from './transfer-table.js';
 export {
   bootstrapMean,
   incompleteBeta,
+  twoLevelBootstrap,
   seededRandom,
   tCdf,
   tInterval,
@@ -45,5 +46,8 @@ export {
   type BootstrapInterval,
   type Interval,
   type TInterval,
+  type TwoLevelInterval,
 } from './intervals.js';
+export { holm, holmFloor, pairedT, signFlip, type SignFlipTest, type TTest } from './significance.js';
+export { detectableEffect, noncentralTCdf, normalCdf, pairedTPower, seedsNeeded, ALPHA, POWER } from './power.js';
 export { PER_IMAGE_FILE, perImageJson, readPerImage, type PerImage } from './per-image.js';
