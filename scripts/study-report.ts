@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import { relative } from 'node:path';
 import type { Config } from '../src/config/index.js';
 import type { FrontComparison, GroupSummary, PairedDifference, RunSummary } from '../src/report/index.js';
+import { fmtInterval, fmtP, signed } from '../src/report/paired.js';
 import { packageRoot } from '../src/sidecar/python.js';
 import type { Study } from './study.js';
 import type { MachineRun } from './bench-report.js';
@@ -43,16 +44,15 @@ const METRICS = [
 ] as const;
 
 const num = (x: number | null | undefined, d: number) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '–');
-const sgn = (x: number, d: number) => (x > 0 && Number(x.toFixed(d)) !== 0 ? `+${x.toFixed(d)}` : x.toFixed(d).replace('-', '−'));
 const pct = (x: number | null | undefined, d = 1) => (typeof x === 'number' && Number.isFinite(x) ? `${(x * 100).toFixed(d)} %` : '–');
 const lam = (p: { lambda: number; lambdaMode: string }) => `${p.lambda}${p.lambdaMode === 'normalized' ? ' (normalized)' : ''}`;
 const rec = (task: string) => (task === 'segment' ? 'Dice' : 'accuracy');
 
-/** One paired-difference cell: mean [seed interval] · [image interval], bold when an ordering is shown. */
+/** One paired-difference cell: mean [interval over seeds and images] and the Holm-adjusted p-values, bold when an ordering is shown. */
 function cell(p: PairedDifference | undefined, scale: number, digits: number): string {
   if (!p || p.mean === null) return '–';
-  const iv = (i: { lo: number; hi: number } | null) => (i ? `[${sgn(i.lo * scale, digits)}, ${sgn(i.hi * scale, digits)}]` : '–');
-  const text = `${sgn(p.mean * scale, digits)} ${iv(p.t)} · ${iv(p.bootstrap)}`;
+  const adj = p.adjusted ? ` p_adj ${fmtP(p.adjusted.t)} / ${fmtP(p.adjusted.signFlip)}` : ' (secondary)';
+  const text = `${signed(p.mean * scale, digits)} ${fmtInterval(p.interval, scale, digits)}${adj}`;
   return p.verdict === 'a-higher' || p.verdict === 'b-higher' ? `**${text}**` : text;
 }
 

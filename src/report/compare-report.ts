@@ -2,13 +2,13 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { descentPlot, tradeoffPlot, type DescentSeries, type TradeoffPoint } from './compare-plots.js';
-import { descentSection, frontsSection, pairedSection } from './compare-sections.js';
+import { descentSection, designSection, frontsSection, pairedSection, type StatedDifferences } from './compare-sections.js';
 import { makeComparison, type Comparison } from './comparison.js';
 import { fmtRunDescent } from './descent.js';
 import { compareFronts, frontsOf, type FrontComparison } from './fronts.js';
 import { lambdaLabel, rank, type GroupSummary } from './groups.js';
 import { tInterval } from './intervals.js';
-import { pairedDifferences, type PairedDifference } from './paired.js';
+import { pairedDifferences, type PairedDifference, type PairMetric } from './paired.js';
 import type { PerImage } from './per-image.js';
 import { renderSvg } from './plots.js';
 import { mdTable } from './run-report.js';
@@ -31,6 +31,15 @@ export interface CompareReportOptions {
   perImage?: ReadonlyMap<string, PerImage>;
   /** Names of planned runs that have not finished. */
   missing?: readonly string[];
+  /** The primary endpoints (config `compare.primary`). */
+  primary?: readonly PairMetric[];
+  /** Stated differences per endpoint in display units, for "seeds needed" (config `compare.differences`). */
+  differences?: StatedDifferences;
+}
+
+/** True when every run's VR was frozen: the co-trained VR is then the fixed one and has no column of its own. */
+export function frozenVr(summaries: readonly RunSummary[]): boolean {
+  return summaries.length > 0 && summaries.every((s) => s.vrMode === 'frozen');
 }
 
 /** A fraction as percent, keeping null. */
@@ -46,21 +55,31 @@ function tables(c: Comparison): string[] {
   const name = u === 'dice' ? 'Dice' : 'accuracy';
   const mixed = new Set(groups.map((g) => g.lambdaMode)).size > 1;
   const cos = (e: Stat, l: Stat): string => `${fmtMeanStd(e, 3)} → ${fmtMeanStd(l, 3)}`;
-  const rows = groups.map((g) => [
-    `\`${g.policy}\``,
-    lambdaLabel(g, mixed),
-    `${g.n}`,
-    fmtMeanStd(g.psnr, 2),
-    fmtMeanStd(g.ssim, 4),
-    fmtMeanStd(g.fixedEnhanced, 1, 100),
-    fmtMeanStd(g.cotrainedEnhanced, 1, 100),
-    fmtMeanStd(g.gateOpenRate, 1, 100),
-    cos(g.cosEarly, g.cosLate),
-    g.normRatio.mean === null ? DASH : fmtSig(g.normRatio.mean),
-  ]);
-  const ref = (k: string): Stat => stat(summaries.map((s) => metricOf(s.final, k)));
-  const all = `${summaries.length}`;
-  const refRow = (label: string, cells: string[]): string[] => [label, DASH, all, ...cells, DASH, DASH, DASH, DASH];
+  const frozen = frozenVr(summaries);
+  const drop = <T>(cells: T[], at: number): T[] => (frozen ? cells.filter((_, i) => i !== at) : cells);
+  const lam = (g: { usesVr: boolean; lambda: number; lambdaMode: string }): string => (g.usesVr ? lambdaLabel(g, mixed) : DASH);
+  const rows = groups.map((g) =>
+    drop(
+      [
+        `\`${g.policy}\``,
+        lam(g),
+        `${g.n}`,
+        fmtMeanStd(g.psnr, 2),
+        fmtMeanStd(g.ssim, 4),
+        fmtMeanStd(g.fixedEnhanced, 1, 100),
+        fmtMeanStd(g.cotrainedEnhanced, 1, 100),
+        fmtMeanStd(g.gateOpenRate, 1, 100),
+        cos(g.cosEarly, g.cosLate),
+        g.normRatio.mean === null ? DASH : fmtSig(g.normRatio.mean),
+      ],
+      6,
+    ),
+  );
+  // The reference rows read the test images once per seed (every run of a seed shares them): one value per seed.
+  const bySeed = new Map(summaries.map((s) => [s.seed, s]));
+  const ref = (k: string): Stat => stat([...bySeed.values()].map((s) => metricOf(s.final, k)));
+  const seedCount = `${bySeed.size}`;
+  const refRow = (label: string, cells: string[]): string[] => drop([label, DASH, seedCount, ...cells, DASH, DASH, DASH, DASH], 6);
   rows.push(
     refRow('*degraded input*', [
       fmtMeanStd(ref('psnr_degraded'), 2),
@@ -78,52 +97,63 @@ function tables(c: Comparison): string[] {
         x.lambda - y.lambda ||
         x.seed - y.seed,
     )
-    .map((s) => [
-      s.name,
-      `\`${s.policy}\``,
-      lambdaLabel(s, mixed),
-      `${s.seed}`,
-      fmt(metricOf(s.final, 'psnr'), 2),
-      fmt(metricOf(s.final, 'ssim'), 4),
-      fmt(pct(metricOf(s.final, `fixed_enhanced_${u}`)), 1),
-      fmt(pct(metricOf(s.final, `cotrained_enhanced_${u}`)), 1),
-      fmt(pct(s.gateOpenRate), 1),
-      `${fmt(s.cosEarly, 3)} → ${fmt(s.cosLate, 3)}`,
-      fmtSig(s.normRatio),
-      fmtRunDescent(s.descent?.planned ?? null),
-      fmtRunDescent(s.descent?.taken ?? null),
-      `${s.skipped}`,
-      fmt(s.stepMsMedian, 1),
-    ]);
-  const head = [
-    'Policy',
-    'λ',
-    'n',
-    'PSNR (dB)',
-    'SSIM',
-    `Fixed VR, enhanced (${name} %)`,
-    `Co-trained VR, enhanced (${name} %)`,
-    'Gate open (%)',
-    'cos early → late',
-    '‖g_IP‖/‖g_VR‖ (median)',
-  ];
-  const seedHead = [
-    'Run',
-    'Policy',
-    'λ',
-    'Seed',
-    'PSNR (dB)',
-    'SSIM',
-    'Fixed VR, enhanced (%)',
-    'Co-trained VR, enhanced (%)',
-    'Gate open (%)',
-    'cos early → late',
-    '‖g_IP‖/‖g_VR‖',
-    'Planned: negative · median',
-    'Taken: negative · median',
-    'Skipped',
-    'Step (ms)',
-  ];
+    .map((s) =>
+      drop(
+        [
+          s.name,
+          `\`${s.policy}\``,
+          lam(s),
+          `${s.seed}`,
+          fmt(metricOf(s.final, 'psnr'), 2),
+          fmt(metricOf(s.final, 'ssim'), 4),
+          fmt(pct(metricOf(s.final, `fixed_enhanced_${u}`)), 1),
+          fmt(pct(metricOf(s.final, `cotrained_enhanced_${u}`)), 1),
+          fmt(pct(s.gateOpenRate), 1),
+          `${fmt(s.cosEarly, 3)} → ${fmt(s.cosLate, 3)}`,
+          fmtSig(s.normRatio),
+          fmtRunDescent(s.descent?.planned ?? null),
+          fmtRunDescent(s.descent?.taken ?? null),
+          `${s.skipped}`,
+          fmt(s.stepMsMedian, 1),
+        ],
+        7,
+      ),
+    );
+  const head = drop(
+    [
+      'Policy',
+      'λ',
+      'n',
+      'PSNR (dB)',
+      'SSIM',
+      `Fixed VR, enhanced (${name} %)`,
+      `Co-trained VR, enhanced (${name} %)`,
+      'Gate open (%)',
+      'cos early → late',
+      '‖g_IP‖/‖g_VR‖ (median)',
+    ],
+    6,
+  );
+  const seedHead = drop(
+    [
+      'Run',
+      'Policy',
+      'λ',
+      'Seed',
+      'PSNR (dB)',
+      'SSIM',
+      'Fixed VR, enhanced (%)',
+      'Co-trained VR, enhanced (%)',
+      'Gate open (%)',
+      'cos early → late',
+      '‖g_IP‖/‖g_VR‖',
+      'Planned: negative · median',
+      'Taken: negative · median',
+      'Skipped',
+      'Step (ms)',
+    ],
+    7,
+  );
   return ['## Mean over seeds', '', mdTable(head, rows), '', '## Per seed', '', mdTable(seedHead, seedRows)];
 }
 
@@ -134,14 +164,18 @@ export function compareMarkdown(
   fronts: readonly FrontComparison[],
   plotted: { tradeoff: boolean; descent: boolean },
   missing: readonly string[] = [],
+  differences: StatedDifferences = {},
 ): string {
   const task = c.summaries[0]?.task ?? 'classify';
   const name = recognitionUnit(task) === 'dice' ? 'Dice' : 'accuracy';
   const modes = [...new Set(c.groups.map((g) => g.lambdaMode))].join(', ');
+  const readers = frozenVr(c.summaries)
+    ? `read by the fixed VR (trained on clean images, then frozen; the VR term is taken through it, so there is no co-trained VR)`
+    : `read by two VRs: the fixed VR (trained on clean images, then frozen) and the co-trained VR (trained alongside IP on its output)`;
   const lines = [
     `# Comparison of ${c.summaries.length} runs`,
     '',
-    `Task ${task}; λ mode ${modes}. Recognition is the ${name} in percent, read by two VRs: the fixed VR (trained on clean images, then frozen) and the co-trained VR (trained alongside IP on its output). Mean ± sample std over seeds; n = number of seeds. Reference rows: the fixed VR on the degraded and on the clean test images, mean over all runs.`,
+    `Task ${task}; λ mode ${modes}. Recognition is the ${name} in percent, ${readers}. Mean ± sample std over seeds; n = number of seeds. Reference rows: the fixed VR on the degraded and on the clean test images, one value per seed (the runs of a seed share them). ip-only has no VR term, so no λ.`,
     '',
   ];
   if (missing.length) {
@@ -155,6 +189,8 @@ export function compareMarkdown(
     '',
     ...pairedSection(c, pairs),
     '',
+    ...designSection(pairs, differences),
+    '',
     ...frontsSection(fronts, plotted.tradeoff),
     '',
     ...descentSection(c, plotted.descent),
@@ -163,14 +199,14 @@ export function compareMarkdown(
 }
 
 /** Trade-off plot points: group means with their 95 % t intervals, and single seeds, for each VR reader. */
-function tradeoffPoints(c: Comparison): TradeoffPoint[] {
+function tradeoffPoints(c: Comparison, frozen: boolean): TradeoffPoint[] {
   const pts: TradeoffPoint[] = [];
   const frontOf = new Map(frontsOf(c.groups).flatMap((f) => f.points.map((g) => [g, f.label] as const)));
   const readers: Array<['fixed' | 'cotrained', string]> = [
     ['fixed', 'fixed VR (clean-trained)'],
     ['cotrained', 'co-trained VR'],
   ];
-  for (const [who, reader] of readers) {
+  for (const [who, reader] of frozen ? readers.slice(0, 1) : readers) {
     for (const g of c.groups) {
       const key = `${who}_enhanced_${recognitionUnit(g.task)}`;
       const rec = (who === 'fixed' ? g.fixedEnhanced : g.cotrainedEnhanced).mean;
@@ -225,15 +261,16 @@ export async function writeCompareReport(
 ): Promise<CompareResult> {
   await mkdir(dir, { recursive: true });
   const c = makeComparison(summaries, opts.perImage);
-  const pairs = pairedDifferences(c);
-  const fronts = compareFronts(c);
+  const pairs = pairedDifferences(c, { ...(opts.primary ? { primary: opts.primary } : {}), cotrained: !frozenVr(summaries) });
+  const readers = frozenVr(summaries) ? (['fixed'] as const) : (['fixed', 'cotrained'] as const);
+  const fronts = compareFronts(c, readers);
   const missing = [...(opts.missing ?? [])];
   const task = summaries[0]?.task ?? 'classify';
-  const tradeoff = tradeoffPlot(tradeoffPoints(c), recognitionUnit(task) === 'dice' ? 'Dice' : 'accuracy');
+  const tradeoff = tradeoffPlot(tradeoffPoints(c, frozenVr(summaries)), recognitionUnit(task) === 'dice' ? 'Dice' : 'accuracy');
   const descent = descentPlot(descentSeries(c));
   if (tradeoff) await writeWhole(join(dir, 'tradeoff.svg'), await renderSvg(tradeoff));
   if (descent) await writeWhole(join(dir, 'descent.svg'), await renderSvg(descent));
-  const markdown = compareMarkdown(c, pairs, fronts, { tradeoff: tradeoff !== null, descent: descent !== null }, missing);
+  const markdown = compareMarkdown(c, pairs, fronts, { tradeoff: tradeoff !== null, descent: descent !== null }, missing, opts.differences);
   // Results only: where each run happened to run (device, peak memory) stays in its own summary.json and report.md.
   const results = summaries.map(({ machine: _machine, ...rest }) => rest);
   await writeWhole(

@@ -12,7 +12,14 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from '../config/index.js';
 import { GradpromError, isGradpromError } from '../errors.js';
 import type { PolicyName } from '../policy/index.js';
-import { writeCompareReport, type CompareResult, type RunSummary } from '../report/index.js';
+import {
+  ENDPOINTS,
+  writeCompareReport,
+  type CompareResult,
+  type PairMetric,
+  type RunSummary,
+  type StatedDifferences,
+} from '../report/index.js';
 import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { Logger } from '../sidecar/logger.js';
@@ -117,8 +124,17 @@ export async function reportCompare(dir: string): Promise<CompareResult & { summ
   const plan = readPlan(dir);
   const { summaries, perImage, missing } = await finishedRuns(dir, plan.runs);
   if (summaries.length === 0) throw new GradpromError('RUN', `${dir}: none of the ${plan.runs.length} planned runs has finished yet`);
-  const result = await writeCompareReport(dir, summaries, { perImage, missing });
+  const result = await writeCompareReport(dir, summaries, { perImage, missing, ...reading((await folderConfig(dir)).compare) });
   return { ...result, summaries, dir };
+}
+
+/** How the config says to read a comparison: primary endpoints and the differences worth detecting, as the report names them. */
+export function reading(c: Config['compare']): { primary: PairMetric[]; differences: StatedDifferences } {
+  const d = c.differences;
+  return {
+    primary: c.primary.map((e) => ENDPOINTS[e]),
+    differences: { psnr: d.psnr, ssim: d.ssim, fixed: d.fixed_vr, cotrained: d.cotrained_vr },
+  };
 }
 
 /** The base config saved with the plan, checked by the schema. */

@@ -77,9 +77,9 @@ export function runConfig(config: Config, run: Pick<PlannedRun, 'policy' | 'lamb
   return { ...config, seed: run.seed, policy: { ...config.policy, name: run.policy, lambda: run.lambda, lambda_mode: run.lambdaMode } };
 }
 
-/** The part of a config that decides results: without output, distributed, and what the plan sets per run. */
+/** The part of a config that decides results: without output, distributed, how comparisons are read, and what the plan sets per run. */
 export function experimentPart(config: Config): Record<string, unknown> {
-  const { output: _o, distributed: _d, seed: _s, ...rest } = config;
+  const { output: _o, distributed: _d, compare: _c, seed: _s, ...rest } = config;
   const { name: _n, lambda: _l, lambda_mode: _m, ...policy } = config.policy;
   return { ...rest, policy };
 }
