@@ -75,11 +75,12 @@ export const DEFAULTS = {
     kwargs: {}, //                     extra constructor arguments
   },
   policy: {
-    name: 'gradprom', //               ip-only | joint | gradprom | soft | pcgrad
+    name: 'gradprom', //               ip-only | joint | gradprom | soft | pcgrad | random-gate | joint-scaled
     lambda: 0.003, //                  weight of g_VR (dimensionless); ‖g_VR‖ is 200–1000× ‖g_IP‖, hence ~0.003 plain
     lambda_mode: 'plain', //           plain (λ_eff = λ) | normalized (λ_eff = λ‖g_IP‖/‖g_VR‖)
     threshold: 0, //                   gate τ on the cosine, in [-1, 1]; the gate opens iff cos > τ
     granularity: 'global', //          global (one cosine) | layer (one decision per parameter tensor)
+    open_rate: null, //                p in [0, 1]: random-gate opens with probability p, joint-scaled uses p·λ (required by those two, null for the others)
   },
   train: {
     steps: 1000, //                    IP optimisation steps

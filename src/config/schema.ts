@@ -107,6 +107,21 @@ function distributedIssues(
   }
 }
 
+/** `policy.open_rate` is required by the policies that read it (the dose-matched controls) and refused by the others. */
+function openRateIssues(p: { name: PolicyName; open_rate: number | null }, ctx: z.core.$RefinementCtx): void {
+  const uses = policies[p.name].usesOpenRate;
+  if (uses === (p.open_rate !== null)) return;
+  const readers = POLICY_NAMES.filter((n) => policies[n].usesOpenRate).join(' and ');
+  ctx.addIssue({
+    code: 'custom',
+    path: ['policy', 'open_rate'],
+    params: { code: uses ? 'required' : 'unused' },
+    message: uses
+      ? `required by policy "${p.name}": the probability p in [0, 1] that g_VR is let in (e.g. a gradprom run's gate-open rate)`
+      : `policy "${p.name}" does not read it (only ${readers} do): leave it null`,
+  });
+}
+
 /** Options for building the schema: where the cross-field checks look up a policy's declared input. */
 export interface SchemaOptions {
   policyInput?: (name: PolicyName) => PolicyInput;
@@ -154,6 +169,7 @@ export function configSchema(options: SchemaOptions = {}) {
         lambda_mode: z.enum(['plain', 'normalized']),
         threshold: z.number().min(-1).max(1),
         granularity: z.enum(['global', 'layer']),
+        open_rate: z.number().min(0).max(1).nullable(),
       }),
       train: z.strictObject({
         steps: posInt,
@@ -202,6 +218,7 @@ export function configSchema(options: SchemaOptions = {}) {
           message: `expected ${product} (the product of the downsample scales in degradation), got ${c.ip.scale}`,
         });
       }
+      openRateIssues(c.policy, ctx);
       if (c.train.transport === 'gram' && policyInput(c.policy.name) === 'vectors') {
         ctx.addIssue({
           code: 'custom',

@@ -189,8 +189,11 @@ export interface WeighOptions {
   granularity: Granularity;
 }
 
-/** Applies a per-unit rule once on the summed Gram (global) or once per block (layer), and fills the telemetry. */
-export function weighBlocks(gram: Gram, opts: WeighOptions, rule: (u: Unit) => UnitWeights): WeightsDecision {
+/**
+ * Applies a per-unit rule once on the summed Gram (global) or once per block (layer), and fills the telemetry; the
+ * rule's second argument is the unit's index (0 for the global decision, the block's index per layer).
+ */
+export function weighBlocks(gram: Gram, opts: WeighOptions, rule: (u: Unit, index: number) => UnitWeights): WeightsDecision {
   const n = gram.ipIp.length;
   const t = gramTotals(gram);
   const cos = cosine(t.ipVr, t.ipIp, t.vrVr);
@@ -200,7 +203,7 @@ export function weighBlocks(gram: Gram, opts: WeighOptions, rule: (u: Unit) => U
   let gate: boolean | null = null;
   let gateRate = 0;
   if (opts.granularity === 'global') {
-    const w = rule({ aa: t.ipIp, bb: t.vrVr, dot: t.ipVr, cos, lambdaEff });
+    const w = rule({ aa: t.ipIp, bb: t.vrVr, dot: t.ipVr, cos, lambdaEff }, 0);
     ip.fill(w.ip);
     vr.fill(w.vr);
     gate = w.open;
@@ -211,13 +214,16 @@ export function weighBlocks(gram: Gram, opts: WeighOptions, rule: (u: Unit) => U
       const aa = gram.ipIp[b]!,
         bb = gram.vrVr[b]!,
         dot = gram.ipVr[b]!;
-      const w = rule({
-        aa,
-        bb,
-        dot,
-        cos: cosine(dot, aa, bb),
-        lambdaEff: effectiveLambda(opts.lambda, opts.lambdaMode, aa, bb),
-      });
+      const w = rule(
+        {
+          aa,
+          bb,
+          dot,
+          cos: cosine(dot, aa, bb),
+          lambdaEff: effectiveLambda(opts.lambda, opts.lambdaMode, aa, bb),
+        },
+        b,
+      );
       ip[b] = w.ip;
       vr[b] = w.vr;
       if (w.open) opens++;

@@ -22,9 +22,22 @@ import { gradprom } from './gradprom.js';
 import { gramFromVectors, gramProblem, layoutProblem, skippedDecision, vectorProblem } from './gram.js';
 import { ipOnly } from './ip-only.js';
 import { joint } from './joint.js';
+import { jointScaled } from './joint-scaled.js';
 import { pcgrad } from './pcgrad.js';
+import { randomGate } from './random-gate.js';
 import { soft } from './soft.js';
-import type { Decision, Granularity, LambdaMode, Layout, Policy, PolicyInput, PolicyOptions, PolicySpec, StepGrads } from './types.js';
+import type {
+  Decision,
+  Granularity,
+  LambdaMode,
+  Layout,
+  Policy,
+  PolicyInput,
+  PolicyOptions,
+  PolicySpec,
+  StepContext,
+  StepGrads,
+} from './types.js';
 
 export * from './types.js';
 export {
@@ -83,37 +96,41 @@ export function definePolicy(spec: PolicySpec): Policy {
     const out = decisionProblem(decision, layout);
     return out ? skip(out) : decision;
   };
-  const decideFromVectors = (layout: Layout, gIp: Float32Array, gVr: Float32Array): Decision => {
+  const decideFromVectors = (layout: Layout, gIp: Float32Array, gVr: Float32Array, context?: StepContext): Decision => {
     assertLive(gIp, 'gIp'); // a view of an earlier step's vectors is an error, not a silently empty vector
     assertLive(gVr, 'gVr');
     const lp = layoutProblem(layout, gIp.length) ?? layoutProblem(layout, gVr.length);
     // A non-finite element makes its block's Gram non-finite, which decide() reports.
     const gram = gramFromVectors(layout, gIp, gVr);
     if (lp) return skippedDecision(gram, layout.length, spec.granularity, `${spec.name}: ${lp}`);
-    return decide({ layout, gram, gIp, gVr });
+    return decide({ layout, gram, gIp, gVr, ...(context ? { context } : {}) });
   };
   return { name: spec.name, input: spec.input, granularity: spec.granularity, usesVr: spec.usesVr ?? true, decide, decideFromVectors };
 }
 
 /** Computes the Gram of flat vectors and lets the policy decide (the vectors-mode path). */
-export function decideFromVectors(policy: Policy, layout: Layout, gIp: Float32Array, gVr: Float32Array): Decision {
-  return policy.decideFromVectors(layout, gIp, gVr);
+export function decideFromVectors(policy: Policy, layout: Layout, gIp: Float32Array, gVr: Float32Array, context?: StepContext): Decision {
+  return policy.decideFromVectors(layout, gIp, gVr, context);
 }
 
 /** A registry entry: what the trainer and the config checks need to know before building the policy. */
 export interface PolicyEntry {
   readonly input: PolicyInput;
   readonly granularities: readonly Granularity[];
+  /** Whether the policy reads `policy.open_rate` (required then, refused otherwise). */
+  readonly usesOpenRate: boolean;
   create(opts: PolicyOptions): Policy;
 }
 
 /** The built-in policies, by config name. */
 export const policies = {
-  'ip-only': { input: 'gram', granularities: ['global', 'layer'], create: () => definePolicy(ipOnly()) },
-  joint: { input: 'gram', granularities: ['global', 'layer'], create: (o) => definePolicy(joint(o)) },
-  gradprom: { input: 'gram', granularities: ['global', 'layer'], create: (o) => definePolicy(gradprom(o)) },
-  soft: { input: 'gram', granularities: ['global', 'layer'], create: (o) => definePolicy(soft(o)) },
-  pcgrad: { input: 'gram', granularities: ['global', 'layer'], create: (o) => definePolicy(pcgrad(o)) },
+  'ip-only': { input: 'gram', granularities: ['global', 'layer'], usesOpenRate: false, create: () => definePolicy(ipOnly()) },
+  joint: { input: 'gram', granularities: ['global', 'layer'], usesOpenRate: false, create: (o) => definePolicy(joint(o)) },
+  gradprom: { input: 'gram', granularities: ['global', 'layer'], usesOpenRate: false, create: (o) => definePolicy(gradprom(o)) },
+  soft: { input: 'gram', granularities: ['global', 'layer'], usesOpenRate: false, create: (o) => definePolicy(soft(o)) },
+  pcgrad: { input: 'gram', granularities: ['global', 'layer'], usesOpenRate: false, create: (o) => definePolicy(pcgrad(o)) },
+  'random-gate': { input: 'gram', granularities: ['global', 'layer'], usesOpenRate: true, create: (o) => definePolicy(randomGate(o)) },
+  'joint-scaled': { input: 'gram', granularities: ['global', 'layer'], usesOpenRate: true, create: (o) => definePolicy(jointScaled(o)) },
 } as const satisfies Record<string, PolicyEntry>;
 
 export type PolicyName = keyof typeof policies;
@@ -128,6 +145,8 @@ export interface PolicyConfig {
   readonly lambda_mode: LambdaMode;
   readonly threshold: number;
   readonly granularity: Granularity;
+  /** p for random-gate and joint-scaled (required there); null or absent for the others. */
+  readonly open_rate?: number | null;
 }
 
 /** Builds a registered policy from the config's `policy` section. */
@@ -137,7 +156,9 @@ export function makePolicy(cfg: PolicyConfig): Policy {
     lambdaMode: cfg.lambda_mode,
     threshold: cfg.threshold,
     granularity: cfg.granularity,
+    openRate: cfg.open_rate ?? null,
   });
 }
 
-export { gradprom, ipOnly, joint, pcgrad, soft };
+export { gradprom, ipOnly, joint, jointScaled, pcgrad, randomGate, soft };
+export { uniformAt } from './coin.js';

@@ -26,10 +26,20 @@ export interface Gram {
   readonly ipVr: Float64Array;
 }
 
+/** Where a step sits in its run: what a policy that draws its own randomness keys its draws on (so a resumed run draws the same). */
+export interface StepContext {
+  /** Steps already taken (0 for the first); a skipped step keeps its index. */
+  readonly step: number;
+  /** The run's `seed`. */
+  readonly seed: number;
+}
+
 /** What a policy is given per step; `gIp`/`gVr` are present only for `input: "vectors"` policies (or via decideFromVectors). */
 export interface StepGrads {
   readonly layout: Layout;
   readonly gram: Gram;
+  /** The step's place in the run; the trainer always passes it, policies that draw at random need it. */
+  readonly context?: StepContext;
   /**
    * The flat vectors, as views valid for this step only: once the next step's vectors arrive they are detached (read as
    * empty; `decide` throws STALE_VIEW for them). A policy that keeps a vector across steps copies it (`Float32Array.from`).
@@ -93,7 +103,7 @@ export interface PolicySpec {
 export interface Policy extends PolicySpec {
   readonly usesVr: boolean;
   /** Computes the Gram from flat vectors in one pass per block, then decides; a stale view (an earlier step's) throws STALE_VIEW. */
-  decideFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32Array): Decision;
+  decideFromVectors(layout: Layout, gIp: Float32Array, gVr: Float32Array, context?: StepContext): Decision;
 }
 
 /** Options shared by the built-in policies (the `policy` section of the config, in camelCase). */
@@ -104,6 +114,8 @@ export interface PolicyOptions {
   /** Gate threshold τ on the cosine (strict: open iff cos > τ). */
   readonly threshold: number;
   readonly granularity: Granularity;
+  /** p, the probability a dose-matched control lets g_VR in (random-gate, joint-scaled); null for the others. */
+  readonly openRate?: number | null;
 }
 
 /** Added to ‖a‖‖b‖ in the cosine's denominator. */

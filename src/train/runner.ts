@@ -53,7 +53,8 @@ async function savedConfig(file: string): Promise<Config> {
 export function defaultRunName(config: Config): string {
   const p = config.policy;
   const lam = makePolicy(p).usesVr ? `-l${p.lambda}${p.lambda_mode === 'normalized' ? 'n' : ''}` : '';
-  return `${p.name}${lam}-s${config.seed}`;
+  const rate = p.open_rate != null ? `-p${p.open_rate}` : ''; // controls at two open rates get two folders
+  return `${p.name}${lam}${rate}-s${config.seed}`;
 }
 
 /** Train one configuration end to end and write its report; resolves with the run's summary. */
@@ -196,10 +197,11 @@ async function trainLoop(
         pending = (await session.advance(null, true, transport)).next; // host-device sync: losses and Gram come back
       }
       const g = pending!;
+      const context = { step: state.step, seed: config.seed }; // keyed on the step, a random policy draws the same on resume
       const decision: Decision =
         transport === 'vectors'
-          ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!)
-          : policy.decide({ layout: session.layout, gram: g.gram });
+          ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!, context)
+          : policy.decide({ layout: session.layout, gram: g.gram, context });
       const t = decision.telemetry;
       const skipped = !g.finite || t.skipped;
       const more = !(!skipped && isBoundary(state.step + 1, config.train)) && !aborted();

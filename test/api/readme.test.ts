@@ -53,6 +53,6 @@ describe('README TypeScript API', () => {
   });
 
   it('lists the built-in policies', () => {
-    expect(Object.keys(policies).sort()).toEqual(['gradprom', 'ip-only', 'joint', 'pcgrad', 'soft']);
+    expect(Object.keys(policies).sort()).toEqual(['gradprom', 'ip-only', 'joint', 'joint-scaled', 'pcgrad', 'random-gate', 'soft']);
   });
 });

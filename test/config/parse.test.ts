@@ -68,7 +68,7 @@ describe('issues name the path and the value received', () => {
     expect(issuesOf({ policy: { name: 'gradpro' } })[0]).toEqual({
       code: 'invalid_value',
       path: 'policy.name',
-      message: 'expected one of "ip-only" | "joint" | "gradprom" | "soft" | "pcgrad", got "gradpro"',
+      message: 'expected one of "ip-only" | "joint" | "gradprom" | "soft" | "pcgrad" | "random-gate" | "joint-scaled", got "gradpro"',
     });
     expect(issuesOf({ data: { channels: 2 } })[0]).toMatchObject({ path: 'data.channels', message: 'expected one of 1 | 3, got 2' });
     expect(issuesOf({ degradation: [{ kind: 'blur' }] })[0]).toMatchObject({ code: 'invalid_union', path: 'degradation.0.kind' });

@@ -1,7 +1,7 @@
 /**
  * Shared policy inputs: one pinned example, and a set of vector and Gram cases with zero, tiny and huge norms.
  */
-import type { Gram, Layout, PolicyOptions } from 'gradprom';
+import type { Gram, Layout, PolicyOptions, StepContext } from 'gradprom';
 
 /** Builds a contiguous layout from block sizes. */
 export function layoutOf(sizes: readonly number[]): Layout {
@@ -31,9 +31,14 @@ export const example = {
   } as Gram,
 };
 
-/** Options for the pinned example (λ = 0.5 keeps the pinned numbers readable). */
+/** Options for the pinned example (λ = 0.5 keeps the pinned numbers readable; p = 0.5 is read only by the controls). */
 export function opts(over: Partial<PolicyOptions> = {}): PolicyOptions {
-  return { lambda: 0.5, lambdaMode: 'plain', threshold: 0, granularity: 'global', ...over };
+  return { lambda: 0.5, lambdaMode: 'plain', threshold: 0, granularity: 'global', openRate: 0.5, ...over };
+}
+
+/** The step context of the i-th case of a set: each case its own step, so a random gate both opens and closes. */
+export function contextAt(i: number): StepContext {
+  return { seed: 3, step: i };
 }
 
 /** Deterministic pseudo-random numbers in [-1, 1). */

@@ -51,13 +51,15 @@ describe('definePolicy', () => {
   test('usesVr: true unless the policy declares otherwise; of the built-ins only ip-only declares false', () => {
     expect(strictGate.usesVr).toBe(true);
     expect(definePolicy({ ...strictGate, usesVr: false }).usesVr).toBe(false);
-    const opts = { lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'global' } as const;
+    const opts = { lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'global', openRate: 0.5 } as const;
     expect(Object.fromEntries(POLICY_NAMES.map((n) => [n, policies[n].create(opts).usesVr]))).toEqual({
       'ip-only': false,
       joint: true,
       gradprom: true,
       soft: true,
       pcgrad: true,
+      'random-gate': true,
+      'joint-scaled': true,
     });
   });
 
@@ -69,7 +71,7 @@ describe('definePolicy', () => {
 
 describe('non-finite or malformed input gives a skipped step with a reason', () => {
   test.each(POLICY_NAMES)('%s: NaN and Inf in the Gram or in the vectors', (name) => {
-    const p = policies[name].create({ lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'layer' });
+    const p = policies[name].create({ lambda: 0.003, lambdaMode: 'plain', threshold: 0, granularity: 'layer', openRate: 0.5 });
     const gram = { ...example.gram, ipVr: new Float64Array([4, NaN]) };
     expectSkipped(p.decide({ layout: example.layout, gram }), /non-finite gram\.ipVr\[1\] \(block "conv.bias"\)/);
     const infGram = { ...example.gram, vrVr: new Float64Array([Infinity, 1]) };
@@ -97,7 +99,8 @@ describe('registry and makePolicy', () => {
   test('every built-in declares gram input and builds with the granularity asked for', () => {
     for (const name of POLICY_NAMES) {
       expect(policies[name].input).toBe('gram');
-      const p = makePolicy({ name, lambda: 0.003, lambda_mode: 'plain', threshold: 0, granularity: 'layer' });
+      const open_rate = policies[name].usesOpenRate ? 0.5 : null;
+      const p = makePolicy({ name, lambda: 0.003, lambda_mode: 'plain', threshold: 0, granularity: 'layer', open_rate });
       expect(p.input).toBe('gram');
       expect(p.name).toBe(name);
       if (name !== 'ip-only') expect(p.granularity).toBe('layer');

@@ -1,7 +1,7 @@
 /**
  * The shared pins: test/fixtures/policy-pins.json holds the expected weights and telemetry of every built-in policy for
- * every Gram case, granularity and λ mode. python/tests reads the same file for the Python mirror (policies.py), so the
- * two implementations cannot drift apart while both suites pass.
+ * every Gram case (with its step context), granularity and λ mode. python/tests reads the same file for the Python mirror
+ * (policies.py), which generates it (`npm run gen:pins`), so the two implementations cannot drift apart while both suites pass.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ interface PinnedCase {
   label: string;
   blocks: string[];
   gram: { ip_ip: number[]; vr_vr: number[]; ip_vr: number[] };
+  context: { seed: number; step: number };
   results: PinnedResult[];
 }
 
@@ -32,7 +33,7 @@ const { rel, abs } = pins.tolerance;
 
 /** The config's snake_case `policy` section as the options a built-in policy is created with. */
 function optionsOf(p: PolicyConfig): PolicyOptions {
-  return { lambda: p.lambda, lambdaMode: p.lambda_mode, threshold: p.threshold, granularity: p.granularity };
+  return { lambda: p.lambda, lambdaMode: p.lambda_mode, threshold: p.threshold, granularity: p.granularity, openRate: p.open_rate ?? null };
 }
 
 /** One block per Gram entry; a policy deciding from the Gram reads only names and count. */
@@ -86,7 +87,7 @@ describe(`policy pins shared with the Python mirror (relative tolerance ${rel})`
       '%s',
       (_name, pin) => {
         const policy = policies[pin.policy.name as PolicyName].create(optionsOf(pin.policy));
-        const d = policy.decide({ layout: layoutOf(c.blocks), gram: gramOf(c.gram) });
+        const d = policy.decide({ layout: layoutOf(c.blocks), gram: gramOf(c.gram), context: c.context });
         expect(differences(d, pin)).toEqual([]);
       },
     );

@@ -16,9 +16,11 @@ import {
   type Policy,
   type PolicyName,
   type PolicyOptions,
+  type StepContext,
   type WeightsDecision,
+  uniformAt,
 } from 'gradprom';
-import { example, gramCases, opts, vectorCases } from './cases.js';
+import { contextAt, example, gramCases, opts, vectorCases } from './cases.js';
 
 /** Pinned values are compared at this absolute tolerance (they are float64 results of exact float32 inputs). */
 const PIN_TOL = 1e-12;
@@ -46,17 +48,18 @@ const ALL: Array<{ name: PolicyName; granularity: Granularity; lambdaMode: Lambd
     (['plain', 'normalized'] as const).map((lambdaMode) => ({ name, granularity, lambdaMode })),
   ),
 );
-const GATED: readonly PolicyName[] = ['ip-only', 'gradprom', 'soft'];
+const GATED: readonly PolicyName[] = ['ip-only', 'gradprom', 'soft', 'random-gate'];
 
 /**
  * Which blocks a gated policy's decision left closed. Global: all of them when the one gate is closed. Layer (where
  * telemetry.gate is null): each block by its own gate, closed when the block's cosine is not above τ = 0 (a zero-norm
- * gradient's cosine is 0) or, for ip-only, always.
+ * gradient's cosine is 0), for random-gate when its draw is not below p = 0.5, for ip-only always.
  */
-function closedBlocks(name: PolicyName, granularity: Granularity, d: Decision, gram: Gram): boolean[] {
+function closedBlocks(name: PolicyName, granularity: Granularity, d: Decision, gram: Gram, context: StepContext): boolean[] {
   const n = gram.ipIp.length;
   if (granularity === 'global') return Array<boolean>(n).fill(d.telemetry.gate === false);
   if (name === 'ip-only') return Array<boolean>(n).fill(true);
+  if (name === 'random-gate') return Array.from({ length: n }, (_, b) => !(uniformAt(context, b) < 0.5));
   return Array.from(blockCosines(gram), (cos) => !(cos > 0));
 }
 
@@ -116,14 +119,14 @@ describe('properties over the shared input set', () => {
   test.each(ALL)('$name $granularity $lambdaMode: Gram cases give finite weights; a closed gate gives exactly [1, 0]', (c) => {
     const p = build(c.name, opts({ ...c, lambda: 0.003 }));
     let closed = 0;
-    for (const { label, layout, gram } of gramCases()) {
-      const d = weights(p.decide({ layout, gram }));
+    for (const [i, { label, layout, gram }] of gramCases().entries()) {
+      const d = weights(p.decide({ layout, gram, context: contextAt(i) }));
       finiteTelemetry(d);
       for (let b = 0; b < layout.length; b++) {
         expect([label, Number.isFinite(d.ip[b]!) && Number.isFinite(d.vr[b]!)]).toEqual([label, true]);
       }
       if (!GATED.includes(c.name)) continue;
-      closedBlocks(c.name, c.granularity, d, gram).forEach((isClosed, b) => {
+      closedBlocks(c.name, c.granularity, d, gram, contextAt(i)).forEach((isClosed, b) => {
         if (!isClosed) return;
         closed++;
         expect([label, b, d.ip[b], d.vr[b]]).toEqual([label, b, 1, 0]);
@@ -135,13 +138,13 @@ describe('properties over the shared input set', () => {
   test.each(ALL)('$name $granularity $lambdaMode: vector cases give a finite merge; a closed gate returns g_IP bit for bit', (c) => {
     const p = build(c.name, opts({ ...c, lambda: 0.003 }));
     let closed = 0;
-    for (const { label, layout, gIp, gVr } of vectorCases()) {
-      const d = weights(p.decideFromVectors(layout, gIp, gVr));
+    for (const [i, { label, layout, gIp, gVr }] of vectorCases().entries()) {
+      const d = weights(p.decideFromVectors(layout, gIp, gVr, contextAt(i)));
       finiteTelemetry(d);
       const merged = applyDecision(d, layout, gIp, gVr);
       expect([label, merged.every(Number.isFinite)]).toEqual([label, true]);
       if (!GATED.includes(c.name)) continue;
-      closedBlocks(c.name, c.granularity, d, gramFromVectors(layout, gIp, gVr)).forEach((isClosed, b) => {
+      closedBlocks(c.name, c.granularity, d, gramFromVectors(layout, gIp, gVr), contextAt(i)).forEach((isClosed, b) => {
         if (!isClosed) return;
         closed++;
         const { offset, numel } = layout[b]!;
@@ -186,10 +189,18 @@ describe('properties over the shared input set', () => {
 
 describe('equivalence: gram mode vs vectors mode', () => {
   /** Reference merge computed directly on the vectors, from the paper's formulas (no weights). */
-  function reference(name: PolicyName, o: PolicyOptions, layout: Layout, gIp: Float32Array, gVr: Float32Array): Float64Array {
+  function reference(
+    name: PolicyName,
+    o: PolicyOptions,
+    layout: Layout,
+    gIp: Float32Array,
+    gVr: Float32Array,
+    context: StepContext,
+  ): Float64Array {
     const out = Float64Array.from(gIp);
     const units = o.granularity === 'global' ? [[0, gIp.length]] : layout.map((b) => [b.offset, b.offset + b.numel]);
-    for (const [s, e] of units as Array<[number, number]>) {
+    const p = o.openRate ?? NaN;
+    for (const [unit, [s, e]] of (units as Array<[number, number]>).entries()) {
       let aa = 0,
         bb = 0,
         dot = 0;
@@ -200,11 +211,13 @@ describe('equivalence: gram mode vs vectors mode', () => {
       }
       const zero = aa === 0 || bb === 0;
       const cos = zero ? 0 : dot / (Math.sqrt(aa) * Math.sqrt(bb) + 1e-12);
-      const lam = o.lambdaMode === 'plain' ? o.lambda : zero ? 0 : (o.lambda * Math.sqrt(aa)) / Math.sqrt(bb);
+      const lambda = name === 'joint-scaled' ? p * o.lambda : o.lambda;
+      const lam = o.lambdaMode === 'plain' ? lambda : zero ? 0 : (lambda * Math.sqrt(aa)) / Math.sqrt(bb);
       for (let i = s; i < e; i++) {
         const a = gIp[i]!,
           v = gVr[i]!;
-        if (name === 'joint') out[i] = a + lam * v;
+        if (name === 'joint' || name === 'joint-scaled') out[i] = a + lam * v;
+        if (name === 'random-gate') out[i] = uniformAt(context, unit) < p ? a + lam * v : a;
         if (name === 'gradprom') out[i] = !zero && cos > o.threshold ? a + lam * v : a;
         if (name === 'soft') out[i] = a + Math.max(0, cos) * lam * v;
         if (name === 'pcgrad') {
@@ -217,13 +230,22 @@ describe('equivalence: gram mode vs vectors mode', () => {
 
   test.each(ALL)('$name $granularity $lambdaMode: applyDecision(decide(Gram)) equals the direct vector formula', (c) => {
     const o = opts({ ...c, lambda: 0.3 });
-    const p = makePolicy({ name: c.name, lambda: o.lambda, lambda_mode: c.lambdaMode, threshold: 0, granularity: c.granularity });
-    for (const { label, layout, gIp, gVr } of [...vectorCases(), { label: 'example', ...example }]) {
+    const open_rate = policies[c.name].usesOpenRate ? o.openRate : null;
+    const p = makePolicy({
+      name: c.name,
+      lambda: o.lambda,
+      lambda_mode: c.lambdaMode,
+      threshold: 0,
+      granularity: c.granularity,
+      open_rate,
+    });
+    for (const [k, { label, layout, gIp, gVr }] of [...vectorCases(), { label: 'example', ...example }].entries()) {
       const gram = gramFromVectors(layout, gIp, gVr);
-      const fromGram = applyDecision(p.decide({ layout, gram }), layout, gIp, gVr);
-      const fromVectors = applyDecision(p.decideFromVectors(layout, gIp, gVr), layout, gIp, gVr);
+      const context = contextAt(k);
+      const fromGram = applyDecision(p.decide({ layout, gram, context }), layout, gIp, gVr);
+      const fromVectors = applyDecision(p.decideFromVectors(layout, gIp, gVr, context), layout, gIp, gVr);
       expect([label, fromVectors]).toEqual([label, fromGram]);
-      const ref = reference(c.name, o, layout, gIp, gVr);
+      const ref = reference(c.name, o, layout, gIp, gVr, context);
       const scale = Math.max(...Array.from(ref, Math.abs), 0);
       for (let i = 0; i < ref.length; i++) {
         // float32 rounding of the merge: relative 1e-6 of the largest element.

@@ -59,7 +59,8 @@ def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict,
     session.after_grads()
     session.phase("policy")
     if g.finite:
-        w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram)
+        context = {"seed": int(at(session.config, "seed")), "step": session.step}  # what the TypeScript trainer passes
+        w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram, context)
         session.apply(w_ip, w_vr)
         tel = {**tel, "ip_descent": ip_descent(g.gram, w_ip, w_vr), "ip_descent_actual": session.ip_descent_actual()}
     else:
