@@ -2,18 +2,35 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { descentPlot, tradeoffPlot, type DescentSeries, type TradeoffPoint } from './compare-plots.js';
-import { descentSection, designSection, frontsSection, pairedSection, type StatedDifferences } from './compare-sections.js';
+import {
+  controlsSection,
+  descentSection,
+  designSection,
+  frontsSection,
+  pairedSection,
+  type StatedDifferences,
+} from './compare-sections.js';
 import { makeComparison, type Comparison } from './comparison.js';
 import { fmtRunDescent } from './descent.js';
 import { compareFronts, frontsOf, type FrontComparison } from './fronts.js';
 import { lambdaLabel, rank, type GroupSummary } from './groups.js';
 import { tInterval } from './intervals.js';
-import { pairedDifferences, type PairedDifference, type PairMetric } from './paired.js';
+import { pairedDifferences, pairsOf, type PairedDifference, type PairMetric } from './paired.js';
 import type { PerImage } from './per-image.js';
 import { renderSvg } from './plots.js';
 import { mdTable } from './run-report.js';
 import { metricOf, recognitionUnit, type RunSummary } from './summary.js';
 import { DASH, fmt, fmtMeanStd, fmtSig, stat, type Stat } from './stats.js';
+
+/** A planned run that failed on its own. */
+export interface FailedRunInfo {
+  name: string;
+  policy: string;
+  lambda: number;
+  lambdaMode: string;
+  seed: number;
+  reason: string;
+}
 
 /** What writeCompareReport produced (compare.json holds the same, with the run summaries). */
 export interface CompareResult {
@@ -22,6 +39,8 @@ export interface CompareResult {
   fronts: FrontComparison[];
   /** Runs of the plan not finished (listed by `compare --report`). */
   missing: string[];
+  /** Runs of the plan that failed on their own. */
+  failed: FailedRunInfo[];
   markdown: string;
 }
 
@@ -31,6 +50,8 @@ export interface CompareReportOptions {
   perImage?: ReadonlyMap<string, PerImage>;
   /** Names of planned runs that have not finished. */
   missing?: readonly string[];
+  /** Planned runs that failed on their own (e.g. diverged), with their reasons. */
+  failed?: readonly FailedRunInfo[];
   /** The primary endpoints (config `compare.primary`). */
   primary?: readonly PairMetric[];
   /** Stated differences per endpoint in display units, for "seeds needed" (config `compare.differences`). */
@@ -165,6 +186,7 @@ export function compareMarkdown(
   plotted: { tradeoff: boolean; descent: boolean },
   missing: readonly string[] = [],
   differences: StatedDifferences = {},
+  failed: readonly FailedRunInfo[] = [],
 ): string {
   const task = c.summaries[0]?.task ?? 'classify';
   const name = recognitionUnit(task) === 'dice' ? 'Dice' : 'accuracy';
@@ -184,6 +206,9 @@ export function compareMarkdown(
       '',
     );
   }
+  const controls = controlsSection(c, pairs);
+  if (controls.length) lines.push(...controls, '');
+  if (failed.length) lines.push(...failedSection(c, failed), '');
   lines.push(
     ...tables(c),
     '',
@@ -196,6 +221,47 @@ export function compareMarkdown(
     ...descentSection(c, plotted.descent),
   );
   return `${lines.join('\n')}\n`;
+}
+
+/** "Failed runs": each with its reason, the failure rate per policy and λ, and the pairs that lost seeds. */
+export function failedSection(c: Comparison, failed: readonly FailedRunInfo[]): string[] {
+  const mixed = new Set([...c.groups.map((g) => g.lambdaMode), ...failed.map((f) => f.lambdaMode)]).size > 1;
+  const key = (x: { policy: string; lambda: number; lambdaMode: string }) => `${x.policy}|${x.lambdaMode}|${x.lambda}`;
+  const finished = new Map(c.groups.map((g) => [key(g), g.n]));
+  const byGroup = new Map<string, FailedRunInfo[]>();
+  for (const f of failed) byGroup.set(key(f), [...(byGroup.get(key(f)) ?? []), f]);
+  const rows = [...byGroup.values()].map((fs) => {
+    const f = fs[0]!;
+    const total = fs.length + (finished.get(key(f)) ?? 0);
+    return [
+      `\`${f.policy}\``,
+      lambdaLabel(f, mixed),
+      `${fs.length} of ${total} (${fmt((100 * fs.length) / total, 0)} %)`,
+      fs.map((x) => x.seed).join(', '),
+    ];
+  });
+  const out = [
+    `## Failed runs`,
+    '',
+    `**${failed.length} run(s) failed on their own** (a result of the comparison, not an accident: they are not retried on resume). Rates count the finished and failed runs of each policy and λ:`,
+    '',
+    mdTable(['Policy', 'λ', 'Failed', 'Seeds'], rows),
+    '',
+    ...failed.map((f) => `- \`${f.name}\`: ${f.reason}`),
+  ];
+  // A pair loses a seed when either side failed there: its tests use the seeds both sides finished.
+  const lost: string[] = [];
+  for (const [a, b] of pairsOf(c.groups)) {
+    const gone = failed.filter((f) => (key(f) === key(a) || key(f) === key(b)) && !(a.seeds.includes(f.seed) && b.seeds.includes(f.seed)));
+    if (gone.length)
+      lost.push(
+        `- \`${a.policy}\` − \`${b.policy}\`, λ = ${lambdaLabel(a, mixed)}: seed(s) ${[...new Set(gone.map((f) => f.seed))].join(', ')} lost (${gone.map((f) => `\`${f.policy}\` failed`).join(', ')})`,
+      );
+  }
+  const whole = [...byGroup.values()].filter((fs) => !finished.has(key(fs[0]!)));
+  for (const fs of whole) lost.push(`- \`${fs[0]!.policy}\`, λ = ${lambdaLabel(fs[0]!, mixed)}: every run failed, so it is in no pair`);
+  if (lost.length) out.push('', 'Pairs that lost seeds (their tests use only the seeds both sides finished):', '', ...lost);
+  return out;
 }
 
 /** Trade-off plot points: group means with their 95 % t intervals, and single seeds, for each VR reader. */
@@ -270,13 +336,15 @@ export async function writeCompareReport(
   const descent = descentPlot(descentSeries(c));
   if (tradeoff) await writeWhole(join(dir, 'tradeoff.svg'), await renderSvg(tradeoff));
   if (descent) await writeWhole(join(dir, 'descent.svg'), await renderSvg(descent));
-  const markdown = compareMarkdown(c, pairs, fronts, { tradeoff: tradeoff !== null, descent: descent !== null }, missing, opts.differences);
+  const failed = [...(opts.failed ?? [])];
+  const plotted = { tradeoff: tradeoff !== null, descent: descent !== null };
+  const markdown = compareMarkdown(c, pairs, fronts, plotted, missing, opts.differences, failed);
   // Results only: where each run happened to run (device, peak memory) stays in its own summary.json and report.md.
   const results = summaries.map(({ machine: _machine, ...rest }) => rest);
   await writeWhole(
     join(dir, 'compare.json'),
-    `${JSON.stringify({ groups: c.groups, pairs, fronts, missing, summaries: results }, null, 2)}\n`,
+    `${JSON.stringify({ groups: c.groups, pairs, fronts, missing, failed, summaries: results }, null, 2)}\n`,
   );
   await writeWhole(join(dir, 'compare.md'), markdown);
-  return { groups: c.groups, pairs, fronts, missing, markdown };
+  return { groups: c.groups, pairs, fronts, missing, failed, markdown };
 }

@@ -49,6 +49,31 @@ export function pairedSection(c: Comparison, pairs: readonly PairedDifference[])
   return out;
 }
 
+/** The dose-matched controls, by the policy name each run under. */
+export const CONTROL_POLICIES = ['random-gate', 'joint-scaled'] as const;
+
+/** "Does the gate help?": gradprom against the controls that add the VR term as often (random-gate) or as much (joint-scaled). */
+export function controlsSection(c: Comparison, pairs: readonly PairedDifference[]): string[] {
+  const mine = pairs.filter((p) => p.a === 'gradprom' && (CONTROL_POLICIES as readonly string[]).includes(p.b) && p.endpoint === 'primary');
+  if (mine.length === 0) return [];
+  const mixed = new Set(c.groups.map((g) => g.lambdaMode)).size > 1;
+  const rate = (policy: string, p: PairedDifference) =>
+    c.groups.find((g) => g.policy === policy && g.lambda === p.lambda && g.lambdaMode === p.lambdaMode)?.gateOpenRate.mean ?? null;
+  const out = [
+    '## Does the gate help? gradprom against the dose-matched controls',
+    '',
+    "Each control runs per seed and λ with p set to that gradprom run's measured gate-open rate: `random-gate` opens with probability p whatever the cosine, `joint-scaled` adds p·λ·g_VR every step. If gradprom does no better than these, its gate acts as a dose of the VR term, not as a choice of steps. Readings as in the paired differences below (Holm-adjusted across the whole family).",
+    '',
+  ];
+  for (const p of mine) {
+    const g = rate('gradprom', p);
+    const r = p.b === 'random-gate' ? rate('random-gate', p) : null;
+    const dose = g === null ? '' : ` (gate open ${fmtPercent(g)} for gradprom${r === null ? '' : `, ${fmtPercent(r)} for random-gate`})`;
+    out.push(`- λ = ${lambdaLabel(p, mixed)}, \`gradprom\` − \`${p.b}\`${dose}: ${p.text}.`);
+  }
+  return out;
+}
+
 /** "What this design can detect": the family's floor, and per primary difference the detectable difference and seeds needed. */
 export function designSection(pairs: readonly PairedDifference[], stated: StatedDifferences = {}): string[] {
   const family = pairs.filter((p) => p.adjusted && p.t && p.signFlip);

@@ -197,6 +197,27 @@ describe('writeCompareReport', () => {
     expect(await readFile(join(dir, 'tradeoff.svg'), 'utf8')).toContain('ip-only');
   });
 
+  test('failed runs are data: their reasons, the failure rate per policy and λ, and the pairs that lost seeds', async () => {
+    const runs = fiveSeeds([0.01, 0.02, 0.03, 0.02, 0.01]).filter((s) => !(s.policy === 'joint' && s.seed === 4));
+    const failed = [
+      {
+        name: 'joint-l0.003-s4',
+        policy: 'joint',
+        lambda: 0.003,
+        lambdaMode: 'plain',
+        seed: 4,
+        reason: 'step 12: 4 consecutive steps skipped',
+      },
+    ];
+    const r = await writeCompareReport(dir, runs, { failed });
+    expect(r.failed).toEqual(failed);
+    expect(r.markdown).toContain('**1 run(s) failed on their own**');
+    expect(r.markdown).toContain('| `joint` | 0.003 | 1 of 5 (20 %) | 4 |');
+    expect(r.markdown).toContain('- `joint-l0.003-s4`: step 12: 4 consecutive steps skipped');
+    expect(r.markdown).toContain('- `gradprom` − `joint`, λ = 0.003: seed(s) 4 lost (`joint` failed)');
+    expect(r.pairs.find((p) => p.metric === 'psnr')!.seeds).toEqual([0, 1, 2, 3]);
+  });
+
   test('the descent table pools negative steps over seeds', async () => {
     const a = run('joint', 0.003, 0, 0.5, 26);
     const b = run('joint', 0.003, 1, 0.5, 26);
