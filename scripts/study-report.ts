@@ -8,7 +8,7 @@ import type { Config } from '../src/config/index.js';
 import type { FrontComparison, GroupSummary, PairedDifference, RunSummary } from '../src/report/index.js';
 import { fmtInterval, fmtP, signed } from '../src/report/paired.js';
 import { packageRoot } from '../src/sidecar/python.js';
-import type { Study } from './study.js';
+import type { Invocation, Study } from './study.js';
 import type { MachineRun } from './bench-report.js';
 
 /** A regime's comparison as compare.json holds it. */
@@ -29,6 +29,8 @@ export interface RegimeResult {
 
 /** Where and how the study ran. */
 export interface StudyMeta extends MachineRun {
+  /** Every invocation of the study that wrote these comparisons. */
+  invocations: Invocation[];
   parallel: number;
   seeds: number;
   quick: boolean;
@@ -167,6 +169,8 @@ function regimeSection(i: number, r: RegimeResult): string[] {
   ]);
   const pairRows: string[][] = [];
   for (const [a, b] of [
+    ['gradprom', 'random-gate'],
+    ['gradprom', 'joint-scaled'],
     ['gradprom', 'joint'],
     ['gradprom', 'ip-only'],
     ['joint', 'ip-only'],
@@ -185,6 +189,22 @@ function regimeSection(i: number, r: RegimeResult): string[] {
       ]);
     }
   }
+  // The degraded input itself, one value per seed: a policy that ends below it made the images worse.
+  const bySeed = new Map(r.compare.summaries.map((x) => [x.seed, x]));
+  const degraded = (k: string): number | null => {
+    const v = [...bySeed.values()].map((x) => x.final[k]).filter((x): x is number => typeof x === 'number');
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+  };
+  const dPsnr = degraded('psnr_degraded');
+  const dRec = degraded(`fixed_degraded_${task === 'segment' ? 'dice' : 'acc'}`);
+  rows.push(['*degraded input*', '–', `${bySeed.size}`, num(dPsnr, 2), num(dRec === null ? null : dRec * 100, 1), '–', '–', '–', '–']);
+  const below = dPsnr === null ? [] : g0.filter((g) => g.psnr.mean !== null && g.psnr.mean < dPsnr);
+  const belowText = below.length
+    ? [
+        `**Below the degraded input:** ${below.map((g) => `\`${g.policy}\`${g.usesVr ? ` at λ ${lam(g)}` : ''} (${num(g.psnr.mean, 2)} dB)`).join(', ')} end${below.length === 1 ? 's' : ''} below the degraded input's PSNR (${num(dPsnr, 2)} dB): ${below.length === 1 ? 'it makes' : 'they make'} the images worse by this measure.`,
+        '',
+      ]
+    : [];
   const where = relative(packageRoot, r.dir);
   return [
     `## ${i + 1}. ${r.title}`,
@@ -203,7 +223,8 @@ function regimeSection(i: number, r: RegimeResult): string[] {
     '',
     ...table(['Policy', 'λ', 'seeds', 'PSNR (dB)', `fixed VR (%)`, `co-trained VR (%)`, 'gate open', 'planned < 0', 'taken < 0'], rows),
     '',
-    'Paired differences, first − second: mean [95 % interval over seeds] · [95 % interval over test images]; **bold**: both intervals exclude zero (an ordering is shown).',
+    ...belowText,
+    'Paired differences, first − second: mean [95 % interval over seeds and test images], Holm-adjusted p (paired t / sign-flip) for primary endpoints; **bold**: both adjusted p-values below 0.05 (an ordering is shown).',
     '',
     ...table(['Pair', 'λ', 'Δ PSNR (dB)', `Δ fixed VR (points)`, `Δ co-trained VR (points)`], pairRows),
     '',
@@ -260,11 +281,15 @@ export function studyMarkdown(study: Study, results: readonly RegimeResult[], me
     `- Date ${meta.started.toISOString()}; ${meta.wallSeconds > 0 ? `${(meta.wallSeconds / 60).toFixed(1)} min of comparisons` : 'wall time not recorded'}; ${meta.parallel} runs at once, ${meta.seeds} seeds per setting.`,
     `- Machine: ${cpus().length} cores, ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; device ${meta.device}; torch ${meta.torch}, Python ${meta.python}, Node ${process.version}.`,
     `- Load average at start ${meta.loadStart.map((x) => x.toFixed(2)).join(' / ')}, at end ${meta.loadEnd.map((x) => x.toFixed(2)).join(' / ')}; CPU busy with other work before ${pct(meta.busyStart, 0)}, after ${pct(meta.busyEnd, 0)}${busy > 0.25 ? ' (**the machine was shared**: wall times are longer than on an idle one; the results themselves do not depend on it)' : ''}.`,
+    ...meta.invocations.map(
+      (v, k) =>
+        `- Invocation ${k + 1}: ${v.start} → ${v.end ?? 'no record after its start'}; regimes finished: ${v.regimes.join(', ') || 'none'}; load ${v.loadStart.map((x) => x.toFixed(2)).join(' / ')} → ${v.loadEnd ? v.loadEnd.map((x) => x.toFixed(2)).join(' / ') : '–'}; other work ${pct(v.busyStart, 0)} → ${pct(v.busyEnd, 0)}.`,
+    ),
     `- What was cut to fit: ${study.cut}`,
     '',
     '## The rule',
     '',
-    'Runs of one seed share their start, so differences are paired by seed. For each pair of policies and each metric there are two 95 % intervals: Student t over the per-seed differences (training randomness) and a seeded percentile bootstrap over test images (which images were drawn). An ordering is stated only when both intervals exclude zero on the same side; otherwise the text says no difference was shown and the intervals say how large one could be. Fronts: a point dominates another when it is higher in PSNR or recognition by that rule and lower in neither; a front dominates another when every point of the other is dominated.',
+    "Runs of one seed share their start, so differences are paired by seed. Each comparison declares primary endpoints (`compare.primary`); its primary differences over all pairs and λ form one family, and each has a paired t p-value and an exact sign-flip permutation p-value, both Holm-adjusted across the family. An ordering is stated only when both adjusted p-values are below 0.05; secondary endpoints are shown unadjusted and claim nothing. The interval is a two-level bootstrap over seeds and test images. Each comparison's compare.md says what its design can detect (the difference at 80 % power, the seeds a stated difference needs) and when it cannot state any ordering at all. Fronts: a description with unadjusted tests, not a claim.",
     '',
     '## Verdict per regime',
     '',

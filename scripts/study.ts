@@ -35,6 +35,8 @@ export const studySchema = z
     policies: z.array(z.enum(POLICY_NAMES)).min(1),
     regimes: z.array(regimeSchema).min(1),
     factor: z.object({ title: z.string(), regimes: z.tuple([z.string(), z.string()]) }).strict(),
+    /** Run random-gate and joint-scaled beside gradprom at its measured gate-open rate (compare --controls). */
+    controls: z.boolean(),
     cut: z.string(),
     quick: z.object({ seeds: z.number().int().positive(), set: z.array(z.string()) }).strict(),
   })
@@ -42,6 +44,24 @@ export const studySchema = z
 export type Study = z.infer<typeof studySchema>;
 
 const STUDY_DIR = join(packageRoot, 'configs', 'study');
+
+/** One invocation of the study: when it ran, on what machine state, and which regimes it finished. */
+export interface Invocation {
+  start: string;
+  /** The last time it recorded progress (its end, once it has finished or stopped). */
+  end: string | null;
+  regimes: string[];
+  loadStart: number[];
+  loadEnd: number[] | null;
+  busyStart: number | null;
+  busyEnd: number | null;
+}
+
+/** runs/study/study-times.json: wall seconds per regime, summed over invocations, and every invocation. */
+interface StudyTimes {
+  times: Record<string, number>;
+  invocations: Invocation[];
+}
 
 interface StudyArgs {
   quick: boolean;
@@ -113,7 +133,20 @@ async function main(): Promise<void> {
   const results: RegimeResult[] = [];
   const metaFile = join(base, 'study-times.json');
   const stopped: Record<string, string> = {};
-  const times: Record<string, number> = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, 'utf8')) as Record<string, number>) : {};
+  // Every invocation is recorded as it goes (start, last update, machine state), so an interrupted study keeps its times.
+  const saved = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, 'utf8')) as Partial<StudyTimes> & Record<string, unknown>) : {};
+  const times: Record<string, number> = saved.times ?? (saved.invocations ? {} : (saved as Record<string, number>));
+  const invocations: Invocation[] = saved.invocations ?? [];
+  const mine: Invocation = { start: started.toISOString(), end: null, regimes: [], loadStart, busyStart, loadEnd: null, busyEnd: null };
+  if (!reportOnly) invocations.push(mine);
+  const record = async (): Promise<void> => {
+    if (reportOnly) return; // rewriting the report is no invocation of the study
+    mine.end = new Date().toISOString();
+    mine.loadEnd = loadNow();
+    mine.busyEnd = await cpuBusy();
+    writeFileSync(metaFile, `${JSON.stringify({ times, invocations } satisfies StudyTimes, null, 2)}\n`);
+  };
+  await record();
   for (const regime of study.regimes) {
     const config = await regimeConfig(study, regime.config, quick);
     const lambdas = parseLambdas(regime.lambdas, config.policy.lambda_mode);
@@ -124,6 +157,7 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       const compare = runCompare(config, {
         policies: study.policies,
+        controls: study.controls,
         lambdas,
         seeds,
         outDir: dir,
@@ -144,7 +178,8 @@ async function main(): Promise<void> {
         process.stderr.write(`study: ${regime.name} stopped: ${(e as Error).message}\n`);
       });
       times[regime.name] = (times[regime.name] ?? 0) + (Date.now() - t0) / 1000;
-      writeFileSync(metaFile, `${JSON.stringify(times, null, 2)}\n`);
+      mine.regimes.push(regime.name);
+      await record();
     }
     // The report is rewritten from the runs on disk, so --report-only also picks up changes to the report code.
     if (!existsSync(join(dir, 'plan.json'))) throw new Error(`${dir}: no comparison; run the study without --report-only first`);
@@ -180,6 +215,7 @@ async function main(): Promise<void> {
     parallel,
     seeds,
     quick,
+    invocations,
     ...(await versions()),
   };
   writeFileSync(out, studyMarkdown(study, results, meta));
