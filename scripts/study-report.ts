@@ -81,15 +81,17 @@ function pairSummary(r: RegimeResult, a: string, b: string): string {
   for (const [metric, label] of METRICS) {
     const higher = { a: [] as string[], b: [] as string[], none: [] as string[] };
     for (const [l, ps] of byLam) {
-      const p = ps.find((x) => x.metric === metric);
+      // Only primary endpoints are tested; a secondary one claims nothing either way.
+      const p = ps.find((x) => x.metric === metric && x.endpoint === 'primary');
       if (!p) continue;
       (p.verdict === 'a-higher' ? higher.a : p.verdict === 'b-higher' ? higher.b : higher.none).push(l);
     }
     const bits = [
       higher.a.length ? `\`${a}\` higher at λ ${higher.a.join(', ')}` : '',
       higher.b.length ? `\`${b}\` higher at λ ${higher.b.join(', ')}` : '',
-      higher.none.length ? `no difference shown at ${higher.none.length === byLam.size ? 'any λ' : `λ ${higher.none.join(', ')}`}` : '',
+      higher.none.length ? `no ordering shown at ${higher.none.length === byLam.size ? 'any λ' : `λ ${higher.none.join(', ')}`}` : '',
     ].filter(Boolean);
+    if (bits.length === 0) continue;
     const name = metric === 'psnr' ? label : `${label} ${rec(r.config.vr.task)}`;
     parts.push(`${name}: ${bits.join('; ')}`);
   }
@@ -98,8 +100,8 @@ function pairSummary(r: RegimeResult, a: string, b: string): string {
 
 /** The widest interval bound among no-difference pairs of a − b: how large a difference the data leaves open. */
 function openBound(r: RegimeResult, a: string, b: string, metric: string, scale: number): number | null {
-  const ps = r.compare.pairs.filter((p) => p.a === a && p.b === b && p.metric === metric && p.verdict === 'no-difference' && p.t);
-  return ps.length ? Math.max(...ps.map((p) => Math.max(Math.abs(p.t!.lo), Math.abs(p.t!.hi)) * scale)) : null;
+  const ps = r.compare.pairs.filter((p) => p.a === a && p.b === b && p.metric === metric && p.verdict === 'no-difference' && p.interval);
+  return ps.length ? Math.max(...ps.map((p) => Math.max(Math.abs(p.interval!.lo), Math.abs(p.interval!.hi)) * scale)) : null;
 }
 
 /** Pooled descent counts of a policy over its groups: planned and taken negative steps. */
@@ -295,7 +297,9 @@ export function studyMarkdown(study: Study, results: readonly RegimeResult[], me
     '',
     ...results.map(
       (r, i) =>
-        `${i + 1}. **${r.title}.** \`gradprom\` − \`joint\`: ${pairSummary(r, 'gradprom', 'joint')}. ${gradpromJointFronts(r)
+        `${i + 1}. **${r.title}.** ${r.compare.pairs.some((p) => p.b === 'random-gate') ? `\`gradprom\` − \`random-gate\`: ${pairSummary(r, 'gradprom', 'random-gate')}. ` : ''}\`gradprom\` − \`joint\`: ${pairSummary(r, 'gradprom', 'joint')}. \`gradprom\` − \`ip-only\`: ${pairSummary(r, 'gradprom', 'ip-only')}. ${gradpromJointFronts(
+          r,
+        )
           .map(
             (f) =>
               `Fronts (fixed VR): ${f.verdict === 'neither' ? 'neither dominates' : `the ${f.verdict === 'a-dominates' ? f.a : f.b} front dominates`}.`,
