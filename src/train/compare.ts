@@ -150,7 +150,7 @@ export async function reportCompare(dir: string): Promise<CompareResult & { summ
   const { summaries, perImage, missing, failed } = await finishedRuns(dir, plan.runs);
   if (summaries.length === 0) {
     const why = failed.length ? ` (${failed.length} failed: ${failed.map((f) => `${f.name}: ${f.reason}`).join('; ')})` : '';
-    throw new GradpromError('RUN', `${dir}: none of the ${plan.runs.length} planned runs has finished${why}`);
+    throw new GradpromError('RUN', `${dir}: none of the ${plan.runs.length} planned runs has finished yet${why}`);
   }
   const result = await writeCompareReport(dir, summaries, { perImage, missing, failed, ...reading((await folderConfig(dir)).compare) });
   return { ...result, summaries, dir };
