@@ -6,9 +6,10 @@ import { cpus, totalmem } from 'node:os';
 import { relative } from 'node:path';
 import type { Config } from '../src/config/index.js';
 import type { FrontComparison, GroupSummary, PairedDifference, RunSummary } from '../src/report/index.js';
+import { fmtInterval, fmtP, signed } from '../src/report/paired.js';
 import { packageRoot } from '../src/sidecar/python.js';
 import type { MachineRun } from './machine.js';
-import type { Study } from './study-schema.js';
+import type { Invocation, Study } from './study-schema.js';
 
 /** A regime's comparison as compare.json holds it. */
 export interface RegimeResult {
@@ -28,6 +29,8 @@ export interface RegimeResult {
 
 /** Where and how the study ran. */
 export interface StudyMeta extends MachineRun {
+  /** Every invocation of the study that wrote these comparisons. */
+  invocations: Invocation[];
   parallel: number;
   seeds: number;
   quick: boolean;
@@ -43,16 +46,15 @@ const METRICS = [
 ] as const;
 
 const num = (x: number | null | undefined, d: number) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '–');
-const sgn = (x: number, d: number) => (x > 0 && Number(x.toFixed(d)) !== 0 ? `+${x.toFixed(d)}` : x.toFixed(d).replace('-', '−'));
 const pct = (x: number | null | undefined, d = 1) => (typeof x === 'number' && Number.isFinite(x) ? `${(x * 100).toFixed(d)} %` : '–');
 const lam = (p: { lambda: number; lambdaMode: string }) => `${p.lambda}${p.lambdaMode === 'normalized' ? ' (normalized)' : ''}`;
 const rec = (task: string) => (task === 'segment' ? 'Dice' : 'accuracy');
 
-/** One paired-difference cell: mean [seed interval] · [image interval], bold when an ordering is shown. */
+/** One paired-difference cell: mean [interval over seeds and images] and the Holm-adjusted p-values, bold when an ordering is shown. */
 function cell(p: PairedDifference | undefined, scale: number, digits: number): string {
   if (!p || p.mean === null) return '–';
-  const iv = (i: { lo: number; hi: number } | null) => (i ? `[${sgn(i.lo * scale, digits)}, ${sgn(i.hi * scale, digits)}]` : '–');
-  const text = `${sgn(p.mean * scale, digits)} ${iv(p.t)} · ${iv(p.bootstrap)}`;
+  const adj = p.adjusted ? ` p_adj ${fmtP(p.adjusted.t)} / ${fmtP(p.adjusted.signFlip)}` : ' (secondary)';
+  const text = `${signed(p.mean * scale, digits)} ${fmtInterval(p.interval, scale, digits)}${adj}`;
   return p.verdict === 'a-higher' || p.verdict === 'b-higher' ? `**${text}**` : text;
 }
 
@@ -79,15 +81,17 @@ function pairSummary(r: RegimeResult, a: string, b: string): string {
   for (const [metric, label] of METRICS) {
     const higher = { a: [] as string[], b: [] as string[], none: [] as string[] };
     for (const [l, ps] of byLam) {
-      const p = ps.find((x) => x.metric === metric);
+      // Only primary endpoints are tested; a secondary one claims nothing either way.
+      const p = ps.find((x) => x.metric === metric && x.endpoint === 'primary');
       if (!p) continue;
       (p.verdict === 'a-higher' ? higher.a : p.verdict === 'b-higher' ? higher.b : higher.none).push(l);
     }
     const bits = [
       higher.a.length ? `\`${a}\` higher at λ ${higher.a.join(', ')}` : '',
       higher.b.length ? `\`${b}\` higher at λ ${higher.b.join(', ')}` : '',
-      higher.none.length ? `no difference shown at ${higher.none.length === byLam.size ? 'any λ' : `λ ${higher.none.join(', ')}`}` : '',
+      higher.none.length ? `no ordering shown at ${higher.none.length === byLam.size ? 'any λ' : `λ ${higher.none.join(', ')}`}` : '',
     ].filter(Boolean);
+    if (bits.length === 0) continue;
     const name = metric === 'psnr' ? label : `${label} ${rec(r.config.vr.task)}`;
     parts.push(`${name}: ${bits.join('; ')}`);
   }
@@ -96,8 +100,8 @@ function pairSummary(r: RegimeResult, a: string, b: string): string {
 
 /** The widest interval bound among no-difference pairs of a − b: how large a difference the data leaves open. */
 function openBound(r: RegimeResult, a: string, b: string, metric: string, scale: number): number | null {
-  const ps = r.compare.pairs.filter((p) => p.a === a && p.b === b && p.metric === metric && p.verdict === 'no-difference' && p.t);
-  return ps.length ? Math.max(...ps.map((p) => Math.max(Math.abs(p.t!.lo), Math.abs(p.t!.hi)) * scale)) : null;
+  const ps = r.compare.pairs.filter((p) => p.a === a && p.b === b && p.metric === metric && p.verdict === 'no-difference' && p.interval);
+  return ps.length ? Math.max(...ps.map((p) => Math.max(Math.abs(p.interval!.lo), Math.abs(p.interval!.hi)) * scale)) : null;
 }
 
 /** Pooled descent counts of a policy over its groups: planned and taken negative steps. */
@@ -167,6 +171,8 @@ function regimeSection(i: number, r: RegimeResult): string[] {
   ]);
   const pairRows: string[][] = [];
   for (const [a, b] of [
+    ['gradprom', 'random-gate'],
+    ['gradprom', 'joint-scaled'],
     ['gradprom', 'joint'],
     ['gradprom', 'ip-only'],
     ['joint', 'ip-only'],
@@ -185,6 +191,22 @@ function regimeSection(i: number, r: RegimeResult): string[] {
       ]);
     }
   }
+  // The degraded input itself, one value per seed: a policy that ends below it made the images worse.
+  const bySeed = new Map(r.compare.summaries.map((x) => [x.seed, x]));
+  const degraded = (k: string): number | null => {
+    const v = [...bySeed.values()].map((x) => x.final[k]).filter((x): x is number => typeof x === 'number');
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+  };
+  const dPsnr = degraded('psnr_degraded');
+  const dRec = degraded(`fixed_degraded_${task === 'segment' ? 'dice' : 'acc'}`);
+  rows.push(['*degraded input*', '–', `${bySeed.size}`, num(dPsnr, 2), num(dRec === null ? null : dRec * 100, 1), '–', '–', '–', '–']);
+  const below = dPsnr === null ? [] : g0.filter((g) => g.psnr.mean !== null && g.psnr.mean < dPsnr);
+  const belowText = below.length
+    ? [
+        `**Below the degraded input:** ${below.map((g) => `\`${g.policy}\`${g.usesVr ? ` at λ ${lam(g)}` : ''} (${num(g.psnr.mean, 2)} dB)`).join(', ')} end${below.length === 1 ? 's' : ''} below the degraded input's PSNR (${num(dPsnr, 2)} dB): ${below.length === 1 ? 'it makes' : 'they make'} the images worse by this measure.`,
+        '',
+      ]
+    : [];
   const where = relative(packageRoot, r.dir);
   return [
     `## ${i + 1}. ${r.title}`,
@@ -203,7 +225,8 @@ function regimeSection(i: number, r: RegimeResult): string[] {
     '',
     ...table(['Policy', 'λ', 'seeds', 'PSNR (dB)', `fixed VR (%)`, `co-trained VR (%)`, 'gate open', 'planned < 0', 'taken < 0'], rows),
     '',
-    'Paired differences, first − second: mean [95 % interval over seeds] · [95 % interval over test images]; **bold**: both intervals exclude zero (an ordering is shown).',
+    ...belowText,
+    'Paired differences, first − second: mean [95 % interval over seeds and test images], Holm-adjusted p (paired t / sign-flip) for primary endpoints; **bold**: both adjusted p-values below 0.05 (an ordering is shown).',
     '',
     ...table(['Pair', 'λ', 'Δ PSNR (dB)', `Δ fixed VR (points)`, `Δ co-trained VR (points)`], pairRows),
     '',
@@ -260,17 +283,23 @@ export function studyMarkdown(study: Study, results: readonly RegimeResult[], me
     `- Date ${meta.started.toISOString()}; ${meta.wallSeconds > 0 ? `${(meta.wallSeconds / 60).toFixed(1)} min of comparisons` : 'wall time not recorded'}; ${meta.parallel} runs at once, ${meta.seeds} seeds per setting.`,
     `- Machine: ${cpus().length} cores, ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; device ${meta.device}; torch ${meta.torch}, Python ${meta.python}, Node ${process.version}.`,
     `- Load average at start ${meta.loadStart.map((x) => x.toFixed(2)).join(' / ')}, at end ${meta.loadEnd.map((x) => x.toFixed(2)).join(' / ')}; CPU busy with other work before ${pct(meta.busyStart, 0)}, after ${pct(meta.busyEnd, 0)}${busy > 0.25 ? ' (**the machine was shared**: wall times are longer than on an idle one; the results themselves do not depend on it)' : ''}.`,
+    ...meta.invocations.map(
+      (v, k) =>
+        `- Invocation ${k + 1}: ${v.start} → ${v.end ?? 'no record after its start'}; regimes finished: ${v.regimes.join(', ') || 'none'}; load ${v.loadStart.map((x) => x.toFixed(2)).join(' / ')} → ${v.loadEnd ? v.loadEnd.map((x) => x.toFixed(2)).join(' / ') : '–'}; other work ${pct(v.busyStart, 0)} → ${pct(v.busyEnd, 0)}.`,
+    ),
     `- What was cut to fit: ${study.cut}`,
     '',
     '## The rule',
     '',
-    'Runs of one seed share their start, so differences are paired by seed. For each pair of policies and each metric there are two 95 % intervals: Student t over the per-seed differences (training randomness) and a seeded percentile bootstrap over test images (which images were drawn). An ordering is stated only when both intervals exclude zero on the same side; otherwise the text says no difference was shown and the intervals say how large one could be. Fronts: a point dominates another when it is higher in PSNR or recognition by that rule and lower in neither; a front dominates another when every point of the other is dominated.',
+    "Runs of one seed share their start, so differences are paired by seed. Each comparison declares primary endpoints (`compare.primary`); its primary differences over all pairs and λ form one family, and each has a paired t p-value and an exact sign-flip permutation p-value, both Holm-adjusted across the family. An ordering is stated only when both adjusted p-values are below 0.05; secondary endpoints are shown unadjusted and claim nothing. The interval is a two-level bootstrap over seeds and test images. Each comparison's compare.md says what its design can detect (the difference at 80 % power, the seeds a stated difference needs) and when it cannot state any ordering at all. Fronts: a description with unadjusted tests, not a claim.",
     '',
     '## Verdict per regime',
     '',
     ...results.map(
       (r, i) =>
-        `${i + 1}. **${r.title}.** \`gradprom\` − \`joint\`: ${pairSummary(r, 'gradprom', 'joint')}. ${gradpromJointFronts(r)
+        `${i + 1}. **${r.title}.** ${r.compare.pairs.some((p) => p.b === 'random-gate') ? `\`gradprom\` − \`random-gate\`: ${pairSummary(r, 'gradprom', 'random-gate')}. ` : ''}\`gradprom\` − \`joint\`: ${pairSummary(r, 'gradprom', 'joint')}. \`gradprom\` − \`ip-only\`: ${pairSummary(r, 'gradprom', 'ip-only')}. ${gradpromJointFronts(
+          r,
+        )
           .map(
             (f) =>
               `Fronts (fixed VR): ${f.verdict === 'neither' ? 'neither dominates' : `the ${f.verdict === 'a-dominates' ? f.a : f.b} front dominates`}.`,

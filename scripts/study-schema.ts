@@ -12,8 +12,22 @@ export const studySchema = z
     policies: z.array(z.enum(POLICY_NAMES)).min(1),
     regimes: z.array(regimeSchema).min(1),
     factor: z.object({ title: z.string(), regimes: z.tuple([z.string(), z.string()]) }).strict(),
+    /** Run random-gate and joint-scaled beside gradprom at its measured gate-open rate (compare --controls). */
+    controls: z.boolean(),
     cut: z.string(),
     quick: z.object({ seeds: z.number().int().positive(), set: z.array(z.string()) }).strict(),
   })
   .strict();
 export type Study = z.infer<typeof studySchema>;
+
+/** One invocation of the study: when it ran, on what machine state, and which regimes it finished. */
+export interface Invocation {
+  start: string;
+  /** The last time it recorded progress (its end, once it has finished or stopped). */
+  end: string | null;
+  regimes: string[];
+  loadStart: number[];
+  loadEnd: number[] | null;
+  busyStart: number | null;
+  busyEnd: number | null;
+}

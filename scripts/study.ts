@@ -22,9 +22,15 @@ import { reportCompare, runCompare } from '../src/train/compare.js';
 import { parseLambdas } from '../src/train/plan.js';
 import { cpuBusy, loadNow } from './machine.js';
 import { studyMarkdown, type RegimeResult, type StudyMeta } from './study-report.js';
-import { studySchema, type Study } from './study-schema.js';
+import { studySchema, type Invocation, type Study } from './study-schema.js';
 
 const STUDY_DIR = join(packageRoot, 'configs', 'study');
+
+/** runs/study/study-times.json: wall seconds per regime, summed over invocations, and every invocation. */
+interface StudyTimes {
+  times: Record<string, number>;
+  invocations: Invocation[];
+}
 
 interface StudyArgs {
   quick: boolean;
@@ -96,7 +102,20 @@ async function main(): Promise<void> {
   const results: RegimeResult[] = [];
   const metaFile = join(base, 'study-times.json');
   const stopped: Record<string, string> = {};
-  const times: Record<string, number> = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, 'utf8')) as Record<string, number>) : {};
+  // Every invocation is recorded as it goes (start, last update, machine state), so an interrupted study keeps its times.
+  const saved = existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, 'utf8')) as Partial<StudyTimes> & Record<string, unknown>) : {};
+  const times: Record<string, number> = saved.times ?? (saved.invocations ? {} : (saved as Record<string, number>));
+  const invocations: Invocation[] = saved.invocations ?? [];
+  const mine: Invocation = { start: started.toISOString(), end: null, regimes: [], loadStart, busyStart, loadEnd: null, busyEnd: null };
+  if (!reportOnly) invocations.push(mine);
+  const record = async (): Promise<void> => {
+    if (reportOnly) return; // rewriting the report is no invocation of the study
+    mine.end = new Date().toISOString();
+    mine.loadEnd = loadNow();
+    mine.busyEnd = await cpuBusy();
+    writeFileSync(metaFile, `${JSON.stringify({ times, invocations } satisfies StudyTimes, null, 2)}\n`);
+  };
+  await record();
   for (const regime of study.regimes) {
     const config = await regimeConfig(study, regime.config, quick);
     const lambdas = parseLambdas(regime.lambdas, config.policy.lambda_mode);
@@ -107,6 +126,7 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       const compare = runCompare(config, {
         policies: study.policies,
+        controls: study.controls,
         lambdas,
         seeds,
         outDir: dir,
@@ -127,7 +147,8 @@ async function main(): Promise<void> {
         process.stderr.write(`study: ${regime.name} stopped: ${(e as Error).message}\n`);
       });
       times[regime.name] = (times[regime.name] ?? 0) + (Date.now() - t0) / 1000;
-      writeFileSync(metaFile, `${JSON.stringify(times, null, 2)}\n`);
+      mine.regimes.push(regime.name);
+      await record();
     }
     // The report is rewritten from the runs on disk, so --report-only also picks up changes to the report code.
     if (!existsSync(join(dir, 'plan.json'))) throw new Error(`${dir}: no comparison; run the study without --report-only first`);
@@ -163,6 +184,7 @@ async function main(): Promise<void> {
     parallel,
     seeds,
     quick,
+    invocations,
     ...(await versions()),
   };
   writeFileSync(out, studyMarkdown(study, results, meta));

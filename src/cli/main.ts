@@ -76,6 +76,14 @@ export function buildProgram(): Command {
     .option('--resume <dir>', 'continue the comparison in <dir>: finished runs kept, interrupted ones resumed, missing ones started')
     .option('--report <dir>', 'write the report of <dir> from its finished runs, listing the missing ones (trains nothing)')
     .option('--parallel <n>', 'runs at once, one sidecar each: cuda:0..n-1 on a GPU machine; on CPU the cores are split among them', '1')
+    .option(
+      '--controls',
+      "add the dose-matched controls random-gate and joint-scaled, each at its gradprom run's measured gate-open rate (needs gradprom)",
+    )
+    .option(
+      '--pilot',
+      'a pilot to size the real comparison: 3 seeds unless --seeds is given; its report gives the seeds each difference needs',
+    )
     .option('--shard <i/n>', 'run only part i (0-based) of n disjoint parts of the plan into the shared folder (e.g. a Slurm array task)')
     .action(async (opts: CompareFlags, cmd: Command) => {
       const logger = stderrLogger(opts.verbose ? 'info' : 'warn');
@@ -105,15 +113,20 @@ export function buildProgram(): Command {
         onRun: (name: string, done: number, total: number) => {
           if (parallel > 1 && !opts.quiet && !opts.json) process.stderr.write(`gradprom: ${name} finished (${done} of ${total})\n`);
         },
+        onFailed: (name: string, reason: string) => {
+          if (!opts.json) process.stderr.write(`gradprom: ${name} failed (recorded; the comparison goes on): ${reason}\n`);
+        },
       });
-      const planFlags = ['config', 'set', 'policies', 'lambdas', 'seeds'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      const planFlags = ['config', 'set', 'policies', 'lambdas', 'seeds', 'controls', 'pilot'].filter(
+        (k) => cmd.getOptionValueSource(k) === 'cli',
+      );
       let r;
       if (opts.resume && planFlags.length === 0) r = await resumeCompare(opts.resume, sweep(DEFAULTS.output.progress_every_s));
       else {
         const config = await configFrom(opts);
         const where = opts.resume ? { outDir: opts.resume, resume: true } : opts.out ? { outDir: opts.out } : {};
         r = await runCompare(config, {
-          ...planFrom(opts, config),
+          ...planFrom(opts, config, cmd.getOptionValueSource('seeds') === 'cli'),
           ...sweep(config.output.progress_every_s),
           ...where,
           force: Boolean(opts.force),
@@ -178,10 +191,16 @@ interface CompareFlags extends Common {
   report?: string;
   parallel: string;
   shard?: string;
+  controls?: boolean;
+  pilot?: boolean;
 }
 
 /** The plan's policies, λ settings and seed count from the flags (exit 2 on a bad one). */
-function planFrom(opts: CompareFlags, config: Config): { policies: PolicyName[]; lambdas: LambdaSetting[]; seeds: number } {
+function planFrom(
+  opts: CompareFlags,
+  config: Config,
+  seedsGiven: boolean,
+): { policies: PolicyName[]; lambdas: LambdaSetting[]; seeds: number; controls: boolean } {
   const policies = opts.policies.split(',').map((p) => p.trim()) as PolicyName[];
   const bad = policies.filter((p) => !POLICY_NAMES.includes(p));
   if (bad.length) usage(`--policies: unknown ${bad.join(', ')} (known: ${POLICY_NAMES.join(', ')})`);
@@ -189,9 +208,10 @@ function planFrom(opts: CompareFlags, config: Config): { policies: PolicyName[];
     ? parseLambdas(opts.lambdas, config.policy.lambda_mode)
     : [{ lambda: config.policy.lambda, mode: config.policy.lambda_mode }];
   if (typeof lambdas === 'string') usage(`--lambdas: ${lambdas}`);
-  const seeds = Number(opts.seeds);
+  const seeds = opts.pilot && !seedsGiven ? 3 : Number(opts.seeds);
   if (!Number.isInteger(seeds) || seeds < 1) usage(`--seeds: expected a positive integer, got "${opts.seeds}"`);
-  return { policies, lambdas, seeds };
+  if (opts.controls && !policies.includes('gradprom')) usage("--controls matches gradprom's gate-open rate: add gradprom to --policies");
+  return { policies, lambdas, seeds, controls: Boolean(opts.controls) };
 }
 
 /** `--shard i/n` as {index, count} with 0 <= i < n (exit 2 otherwise). */

@@ -130,6 +130,10 @@ export const DEFAULTS = {
     name: null, //                     run folder name (null: generated from policy, λ and seed, e.g. gradprom-l0.003-s0)
     progress_every_s: 30, //           seconds between status lines when stderr is not a terminal (logs, nohup, Slurm, CI)
   },
+  compare: {
+    primary: ['psnr', 'fixed_vr'], //  endpoints a comparison tests with Holm's correction (psnr | ssim | fixed_vr | cotrained_vr); the rest are secondary
+    differences: { psnr: 0.1, ssim: 0.005, fixed_vr: 2, cotrained_vr: 2 }, // differences worth detecting (dB, SSIM, points): the report gives the seeds each needs
+  },
   distributed: {
     nproc: 1, //                       sidecar ranks on this machine under torch.distributed (1: one process); CLI --nproc
     backend: 'gloo', //                gloo (CPU, or GPUs) | nccl (GPUs: rank r uses cuda:r)

@@ -195,6 +195,10 @@ export function configSchema(options: SchemaOptions = {}) {
         psnr: z.enum(['image', 'batch']),
       }),
       output: z.strictObject({ dir: z.string().min(1), name: nullableName, progress_every_s: posNum }),
+      compare: z.strictObject({
+        primary: z.array(z.enum(['psnr', 'ssim', 'fixed_vr', 'cotrained_vr'])).min(1),
+        differences: z.strictObject({ psnr: posNum, ssim: posNum, fixed_vr: posNum, cotrained_vr: posNum }),
+      }),
       distributed: z.strictObject({
         nproc: posInt,
         backend: z.enum(['gloo', 'nccl']),

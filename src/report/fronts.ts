@@ -1,8 +1,8 @@
 /**
  * Trade-off fronts: each policy's points (PSNR against recognition) over λ, and dominance between fronts.
  *
- * Point a dominates point b beyond the intervals when a is higher in PSNR or in recognition by the paired
- * rule (both intervals exclude zero) and b is higher in neither. Front A dominates front B when every
+ * Point a dominates point b when a is higher in PSNR or in recognition (both unadjusted p-values over seeds
+ * below 0.05: a description of the fronts, not a corrected claim) and b is higher in neither. Front A dominates front B when every
  * point of B is dominated by some point of A. ip-only is a front of one point: the reference.
  */
 import type { Comparison } from './comparison.js';
@@ -42,10 +42,10 @@ export function frontsOf(groups: readonly GroupSummary[]): Front[] {
   return [...by.values()];
 }
 
-/** True when point a dominates point b beyond the paired intervals for the given recognition reader. */
+/** True when point a dominates point b (unadjusted paired tests) for the given recognition reader. */
 export function dominates(c: Comparison, a: GroupSummary, b: GroupSummary, reader: PairMetric): boolean {
-  const psnr = pairStats(c, a, b, 'psnr').higher;
-  const rec = pairStats(c, a, b, reader).higher;
+  const psnr = pairStats(c, a, b, 'psnr').higherUnadjusted;
+  const rec = pairStats(c, a, b, reader).higherUnadjusted;
   return (psnr === 'a' || rec === 'a') && psnr !== 'b' && rec !== 'b';
 }
 
@@ -54,12 +54,12 @@ function dominatedCount(c: Comparison, a: Front, b: Front, reader: PairMetric): 
   return b.points.filter((q) => a.points.some((p) => dominates(c, p, q, reader))).length;
 }
 
-/** Every pair of fronts (ip-only included), for both recognition readers present. */
-export function compareFronts(c: Comparison): FrontComparison[] {
+/** Every pair of fronts (ip-only included), for each recognition reader asked for that is present. */
+export function compareFronts(c: Comparison, readers: ReadonlyArray<'fixed' | 'cotrained'> = ['fixed', 'cotrained']): FrontComparison[] {
   const fronts = frontsOf(c.groups);
   const mixed = new Set(c.groups.map((g) => g.lambdaMode)).size > 1;
   const out: FrontComparison[] = [];
-  for (const reader of ['fixed', 'cotrained'] as const) {
+  for (const reader of readers) {
     for (let i = 0; i < fronts.length; i++) {
       for (let j = 0; j < i; j++) {
         // The later front first, as in the pair tables (gradprom against joint, joint against ip-only).
@@ -76,8 +76,8 @@ export function compareFronts(c: Comparison): FrontComparison[] {
         const head = `\`${a.label}\`${lams(a)} against \`${b.label}\`${lams(b)}, ${who}`;
         const text =
           verdict === 'neither'
-            ? `${head}: neither front dominates the other beyond the intervals (${counts})`
-            : `${head}: the \`${verdict === 'a-dominates' ? a.label : b.label}\` front dominates beyond the intervals (${counts})`;
+            ? `${head}: neither front dominates the other (unadjusted; ${counts})`
+            : `${head}: the \`${verdict === 'a-dominates' ? a.label : b.label}\` front dominates (unadjusted; ${counts})`;
         out.push({
           a: a.label,
           b: b.label,

@@ -28,7 +28,8 @@ export interface GroupSummary {
   descent: { planned: GroupDescentStats | null; taken: GroupDescentStats | null };
 }
 
-const ORDER = ['ip-only', 'joint', 'soft', 'pcgrad', 'gradprom'];
+// The controls sit just before gradprom, so pairs read gradprom − control.
+const ORDER = ['ip-only', 'joint', 'soft', 'pcgrad', 'joint-scaled', 'random-gate', 'gradprom'];
 
 /** Sort rank of a policy name: built-ins in a fixed order, then others alphabetically. */
 export function rank(p: string): number {

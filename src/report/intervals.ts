@@ -7,7 +7,7 @@
 import { mean, std } from './stats.js';
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms; relative error ~1e-15). */
-function lnGamma(x: number): number {
+export function lnGamma(x: number): number {
   const c = [
     0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
     -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
@@ -136,13 +136,65 @@ export function bootstrapMean(
     for (let i = 0; i < n; i++) s += xs[Math.floor(rand() * n)]!;
     means[r] = s / n;
   }
-  means.sort();
-  const at = (q: number): number => {
-    const pos = q * (reps - 1);
-    const i = Math.floor(pos);
-    const f = pos - i;
-    return i + 1 < reps ? means[i]! * (1 - f) + means[i + 1]! * f : means[i]!;
-  };
   const tail = (1 - level) / 2;
-  return { n, reps, seed, level, lo: at(tail), hi: at(1 - tail) };
+  return { n, reps, seed, level, lo: percentile(means, tail), hi: percentile(means, 1 - tail) };
+}
+
+/** The linear-interpolated `q` quantile of resampled means (sorted in place on first use). */
+function percentile(means: Float64Array, q: number): number {
+  means.sort();
+  const pos = q * (means.length - 1);
+  const i = Math.floor(pos);
+  const f = pos - i;
+  return i + 1 < means.length ? means[i]! * (1 - f) + means[i + 1]! * f : means[i]!;
+}
+
+/** A two-level bootstrap interval: seeds resampled, then test images within each drawn seed. */
+export interface TwoLevelInterval extends Interval {
+  seeds: number;
+  /** Test images per seed (the smallest count among the seeds). */
+  images: number;
+  reps: number;
+  seed: number;
+  level: number;
+}
+
+/**
+ * Percentile interval of the mean of per-image values pooled over seeds, covering both sources of chance:
+ * each of `reps` resamples draws the seeds with replacement, then for each drawn seed its images with
+ * replacement, and takes the mean over drawn seeds of each seed's image mean. `perSeed[k]` holds seed k's
+ * per-image values (here paired differences a − b). PRNG seeded with `seed`; null without seeds or images.
+ */
+export function twoLevelBootstrap(
+  perSeed: ReadonlyArray<ArrayLike<number>>,
+  opts: { reps?: number; seed?: number; level?: number } = {},
+): TwoLevelInterval | null {
+  const k = perSeed.length;
+  if (k === 0 || perSeed.some((xs) => xs.length === 0)) return null;
+  const reps = opts.reps ?? 2000;
+  const seed = opts.seed ?? 1;
+  const level = opts.level ?? 0.95;
+  const rand = seededRandom(seed);
+  const means = new Float64Array(reps);
+  for (let r = 0; r < reps; r++) {
+    let total = 0;
+    for (let j = 0; j < k; j++) {
+      const xs = perSeed[Math.floor(rand() * k)]!;
+      const n = xs.length;
+      let s = 0;
+      for (let i = 0; i < n; i++) s += xs[Math.floor(rand() * n)]!;
+      total += s / n;
+    }
+    means[r] = total / k;
+  }
+  const tail = (1 - level) / 2;
+  return {
+    seeds: k,
+    images: Math.min(...perSeed.map((xs) => xs.length)),
+    reps,
+    seed,
+    level,
+    lo: percentile(means, tail),
+    hi: percentile(means, 1 - tail),
+  };
 }

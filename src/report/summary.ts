@@ -49,6 +49,15 @@ export interface RunSummary extends RunIdentity {
   pretrain: { loss: number; accuracy: number } | null;
   /** The descent property per step: cos(g_IP, g) planned and cos(−g_IP, Δθ) taken. */
   descent: RunDescent;
+  /** The config's `vr.mode` (frozen: no co-trained VR); absent in summaries written before it was recorded. */
+  vrMode?: string;
+}
+
+/** The `vr.mode` of a run's config, when it has one. */
+function vrModeOf(config: unknown): string | undefined {
+  const vr = config && typeof config === 'object' ? (config as { vr?: unknown }).vr : undefined;
+  const mode = vr && typeof vr === 'object' ? (vr as { mode?: unknown }).mode : undefined;
+  return typeof mode === 'string' ? mode : undefined;
 }
 
 /** The recognition metric suffix of a task: accuracy for classification, Dice for segmentation. */
@@ -137,5 +146,6 @@ export function summarizeRun(records: readonly MetricRecord[], meta: RunMeta): R
     resumedAt: live.filter(isResume).map((r) => r.step),
     pretrain: pre ? { loss: pre.loss, accuracy: pre.accuracy } : null,
     descent: runDescent(steps),
+    ...(vrModeOf(meta.config) !== undefined ? { vrMode: vrModeOf(meta.config)! } : {}),
   };
 }

@@ -1,12 +1,46 @@
-/** The runs of a comparison folder: which have finished, and their summaries and per-image results. */
-import { existsSync, readFileSync } from 'node:fs';
+/** The runs of a comparison folder: which have finished (their summaries and per-image results) and which failed. */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPerImage, type PerImage, type RunSummary } from '../report/index.js';
 import type { PlannedRun } from './plan.js';
 import { runPaths } from './run-folder.js';
 
-/** A run folder's state: finished (summary and per-image results written), resumable (a checkpoint), empty (no checkpoint yet), absent. */
-export type RunState = 'finished' | 'resumable' | 'empty' | 'absent';
+/** A run folder's state: finished (summary and per-image results written), failed (it failed on its own, e.g. diverged: a finding, not retried), resumable (a checkpoint), empty (no checkpoint yet), absent. */
+export type RunState = 'finished' | 'failed' | 'resumable' | 'empty' | 'absent';
+
+/** The file in a run folder that records why the run failed. */
+export const FAILED_FILE = 'failed.json';
+
+/** A planned run that failed on its own, with its reason. */
+export interface FailedRun {
+  name: string;
+  policy: string;
+  lambda: number;
+  lambdaMode: string;
+  seed: number;
+  reason: string;
+}
+
+/** Record that the run in `runDir` failed on its own (kept on resume: a failure is a result of the comparison). */
+export function recordFailure(runDir: string, run: PlannedRun, reason: string): void {
+  mkdirSync(runDir, { recursive: true });
+  const failed: FailedRun = { name: run.name, policy: run.policy, lambda: run.lambda, lambdaMode: run.lambdaMode, seed: run.seed, reason };
+  writeFileSync(join(runDir, FAILED_FILE), `${JSON.stringify({ ...failed, at: new Date().toISOString() }, null, 2)}\n`);
+}
+
+/** The failure recorded in `runDir`, or null. */
+function failureOf(runDir: string): FailedRun | null {
+  try {
+    return JSON.parse(readFileSync(join(runDir, FAILED_FILE), 'utf8')) as FailedRun;
+  } catch {
+    return null;
+  }
+}
+
+/** The gate-open rate measured by the finished run in `runDir`, or null. */
+export function measuredOpenRate(runDir: string): number | null {
+  return summaryOf(runDir)?.gateOpenRate ?? null;
+}
 
 /** The summary of a finished run, or null when its summary.json is absent or unreadable (a write cut short). */
 function summaryOf(runDir: string): RunSummary | null {
@@ -23,6 +57,7 @@ export function runState(runDir: string): RunState {
   if (!existsSync(runDir)) return 'absent';
   const paths = runPaths(runDir);
   if (summaryOf(runDir) && existsSync(join(runDir, 'per-image.json'))) return 'finished';
+  if (existsSync(join(runDir, FAILED_FILE))) return 'failed';
   return existsSync(paths.checkpoint) ? 'resumable' : 'empty';
 }
 
@@ -30,13 +65,20 @@ export function runState(runDir: string): RunState {
 export async function finishedRuns(
   dir: string,
   runs: readonly PlannedRun[],
-): Promise<{ summaries: RunSummary[]; perImage: Map<string, PerImage>; missing: string[] }> {
+): Promise<{ summaries: RunSummary[]; perImage: Map<string, PerImage>; missing: string[]; failed: FailedRun[] }> {
   const summaries: RunSummary[] = [];
   const perImage = new Map<string, PerImage>();
   const missing: string[] = [];
+  const failed: FailedRun[] = [];
   for (const r of runs) {
     const runDir = join(dir, 'runs', r.name);
-    const s = runState(runDir) === 'finished' ? summaryOf(runDir) : null;
+    const state = runState(runDir);
+    const f = state === 'failed' ? failureOf(runDir) : null;
+    if (f) {
+      failed.push({ name: r.name, policy: r.policy, lambda: r.lambda, lambdaMode: r.lambdaMode, seed: r.seed, reason: f.reason });
+      continue;
+    }
+    const s = state === 'finished' ? summaryOf(runDir) : null;
     if (!s) {
       missing.push(r.name);
       continue;
@@ -45,5 +87,5 @@ export async function finishedRuns(
     const images = await readPerImage(runDir);
     if (images) perImage.set(s.name, images);
   }
-  return { summaries, perImage, missing };
+  return { summaries, perImage, missing, failed };
 }

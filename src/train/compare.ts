@@ -11,12 +11,19 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../config/index.js';
 import { GradpromError, isGradpromError } from '../errors.js';
-import type { PolicyName } from '../policy/index.js';
-import { writeCompareReport, type CompareResult, type RunSummary } from '../report/index.js';
+import { policies as registry, type PolicyName } from '../policy/index.js';
+import {
+  ENDPOINTS,
+  writeCompareReport,
+  type CompareResult,
+  type PairMetric,
+  type RunSummary,
+  type StatedDifferences,
+} from '../report/index.js';
 import { distributedOptions } from '../sidecar/ranks.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { Logger } from '../sidecar/logger.js';
-import { finishedRuns, runState } from './compare-folder.js';
+import { finishedRuns, measuredOpenRate, recordFailure, runState } from './compare-folder.js';
 import {
   makePlan,
   planDifference,
@@ -48,10 +55,14 @@ export interface SweepOptions {
   signal?: AbortSignal;
   /** Called as each run finishes: its name, and how many of this invocation's runs are done. */
   onRun?: (name: string, done: number, total: number) => void;
+  /** Called when a run fails on its own (recorded in its folder; the comparison goes on). */
+  onFailed?: (name: string, reason: string) => void;
 }
 
 export interface CompareOptions extends SweepOptions {
   policies: PolicyName[];
+  /** Add the dose-matched controls (random-gate, joint-scaled), each run at its gradprom run's measured gate-open rate. */
+  controls?: boolean;
   /** λ values (applied with `policy.lambda_mode`) or λ settings with their own mode. */
   lambdas: Array<number | LambdaSetting>;
   /** Training seeds: config.seed, config.seed + 1, ... */
@@ -80,14 +91,35 @@ function settings(config: Config, lambdas: CompareOptions['lambdas']): LambdaSet
 }
 
 /** The runs of a comparison: policies × λ × seeds; ip-only (no VR term) once per seed. */
-export function comparePlan(config: Config, opts: Pick<CompareOptions, 'policies' | 'lambdas' | 'seeds'>): PlannedRun[] {
-  return makePlan(config, opts.policies, settings(config, opts.lambdas), opts.seeds).runs;
+export function comparePlan(config: Config, opts: Pick<CompareOptions, 'policies' | 'lambdas' | 'seeds' | 'controls'>): PlannedRun[] {
+  return makePlan(config, comparePolicies(opts), settings(config, opts.lambdas), opts.seeds).runs;
+}
+
+/** The dose-matched controls `--controls` adds. */
+export const CONTROLS: readonly PolicyName[] = ['random-gate', 'joint-scaled'];
+
+/** True for a policy whose p (`policy.open_rate`) comes from gradprom's run of the same seed and λ. */
+function isControl(policy: PolicyName): boolean {
+  return registry[policy].usesOpenRate;
+}
+
+/** The plan's policies: those asked for, plus the controls with `controls`; a control needs gradprom beside it. */
+export function comparePolicies(opts: Pick<CompareOptions, 'policies' | 'controls'>): PolicyName[] {
+  const list = [...opts.policies, ...(opts.controls ? CONTROLS.filter((p) => !opts.policies.includes(p)) : [])];
+  const orphan = list.filter(isControl);
+  if (orphan.length && !list.includes('gradprom')) {
+    throw new GradpromError(
+      'CONFIG',
+      `${orphan.join(', ')} take their open rate from gradprom's run of the same seed and λ: add gradprom to --policies`,
+    );
+  }
+  return list;
 }
 
 /** Start a comparison (or, with `resume` or a shard, continue the one in the folder), run its runs and report. */
 export async function runCompare(config: Config, opts: CompareOptions): Promise<CompareOutcome> {
   const dir = opts.outDir ?? join(config.output.dir, config.output.name ?? 'compare');
-  const plan = makePlan(config, opts.policies, settings(config, opts.lambdas), opts.seeds);
+  const plan = makePlan(config, comparePolicies(opts), settings(config, opts.lambdas), opts.seeds);
   if (opts.resume || opts.shard) {
     // A shard joins (or starts) the shared folder: whichever shard comes first writes the plan, the others check it.
     if (!opts.resume) mkdirSync(join(dir, 'runs'), { recursive: true });
@@ -115,10 +147,22 @@ export async function resumeCompare(dir: string, opts: SweepOptions = {}): Promi
 /** Write compare.md and the rest from the runs of `dir` that have finished, listing the missing ones. */
 export async function reportCompare(dir: string): Promise<CompareResult & { summaries: RunSummary[]; dir: string }> {
   const plan = readPlan(dir);
-  const { summaries, perImage, missing } = await finishedRuns(dir, plan.runs);
-  if (summaries.length === 0) throw new GradpromError('RUN', `${dir}: none of the ${plan.runs.length} planned runs has finished yet`);
-  const result = await writeCompareReport(dir, summaries, { perImage, missing });
+  const { summaries, perImage, missing, failed } = await finishedRuns(dir, plan.runs);
+  if (summaries.length === 0) {
+    const why = failed.length ? ` (${failed.length} failed: ${failed.map((f) => `${f.name}: ${f.reason}`).join('; ')})` : '';
+    throw new GradpromError('RUN', `${dir}: none of the ${plan.runs.length} planned runs has finished yet${why}`);
+  }
+  const result = await writeCompareReport(dir, summaries, { perImage, missing, failed, ...reading((await folderConfig(dir)).compare) });
   return { ...result, summaries, dir };
+}
+
+/** How the config says to read a comparison: primary endpoints and the differences worth detecting, as the report names them. */
+export function reading(c: Config['compare']): { primary: PairMetric[]; differences: StatedDifferences } {
+  const d = c.differences;
+  return {
+    primary: c.primary.map((e) => ENDPOINTS[e]),
+    differences: { psnr: d.psnr, ssim: d.ssim, fixed: d.fixed_vr, cotrained: d.cotrained_vr },
+  };
 }
 
 /** The base config saved with the plan, checked by the schema. */
@@ -144,6 +188,13 @@ function prepareFolder(dir: string, force: boolean): void {
   mkdirSync(join(dir, 'runs'), { recursive: true });
 }
 
+/** A promise with its resolve function. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /** Sidecar options for worker `w` of `n`: threads split on the CPU cores; the GPUs of the machine in turn. */
 function workerOptions(config: Config, w: number, n: number, gpus: number, logger?: Logger) {
   const budget = Number(process.env.OMP_NUM_THREADS) || availableParallelism();
@@ -167,7 +218,10 @@ async function sweep(dir: string, plan: Plan, config: Config, opts: SweepOptions
     );
   }
   mkdirSync(join(dir, 'runs'), { recursive: true });
-  const todo = shardRuns(plan, opts.shard).filter((r) => runState(join(dir, 'runs', r.name)) !== 'finished');
+  const open = shardRuns(plan, opts.shard).filter((r) => !['finished', 'failed'].includes(runState(join(dir, 'runs', r.name))));
+  // The controls come last: each waits for its gradprom run, whose measured gate-open rate is its p.
+  const todo = [...open.filter((r) => !isControl(r.policy)), ...open.filter((r) => isControl(r.policy))];
+  const settled = new Map(todo.map((r) => [r.name, deferred()]));
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   opts.signal?.addEventListener('abort', onAbort);
@@ -180,6 +234,15 @@ async function sweep(dir: string, plan: Plan, config: Config, opts: SweepOptions
   // Worker 0 starts first: its sidecar says how many GPUs the machine has before the others pick theirs.
   let firstUp = () => {};
   const firstReady = new Promise<void>((resolve) => (firstUp = resolve));
+  /** A control's p: its gradprom run's measured gate-open rate (waiting for that run when this sweep trains it). */
+  const openRateFor = async (run: PlannedRun): Promise<number | null> => {
+    const g = plan.runs.find(
+      (r) => r.policy === 'gradprom' && r.seed === run.seed && r.lambda === run.lambda && r.lambdaMode === run.lambdaMode,
+    );
+    if (!g) return null;
+    await settled.get(g.name)?.promise;
+    return measuredOpenRate(join(dir, 'runs', g.name));
+  };
   const worker = async (w: number): Promise<void> => {
     let sidecar: Sidecar | null = null;
     try {
@@ -192,26 +255,46 @@ async function sweep(dir: string, plan: Plan, config: Config, opts: SweepOptions
         }
         const index = next++;
         const run = todo[index]!;
-        opts.progress?.phase?.(`compare: run ${index + 1} of ${todo.length}: ${run.name}`);
         const runDir = join(dir, 'runs', run.name);
-        const state = runState(runDir);
-        const cfg = runConfig(config, run);
-        await runExperiment(cfg, {
-          runDir,
-          sidecar,
-          ...(state === 'resumable' ? { resume: true } : { force: state === 'empty', startFrom: await starts.get(run.seed, cfg, sidecar) }),
-          progress: n === 1 ? (opts.progress ?? noProgress) : noProgress,
-          signal: stop.signal,
-          ...(opts.logger ? { logger: opts.logger } : {}),
-        });
-        trained.push(run.name);
-        opts.onRun?.(run.name, trained.length, todo.length);
+        try {
+          let cfg = runConfig(config, run);
+          if (isControl(run.policy)) {
+            const p = await openRateFor(run);
+            if (stop.signal.aborted) break;
+            // Its gradprom run failed, or belongs to a shard that has not finished it: nothing to match (the run stays missing).
+            if (p === null) continue;
+            cfg = { ...cfg, policy: { ...cfg.policy, open_rate: p } };
+          }
+          opts.progress?.phase?.(`compare: run ${index + 1} of ${todo.length}: ${run.name}`);
+          const state = runState(runDir);
+          await runExperiment(cfg, {
+            runDir,
+            sidecar,
+            ...(state === 'resumable'
+              ? { resume: true }
+              : { force: state === 'empty', startFrom: await starts.get(run.seed, cfg, sidecar) }),
+            progress: n === 1 ? (opts.progress ?? noProgress) : noProgress,
+            signal: stop.signal,
+            ...(opts.logger ? { logger: opts.logger } : {}),
+          });
+          trained.push(run.name);
+          opts.onRun?.(run.name, trained.length, todo.length);
+        } catch (e) {
+          // A run that fails on its own (it diverged past train.max_skips) is a result: recorded, and the comparison goes on.
+          if (!isGradpromError(e, 'RUN')) throw e;
+          recordFailure(runDir, run, e.message);
+          opts.onFailed?.(run.name, e.message);
+        } finally {
+          settled.get(run.name)?.resolve();
+        }
       }
     } catch (e) {
       failures.push(e);
       stop.abort(); // the other workers checkpoint and stop: the comparison stays resumable
     } finally {
       if (w === 0) firstUp(); // also when it failed or had nothing to do: nobody waits forever
+      // A control waiting on a run this worker will not finish must not wait forever either.
+      if (stop.signal.aborted) for (const d of settled.values()) d.resolve();
       await sidecar?.stop();
     }
   };

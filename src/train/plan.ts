@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
-import { makePolicy, POLICY_NAMES, type LambdaMode, type PolicyName } from '../policy/index.js';
+import { makePolicy, policies as registry, POLICY_NAMES, type LambdaMode, type PolicyName } from '../policy/index.js';
 import { defaultRunName } from './runner.js';
 
 export const PLAN_FILE = 'plan.json';
@@ -77,9 +77,9 @@ export function runConfig(config: Config, run: Pick<PlannedRun, 'policy' | 'lamb
   return { ...config, seed: run.seed, policy: { ...config.policy, name: run.policy, lambda: run.lambda, lambda_mode: run.lambdaMode } };
 }
 
-/** The part of a config that decides results: without output, distributed, and what the plan sets per run. */
+/** The part of a config that decides results: without output, distributed, how comparisons are read, and what the plan sets per run. */
 export function experimentPart(config: Config): Record<string, unknown> {
-  const { output: _o, distributed: _d, seed: _s, ...rest } = config;
+  const { output: _o, distributed: _d, compare: _c, seed: _s, ...rest } = config;
   const { name: _n, lambda: _l, lambda_mode: _m, ...policy } = config.policy;
   return { ...rest, policy };
 }
@@ -109,10 +109,14 @@ export function makePlan(config: Config, policies: readonly PolicyName[], lambda
   const runs: PlannedRun[] = [];
   for (const seed of seedList) {
     for (const policy of policies) {
-      const { usesVr } = makePolicy({ ...config.policy, name: policy });
+      // A control's p is set per run later (from gradprom's run); any p builds it here to read its declaration and name.
+      const probe = { ...config, policy: { ...config.policy, open_rate: registry[policy].usesOpenRate ? 1 : null } };
+      const { usesVr } = makePolicy({ ...probe.policy, name: policy });
       for (const l of usesVr ? lambdas : lambdas.slice(0, 1)) {
         const run = { policy, lambda: l.lambda, lambdaMode: l.mode, seed };
-        runs.push({ name: defaultRunName(runConfig(config, run)), ...run });
+        const name = defaultRunName(runConfig(probe, run));
+        // A control's p is measured later, so its name carries none (not the placeholder's "-p1").
+        runs.push({ name: registry[policy].usesOpenRate ? name.replace(/-p1-s(\d+)$/, '-s$1') : name, ...run });
       }
     }
   }

@@ -85,16 +85,19 @@ describe('writeCompareReport', () => {
     const md = await readFile(join(dir, 'compare.md'), 'utf8');
     expect(md).toBe(r.markdown);
     expect(md).toContain('| `gradprom` | 0.003 | 3 | 25.80 ± 0.10 | 0.8000 ± 0.0000 | 61.0 ± 1.0 | 71.0 ± 1.0 | 64.0 ± 0.0 |');
-    expect(md).toContain('| *degraded input* | – | 6 | 11.90 ± 0.00 | 0.1200 ± 0.0000 | 39.0 ± 0.0 |');
-    expect(md).toContain('| *clean input* | – | 6 | – | – | 100.0 ± 0.0 |');
-    for (const s of runs) expect(md).toContain(`| ${s.name} | \`${s.policy}\` | 0.003 | ${s.seed} |`);
-    // Every seed's difference is exactly +10 points and −0.5 dB: zero spread, an interval of width zero.
+    // Reference rows count seeds (3), not runs (6); ip-only has no λ.
+    expect(md).toContain('| *degraded input* | – | 3 | 11.90 ± 0.00 | 0.1200 ± 0.0000 | 39.0 ± 0.0 |');
+    expect(md).toContain('| *clean input* | – | 3 | – | – | 100.0 ± 0.0 |');
+    expect(md).toContain('| `ip-only` | – | 3 |');
+    for (const s of runs) expect(md).toContain(`| ${s.name} | \`${s.policy}\` | ${s.usesVr ? '0.003' : '–'} | ${s.seed} |`);
+    // Every seed's difference is exactly +10 points: the t test is certain, but 3 seeds' sign-flip test cannot go below 0.25.
     expect(md).toContain(
-      'fixed-VR accuracy +10.0 points: `gradprom` higher (95 % CI over 3 seeds [+10.0, +10.0] (no per-image results: seed interval only)',
+      'fixed-VR accuracy +10.0 points: no ordering shown (95 % interval over seeds (no per-image results) [+10.0, +10.0]; paired t p < 0.0001, sign-flip p = 0.250 (exact); Holm-adjusted: t p < 0.0001, sign-flip p = 0.500)',
     );
-    expect(md).toContain('PSNR −0.50 dB: `ip-only` higher');
+    expect(md).toContain('*secondary* SSIM');
+    expect(md).toContain('**This design cannot state any ordering.** With 3 seeds');
     expect(md).toContain('standard error of ±1.6 points');
-    expect(r.pairs.find((x) => x.metric === 'fixed')?.verdict).toBe('a-higher');
+    expect(r.pairs.find((x) => x.metric === 'fixed')?.verdict).toBe('no-difference');
     const svg = await readFile(join(dir, 'tradeoff.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg).toContain('PSNR (dB)');
@@ -105,24 +108,44 @@ describe('writeCompareReport', () => {
     expect(json.fronts.length).toBeGreaterThan(0);
   });
 
-  test('an interval holding zero states no ordering and names the interval', async () => {
-    const r = await writeCompareReport(dir, fiveSeeds([0.02, -0.01, 0.03, -0.02, 0.01]));
+  test('a difference that holds zero states no ordering; the detectable difference says how small the design is', async () => {
+    const r = await writeCompareReport(dir, fiveSeeds([0.02, -0.01, 0.03, -0.02, 0.01]), { differences: { fixed: 1 } });
     const fixed = r.pairs.find((x) => x.metric === 'fixed')!;
     expect(fixed.verdict).toBe('no-difference');
     expect(fixed.mean).toBeCloseTo(0.006, 12);
-    // mean 0.6 points, s = 2.07 points, t(0.975, 4) = 2.776: [−2.0, +3.2]
-    expect(fixed.text).toBe('fixed-VR accuracy +0.6 points: no difference shown, the interval is [−2.0, +3.2] (over 5 seeds)');
-    expect(r.markdown).not.toMatch(/`(gradprom|joint)` higher \(95 % CI over 5 seeds \[−2/);
+    expect(fixed.endpoint).toBe('primary');
+    expect(fixed.adjusted!.signFlip).toBeGreaterThanOrEqual(fixed.signFlip!.p);
+    // sd 2.07 points over 5 seeds: the paired t test detects 1.682 · 2.07 = 3.5 points with 80 % power.
+    expect(fixed.detectable! * 100).toBeCloseTo(1.682 * Math.sqrt(4.3), 1);
+    expect(fixed.text).toContain('detectable with 80 % power over 5 seeds: ±3.5 points');
+    expect(r.markdown).toContain('With 5 seeds the exact sign-flip test');
+    expect(r.markdown).toMatch(
+      /\| `gradprom` − `joint` λ 0\.003 \| fixed-VR accuracy \| 5 \| 2\.07 \| \+0\.6 \| ±3\.5 \| yes \| 1 points: \d+ \|/,
+    );
   });
 
-  test('one seed gives no interval and claims nothing', async () => {
+  test('eight seeds that agree show an ordering after Holm; secondary endpoints never do', async () => {
+    const diffs = [0.1, 0.12, 0.09, 0.11, 0.1, 0.13, 0.08, 0.1];
+    const r = await writeCompareReport(dir, fiveSeeds(diffs));
+    const fixed = r.pairs.find((x) => x.metric === 'fixed')!;
+    expect(fixed.signFlip!.p).toBe(2 / 256);
+    expect(fixed.adjusted!.signFlip).toBeCloseTo(4 / 256, 12); // a family of two: PSNR and fixed VR
+    expect(fixed.verdict).toBe('a-higher');
+    expect(fixed.text).toContain('`gradprom` higher');
+    expect(r.pairs.find((x) => x.metric === 'ssim')!.verdict).toBe('secondary');
+    // Declared otherwise, the family changes: SSIM alone is primary, and the fixed VR becomes secondary.
+    const ssimOnly = await writeCompareReport(dir, fiveSeeds(diffs), { primary: ['ssim'] });
+    expect(ssimOnly.pairs.find((x) => x.metric === 'fixed')!.verdict).toBe('secondary');
+  });
+
+  test('one seed gives no test and claims nothing', async () => {
     const r = await writeCompareReport(dir, [run('gradprom', 0.003, 0, 0.9, 20), run('joint', 0.003, 0, 0.1, 30)]);
     expect(r.pairs.every((x) => x.verdict === 'too-few-seeds')).toBe(true);
-    expect(r.markdown).toContain('1 paired seed(s): no interval, no ordering claimed');
+    expect(r.markdown).toContain('1 paired seed(s): no test, no ordering claimed');
     expect(r.markdown).not.toMatch(/` higher/);
   });
 
-  test('the bootstrap over test images must agree: seeds that agree on noisy images show no difference', async () => {
+  test('the interval covers seeds and test images: noisy images widen it, and it is reproducible', async () => {
     const runs = fiveSeeds([0.01, 0.011, 0.012, 0.009, 0.01], 0.05);
     const perImage = new Map<string, PerImage>();
     for (const s of runs) {
@@ -131,25 +154,29 @@ describe('writeCompareReport', () => {
     }
     const r = await writeCompareReport(dir, runs, { perImage });
     const psnr = r.pairs.find((x) => x.metric === 'psnr')!;
-    expect(psnr.t!.lo).toBeGreaterThan(0); // over seeds: always +0.05 dB
-    expect(psnr.bootstrap!.lo).toBeLessThan(0);
-    expect(psnr.bootstrap!.seeds).toBe(5);
-    expect(psnr.verdict).toBe('no-difference');
-    expect(psnr.text).toMatch(
-      /^PSNR \+0\.05 dB: no difference shown, the test-image interval is \[−0\.\d\d, \+0\.\d\d\] \(over 5 seeds \[\+0\.05, \+0\.05\]\)$/,
-    );
-    // The same runs give the same report: the bootstrap is seeded.
+    expect(psnr.t!.lo).toBeGreaterThan(0); // over seeds alone: always +0.05 dB
+    expect(psnr.interval!.lo).toBeLessThan(0);
+    expect([psnr.interval!.seeds, psnr.interval!.images]).toEqual([5, 40]);
+    expect(psnr.text).toMatch(/^PSNR \+0\.05 dB: no ordering shown \(95 % interval over seeds and test images \[−0\.\d\d, \+0\.\d\d\];/);
     const again = await writeCompareReport(dir, runs, { perImage });
     expect(again.pairs).toEqual(r.pairs);
-    // With quiet images, both intervals exclude zero and the ordering is stated.
     for (const s of runs) perImage.set(s.name, images(Number(s.final.psnr), 0.01));
     const quiet = await writeCompareReport(dir, runs, { perImage });
-    expect(quiet.pairs.find((x) => x.metric === 'psnr')!.verdict).toBe('a-higher');
+    expect(quiet.pairs.find((x) => x.metric === 'psnr')!.interval!.lo).toBeGreaterThan(0);
+  });
+
+  test('with a frozen VR there is no co-trained column or endpoint', async () => {
+    const runs = fiveSeeds([0.01, 0.02, 0.03, 0.02, 0.01]).map((s) => ({ ...s, vrMode: 'frozen' }));
+    const r = await writeCompareReport(dir, runs);
+    expect(r.markdown).not.toContain('Co-trained VR');
+    expect(r.pairs.some((p) => p.metric === 'cotrained')).toBe(false);
+    expect(r.fronts.every((f) => f.reader === 'fixed')).toBe(true);
+    expect(r.markdown).toContain('there is no co-trained VR');
   });
 
   test('fronts over λ: a policy better in both coordinates at every λ dominates; a trade-off dominates neither way', async () => {
     const runs: RunSummary[] = [];
-    for (let s = 0; s < 3; s++) {
+    for (let s = 0; s < 6; s++) {
       const j = s / 1000; // a small, shared seed effect
       runs.push(run('ip-only', 0, s, 0.5 + j, 26.4 + j));
       for (const [lam, dPsnr, dAcc] of [
@@ -163,11 +190,32 @@ describe('writeCompareReport', () => {
     const r = await writeCompareReport(dir, runs);
     const gj = r.fronts.find((f) => f.a === 'gradprom' && f.b === 'joint' && f.reader === 'fixed')!;
     expect(gj.verdict).toBe('a-dominates');
-    expect(gj.text).toContain('the `gradprom` front dominates beyond the intervals (`gradprom` dominates 2 of 2 `joint` point(s)');
+    expect(gj.text).toContain('the `gradprom` front dominates (unadjusted; `gradprom` dominates 2 of 2 `joint` point(s)');
     const ji = r.fronts.find((f) => f.a === 'joint' && f.b === 'ip-only' && f.reader === 'fixed')!;
     expect(ji.verdict).toBe('neither'); // more accuracy, less PSNR: a trade-off, not a domination
     expect(r.markdown).toContain('## Trade-off fronts');
     expect(await readFile(join(dir, 'tradeoff.svg'), 'utf8')).toContain('ip-only');
+  });
+
+  test('failed runs are data: their reasons, the failure rate per policy and λ, and the pairs that lost seeds', async () => {
+    const runs = fiveSeeds([0.01, 0.02, 0.03, 0.02, 0.01]).filter((s) => !(s.policy === 'joint' && s.seed === 4));
+    const failed = [
+      {
+        name: 'joint-l0.003-s4',
+        policy: 'joint',
+        lambda: 0.003,
+        lambdaMode: 'plain',
+        seed: 4,
+        reason: 'step 12: 4 consecutive steps skipped',
+      },
+    ];
+    const r = await writeCompareReport(dir, runs, { failed });
+    expect(r.failed).toEqual(failed);
+    expect(r.markdown).toContain('**1 run(s) failed on their own**');
+    expect(r.markdown).toContain('| `joint` | 0.003 | 1 of 5 (20 %) | 4 |');
+    expect(r.markdown).toContain('- `joint-l0.003-s4`: step 12: 4 consecutive steps skipped');
+    expect(r.markdown).toContain('- `gradprom` − `joint`, λ = 0.003: seed(s) 4 lost (`joint` failed)');
+    expect(r.pairs.find((p) => p.metric === 'psnr')!.seeds).toEqual([0, 1, 2, 3]);
   });
 
   test('the descent table pools negative steps over seeds', async () => {

@@ -1,4 +1,16 @@
-import { bootstrapMean, incompleteBeta, seededRandom, tCdf, tInterval, tQuantile } from '../../src/report/index.js';
+import {
+  bootstrapMean,
+  holm,
+  holmFloor,
+  incompleteBeta,
+  pairedT,
+  seededRandom,
+  signFlip,
+  tCdf,
+  tInterval,
+  tQuantile,
+  twoLevelBootstrap,
+} from '../../src/report/index.js';
 
 describe('Student t', () => {
   test.each([
@@ -67,5 +79,65 @@ describe('bootstrap', () => {
     let s = 0;
     for (let i = 0; i < 100_000; i++) s += r();
     expect(s / 100_000).toBeCloseTo(0.5, 2);
+  });
+});
+
+describe('two-level bootstrap (seeds, then images within seeds)', () => {
+  const perSeed = [0.3, -0.1, 0.5, 0.2, 0.0].map((m, k) => Array.from({ length: 60 }, (_, i) => m + Math.sin(i * (k + 1))));
+
+  test('is reproducible for a PRNG seed and covers the pooled mean', () => {
+    const a = twoLevelBootstrap(perSeed, { seed: 5 })!;
+    expect(twoLevelBootstrap(perSeed, { seed: 5 })).toEqual(a);
+    const pooled = perSeed.flat().reduce((s, x) => s + x, 0) / (5 * 60);
+    expect(a.lo).toBeLessThan(pooled);
+    expect(a.hi).toBeGreaterThan(pooled);
+    expect([a.seeds, a.images, a.reps]).toEqual([5, 60, 2000]);
+  });
+
+  test('is wider than resampling images alone when seeds disagree', () => {
+    const two = twoLevelBootstrap(perSeed, { seed: 5 })!;
+    const pooledImages = perSeed[0]!.map((_, i) => perSeed.reduce((s, xs) => s + xs[i]!, 0) / perSeed.length);
+    const one = bootstrapMean(pooledImages, { seed: 5 })!;
+    expect(two.hi - two.lo).toBeGreaterThan(1.5 * (one.hi - one.lo));
+  });
+
+  test('identical seeds of a constant give a zero-width interval; an empty seed gives none', () => {
+    const c = twoLevelBootstrap([
+      [1, 1],
+      [1, 1],
+    ])!;
+    expect([c.lo, c.hi]).toEqual([1, 1]);
+    expect(twoLevelBootstrap([[1], []])).toBeNull();
+    expect(twoLevelBootstrap([])).toBeNull();
+  });
+});
+
+describe('tests over seeds', () => {
+  test('Holm never lowers a p-value and keeps the order of the raw ones', () => {
+    const ps = [0.03, 0.001, 0.2, 0.04];
+    const adj = holm(ps);
+    adj.forEach((a, i) => expect(a).toBeGreaterThanOrEqual(ps[i]!));
+    expect(adj).toEqual([0.09, 0.004, 0.2, 0.09]);
+  });
+
+  test('the sign-flip floor is 2/2^n, and a family of m tests multiplies it', () => {
+    expect(signFlip([1, 2, 3, 4, 5])!.minP).toBe(0.0625);
+    expect(signFlip([1, 2, 3, 4, 5, 6, 7, 8])!.minP).toBe(2 / 256);
+    expect(holmFloor(2 / 256, 18)).toBeCloseTo(0.140625, 12);
+  });
+
+  test('beyond the exact limit the sign-flip test samples, reproducibly', () => {
+    const xs = Array.from({ length: 24 }, (_, i) => Math.sin(i) + 0.2);
+    const r = signFlip(xs)!;
+    expect(r.exact).toBe(false);
+    expect(signFlip(xs)).toEqual(r);
+    expect(r.p).toBeGreaterThan(0);
+    expect(r.p).toBeLessThan(1);
+  });
+
+  test('paired t: identical differences decide by their sign; one value gives no test', () => {
+    expect(pairedT([0.2, 0.2, 0.2])!.p).toBe(0);
+    expect(pairedT([0, 0])!.p).toBe(1);
+    expect(pairedT([1])).toBeNull();
   });
 });

@@ -214,3 +214,37 @@ describe('compare sweeps', () => {
     expect(gradprom(['compare', '--lambdas', '0.1,x']).stderr).toContain('"x" is not a non-negative number');
   });
 });
+
+describe('compare --controls', () => {
+  it(
+    "runs random-gate and joint-scaled at each gradprom run's measured gate-open rate; compare.md has the control rows, Holm-adjusted p-values and the detectable difference",
+    () => {
+      const out = join(dir, 'controls');
+      const r = gradprom(['compare', '--config', yaml, '--policies', 'gradprom', '--controls', '--seeds', '2', '--quiet', '--out', out]);
+      expect(r.code).toBe(0);
+      for (const seed of [0, 1]) {
+        const rate = JSON.parse(readFileSync(join(out, 'runs', `gradprom-l0.5-s${seed}`, 'summary.json'), 'utf8')).gateOpenRate as number;
+        for (const control of ['random-gate', 'joint-scaled']) {
+          const cfg = JSON.parse(readFileSync(join(out, 'runs', `${control}-l0.5-s${seed}`, 'config.json'), 'utf8'));
+          expect(cfg.policy.open_rate).toBe(rate);
+        }
+      }
+      const md = readFileSync(join(out, 'compare.md'), 'utf8');
+      expect(md).toContain('## Does the gate help? gradprom against the dose-matched controls');
+      expect(md).toMatch(/\| `random-gate` \| 0\.5 \| 2 \|/);
+      expect(md).toMatch(/\| `joint-scaled` \| 0\.5 \| 2 \|/);
+      expect(md).toMatch(/`gradprom` − `random-gate`[^\n]*Holm-adjusted: t p/);
+      expect(md).toContain('detectable with 80 % power over 2 seeds');
+      expect(md).toContain('## What this design can detect');
+      expect(md).toContain('**This design cannot state any ordering.**');
+    },
+    LONG,
+  );
+
+  it('refuses controls without gradprom, before any work', () => {
+    const r = gradprom(['compare', '--config', yaml, '--policies', 'joint', '--controls', '--out', join(dir, 'orphan')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--controls');
+    expect(existsSync(join(dir, 'orphan'))).toBe(false);
+  });
+});
