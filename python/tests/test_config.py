@@ -14,7 +14,9 @@ from gradprom_sidecar.training.config import defaults, degradation_defaults, rea
 
 def test_resolving_nothing_gives_the_defaults_of_defaults_ts() -> None:
     d = resolve({})
-    assert d == defaults()
+    # As parseConfig does: the default config degrades without downsampling, so its null ip.scale is 1.
+    assert defaults()["ip"]["scale"] is None and d["ip"]["scale"] == 1
+    assert d == {**defaults(), "ip": {**defaults()["ip"], "scale": 1}}
     # srresnet's shape is left to its weights; with none, resolve_ip_shape fills the documented 32/4/false.
     assert (d["ip"]["arch"], d["ip"]["channels"], d["ip"]["blocks"], d["ip"]["batch_norm"]) == ("srresnet", None, None, None)
     shape = resolve_ip_shape({**d["ip"], "in_channels": 1}, None, 1)

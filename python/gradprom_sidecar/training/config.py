@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,9 @@ def _merge(base: Any, over: Any) -> Any:
 def resolve(partial: dict[str, Any]) -> dict[str, Any]:
     """The resolved config: ``partial`` merged over the defaults, per-kind degradation fields filled.
 
-    Idempotent, and the same as ``withDefaults`` in src/config/defaults.ts. Values are not
-    validated here (TypeScript's schema does that); a bad value fails where it is read.
+    Idempotent, and the same as TypeScript's ``parseConfig`` gives (``withDefaults``, then a null
+    ``ip.scale`` in a degrading config set to its downsampling). Values are not validated here
+    (TypeScript's schema does that); a bad value fails where it is read.
 
     :param partial: a user config (any subset of the sections).
     :raises ValueError: when ``partial`` is not a mapping.
@@ -66,6 +68,11 @@ def resolve(partial: dict[str, Any]) -> dict[str, Any]:
             _merge(table[d["kind"]], d) if isinstance(d, dict) and isinstance(d.get("kind"), str) and d["kind"] in table else d
             for d in merged["degradation"]
         ]
+        ip = merged.get("ip")
+        if isinstance(ip, dict) and ip.get("scale") is None and merged["degradation"]:
+            ip["scale"] = math.prod(
+                int(d.get("scale", 1)) for d in merged["degradation"] if isinstance(d, dict) and d.get("kind") == "downsample"
+            )
     return merged
 
 
