@@ -28,7 +28,14 @@ export {
 } from './plots.js';
 export { descentPlot, tradeoffPlot, type DescentSeries, type TradeoffPoint } from './compare-plots.js';
 export { RUN_PLOTS, mdTable, runMarkdown, runPlotSpecs, writeRunReport } from './run-report.js';
-export { compareMarkdown, frozenVr, writeCompareReport, type CompareReportOptions, type CompareResult } from './compare-report.js';
+export {
+  compareMarkdown,
+  frozenVr,
+  writeCompareReport,
+  type CompareReportOptions,
+  type CompareResult,
+  type FailedRunInfo,
+} from './compare-report.js';
 export { groupRuns, type GroupSummary } from './groups.js';
 export { makeComparison, type Comparison } from './comparison.js';
 export {

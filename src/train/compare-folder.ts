@@ -1,7 +1,7 @@
 /** The runs of a comparison folder: which have finished (their summaries and per-image results) and which failed. */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPerImage, type PerImage, type RunSummary } from '../report/index.js';
+import { readPerImage, type FailedRunInfo, type PerImage, type RunSummary } from '../report/index.js';
 import type { PlannedRun } from './plan.js';
 import { runPaths } from './run-folder.js';
 
@@ -11,27 +11,24 @@ export type RunState = 'finished' | 'failed' | 'resumable' | 'empty' | 'absent';
 /** The file in a run folder that records why the run failed. */
 export const FAILED_FILE = 'failed.json';
 
-/** A planned run that failed on its own, with its reason. */
-export interface FailedRun {
-  name: string;
-  policy: string;
-  lambda: number;
-  lambdaMode: string;
-  seed: number;
-  reason: string;
-}
-
 /** Record that the run in `runDir` failed on its own (kept on resume: a failure is a result of the comparison). */
 export function recordFailure(runDir: string, run: PlannedRun, reason: string): void {
   mkdirSync(runDir, { recursive: true });
-  const failed: FailedRun = { name: run.name, policy: run.policy, lambda: run.lambda, lambdaMode: run.lambdaMode, seed: run.seed, reason };
+  const failed: FailedRunInfo = {
+    name: run.name,
+    policy: run.policy,
+    lambda: run.lambda,
+    lambdaMode: run.lambdaMode,
+    seed: run.seed,
+    reason,
+  };
   writeFileSync(join(runDir, FAILED_FILE), `${JSON.stringify({ ...failed, at: new Date().toISOString() }, null, 2)}\n`);
 }
 
 /** The failure recorded in `runDir`, or null. */
-function failureOf(runDir: string): FailedRun | null {
+function failureOf(runDir: string): FailedRunInfo | null {
   try {
-    return JSON.parse(readFileSync(join(runDir, FAILED_FILE), 'utf8')) as FailedRun;
+    return JSON.parse(readFileSync(join(runDir, FAILED_FILE), 'utf8')) as FailedRunInfo;
   } catch {
     return null;
   }
@@ -65,11 +62,11 @@ export function runState(runDir: string): RunState {
 export async function finishedRuns(
   dir: string,
   runs: readonly PlannedRun[],
-): Promise<{ summaries: RunSummary[]; perImage: Map<string, PerImage>; missing: string[]; failed: FailedRun[] }> {
+): Promise<{ summaries: RunSummary[]; perImage: Map<string, PerImage>; missing: string[]; failed: FailedRunInfo[] }> {
   const summaries: RunSummary[] = [];
   const perImage = new Map<string, PerImage>();
   const missing: string[] = [];
-  const failed: FailedRun[] = [];
+  const failed: FailedRunInfo[] = [];
   for (const r of runs) {
     const runDir = join(dir, 'runs', r.name);
     const state = runState(runDir);
