@@ -1,4 +1,7 @@
-"""Helpers shared by the Python tests: a tiny resolved config, and compute ops run the way the server runs them."""
+"""Helpers shared by the Python tests: a tiny resolved config, and compute ops run the way the server runs them.
+
+Importing it registers production's ops and the tests' own (``extra_ops``: the step's parts on their own, ``data.describe``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import extra_ops  # noqa: F401  (registers the test-only ops)
 import torch
 from conftest import DEVICE
 
@@ -132,6 +136,7 @@ def make(cfg: dict | None = None, pretrain: int = 2) -> tuple[State, S.Session]:
 
 
 def step(state: State, weights: float = 0.003) -> dict:
+    """One step in parts (``train.grads``, then ``train.apply`` with IP's weights 1 and VR's ``weights``); the gradients' reply."""
     res, _ = call(state, "train.grads", {"transport": "gram"})
     n = len(state.session.layout)
     call(state, "train.apply", {"weights": {"ip": [1.0] * n, "vr": [weights] * n}})

@@ -184,13 +184,13 @@ def test_checkpoints_resume_on_another_number_of_ranks(runs: dict) -> None:
 
 @pytest.mark.slow
 def test_a_failed_op_stops_the_worker_and_puts_rank_0_out_of_step(runs: dict) -> None:
-    assert "args.weights.ip" in runs["ranks"]["failed"]
+    assert "args.decision.ip" in runs["ranks"]["failed"]
     assert "out of step" in runs["ranks"]["refused"]
     assert runs["worker_code"] == D.EXIT_OP_FAILED
     last = runs["worker_stderr"].strip().splitlines()[-1]
     assert last.startswith(D.RANK_FAILED)
     report = json.loads(last[len(D.RANK_FAILED) :])
-    assert report["rank"] == 1 and report["op"] == "train.apply" and report["type"] == "ValueError"
+    assert report["rank"] == 1 and report["op"] == "train.advance" and report["type"] == "ValueError"
 
 
 def test_state_changing_ops_run_on_every_rank() -> None:
@@ -198,14 +198,11 @@ def test_state_changing_ops_run_on_every_rank() -> None:
         "session.create",
         "vr.pretrain",
         "train.advance",
-        "train.grads",
-        "train.apply",
-        "train.skip",
         "eval",
         "checkpoint.load",
     } <= ALL_RANKS
     # Written by rank 0 alone, or rank 0's own business.
-    assert not {"checkpoint.save", "enhance", "enhance.files", "data.describe", "echo"} & ALL_RANKS
+    assert not {"checkpoint.save", "enhance", "enhance.files", "vectors.region", "echo"} & ALL_RANKS
     assert ALL_RANKS <= HANDLERS.keys()
 
 

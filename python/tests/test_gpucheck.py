@@ -164,3 +164,24 @@ def test_the_profile_steps_as_production_does_and_counts_a_skipped_step_apart() 
     loop.last = {**loop.last, "finite": False}  # as an fp16 overflow reads back
     assert loop.step() == (None, True) and s.skipped == 1 and s.step == 1
     assert _where("/x/python/gradprom_sidecar/training/step.py", 75) == "training/step.py:75"
+
+
+def test_the_profile_marks_every_phase_in_order_and_leaves_the_step_unhooked() -> None:
+    """Timed steps mark each phase as its method starts; outside them the session runs its own methods, no wrapper."""
+    from helpers import make
+
+    from gradprom_sidecar.tools.gpucheck.profile import STEP_PHASES, AdvanceLoop, PhaseClock, _timed_step
+    from gradprom_sidecar.training.step import PHASES
+
+    _, s = make()
+    assert set(STEP_PHASES) == {*PHASES, "policy"}
+    loop, clock, gates = AdvanceLoop(s, s.config["policy"]), PhaseClock(s.device), []
+    _timed_step(loop, clock, gates)  # the first: gradients only
+    _timed_step(loop, clock, gates)
+    first, second = ([name for name, _ in marks] for marks in clock.steps)
+    after_reply = ["inputs", "forward", "backward", "gram", "readback", "vr_step", "prefetch", "end"]
+    assert first == after_reply and second == ["policy", "merge", "ip_step", *after_reply]
+    assert not set(PHASES.values()) & vars(s).keys()  # unwrapped: an unprofiled step calls no hook
+    assert all(d[p] >= 0 for d in clock.durations() for p in d) and s.step == 1
+    loop.step()
+    assert [len(marks) for marks in clock.steps] == [len(first), len(second)] and s.step == 2  # unprofiled: no mark

@@ -47,6 +47,10 @@ def test_wrong_token_and_unknown_op(sidecar: Any) -> None:
     assert call(sock, {**req("ping"), "token": "x"})["error"]["type"] == "AuthError"
     r = call(sock, req("no.such.op"))
     assert r["error"]["type"] == "UnknownOp" and "header.op" in r["error"]["message"]
+    for bad, kind in (({"a": 1}, "dict"), (["ping"], "list"), (None, "NoneType")):  # unhashable ones once stopped the I/O thread
+        r = call(sock, {**req("ping"), "op": bad})
+        assert r["error"] == {**r["error"], "type": "FrameError", "message": f"header.op: expected a string, got {kind}"}
+    assert call(sock, req("ping", 2))["status"] == "ok"
 
 
 def test_ping_answers_while_compute_is_busy(sidecar: Any) -> None:

@@ -6,7 +6,8 @@
  * the op and the field). Args are typed, not parsed: the sidecar is the authority on them and its errors name the
  * field. Tensors travel beside args and result; each op's comment says which. The Python side registers the same
  * names (python/gradprom_sidecar: the I/O thread answers hello, ping, cancel and shutdown; every other op is a
- * handler); docs/PROTOCOL.md describes both halves and how to add an op.
+ * handler); docs/PROTOCOL.md describes both halves and how to add an op. Ops the Python tests register for
+ * themselves (python/tests/extra_ops.py) are not here: production never calls them.
  */
 import { z } from 'zod';
 import type { Config } from '../config/index.js';
@@ -147,26 +148,6 @@ export const OPS = {
     args: z.object({ dir: z.string(), nonce: z.instanceof(Uint8Array) }),
     result: z.object({ path: z.string(), bytes: int, numel: int, header: int, slot: int }),
   },
-  /** Two backward passes; tensors out, vectors transport only: [g_ip, g_vr] float32 flat (none with a shared region: `region_seq`). */
-  'train.grads': {
-    args: z.object({ transport: z.enum(['gram', 'vectors']) }),
-    result: z.object({
-      step: int,
-      loss_ip: anyNumber,
-      loss_vr: anyNumber,
-      finite: z.boolean(),
-      gram: gramSchema,
-      region_seq: int.optional(),
-    }),
-  },
-  /** Apply per-block weights, or a merged vector given as the one tensor in: [g] float32 flat. */
-  'train.apply': {
-    args: z.object({ weights: z.object({ ip: z.array(z.number()), vr: z.array(z.number()) }).optional() }),
-    // ip_descent_actual: cos(−g_IP, Δθ) of the step the optimizer took (python/gradprom_sidecar/training/descent.py).
-    result: z.object({ step: int, lr_ip: z.number(), lr_vr: z.number(), ip_descent_actual: anyNumber }),
-  },
-  /** Drop the pending gradients; the step is not taken. */
-  'train.skip': { args: noArgs, result: z.object({ step: int, skipped: int }) },
   /**
    * Bench only (registered when the sidecar starts with GRADPROM_BENCH_OPS=1): one whole step inside the sidecar
    * with the config's built-in policy, the in-process reference `npm run bench` times the bridge against.
@@ -228,8 +209,6 @@ export const OPS = {
     args: z.object({ path: z.string() }),
     result: z.object({ step: int, skipped: int, extra: z.unknown(), config: z.unknown() }),
   },
-  /** Counts per split and class, channels, image size and class names. */
-  'data.describe': { args: z.object({ split: z.enum(['train', 'val', 'test']).optional() }), result: z.record(z.string(), z.unknown()) },
 } as const satisfies Record<string, OpSpec>;
 
 /** The name of a sidecar operation. */

@@ -12,9 +12,11 @@ export async function compileChecks(sc: Sidecar): Promise<void> {
   await sc.call('eval', { split: 1 });
   // @ts-expect-error: results are typed: `ping` has no `slept`
   void (await sc.call('ping')).result.slept;
+  // @ts-expect-error: the step's parts on their own are the Python tests' own ops, not production's
+  await sc.call('train.grads', { transport: 'gram' });
   const pid: number = (await sc.call('ping')).result.pid;
-  const grads: OpResult<'train.grads'> = (await sc.call('train.grads', { transport: 'gram' })).result;
-  void [pid, grads.gram.ip_ip];
+  const advanced: OpResult<'train.advance'> = (await sc.call('train.advance', { next: true, transport: 'gram' })).result;
+  void [pid, advanced.next?.gram.ip_ip, advanced.ip_descent_actual];
 }
 
 describe('the op map', () => {

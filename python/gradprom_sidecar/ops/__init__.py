@@ -7,6 +7,8 @@ Compute ops run one at a time on the compute thread; those registered ``all_rank
 rank under torch.distributed (``distributed.RankGroup.run``). :data:`OPS` lists them by module,
 and a test holds it to what the modules register. The bench-only ops are not here: they live in
 ``tools.bench_ops`` and are registered only when the sidecar starts with ``GRADPROM_BENCH_OPS=1``.
+Nor are the test-only ops (the step's parts on their own: ``train.grads``, ``train.apply``,
+``train.skip``; and ``data.describe``): python/tests/extra_ops.py registers them for the tests.
 
 A handler takes ``(ctx, args, tensors)`` and returns ``(result, tensors)``; it reads its
 arguments with ``registry.require`` and raises errors that name the argument (``args.split``,
@@ -28,8 +30,8 @@ from gradprom_sidecar.ops import (  # noqa: F401  (importing registers the ops)
 
 OPS: dict[str, tuple[str, ...]] = {
     "health": ("echo", "sleep"),
-    "session": ("session.create", "vr.pretrain", "data.describe"),
-    "train": ("train.advance", "train.grads", "train.apply", "train.skip"),
+    "session": ("session.create", "vr.pretrain"),
+    "train": ("train.advance",),
     "evaluate": ("eval",),
     "enhance": ("enhance", "enhance.files"),
     "checkpoint": ("checkpoint.save", "checkpoint.load"),

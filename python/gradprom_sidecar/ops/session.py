@@ -1,4 +1,4 @@
-"""Session ops: create a session, pre-train its VR, describe its data."""
+"""Session ops: create a session, pre-train its VR (its data is described in ``session.create``'s reply)."""
 
 from __future__ import annotations
 
@@ -54,18 +54,3 @@ def vr_pretrain(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
     if steps < 0:
         raise ValueError(f"args.steps: expected >= 0, got {steps}")
     return session_of(ctx).pretrain(steps, ctx.check_cancelled, lambda done: ctx.report("pretraining VR", done, steps)), []
-
-
-@op("data.describe")
-def data_describe(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    """Counts per split and class, the image shape, and the class names (``args.split``: one split only)."""
-    s = session_of(ctx)
-    out = s.bundle.describe()
-    split = args.get("split")
-    if split is not None:
-        if split not in out:
-            raise ValueError(f"args.split: expected train, val or test, got {split!r}")
-        out = {split: out[split]}
-    b = s.bundle
-    out.update({"num_classes": b.num_classes, "channels": b.channels, "size": b.size, "class_names": list(b.class_names)})
-    return out, []

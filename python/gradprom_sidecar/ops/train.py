@@ -1,10 +1,11 @@
-"""Training-step ops: ``train.advance`` (the training loop's one op per step), and the step's parts on their own.
+"""The training-step op: ``train.advance``, the training loop's one op per step.
 
 ``train.advance`` applies step t's decision and computes step t+1's gradients in one round trip;
 the reply carries t+1's losses and Gram (and both vectors in vectors transport). After the reply
 is sent, the sidecar makes VR's own update for t+1 and draws t+2's inputs (``Session.after_grads``),
-so that work overlaps TypeScript's decision. ``train.grads``, ``train.apply`` and ``train.skip``
-are the same step in separate calls (tools and tests; VR's update waits for ``train.apply`` there).
+so that work overlaps TypeScript's decision. The same step in separate calls (``train.grads``,
+``train.apply``, ``train.skip``) is for tests only: python/tests/extra_ops.py registers them from
+the helpers below, which production serves through ``train.advance``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gradprom_sidecar.wire.region import Region
 from gradprom_sidecar.wire.registry import Context, Result, op
 
 
-def _transport(args: dict[str, Any]) -> bool:
+def transport_arg(args: dict[str, Any]) -> bool:
     """True for vectors transport (``args.transport``: gram, the default, or vectors)."""
     transport = args.get("transport", "gram")
     if transport not in ("gram", "vectors"):
@@ -30,7 +31,7 @@ def _transport(args: dict[str, Any]) -> bool:
     return transport == "vectors"
 
 
-def _grads(s: Session, vectors: bool, region: Region | None) -> Result:
+def grads_reply(s: Session, vectors: bool, region: Region | None) -> Result:
     """The next step's gradients as a reply: its numbers, and in vectors transport the two vectors.
 
     With a shared region the vectors are already in it (or copied there with the step's one sync)
@@ -60,7 +61,7 @@ def _weights_arg(weights: Any, key: str, n: int, where: str) -> list[float]:
     return out
 
 
-def _merged_arg(s: Session, tensors: list[Tensor], what: str) -> Tensor:
+def merged_arg(s: Session, tensors: list[Tensor], what: str) -> Tensor:
     """The one merged float32 vector of ``tensors``, checked against the layout."""
     if len(tensors) != 1:
         raise ValueError(f"{what}: expected exactly one merged tensor, got {len(tensors)} tensors")
@@ -74,14 +75,10 @@ def _merged_arg(s: Session, tensors: list[Tensor], what: str) -> Tensor:
     return merged
 
 
-def _apply_weights(s: Session, weights: Any, where: str) -> dict:
+def apply_weights(s: Session, weights: Any, where: str) -> dict:
+    """Apply the per-block weights ``weights.ip`` and ``weights.vr`` (errors name ``where``); the step applied."""
     n = len(s.layout)
     return s.apply(_weights_arg(weights, "ip", n, where), _weights_arg(weights, "vr", n, where))
-
-
-def _applied(s: Session, applied: dict) -> Result:
-    """``train.apply``'s reply: the step applied, with its descent read back now (a step on its own has no later sync)."""
-    return {**applied, "ip_descent_actual": s.ip_descent_actual()}, []
 
 
 @op("train.advance", all_ranks=True)
@@ -96,7 +93,7 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
     ``next`` in vectors transport without a shared region.
     """
     s = session_of(ctx)
-    vectors = _transport(args)
+    vectors = transport_arg(args)
     want_next = args.get("next", True)
     if not isinstance(want_next, bool):
         raise ValueError(f"args.next: expected a boolean, got {type(want_next).__name__}")
@@ -111,13 +108,13 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
     if kind is not None:
         s.require_pending("train.advance")
     if kind == "weights":
-        applied = _apply_weights(s, decision, "args.decision")
+        applied = apply_weights(s, decision, "args.decision")
     elif kind == "merged" and "region_seq" in decision:
         if region is None:
             raise RuntimeError("args.decision.region_seq: no shared region is open for this session (vectors.region)")
-        applied = s.apply(merged=_merged_arg(s, [region.merged_slot(decision["region_seq"])], "train.advance"))
+        applied = s.apply(merged=merged_arg(s, [region.merged_slot(decision["region_seq"])], "train.advance"))
     elif kind == "merged":
-        applied = s.apply(merged=_merged_arg(s, tensors, "train.advance"))
+        applied = s.apply(merged=merged_arg(s, tensors, "train.advance"))
     elif kind == "skip":
         s.skip()
     elif s.pending is not None:
@@ -125,36 +122,9 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
     result: dict[str, Any] = {**applied, "skipped": s.skipped, "next": None}
     out: list[Tensor] = []
     if want_next:
-        grads, out = _grads(s, vectors, region)
+        grads, out = grads_reply(s, vectors, region)
         result["next"] = {k: grads[k] for k in ("loss_ip", "loss_vr", "finite", "gram", "region_seq") if k in grads}
         ctx.defer(s.after_grads)
     if kind in ("weights", "merged"):
         result["ip_descent_actual"] = s.ip_descent_actual()  # read back with the next step's numbers when they came
     return result, out
-
-
-@op("train.grads", all_ranks=True)
-def train_grads(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    """g_IP and g_VR of the next batch, kept pending: their per-block Gram, and with ``vectors`` the flat vectors."""
-    s = session_of(ctx)
-    return _grads(s, _transport(args), region_for(ctx, s))
-
-
-@op("train.apply", all_ranks=True)
-def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    """Apply per-block weights (``args.weights``) or a merged vector (``tensors[0]``)."""
-    s = session_of(ctx)
-    s.require_pending("train.apply")
-    if "weights" in args and args["weights"] is not None:
-        if tensors:
-            raise ValueError("train.apply: give either args.weights or a merged tensor, not both")
-        return _applied(s, _apply_weights(s, args["weights"], "args.weights"))
-    if len(tensors) != 1:
-        raise ValueError(f"train.apply: expected args.weights or exactly one merged tensor, got {len(tensors)} tensors")
-    return _applied(s, s.apply(merged=_merged_arg(s, tensors, "train.apply")))
-
-
-@op("train.skip", all_ranks=True)
-def train_skip(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
-    """Drop the pending gradients without a step (the policy saw a non-finite step)."""
-    return session_of(ctx).skip(), []

@@ -57,7 +57,6 @@ def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict,
     t0 = time.perf_counter()
     g = session.grads()
     session.after_grads()
-    session.phase("policy")
     if g.finite:
         context = {"seed": int(setting(session.config, "seed")), "step": session.step}  # what the TypeScript trainer passes
         w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram, context)

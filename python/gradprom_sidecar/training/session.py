@@ -151,7 +151,6 @@ class Session(Steps):
         self.prefetched: tuple[tuple[Tensor, Tensor, Tensor], dict] | None = None  # (inputs, RNG state before them)
         self.descent_measured: tuple[Tensor, float] | None = None
         self.descent_read: float | None = None
-        self.on_phase: Callable[[str], None] | None = None  # told as each part of a step starts (gpu-check's profile)
 
     # ----------------------------------------------------------------- building
     def _task_classes(self) -> int:

@@ -8,13 +8,14 @@
                    the policy, so the sidecar runs it after its reply, while TypeScript decides
     apply() | skip()   IP's update from the decision (per-block weights or a merged vector), or none
 
-Each part announces itself through :meth:`Steps.phase` (gpu-check's step profile listens).
+Each part of a step is one method, named in :data:`PHASES`: gpu-check's step profile times the parts by
+wrapping those methods on the session it profiles, so that a step nobody profiles calls no hook at all.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +30,24 @@ from gradprom_sidecar.training.optim import set_lr
 if TYPE_CHECKING:
     from gradprom_sidecar.training.session import Session
 
+# Each part of a step, and the method whose call starts it (in the order a train.advance runs them: apply t, grads t+1,
+# then what follows the reply). The policy, between the reply and the next request, is the caller's.
+PHASES: dict[str, str] = {
+    "merge": "form_update",
+    "ip_step": "step_ip",
+    "inputs": "take_inputs",
+    "forward": "forward_losses",
+    "backward": "backward_grads",
+    "gram": "gram_stats",
+    "readback": "read_back",
+    "vr_step": "after_grads",
+    "prefetch": "prefetch",
+}
+
 
 class Steps:
     """The step methods of :class:`session.Session` (which holds the state they use)."""
 
-    on_phase: Callable[[str], None] | None
     pending: G.StepGrads | None
     descent_measured: tuple[Tensor, float] | None  # the last IP step's [⟨g_IP, −Δθ⟩, ‖Δθ‖²] on the device, and ‖g_IP‖²
     descent_read: float | None  # the same step's cos(−g_IP, Δθ), once read back
@@ -52,9 +66,16 @@ class Steps:
         self.pending = None
         for p in self.vr_params:
             p.grad = None
-        self.phase("inputs")
         clean, target, x = (self.local(t) for t in self.take_inputs())
-        self.phase("forward")
+        loss_ip, loss_vr = self.forward_losses(clean, target, x)
+        g_ip, g_vr, losses = self.backward_grads(loss_ip, loss_vr)
+        stats = self.gram_stats(losses, g_ip, g_vr)
+        self.pending = self.read_back(stats, g_ip, g_vr, vectors)
+        self.precision.update(self.pending.finite)  # fp16: an overflow (a non-finite step, skipped) backs the scale off
+        return self.pending
+
+    def forward_losses(self: Session, clean: Tensor, target: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """IP on the degraded input ``x``, VR on IP's output: L_IP against ``clean``, L_VR against ``target`` (float32)."""
         amp = self.precision
         with amp.autocast():  # the losses in float32, from float32 copies of the outputs (fp32: the outputs)
             y_hat = self.ip(amp.memory_format(x))
@@ -62,24 +83,29 @@ class Steps:
                 with torch.no_grad():
                     target = F.softmax(self.vr(amp.memory_format(clean)).float(), dim=1)  # VR on the CLEAN image: the pseudo-label
             logits = self.vr_forward(y_hat)
-        loss_ip = G.pixel_loss(y_hat.float(), clean, self.loss_kind)
-        loss_vr = G.task_loss(logits.float(), target)
-        self.phase("backward")
+        return G.pixel_loss(y_hat.float(), clean, self.loss_kind), G.task_loss(logits.float(), target)
+
+    def backward_grads(self: Session, loss_ip: Tensor, loss_vr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The two backward passes: flat g_IP and g_VR of the global batch, and [L_IP, L_VR, VR's overflow flag]."""
+        amp = self.precision
         g_ip, g_vr = G.two_pass(amp.scaled(loss_ip), amp.scaled(loss_vr), self.buffers)  # fp16: one scale for both
         losses = torch.stack([loss_ip.detach(), loss_vr.detach(), amp.unscale(g_ip, g_vr, self.vr_params)])  # + VR's overflow flag
         self.average([g_ip, g_vr, losses])  # the global batch's gradients (several ranks)
-        self.phase("gram")
-        stats = G.step_stats(losses, g_ip, g_vr, self.layout)
-        self.phase("readback")
+        return g_ip, g_vr, losses
+
+    def gram_stats(self: Session, losses: Tensor, g_ip: Tensor, g_vr: Tensor) -> Tensor:
+        """The step's numbers on the device, in one tensor: ``losses`` and the per-block Gram (``grads.step_stats``)."""
+        return G.step_stats(losses, g_ip, g_vr, self.layout)
+
+    def read_back(self: Session, stats: Tensor, g_ip: Tensor, g_vr: Tensor, vectors: bool) -> G.StepGrads:
+        """Bring ``stats`` (with the last IP step's descent, and with ``vectors`` both gradients) to the host at once."""
         measured = self.descent_measured  # the last IP step's descent, carried back with these numbers
         extra = [measured[0]] if measured is not None else []
         into = [None] * (1 + len(extra)) + list(self.buffers.host_vectors()) if vectors else []  # warm, reused every step
         host = to_host([stats, *extra, g_ip, g_vr] if vectors else [stats, *extra], into)  # host-device sync: the step's one
         if measured is not None:
             self.descent_read, self.descent_measured = StepProbe.cosine(host[1].tolist(), measured[1]), None
-        self.pending = G.StepGrads.read(host[0], g_ip, g_vr, (host[-2], host[-1]) if vectors else None)
-        amp.update(self.pending.finite)  # fp16: an overflow (a non-finite step, skipped) backs the scale off
-        return self.pending
+        return G.StepGrads.read(host[0], g_ip, g_vr, (host[-2], host[-1]) if vectors else None)
 
     def after_grads(self: Session) -> None:
         """The work a step's reply does not wait for: VR's own update, and the next step's inputs.
@@ -90,10 +116,8 @@ class Steps:
         :meth:`grads`. A non-finite step updates nothing.
         """
         pend = self.require_pending("after_grads")
-        self.phase("vr_step")
         if pend.finite and not pend.vr_stepped:
             self.step_vr(pend)
-        self.phase("prefetch")
         self.prefetch()
 
     def step_vr(self: Session, pend: G.StepGrads) -> None:
@@ -108,21 +132,13 @@ class Steps:
             p.grad = None
         pend.vr_stepped = True
 
-    def phase(self, name: str) -> None:
-        """Say that the part ``name`` of a step starts (to ``on_phase``, when someone listens).
-
-        :param name: inputs, forward, backward, gram, readback, vr_step, prefetch, (the caller's) policy, merge or ip_step.
-        """
-        if self.on_phase is not None:
-            self.on_phase(name)
-
     def require_pending(self, op_name: str) -> G.StepGrads:
         """The pending gradients, or an error naming ``op_name`` when there are none.
 
-        :param op_name: the op that needs them (train.advance, train.apply, train.skip).
+        :param op_name: what needs them (train.advance, apply, skip).
         """
         if self.pending is None:
-            raise RuntimeError(f"{op_name}: no pending gradients (call train.advance with next, or train.grads, first)")
+            raise RuntimeError(f"{op_name}: no pending gradients (call train.advance with next first)")
         return self.pending
 
     def apply(self: Session, w_ip: list[float] | None = None, w_vr: list[float] | None = None, merged: Tensor | None = None) -> dict:
@@ -132,8 +148,12 @@ class Steps:
         :param w_vr: per-block weights of g_VR.
         :param merged: a flat float32 update (on the host) instead of weights.
         """
-        pend = self.require_pending("train.apply")
-        self.phase("merge")
+        pend = self.require_pending("apply")
+        self.form_update(pend, w_ip, w_vr, merged)
+        return self.step_ip(pend)
+
+    def form_update(self: Session, pend: G.StepGrads, w_ip: list[float] | None, w_vr: list[float] | None, merged: Tensor | None) -> None:
+        """Point θ.grad at the update: the merged vector, g_IP itself (a closed gate), or the weights' merge of g_IP and g_VR."""
         buf = self.buffers
         if merged is not None:
             buf.merged.copy_(to_device(merged, self.device))
@@ -143,7 +163,9 @@ class Steps:
         else:
             G.merge_weights(pend.g_ip, pend.g_vr, self.layout, w_ip or [], w_vr or [], buf.merged)
             buf.point(buf.merged)
-        self.phase("ip_step")
+
+    def step_ip(self: Session, pend: G.StepGrads) -> dict:
+        """IP's optimiser step on θ.grad (its descent measured on the device), VR's if not made yet, grads zeroed; the step."""
         lr_ip = self.set_lr(self.ip_optim, "train.ip_optim")
         self.probe.take()
         self.ip_optim.step()
@@ -170,7 +192,7 @@ class Steps:
         A non-finite step updates nothing; VR's update of a finite step stands once
         :meth:`after_grads` has made it (VR trains on its own loss whatever IP's policy decides).
         """
-        self.require_pending("train.skip")
+        self.require_pending("skip")
         self.zero_grads()
         self.skipped += 1
         return {"step": self.step, "skipped": self.skipped}

@@ -133,6 +133,9 @@ class Server:
         if not isinstance(args, dict):
             self._reply_error(identity, rid, "FrameError", "header.args: expected a map")
             return
+        if not isinstance(op_name, str):  # a map or list would not even hash: checked before any lookup
+            self._reply_error(identity, rid, "FrameError", f"header.op: expected a string, got {type(op_name).__name__}")
+            return
         if op_name in IO_OPS:
             self._io_op(identity, rid, op_name, args)
         elif op_name in HANDLERS:

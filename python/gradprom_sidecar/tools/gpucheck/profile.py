@@ -4,9 +4,11 @@ The step is production's: the ``train.advance`` op as the sidecar serves it, les
 (:class:`AdvanceLoop`): the policy decides on the last reply's Gram, the op applies that decision,
 computes the next gradients (reading the last IP step's descent back with them), and its deferred
 work (VR's update, the next batch) runs after, as the server runs it after sending the reply.
-The session announces each phase (``Session.on_phase``); on CUDA a CUDA event is recorded
-there, so a phase's time is what the GPU spent from reaching its start to reaching the next one
-(idle time waiting for the host included), on the CPU it is wall time. Syncs are counted with
+Each phase starts with a method of the session (``step.PHASES``), wrapped for the timed steps on
+this session alone (:func:`marking`) so that production's step carries no hook; the policy's phase
+is this loop's own. On CUDA a CUDA event is recorded at each start, so a phase's time is what the
+GPU spent from reaching its start to reaching the next one (idle time waiting for the host
+included), on the CPU it is wall time. Syncs are counted with
 ``torch.cuda.set_sync_debug_mode("warn")``: every synchronising call torch makes warns, and the
 warning names the line of gradprom that made it. A step whose decision is a skip (an fp16 overflow)
 is counted on its own and kept out of the medians: it has no merge and no IP step.
@@ -19,8 +21,10 @@ import statistics
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -29,9 +33,32 @@ from gradprom_sidecar.tools.gpucheck.scenarios import Scenario, Variant
 from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.device import SyncCount
 from gradprom_sidecar.training.session import Session
+from gradprom_sidecar.training.step import PHASES
 from gradprom_sidecar.wire.registry import HANDLERS, Context, State
 
+# The phases in the report's order: the session's own (``step.PHASES``) and the policy's.
 STEP_PHASES = ("inputs", "forward", "backward", "gram", "readback", "vr_step", "prefetch", "policy", "merge", "ip_step")
+
+
+@contextmanager
+def marking(s: Session, mark: Callable[[str], None]) -> Iterator[None]:
+    """While inside, each part of ``s``'s step calls ``mark(phase)`` as it starts: the methods of ``step.PHASES`` are
+    wrapped on this one session (instance attributes), and unwrapped on the way out."""
+
+    def wrapped(phase: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            mark(phase)
+            return method(*args, **kwargs)
+
+        return marked
+
+    for phase, name in PHASES.items():
+        setattr(s, name, wrapped(phase, getattr(s, name)))
+    try:
+        yield
+    finally:
+        for name in PHASES.values():
+            vars(s).pop(name, None)
 
 
 class PhaseClock:
@@ -105,15 +132,17 @@ class AdvanceLoop:
         self.s, self.policy_cfg = s, policy_cfg
         self.last: dict | None = None  # the last reply's ``next``: the pending step's numbers
 
-    def step(self) -> tuple[float | None, bool]:
+    def step(self, mark: Callable[[str], None] | None = None) -> tuple[float | None, bool]:
         """One ``train.advance`` (decision for the pending step, gradients of the next) and its deferred work.
 
+        :param mark: told when the policy's phase starts (the session's own phases: :func:`marking`).
         :returns: the decided step's gate (None when skipped or none was pending), and whether it was a skip.
         """
         decision: dict | None = None
         gate, skipped = None, False
         if self.last is not None:
-            self.s.phase("policy")
+            if mark is not None:
+                mark("policy")
             if self.last["finite"]:
                 w_ip, w_vr, tel = policies.weights(self.policy_cfg, self.last["gram"])
                 decision, gate = {"kind": "weights", "ip": w_ip, "vr": w_vr}, tel["gate"]
@@ -129,15 +158,13 @@ class AdvanceLoop:
 def _timed_step(loop: AdvanceLoop, clock: PhaseClock, gates: list[float | None]) -> tuple[float, bool]:
     """One production step with its phases marked, its gate appended to ``gates``; its host wall time (ms), and if skipped."""
     clock.begin()
-    loop.s.on_phase = clock.mark
-    t0 = time.perf_counter()
-    try:
-        gate, skipped = loop.step()
+    with marking(loop.s, clock.mark):
+        t0 = time.perf_counter()
+        gate, skipped = loop.step(clock.mark)
         gates.append(gate)
-    finally:
-        loop.s.on_phase = None
-    clock.mark("end")
-    return (time.perf_counter() - t0) * 1000.0, skipped
+        clock.mark("end")
+        wall = (time.perf_counter() - t0) * 1000.0
+    return wall, skipped
 
 
 def _where(filename: str, lineno: int) -> str:
