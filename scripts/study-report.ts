@@ -32,7 +32,8 @@ export interface StudyMeta extends MachineRun {
   /** Every invocation of the study that wrote these comparisons. */
   invocations: Invocation[];
   parallel: number;
-  seeds: number;
+  /** Seeds per regime, by name. */
+  seeds: Record<string, number>;
   quick: boolean;
   torch: string;
   python: string;
@@ -280,7 +281,11 @@ export function studyMarkdown(study: Study, results: readonly RegimeResult[], me
     '',
     '## How it ran',
     '',
-    `- Date ${meta.started.toISOString()}; ${meta.wallSeconds > 0 ? `${(meta.wallSeconds / 60).toFixed(1)} min of comparisons` : 'wall time not recorded'}; ${meta.parallel} runs at once, ${meta.seeds} seeds per setting.`,
+    `- Date ${meta.started.toISOString()}; ${meta.wallSeconds > 0 ? `${(meta.wallSeconds / 60).toFixed(1)} min of comparisons` : 'wall time not recorded'}; ${meta.parallel} runs at once; seeds per setting: ${Object.entries(
+      meta.seeds,
+    )
+      .map(([name, n]) => `${n} (${name})`)
+      .join(', ')}.`,
     `- Machine: ${cpus().length} cores, ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; device ${meta.device}; torch ${meta.torch}, Python ${meta.python}, Node ${process.version}.`,
     `- Load average at start ${meta.loadStart.map((x) => x.toFixed(2)).join(' / ')}, at end ${meta.loadEnd.map((x) => x.toFixed(2)).join(' / ')}; CPU busy with other work before ${pct(meta.busyStart, 0)}, after ${pct(meta.busyEnd, 0)}${busy > 0.25 ? ' (**the machine was shared**: wall times are longer than on an idle one; the results themselves do not depend on it)' : ''}.`,
     ...meta.invocations.map(
@@ -291,7 +296,7 @@ export function studyMarkdown(study: Study, results: readonly RegimeResult[], me
     '',
     '## The rule',
     '',
-    "Runs of one seed share their start, so differences are paired by seed. Each comparison declares primary endpoints (`compare.primary`); its primary differences over all pairs and λ form one family, and each has a paired t p-value and an exact sign-flip permutation p-value, both Holm-adjusted across the family. An ordering is stated only when both adjusted p-values are below 0.05; secondary endpoints are shown unadjusted and claim nothing. The interval is a two-level bootstrap over seeds and test images. Each comparison's compare.md says what its design can detect (the difference at 80 % power, the seeds a stated difference needs) and when it cannot state any ordering at all. Fronts: a description with unadjusted tests, not a claim.",
+    "Runs of one seed share their start, so differences are paired by seed. Each comparison declares primary endpoints (`compare.primary`); its primary differences over the pairs that `compare.primary_pairs` names (in this study gradprom against each other policy; the other pairs are secondary) and every λ form one family, and each has a paired t p-value and an exact sign-flip permutation p-value, both Holm-adjusted across the family. An ordering is stated only when both adjusted p-values are below 0.05; secondary endpoints are shown unadjusted and claim nothing. The interval is a two-level bootstrap over seeds and test images. Each comparison's compare.md says what its design can detect (the difference at 80 % power, the seeds a stated difference needs) and when it cannot state any ordering at all. Fronts: a description with unadjusted tests, not a claim.",
     '',
     '## Verdict per regime',
     '',

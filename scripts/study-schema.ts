@@ -3,7 +3,16 @@ import { z } from 'zod';
 import { POLICY_NAMES } from '../src/policy/index.js';
 
 const regimeSchema = z
-  .object({ name: z.string().regex(/^[a-z0-9-]+$/), title: z.string(), config: z.string(), lambdas: z.string() })
+  .object({
+    name: z.string().regex(/^[a-z0-9-]+$/),
+    title: z.string(),
+    config: z.string(),
+    lambdas: z.string(),
+    /** This regime's seeds (default: the study's `seeds`). */
+    seeds: z.number().int().positive().optional(),
+    /** Config overrides for this regime (path=value, as `--set`), e.g. fewer steps for a regime run smaller. */
+    set: z.array(z.string()).optional(),
+  })
   .strict();
 export const studySchema = z
   .object({

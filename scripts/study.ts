@@ -65,9 +65,9 @@ function readStudy(): Study {
 }
 
 /** A regime's config (with the quick overrides), or exit naming the problems. */
-async function regimeConfig(study: Study, file: string, quick: boolean): Promise<Config> {
-  const r = await loadConfig(join(STUDY_DIR, file), quick ? study.quick.set : []);
-  if (!r.ok) throw new Error(`${file}: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+async function regimeConfig(study: Study, regime: Study['regimes'][number], quick: boolean): Promise<Config> {
+  const r = await loadConfig(join(STUDY_DIR, regime.config), [...(regime.set ?? []), ...(quick ? study.quick.set : [])]);
+  if (!r.ok) throw new Error(`${regime.config}: ${r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
   return r.config;
 }
 
@@ -90,7 +90,6 @@ async function main(): Promise<void> {
   const { quick, reportOnly, parallel: parallelFlag } = parseArgs(process.argv.slice(2));
   const study = readStudy();
   const parallel = parallelFlag ?? study.parallel;
-  const seeds = quick ? study.quick.seeds : study.seeds;
   const base = join(packageRoot, 'runs', quick ? 'study-quick' : 'study');
   const out = quick ? join(base, 'STUDY.md') : join(packageRoot, 'docs', 'STUDY.md');
   mkdirSync(base, { recursive: true });
@@ -100,6 +99,7 @@ async function main(): Promise<void> {
   const busyStart = await cpuBusy();
   const loadStart = loadNow();
   const results: RegimeResult[] = [];
+  const seedCounts: Record<string, number> = {};
   const metaFile = join(base, 'study-times.json');
   const stopped: Record<string, string> = {};
   // Every invocation is recorded as it goes (start, last update, machine state), so an interrupted study keeps its times.
@@ -117,7 +117,9 @@ async function main(): Promise<void> {
   };
   await record();
   for (const regime of study.regimes) {
-    const config = await regimeConfig(study, regime.config, quick);
+    const config = await regimeConfig(study, regime, quick);
+    const seeds = quick ? study.quick.seeds : (regime.seeds ?? study.seeds);
+    seedCounts[regime.name] = seeds;
     const lambdas = parseLambdas(regime.lambdas, config.policy.lambda_mode);
     if (typeof lambdas === 'string') throw new Error(`study.yaml: regime ${regime.name}: lambdas: ${lambdas}`);
     const dir = join(base, regime.name);
@@ -182,7 +184,7 @@ async function main(): Promise<void> {
     busyStart,
     busyEnd: await cpuBusy(),
     parallel,
-    seeds,
+    seeds: seedCounts,
     quick,
     invocations,
     ...(await versions()),

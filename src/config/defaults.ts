@@ -133,6 +133,8 @@ export const DEFAULTS = {
   compare: {
     primary: ['psnr', 'fixed_vr'], //  endpoints a comparison tests with Holm's correction (psnr | ssim | fixed_vr | cotrained_vr); the rest are secondary
     differences: { psnr: 0.1, ssim: 0.005, fixed_vr: 2, cotrained_vr: 2 }, // differences worth detecting (dB, SSIM, points): the report gives the seeds each needs
+    primary_pairs: 'all', //           pairs whose primary differences form the Holm family: all | gradprom (gradprom against each other policy; other pairs secondary)
+    data_seed: 'fixed', //             fixed: every training seed on the data set of data.seed | per-seed: seed s also draws data set data.seed + (s - seed)
   },
   distributed: {
     nproc: 1, //                       sidecar ranks on this machine under torch.distributed (1: one process); CLI --nproc

@@ -198,6 +198,8 @@ export function configSchema(options: SchemaOptions = {}) {
       compare: z.strictObject({
         primary: z.array(z.enum(['psnr', 'ssim', 'fixed_vr', 'cotrained_vr'])).min(1),
         differences: z.strictObject({ psnr: posNum, ssim: posNum, fixed_vr: posNum, cotrained_vr: posNum }),
+        primary_pairs: z.enum(['all', 'gradprom']),
+        data_seed: z.enum(['fixed', 'per-seed']),
       }),
       distributed: z.strictObject({
         nproc: posInt,

@@ -56,6 +56,8 @@ export interface CompareReportOptions {
   primary?: readonly PairMetric[];
   /** Stated differences per endpoint in display units, for "seeds needed" (config `compare.differences`). */
   differences?: StatedDifferences;
+  /** Pairs in the Holm family (config `compare.primary_pairs`). */
+  primaryPairs?: 'all' | 'gradprom';
 }
 
 /** True when every run's VR was frozen: the co-trained VR is then the fixed one and has no column of its own. */
@@ -327,7 +329,11 @@ export async function writeCompareReport(
 ): Promise<CompareResult> {
   await mkdir(dir, { recursive: true });
   const c = makeComparison(summaries, opts.perImage);
-  const pairs = pairedDifferences(c, { ...(opts.primary ? { primary: opts.primary } : {}), cotrained: !frozenVr(summaries) });
+  const pairs = pairedDifferences(c, {
+    ...(opts.primary ? { primary: opts.primary } : {}),
+    ...(opts.primaryPairs ? { primaryPairs: opts.primaryPairs } : {}),
+    cotrained: !frozenVr(summaries),
+  });
   const readers = frozenVr(summaries) ? (['fixed'] as const) : (['fixed', 'cotrained'] as const);
   const fronts = compareFronts(c, readers);
   const missing = [...(opts.missing ?? [])];

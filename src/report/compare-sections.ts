@@ -17,10 +17,18 @@ export type StatedDifferences = Partial<Record<PairMetric, number>>;
 export function pairedSection(c: Comparison, pairs: readonly PairedDifference[]): string[] {
   const mixed = new Set(c.groups.map((g) => g.lambdaMode)).size > 1;
   const primary = [...new Set(pairs.filter((p) => p.endpoint === 'primary').map((p) => metricDisplay(p.metric, p.task).label))];
+  // With compare.primary_pairs: gradprom, a primary endpoint of a pair without gradprom is secondary.
+  const gradpromOnly = pairs.some(
+    (p) =>
+      p.endpoint === 'secondary' && p.a !== 'gradprom' && p.b !== 'gradprom' && primary.includes(metricDisplay(p.metric, p.task).label),
+  );
+  const familyPairs = gradpromOnly
+    ? 'the pairs of gradprom with each other policy (other pairs are secondary) at every λ setting'
+    : 'all pairs and λ settings';
   const out = [
     '## Paired differences',
     '',
-    `Runs of one seed share their start (the same pretrained VR and initial IP), so each difference first policy − second is taken seed by seed. Each has two p-values over seeds, a paired t test and an exact sign-flip permutation test (every pattern of signs of the per-seed differences), and one 95 % interval covering both seeds and test images (a two-level percentile bootstrap: ${BOOTSTRAP_REPS} resamples of the seeds, and of the test images within each drawn seed, PRNG seed ${BOOTSTRAP_SEED}). Primary endpoints: ${primary.join(', ') || 'none here'}; the primary differences of all pairs and λ settings are one family, and both p-values are Holm-adjusted across it. An ordering is stated only when both adjusted p-values are below 0.05 (the t test leans on normality over a few seeds, the sign-flip test does not but is coarse). Secondary endpoints show unadjusted p-values and no ordering. "Detectable" is the difference the paired t test over these seeds finds with 80 % power (two-sided α 0.05) at the spread these seeds show.`,
+    `Runs of one seed share their start (the same pretrained VR and initial IP), so each difference first policy − second is taken seed by seed. Each has two p-values over seeds, a paired t test and an exact sign-flip permutation test (every pattern of signs of the per-seed differences), and one 95 % interval covering both seeds and test images (a two-level percentile bootstrap: ${BOOTSTRAP_REPS} resamples of the seeds, and of the test images within each drawn seed, PRNG seed ${BOOTSTRAP_SEED}). Primary endpoints: ${primary.join(', ') || 'none here'}; the primary differences of ${familyPairs} are one family, and both p-values are Holm-adjusted across it. An ordering is stated only when both adjusted p-values are below 0.05 (the t test leans on normality over a few seeds, the sign-flip test does not but is coarse). Secondary endpoints show unadjusted p-values and no ordering. "Detectable" is the difference the paired t test over these seeds finds with 80 % power (two-sided α 0.05) at the spread these seeds show.`,
     '',
   ];
   if (pairs.length === 0) out.push('No two policies share seeds here, so no pair is compared.');

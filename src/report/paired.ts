@@ -138,6 +138,8 @@ export interface PairedOptions {
   primary?: readonly PairMetric[];
   /** False when the VR is frozen: the co-trained VR is the fixed one, so it is no endpoint of its own. */
   cotrained?: boolean;
+  /** Pairs in the Holm family: all (default), or only gradprom against each other policy (the rest secondary). */
+  primaryPairs?: 'all' | 'gradprom';
 }
 
 /** The default primary endpoints. */
@@ -225,7 +227,9 @@ export function pairsOf(groups: readonly GroupSummary[]): Array<[GroupSummary, G
 
 /** Every paired difference of the comparison (PSNR, SSIM, recognition by each VR, for each pair), primary ones Holm-adjusted. */
 export function pairedDifferences(c: Comparison, opts: PairedOptions = {}): PairedDifference[] {
-  const primary = new Set(opts.primary ?? DEFAULT_PRIMARY);
+  const endpoints = new Set(opts.primary ?? DEFAULT_PRIMARY);
+  const isPrimary = (a: GroupSummary, b: GroupSummary, metric: PairMetric): boolean =>
+    endpoints.has(metric) && (opts.primaryPairs !== 'gradprom' || a.policy === 'gradprom' || b.policy === 'gradprom');
   const metrics = (['psnr', 'ssim', 'fixed', 'cotrained'] as const).filter((m) => m !== 'cotrained' || opts.cotrained !== false);
   const found: Array<{ a: GroupSummary; b: GroupSummary; metric: PairMetric; s: PairStats }> = [];
   for (const [a, b] of pairsOf(c.groups)) {
@@ -235,7 +239,7 @@ export function pairedDifferences(c: Comparison, opts: PairedOptions = {}): Pair
     }
   }
   // The family: every primary difference that has both tests.
-  const family = found.filter((f) => primary.has(f.metric) && f.s.tTest && f.s.signFlip);
+  const family = found.filter((f) => isPrimary(f.a, f.b, f.metric) && f.s.tTest && f.s.signFlip);
   const adjT = holm(family.map((f) => f.s.tTest!.p));
   const adjFlip = holm(family.map((f) => f.s.signFlip!.p));
   const adjusted = new Map(family.map((f, i) => [f, { t: adjT[i]!, signFlip: adjFlip[i]! }]));
@@ -253,7 +257,7 @@ export function pairedDifferences(c: Comparison, opts: PairedOptions = {}): Pair
       bUsesVr: b.usesVr,
       metric,
       task: a.task,
-      endpoint: primary.has(metric) ? ('primary' as const) : ('secondary' as const),
+      endpoint: isPrimary(a, b, metric) ? ('primary' as const) : ('secondary' as const),
       adjusted: adj,
       verdict,
       text,

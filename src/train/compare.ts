@@ -157,10 +157,15 @@ export async function reportCompare(dir: string): Promise<CompareResult & { summ
 }
 
 /** How the config says to read a comparison: primary endpoints and the differences worth detecting, as the report names them. */
-export function reading(c: Config['compare']): { primary: PairMetric[]; differences: StatedDifferences } {
+export function reading(c: Config['compare']): {
+  primary: PairMetric[];
+  primaryPairs: 'all' | 'gradprom';
+  differences: StatedDifferences;
+} {
   const d = c.differences;
   return {
     primary: c.primary.map((e) => ENDPOINTS[e]),
+    primaryPairs: c.primary_pairs,
     differences: { psnr: d.psnr, ssim: d.ssim, fixed: d.fixed_vr, cotrained: d.cotrained_vr },
   };
 }

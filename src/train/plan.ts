@@ -72,16 +72,18 @@ export function parseLambdas(text: string, defaultMode: LambdaMode): LambdaSetti
   return out;
 }
 
-/** The config of one planned run. */
+/** The config of one planned run; with `compare.data_seed: per-seed` the data seed moves with the training seed. */
 export function runConfig(config: Config, run: Pick<PlannedRun, 'policy' | 'lambda' | 'lambdaMode' | 'seed'>): Config {
-  return { ...config, seed: run.seed, policy: { ...config.policy, name: run.policy, lambda: run.lambda, lambda_mode: run.lambdaMode } };
+  const data = config.compare.data_seed === 'per-seed' ? { ...config.data, seed: config.data.seed + (run.seed - config.seed) } : config.data;
+  return { ...config, seed: run.seed, data, policy: { ...config.policy, name: run.policy, lambda: run.lambda, lambda_mode: run.lambdaMode } };
 }
 
 /** The part of a config that decides results: without output, distributed, how comparisons are read, and what the plan sets per run. */
 export function experimentPart(config: Config): Record<string, unknown> {
-  const { output: _o, distributed: _d, compare: _c, seed: _s, ...rest } = config;
+  const { output: _o, distributed: _d, compare, seed: _s, ...rest } = config;
   const { name: _n, lambda: _l, lambda_mode: _m, ...policy } = config.policy;
-  return { ...rest, policy };
+  // Varying the data seed changes every run's data; the default adds nothing, so older plans keep their hash.
+  return { ...rest, policy, ...(compare.data_seed === 'fixed' ? {} : { dataSeed: compare.data_seed }) };
 }
 
 /** JSON with object keys sorted at every level (a stable text to hash and compare). */

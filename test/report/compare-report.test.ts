@@ -138,6 +138,20 @@ describe('writeCompareReport', () => {
     expect(ssimOnly.pairs.find((x) => x.metric === 'fixed')!.verdict).toBe('secondary');
   });
 
+  test('primary_pairs gradprom: only pairs with gradprom form the family, so it shrinks and the rest are secondary', async () => {
+    const diffs = [0.1, 0.12, 0.09, 0.11, 0.1, 0.13, 0.08, 0.1];
+    const runs = [...fiveSeeds(diffs), ...diffs.map((_, s) => run('ip-only', 0, s, 0.45, 25 + s * 0.1))];
+    const all = await writeCompareReport(dir, runs);
+    const mine = await writeCompareReport(dir, runs, { primaryPairs: 'gradprom' });
+    const fixed = (r: typeof all, b: string) => r.pairs.find((x) => x.metric === 'fixed' && x.a === 'gradprom' && x.b === b)!;
+    // All pairs: 3 pairs × 2 endpoints = 6; gradprom's pairs only: 2 × 2 = 4.
+    expect(fixed(all, 'joint').adjusted!.signFlip).toBeCloseTo((6 * 2) / 256, 12);
+    expect(fixed(mine, 'joint').adjusted!.signFlip).toBeCloseTo((4 * 2) / 256, 12);
+    const jointVsIpOnly = mine.pairs.find((x) => x.metric === 'fixed' && x.a === 'joint' && x.b === 'ip-only')!;
+    expect([jointVsIpOnly.endpoint, jointVsIpOnly.verdict]).toEqual(['secondary', 'secondary']);
+    expect(mine.markdown).toContain('the pairs of gradprom with each other policy (other pairs are secondary)');
+  });
+
   test('one seed gives no test and claims nothing', async () => {
     const r = await writeCompareReport(dir, [run('gradprom', 0.003, 0, 0.9, 20), run('joint', 0.003, 0, 0.1, 30)]);
     expect(r.pairs.every((x) => x.verdict === 'too-few-seeds')).toBe(true);

@@ -1,6 +1,6 @@
 /** The plan of a comparison: λ settings, runs, shards, and how two plans differ. */
 import { comparePlan, defaultRunName, loadConfig, makePlan, parseLambdas, shardRuns, type Config } from 'gradprom';
-import { configHash, planDifference } from '../../src/train/plan.js';
+import { configHash, planDifference, runConfig } from '../../src/train/plan.js';
 
 async function config(...sets: string[]): Promise<Config> {
   const r = await loadConfig(null, sets);
@@ -53,6 +53,14 @@ describe('the plan of a comparison', () => {
     );
     expect(configHash(await config('train.steps=999'))).not.toBe(configHash(base));
     expect(configHash(await config('policy.threshold=0.1'))).not.toBe(configHash(base));
+    expect(configHash(await config('compare.data_seed=per-seed'))).not.toBe(configHash(base));
+  });
+
+  test('compare.data_seed: fixed keeps data.seed for every training seed, per-seed moves it with the seed', async () => {
+    const run = { policy: 'joint', lambda: 1, lambdaMode: 'normalized', seed: 7 } as const;
+    expect(runConfig(await config('seed=5', 'data.seed=10'), run).data.seed).toBe(10);
+    const moved = runConfig(await config('seed=5', 'data.seed=10', 'compare.data_seed=per-seed'), run);
+    expect([moved.seed, moved.data.seed]).toEqual([7, 12]);
   });
 
   test('a difference names the field: policies, λ, seeds, or the config path', async () => {
