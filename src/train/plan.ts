@@ -74,8 +74,14 @@ export function parseLambdas(text: string, defaultMode: LambdaMode): LambdaSetti
 
 /** The config of one planned run; with `compare.data_seed: per-seed` the data seed moves with the training seed. */
 export function runConfig(config: Config, run: Pick<PlannedRun, 'policy' | 'lambda' | 'lambdaMode' | 'seed'>): Config {
-  const data = config.compare.data_seed === 'per-seed' ? { ...config.data, seed: config.data.seed + (run.seed - config.seed) } : config.data;
-  return { ...config, seed: run.seed, data, policy: { ...config.policy, name: run.policy, lambda: run.lambda, lambda_mode: run.lambdaMode } };
+  const data =
+    config.compare.data_seed === 'per-seed' ? { ...config.data, seed: config.data.seed + (run.seed - config.seed) } : config.data;
+  return {
+    ...config,
+    seed: run.seed,
+    data,
+    policy: { ...config.policy, name: run.policy, lambda: run.lambda, lambda_mode: run.lambdaMode },
+  };
 }
 
 /** The part of a config that decides results: without output, distributed, how comparisons are read, and what the plan sets per run. */
