@@ -126,18 +126,29 @@ export function bootstrapMean(
 ): BootstrapInterval | null {
   const n = xs.length;
   if (n === 0) return null;
+  return {
+    n,
+    ...resampledInterval(opts, (rand) => {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += xs[Math.floor(rand() * n)]!;
+      return s / n;
+    }),
+  };
+}
+
+/** The percentile interval of `reps` statistics, each drawn by `draw` from one seeded PRNG (defaults: 2000 reps, seed 1, 95 %). */
+function resampledInterval(
+  opts: { reps?: number; seed?: number; level?: number },
+  draw: (rand: () => number) => number,
+): { reps: number; seed: number; level: number; lo: number; hi: number } {
   const reps = opts.reps ?? 2000;
   const seed = opts.seed ?? 1;
   const level = opts.level ?? 0.95;
   const rand = seededRandom(seed);
-  const means = new Float64Array(reps);
-  for (let r = 0; r < reps; r++) {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += xs[Math.floor(rand() * n)]!;
-    means[r] = s / n;
-  }
+  const stats = new Float64Array(reps);
+  for (let r = 0; r < reps; r++) stats[r] = draw(rand);
   const tail = (1 - level) / 2;
-  return { n, reps, seed, level, lo: percentile(means, tail), hi: percentile(means, 1 - tail) };
+  return { reps, seed, level, lo: percentile(stats, tail), hi: percentile(stats, 1 - tail) };
 }
 
 /** The linear-interpolated `q` quantile of resampled means (sorted in place on first use). */
@@ -171,12 +182,7 @@ export function twoLevelBootstrap(
 ): TwoLevelInterval | null {
   const k = perSeed.length;
   if (k === 0 || perSeed.some((xs) => xs.length === 0)) return null;
-  const reps = opts.reps ?? 2000;
-  const seed = opts.seed ?? 1;
-  const level = opts.level ?? 0.95;
-  const rand = seededRandom(seed);
-  const means = new Float64Array(reps);
-  for (let r = 0; r < reps; r++) {
+  const interval = resampledInterval(opts, (rand) => {
     let total = 0;
     for (let j = 0; j < k; j++) {
       const xs = perSeed[Math.floor(rand() * k)]!;
@@ -185,16 +191,7 @@ export function twoLevelBootstrap(
       for (let i = 0; i < n; i++) s += xs[Math.floor(rand() * n)]!;
       total += s / n;
     }
-    means[r] = total / k;
-  }
-  const tail = (1 - level) / 2;
-  return {
-    seeds: k,
-    images: Math.min(...perSeed.map((xs) => xs.length)),
-    reps,
-    seed,
-    level,
-    lo: percentile(means, tail),
-    hi: percentile(means, 1 - tail),
-  };
+    return total / k;
+  });
+  return { seeds: k, images: Math.min(...perSeed.map((xs) => xs.length)), ...interval };
 }
