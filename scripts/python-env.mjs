@@ -58,19 +58,8 @@ export function envLocation(version, env = process.env) {
 
 /** What an interpreter lacks: {runs, missing (module names), protocol}; `runs` false when it does not start. */
 export function probe(python) {
-  const code = [
-    'import importlib, json',
-    'missing = []',
-    `for m in ${JSON.stringify(NEEDED)}:`,
-    '    try: importlib.import_module(m)',
-    '    except Exception: missing.append(m)',
-    'try:',
-    '    from gradprom_sidecar import PROTOCOL_VERSION as p',
-    'except Exception: p = None',
-    'print(json.dumps({"missing": missing, "protocol": p}))',
-  ].join('\n');
   const sep = process.env.PYTHONPATH ? `:${process.env.PYTHONPATH}` : '';
-  const r = spawnSync(python, ['-c', code], {
+  const r = spawnSync(python, [join(root, 'python', 'probe.py')], {
     encoding: 'utf8',
     env: { ...process.env, PYTHONPATH: join(root, 'python') + sep, OMP_NUM_THREADS: '1' },
   });

@@ -94,18 +94,8 @@ const PIP_NAME: Record<string, string> = { torch: 'torch', numpy: 'numpy', zmq: 
 
 /** Imports torch, numpy, zmq, msgpack and reads the sidecar's protocol version in `python` (a few seconds: torch). */
 export function probePython(python: string): PythonProbe {
-  const code = [
-    'import importlib, json',
-    'missing = []',
-    `for m in ${JSON.stringify(Object.keys(PIP_NAME))}:`,
-    '    try: importlib.import_module(m)',
-    '    except Exception: missing.append(m)',
-    'try:',
-    '    from gradprom_sidecar import PROTOCOL_VERSION as p',
-    'except Exception: p = None',
-    'print(json.dumps({"missing": missing, "protocol": p}))',
-  ].join('\n');
-  const r = spawnSync(python, ['-c', code], { encoding: 'utf8', env: pythonEnv({ OMP_NUM_THREADS: '1' }) });
+  // python/probe.py: the same check the setup script makes (scripts/python-env.mjs).
+  const r = spawnSync(python, [join(pythonSourceDir, 'probe.py')], { encoding: 'utf8', env: pythonEnv({ OMP_NUM_THREADS: '1' }) });
   if (r.status !== 0) {
     const error = (r.stderr || String(r.error ?? '')).trim().split('\n').pop() ?? '';
     return { runs: false, missing: Object.keys(PIP_NAME), protocol: null, error };
