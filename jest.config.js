@@ -16,4 +16,5 @@ export default {
   },
   testTimeout: 60000,
   maxWorkers: 2,
+  testSequencer: '<rootDir>/test/sequencer.mjs',
 };

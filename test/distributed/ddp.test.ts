@@ -37,6 +37,7 @@ const TINY = [
   'train.ip_optim.lr=0.01',
   'train.vr_optim.name=sgd',
   'train.vr_optim.lr=0.01',
+  'train.tensorboard=false', // its writer is a Python process per run; test/train/tensorboard.test.ts covers it
 ];
 
 const tinyConfig = (...sets: string[]): Promise<Config> => configOf([...TINY, ...sets]);

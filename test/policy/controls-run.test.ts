@@ -28,6 +28,7 @@ const TINY = [
   'policy.lambda=0.5',
   'seed=3',
   'device=cpu',
+  'train.tensorboard=false', // its writer is a Python process per run; test/train/tensorboard.test.ts covers it
 ];
 
 function jsonl(file: string): Array<Record<string, unknown>> {

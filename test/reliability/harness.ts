@@ -12,13 +12,16 @@ export const faultPython = join(root, 'test', 'fixtures', 'fault-python.sh');
 // against other processes make a 1 s run take 10 s. Sidecars inherit the variable (restarts included).
 process.env.OMP_NUM_THREADS = '1';
 
-/** A config that trains in seconds on 2 CPU cores: 64/16/32 images of 16 px, 20 steps, eval and checkpoint every 5. */
+/**
+ * A config that trains in seconds on 2 CPU cores: 64/16/32 images of 16 px, 20 steps, eval and checkpoint every 5;
+ * no TensorBoard writer (a Python process of its own per run; test/train/tensorboard.test.ts covers it).
+ */
 export const TINY = {
   device: 'cpu',
   data: { size: 16, classes: 3, counts: { train: 64, val: 16, test: 32 } },
   ip: { channels: 8, blocks: 1 },
   vr: { pretrain_steps: 5, kwargs: { widths: [4, 8] } },
-  train: { steps: 20, batch_size: 8, eval_every: 5, checkpoint_every: 5, max_skips: 3 },
+  train: { steps: 20, batch_size: 8, eval_every: 5, checkpoint_every: 5, max_skips: 3, tensorboard: false },
   eval: { limit: 16, batch_size: 16 },
 };
 

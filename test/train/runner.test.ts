@@ -24,6 +24,7 @@ const TINY = [
   'eval.limit=32',
   'policy.lambda=0.5',
   'device=cpu',
+  'train.tensorboard=false', // its writer is a Python process per run; test/train/tensorboard.test.ts covers it
 ];
 
 const tinyConfig = (...sets: string[]): Promise<Config> => configOf([...TINY, ...sets]);
