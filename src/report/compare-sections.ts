@@ -156,7 +156,7 @@ export function descentSection(c: Comparison, plotted: boolean): string[] {
   const mixed = new Set(c.groups.map((g) => g.lambdaMode)).size > 1;
   const rows = c.groups.map((g) => [
     `\`${g.policy}\``,
-    lambdaLabel(g, mixed),
+    g.usesVr ? lambdaLabel(g, mixed) : DASH, // ip-only carries no λ
     `${g.n}`,
     fmtNegative(g.descent.planned),
     g.descent.planned ? `${fmtMeanStd(g.descent.planned.median, 3)} (min ${fmt(g.descent.planned.min, 3)})` : DASH,

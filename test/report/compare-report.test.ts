@@ -150,6 +150,8 @@ describe('writeCompareReport', () => {
     const jointVsIpOnly = mine.pairs.find((x) => x.metric === 'fixed' && x.a === 'joint' && x.b === 'ip-only')!;
     expect([jointVsIpOnly.endpoint, jointVsIpOnly.verdict]).toEqual(['secondary', 'secondary']);
     expect(mine.markdown).toContain('the pairs of gradprom with each other policy (other pairs are secondary)');
+    // ip-only carries no λ, in the descent table too.
+    expect(mine.markdown.split('## The descent property')[1]).toMatch(/\| `ip-only` \| – \| 8 \|/);
   });
 
   test('one seed gives no test and claims nothing', async () => {
