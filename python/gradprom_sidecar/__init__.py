@@ -8,7 +8,7 @@ The rooms, from the wire inwards (only ``wire`` and ``__main__`` need pyzmq and 
   ``registry`` (op name -> handler), ``region`` (the shared memory region for gradient vectors).
 - ``ops/``: every op the sidecar serves, one module per subject (listed in ``ops.OPS``).
 - ``training/``: ``session`` (one experiment's data, networks, optimisers, RNG), ``step`` (the
-  two-pass step), ``grads`` (flat gradients, the Gram, applying a decision), ``descent`` (the descent
+  pipelined step: ``PipelinedStep`` and its states), ``pretrain`` (VR on clean images), ``grads`` (flat gradients, the Gram, applying a decision), ``descent`` (the descent
   probe), ``optim`` (optimisers, schedule, sampler), ``precision`` (autocast, loss scaling),
   ``snapshot`` (a session in and out of a checkpoint), ``distributed`` (one rank's share),
   ``config`` (reading the resolved config), ``device`` (where tensors live).

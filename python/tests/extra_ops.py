@@ -31,7 +31,7 @@ def train_grads(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
 def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """Apply per-block weights (``args.weights``) or a merged vector (``tensors[0]``); the step, with its descent read back now."""
     s = session_of(ctx)
-    s.require_pending("train.apply")
+    s.pipeline.require_pending("train.apply")
     if args.get("weights") is not None:
         if tensors:
             raise ValueError("train.apply: give either args.weights or a merged tensor, not both")
@@ -39,16 +39,16 @@ def train_apply(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
     elif len(tensors) != 1:
         raise ValueError(f"train.apply: expected args.weights or exactly one merged tensor, got {len(tensors)} tensors")
     else:
-        applied = s.apply(merged=merged_arg(s, tensors, "train.apply"))
-    return {**applied, "ip_descent_actual": s.ip_descent_actual()}, []
+        applied = s.pipeline.apply(merged=merged_arg(s, tensors, "train.apply"))
+    return {**applied, "ip_descent_actual": s.pipeline.ip_descent_actual()}, []
 
 
 @op("train.skip", all_ranks=True)
 def train_skip(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Result:
     """Drop the pending gradients without a step."""
     s = session_of(ctx)
-    s.require_pending("train.skip")
-    return s.skip(), []
+    s.pipeline.require_pending("train.skip")
+    return s.pipeline.skip(), []
 
 
 @op("data.describe")

@@ -119,8 +119,8 @@ def test_a_restore_forgets_the_descent_of_the_step_before_it(tmp_path: Path) -> 
     """After checkpoint.load the next ip_descent_actual is the restored run's (none yet: NaN), not the abandoned step's."""
     state, s = make()
     call(state, "checkpoint.save", {"path": str(tmp_path / "c.pt")})
-    s.grads()
-    s.apply([1.0] * len(s.layout), [0.003] * len(s.layout))  # as the reference loop steps: the descent waits on the device
-    assert s.descent_measured is not None
+    s.pipeline.grads()
+    s.pipeline.apply([1.0] * len(s.layout), [0.003] * len(s.layout))  # as the reference loop steps: the descent waits on the device
+    assert s.pipeline.descent_measured is not None
     call(state, "checkpoint.load", {"path": str(tmp_path / "c.pt")})
-    assert state.session.descent_measured is None and math.isnan(state.session.ip_descent_actual())
+    assert state.session.pipeline.descent_measured is None and math.isnan(state.session.pipeline.ip_descent_actual())

@@ -158,11 +158,11 @@ def test_the_profile_steps_as_production_does_and_counts_a_skipped_step_apart() 
 
     _, s = make()
     loop = AdvanceLoop(s, s.config["policy"])
-    assert loop.step() == (None, False) and s.pending is not None  # the first: gradients only
+    assert loop.step() == (None, False) and s.pipeline.pending is not None  # the first: gradients only
     assert loop.step()[1] is False and s.step == 1
     assert loop.last is not None
     loop.last = {**loop.last, "finite": False}  # as an fp16 overflow reads back
-    assert loop.step() == (None, True) and s.skipped == 1 and s.step == 1
+    assert loop.step() == (None, True) and s.pipeline.skipped == 1 and s.step == 1
     assert _where("/x/python/gradprom_sidecar/training/step.py", 75) == "training/step.py:75"
 
 
@@ -181,7 +181,7 @@ def test_the_profile_marks_every_phase_in_order_and_leaves_the_step_unhooked() -
     first, second = ([name for name, _ in marks] for marks in clock.steps)
     after_reply = ["inputs", "forward", "backward", "gram", "readback", "vr_step", "prefetch", "end"]
     assert first == after_reply and second == ["policy", "merge", "ip_step", *after_reply]
-    assert not set(PHASES.values()) & vars(s).keys()  # unwrapped: an unprofiled step calls no hook
+    assert not set(PHASES.values()) & vars(s.pipeline).keys()  # unwrapped: an unprofiled step calls no hook
     assert all(d[p] >= 0 for d in clock.durations() for p in d) and s.step == 1
     loop.step()
     assert [len(marks) for marks in clock.steps] == [len(first), len(second)] and s.step == 2  # unprofiled: no mark

@@ -118,7 +118,7 @@ def test_a_session_trains_on_random_crops_and_evaluates_centre_crops(tmp_path: P
     assert s.bundle.train.images.shape[-1] == 28 and s.bundle.val.images.shape[-1] == 24
     clean, labels = s.batch(s.sampler.next(), s.generator)
     assert clean.shape == (4, 3, 24, 24) and labels.shape == (4,)
-    assert s.grads().finite  # a whole step's forward and backward passes on the cropped batch
+    assert s.pipeline.grads().finite  # a whole step's forward and backward passes on the cropped batch
 
 
 def test_the_disk_cache_keeps_the_larger_train_side_and_val_serving_as_test(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_bf16_takes_fp32s_gate_decisions_and_ends_near_its_psnr() -> None:
 def test_gradients_reach_the_buffers_in_float32_and_the_gram_in_float64() -> None:
     for precision in ("bf16", "fp16"):
         _, s = make(tiny_config(train={"precision": precision}))
-        g = s.grads()
+        g = s.pipeline.grads()
         assert g.g_ip.dtype == g.g_vr.dtype == torch.float32
         assert all(p.grad is None or p.grad.dtype == torch.float32 for p in s.vr_params)
         gram = G.gram_tensor(g.g_ip, g.g_vr, s.layout)
@@ -55,11 +55,11 @@ def test_fp16_unscales_before_the_gram() -> None:
     for scale in (2.0**10, 2.0**14):
         _, s = make(tiny_config(train={"precision": "fp16"}))
         s.precision.scaler.scale = scale
-        g = s.grads()
+        g = s.pipeline.grads()
         assert g.finite
         grams.append(g.gram)
     _, s32 = make()
-    fp32 = s32.grads().gram
+    fp32 = s32.pipeline.grads().gram
     for k in ("ip_ip", "vr_vr"):
         assert grams[0][k] == pytest.approx(grams[1][k], rel=1e-2)
     cosines = [[c / math.sqrt(a * b) for a, b, c in zip(g["ip_ip"], g["vr_vr"], g["ip_vr"])] for g in grams]
@@ -78,7 +78,7 @@ def test_an_fp16_overflow_is_a_counted_skip_and_the_scale_backs_off() -> None:
     nxt = res["next"]
     assert nxt["finite"] is False and scaler.scale == 2.0**59 and scaler.overflows == 1
     assert "loss_scale" not in nxt  # TypeScript has no use for it: the step reply carries only what it reads
-    s.after_grads()  # VR's own update: none for an overflowed step
+    s.pipeline.after_grads()  # VR's own update: none for an overflowed step
     res, _ = call(state, "train.advance", {"decision": {"kind": "skip"}, "next": True, "transport": "gram"})
     assert res["skipped"] == 1 and res["step"] == 1
     assert all(torch.equal(x, y) for x, y in zip(ip_before + vr_before, params(s.ip) + params(s.vr)))

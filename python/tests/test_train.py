@@ -42,7 +42,7 @@ def test_advance_steps_exactly_as_grads_then_apply() -> None:
         res, _ = advance(state_b, w, nxt=t < 3)
         # ip_descent_actual came back with step t+1's numbers here, at once in train.apply: the same value.
         assert {k: res[k] for k in ("step", "lr_ip", "lr_vr", "ip_descent_actual")} == applied and res["skipped"] == 0
-    assert res["next"] is None and b.pending is None
+    assert res["next"] is None and b.pipeline.pending is None
     for x, y in zip(params(a.ip) + params(a.vr), params(b.ip) + params(b.vr)):
         assert torch.equal(x, y)
     assert a.vr_optim.state_dict()["state"][0]["step"] == b.vr_optim.state_dict()["state"][0]["step"] == 4
@@ -101,7 +101,7 @@ def test_a_non_finite_step_is_skipped_with_nothing_applied(monkeypatch: pytest.M
     before = params(s.ip) + params(s.vr)
     vr_steps = float(s.vr_optim.state_dict()["state"][0]["step"])  # steps 1 and 2: made after their replies
     res, _ = advance(state, weights(n))  # applies step 2, computes step 3: NaN
-    assert res["next"]["finite"] is False and not s.pending.vr_stepped
+    assert res["next"]["finite"] is False and not s.pipeline.pending.vr_stepped
     after_step2 = params(s.ip) + params(s.vr)
     assert any(not torch.equal(x, y) for x, y in zip(before, after_step2))
     res, _ = advance(state, {"kind": "skip"}, nxt=False)
@@ -116,7 +116,7 @@ def test_a_checkpoint_at_a_boundary_resumes_bit_identically_although_inputs_were
     advance(state, None)
     advance(state, weights(n))
     advance(state, weights(n), nxt=False)  # step 2 applied; a boundary: no gradients pending
-    assert s.pending is None and s.prefetched is not None  # step 3's inputs were drawn after the last reply
+    assert s.pipeline.pending is None and s.prefetched is not None  # step 3's inputs were drawn after the last reply
     path = tmp_path / "ckpt.pt"
     call(state, "checkpoint.save", {"path": str(path), "extra": {}})
     advance(state, None)

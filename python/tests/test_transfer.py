@@ -16,6 +16,7 @@ from gradprom_sidecar.evaluation.evaluate import evaluate
 from gradprom_sidecar.models import build_ip, build_vr
 from gradprom_sidecar.models.checkpoint import read_state_dict
 from gradprom_sidecar.training.config import resolve
+from gradprom_sidecar.training.pretrain import pretrain
 from gradprom_sidecar.training.session import Session
 
 CLASSES = 6
@@ -95,7 +96,7 @@ def test_table_rows_columns_and_agreement_with_the_eval_op(files: dict[str, Path
     s = Session(
         {**cfg, "ip": {**cfg["ip"], "weights": str(files["whole"])}, "vr": {**cfg["vr"], "weights": str(files["r18"])}}, torch.device("cpu")
     )
-    s.pretrain(0)
+    pretrain(s, 0)
     e = evaluate(s, "test")
     assert e["psnr"] == pytest.approx(rows["whole"]["psnr"], abs=1e-9) and e["ssim"] == pytest.approx(rows["whole"]["ssim"], abs=1e-9)
     assert e["psnr_degraded"] == pytest.approx(rows[DEGRADED]["psnr"], abs=1e-9)

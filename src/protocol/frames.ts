@@ -2,6 +2,7 @@
 import { Packr } from 'msgpackr';
 import { ProtocolError } from '../errors.js';
 import { DTYPES, numel, type DType, type Tensor, type TypedArray } from './dtypes.js';
+import { tensorDescs } from './checks.js';
 import { tensorDescSchema, parseOrThrow } from './schema.js';
 import { z } from 'zod';
 
@@ -61,7 +62,7 @@ export function decodeFrames(frames: readonly Buffer[], maxHeader = DEFAULT_MAX_
   if (typeof header !== 'object' || header === null || Object.getPrototypeOf(header) !== Object.prototype) {
     throw new ProtocolError('header', 'expected a map');
   }
-  const { tensors: descs } = parseOrThrow(descsSchema, header, 'header');
+  const descs = tensorDescs(header as Record<string, unknown>) ?? parseOrThrow(descsSchema, header, 'header').tensors;
   if (descs.length !== bodies.length) {
     throw new ProtocolError('header.tensors', `${descs.length} descriptors for ${bodies.length} tensor frames`);
   }

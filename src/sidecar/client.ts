@@ -3,7 +3,8 @@ import { Dealer } from 'zeromq';
 import { GradpromError, ProtocolError, SidecarCancelledError, SidecarError, SidecarTimeoutError } from '../errors.js';
 import type { Tensor } from '../protocol/dtypes.js';
 import { checkFrameSizes, decodeFrames, encodeFrames, peekHeader, DEFAULT_MAX_HEADER } from '../protocol/frames.js';
-import { parseOrThrow, replyHeaderSchema } from '../protocol/schema.js';
+import { isOkHeader } from '../protocol/checks.js';
+import { parseOrThrow, replyHeaderSchema, type ReplyHeader } from '../protocol/schema.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { Logger } from './logger.js';
 
@@ -134,7 +135,9 @@ export class Client {
     let tensors: Tensor[];
     try {
       const decoded = decodeFrames(frames, this.opts.maxHeader ?? DEFAULT_MAX_HEADER);
-      header = parseOrThrow(replyHeaderSchema, decoded.header, 'reply');
+      const raw = decoded.header as Record<string, unknown>; // a plain map: decodeFrames checked it
+      // Every step's reply: the plain check first; anything it does not pass gets the schema and its named errors.
+      header = isOkHeader(raw) ? (raw as ReplyHeader) : parseOrThrow(replyHeaderSchema, raw, 'reply');
       tensors = decoded.tensors;
     } catch (e) {
       // A reply we cannot read: fail the request it names, if we can tell which.

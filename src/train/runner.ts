@@ -1,6 +1,6 @@
 /** The training loop: one train.advance per step (apply step t's decision, get step t+1's gradients), with evaluation, checkpoints and a run folder. */
 import { basename, join } from 'node:path';
-import { DEFAULTS, loadConfig, type Config } from '../config/index.js';
+import { loadConfig, type Config } from '../config/index.js';
 import { GradpromError } from '../errors.js';
 import { makePolicy, policies, type Decision, type Policy, type PolicyKind } from '../policy/index.js';
 import { PER_IMAGE_FILE, perImageJson, readRecords, writeRunReport, type RunSummary } from '../report/index.js';
@@ -11,8 +11,9 @@ import type { Logger } from '../sidecar/logger.js';
 import { ipDescent } from './descent.js';
 import { noProgress, type Progress } from './progress.js';
 import { removeStaleTemps, withRecovery } from './recover.js';
-import { RemoteSession, type StepGradsReply } from './remote.js';
+import { RemoteSession, type AdvanceReply, type StepGradsReply } from './remote.js';
 import { MetricsLog, prepareRunFolder, writeAtomic, type RunPaths } from './run-folder.js';
+import { countsOf, restartLimit, StepLoop, type LoopCounts } from './step-loop.js';
 import { TensorBoardWriter, type RecordSink } from './tensorboard.js';
 
 export interface RunOptions {
@@ -72,11 +73,16 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
   const policy = makePolicy(config.policy, options.policy);
   const transport = policy.input === 'vectors' ? 'vectors' : config.train.grad_exchange;
   const started = Date.now();
-  const maxRestarts = config.train.max_restarts ?? DEFAULTS.train.max_restarts;
   const distributed = distributedOptions(config.distributed);
+  // The run counts its restarts against train.max_restarts (StepLoop); the sidecar it starts keeps no second limit.
   const sidecar =
     options.sidecar ??
-    (await Sidecar.start({ device: config.device, maxRestarts, distributed, ...(options.logger ? { logger: options.logger } : {}) }));
+    (await Sidecar.start({
+      device: config.device,
+      maxRestarts: Infinity,
+      distributed,
+      ...(options.logger ? { logger: options.logger } : {}),
+    }));
   // TensorBoard: every record the loop logs also goes to the event files, so a run can be watched while it trains.
   const tb = config.train.tensorboard
     ? TensorBoardWriter.start(paths.tensorboard, { ...(options.logger ? { logger: options.logger } : {}) })
@@ -86,18 +92,17 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
     if (options.resume) removeStaleTemps(paths.checkpoint);
     const log = new MetricsLog(paths.metrics, withCallbacks(tb, options));
     const first = await RemoteSession.create(sidecar, config, undefined, options.progress);
-    const state = await startState(first, config, paths, log, options);
+    const loop = new StepLoop(first, transport, await startCounts(first, config, paths, log, options), restartLimit(config));
     // A step-0 checkpoint: a sidecar lost before the first periodic one does not cost the pretraining.
-    if (!options.resume) await first.save(paths.checkpoint, { skips: 0, consecutiveSkips: 0 });
+    if (!options.resume) await first.save(paths.checkpoint, loop.extra());
     const { signal, logger, progress } = options;
-    const recovery = { sidecar, config, paths, log, maxRestarts, signal, logger, progress };
-    await withRecovery(recovery, first, state, async (session) => {
-      await trainLoop(session, config, policy, transport, paths, log, state, options);
+    await withRecovery({ sidecar, config, paths, log, signal, logger, progress }, loop, async () => {
+      await trainLoop(loop, config, policy, paths, log, options);
       // The per-image values go beside metrics.jsonl: comparisons bootstrap over test images from them.
-      const { metrics: final, images } = await session.evaluateImages('test', config.eval.limit);
-      writeAtomic(join(paths.dir, PER_IMAGE_FILE), perImageJson('test', state.step, images));
-      log.append({ type: 'eval', step: state.step, split: 'test', ...final });
-      await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: 0 });
+      const { metrics: final, images } = await loop.session.evaluateImages('test', config.eval.limit);
+      writeAtomic(join(paths.dir, PER_IMAGE_FILE), perImageJson('test', loop.step, images));
+      log.append({ type: 'eval', step: loop.step, split: 'test', ...final });
+      await loop.session.save(paths.checkpoint, loop.extra());
     });
     const summary = await writeRunReport(
       paths.dir,
@@ -137,25 +142,18 @@ function withCallbacks(tb: RecordSink | undefined, options: RunOptions): RecordS
   };
 }
 
-interface LoopState {
-  step: number;
-  skips: number;
-  consecutiveSkips: number;
-}
-
-/** Pretrain (or load a shared start, or resume) and take the step-0 evaluation. */
-async function startState(
+/** Pretrain (or load a shared start, or resume) and take the step-0 evaluation; where the loop starts. */
+async function startCounts(
   session: RemoteSession,
   config: Config,
   paths: RunPaths,
   log: MetricsLog,
   options: RunOptions,
-): Promise<LoopState> {
+): Promise<LoopCounts> {
   if (options.resume) {
     const loaded = await session.load(paths.checkpoint);
-    const extra = (loaded.extra ?? {}) as Partial<LoopState>;
     log.append({ type: 'resume', step: loaded.step });
-    return { step: loaded.step, skips: extra.skips ?? 0, consecutiveSkips: extra.consecutiveSkips ?? 0 };
+    return countsOf(loaded);
   }
   if (options.startFrom) {
     const start = await session.load(options.startFrom);
@@ -167,7 +165,7 @@ async function startState(
     if (options.savePretrain) await session.save(options.savePretrain, { pretrain: pre });
   }
   log.append({ type: 'eval', step: 0, split: 'val', ...(await session.evaluate('val', config.eval.limit)) });
-  return { step: 0, skips: 0, consecutiveSkips: 0 };
+  return { step: 0, skipped: 0, consecutiveSkips: 0 };
 }
 
 /** Why a non-finite step was skipped; in fp16 that is mostly an overflow of the scaled gradients (the sidecar halves the loss scale). */
@@ -181,97 +179,96 @@ function isBoundary(n: number, train: Config['train']): boolean {
   return n >= train.steps || due(train.eval_every) || due(train.checkpoint_every);
 }
 
+/** A step's line of metrics.jsonl: the one place the loop's names become the record's. */
+function stepRecord(
+  g: StepGradsReply,
+  t: Decision['telemetry'],
+  applied: AdvanceReply | null,
+  planned: number,
+  reason: string | undefined,
+  stepMs: number,
+  step: number,
+): Record<string, unknown> {
+  return {
+    type: 'step',
+    step,
+    loss_ip: g.lossIp,
+    loss_vr: g.lossVr,
+    cos: t.cos,
+    gate: t.gate,
+    gate_rate: t.gateRate,
+    ip_norm: t.ipNorm,
+    vr_norm: t.vrNorm,
+    lambda_eff: t.lambdaEff,
+    // The Lemma's descent property: cos(g_IP, g) planned, cos(−g_IP, Δθ) taken (a skip takes none).
+    ...(applied
+      ? { lr_ip: applied.lrIp, lr_vr: applied.lrVr, ip_descent: planned, ip_descent_actual: applied.ipDescentActual }
+      : { lr_ip: 0, lr_vr: 0 }),
+    skipped: applied === null,
+    ...(reason !== undefined ? { reason } : {}),
+    time_ms: stepMs,
+  };
+}
+
 /**
- * The steps, one `train.advance` round trip each: it applies step t's decision and returns step t+1's gradients, so
- * the sidecar computes while this process decides. Before an evaluation, a checkpoint, the end or an interruption the
- * decision goes without a request for more, so nothing is pending there (a checkpoint never holds half a step).
+ * The steps, one `train.advance` round trip each (`StepLoop`): it applies step t's decision and returns step t+1's
+ * gradients, so the sidecar computes while this process decides. Before an evaluation, a checkpoint, the end or an
+ * interruption the decision goes without a request for more, so nothing is pending there (a checkpoint never holds
+ * half a step).
  */
 async function trainLoop(
-  session: RemoteSession,
+  loop: StepLoop,
   config: Config,
   policy: Policy,
-  transport: 'gram' | 'vectors',
   paths: RunPaths,
   log: MetricsLog,
-  state: LoopState,
   options: RunOptions,
 ): Promise<void> {
   const { steps, eval_every: evalEvery, checkpoint_every: ckptEvery, max_skips: maxSkips } = config.train;
   const progress = options.progress ?? noProgress;
   const aborted = () => options.signal?.aborted === true;
-  progress.start(basename(paths.dir), steps, state.step);
-  let pending: StepGradsReply | null = null; // the gradients of step state.step + 1, already computed
+  progress.start(basename(paths.dir), steps, loop.step);
   let t0 = performance.now();
   try {
-    while (state.step < steps) {
-      if (pending === null) {
+    while (loop.step < steps) {
+      if (loop.pending === null) {
         if (aborted()) {
-          await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: state.consecutiveSkips });
-          throw new GradpromError(
-            'INTERRUPTED',
-            `interrupted at step ${state.step}; checkpoint written, resume with --resume ${paths.dir}`,
-          );
+          await loop.session.save(paths.checkpoint, loop.extra());
+          throw new GradpromError('INTERRUPTED', `interrupted at step ${loop.step}; checkpoint written, resume with --resume ${paths.dir}`);
         }
         t0 = performance.now();
-        pending = (await session.advance(null, true, transport)).next; // host-device sync: losses and Gram come back
       }
-      const g = pending!;
-      const context = { step: state.step, seed: config.seed }; // keyed on the step, a random policy draws the same on resume
+      const g = await loop.gradients();
+      const { layout } = loop.session;
+      const context = { step: loop.step, seed: config.seed }; // keyed on the step, a random policy draws the same on resume
       const decision: Decision =
-        transport === 'vectors'
-          ? policy.decideFromVectors(session.layout, g.gIp!, g.gVr!, context)
-          : policy.decide({ layout: session.layout, gram: g.gram, context });
+        loop.transport === 'vectors'
+          ? policy.decideFromVectors(layout, g.gIp!, g.gVr!, context)
+          : policy.decide({ layout, gram: g.gram, context });
       const t = decision.telemetry;
       const skipped = !g.finite || t.skipped;
-      const more = !(!skipped && isBoundary(state.step + 1, config.train)) && !aborted();
-      // Measured before advancing: g's vectors are valid only until the next step's arrive.
+      const more = !(!skipped && isBoundary(loop.step + 1, config.train)) && !aborted();
+      // Measured before sending: g's vectors are valid only until the next step's arrive.
       const planned = skipped ? NaN : ipDescent(decision, g.gram, g.gIp);
-      const r = await session.advance(skipped ? 'skip' : decision, more, transport);
-      pending = r.next;
-      let lr = { lr_ip: 0, lr_vr: 0 };
-      let descent = {}; // the Lemma's descent property: cos(g_IP, g) planned, cos(−g_IP, Δθ) taken
-      if (skipped) {
-        state.skips++;
-        state.consecutiveSkips++;
-      } else {
-        state.step = r.step;
-        state.consecutiveSkips = 0;
-        lr = { lr_ip: r.lrIp, lr_vr: r.lrVr };
-        descent = { ip_descent: planned, ip_descent_actual: r.ipDescentActual };
-      }
+      const r = await loop.send(skipped ? 'skip' : decision, more);
       const now = performance.now();
       const stepMs = now - t0;
       t0 = now;
-      log.append({
-        type: 'step',
-        step: state.step,
-        loss_ip: g.lossIp,
-        loss_vr: g.lossVr,
-        cos: t.cos,
-        gate: t.gate,
-        gate_rate: t.gateRate,
-        ip_norm: t.ipNorm,
-        vr_norm: t.vrNorm,
-        lambda_eff: t.lambdaEff,
-        ...lr,
-        ...descent,
-        skipped,
-        ...(skipped ? { reason: t.reason ?? skipReason(config.train.precision) } : {}),
-        time_ms: stepMs,
-      });
-      if (state.consecutiveSkips > maxSkips) {
+      const reason = skipped ? (t.reason ?? skipReason(config.train.precision)) : undefined;
+      log.append(stepRecord(g, t, skipped ? null : r, planned, reason, stepMs, loop.step));
+      if (loop.consecutiveSkips > maxSkips) {
         throw new GradpromError(
           'RUN',
-          `step ${state.step + 1}: ${state.consecutiveSkips} consecutive steps skipped (non-finite loss or gradient; limit train.max_skips = ${maxSkips}); the last good checkpoint is ${paths.checkpoint}`,
+          `step ${loop.step + 1}: ${loop.consecutiveSkips} consecutive steps skipped (non-finite loss or gradient; limit train.max_skips = ${maxSkips}); the last good checkpoint is ${paths.checkpoint}`,
         );
       }
       if (skipped) continue;
-      progress.update({ step: state.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate, stepMs });
-      if (evalEvery > 0 && state.step % evalEvery === 0 && state.step < steps) {
-        log.append({ type: 'eval', step: state.step, split: 'val', ...(await session.evaluate('val', config.eval.limit)) });
+      progress.update({ step: loop.step, lossIp: g.lossIp, cos: t.cos, gateRate: t.gateRate, stepMs });
+      if (evalEvery > 0 && loop.step % evalEvery === 0 && loop.step < steps) {
+        log.append({ type: 'eval', step: loop.step, split: 'val', ...(await loop.session.evaluate('val', config.eval.limit)) });
       }
-      if (ckptEvery > 0 && state.step % ckptEvery === 0 && state.step < steps) {
-        await session.save(paths.checkpoint, { skips: state.skips, consecutiveSkips: state.consecutiveSkips });
+      if (ckptEvery > 0 && loop.step % ckptEvery === 0 && loop.step < steps) {
+        await loop.session.save(paths.checkpoint, loop.extra());
       }
     }
   } finally {

@@ -1,4 +1,4 @@
-/** withRecovery's rules, against a scripted stand-in sidecar: what is retried, how often, and what a restore sets. */
+/** withRecovery's rules, against a scripted stand-in sidecar: what is retried, how often, and what a restore sets in the loop. */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -11,7 +11,8 @@ import {
   SidecarTimeoutError,
   type Sidecar,
 } from 'gradprom';
-import { isRecoverable, removeStaleTemps, withRecovery, type ResumeState } from '../../src/train/recover.js';
+import { isRecoverable, removeStaleTemps, withRecovery } from '../../src/train/recover.js';
+import { restartLimit, StepLoop } from '../../src/train/step-loop.js';
 import { MetricsLog, runPaths } from '../../src/train/run-folder.js';
 import { tempDir } from '../reliability/harness.js';
 
@@ -39,7 +40,7 @@ function fakeSidecar(step = 5) {
     },
     async call(op: string) {
       if (op === 'session.create') return { result: CREATE, tensors: [] };
-      if (op === 'checkpoint.load') return { result: { step, extra: { skips: 2, consecutiveSkips: 1 }, config: {} }, tensors: [] };
+      if (op === 'checkpoint.load') return { result: { step, skipped: 2, extra: { consecutiveSkips: 1 }, config: {} }, tensors: [] };
       throw new Error(`unexpected op ${op}`);
     },
   };
@@ -53,14 +54,14 @@ beforeEach(() => {
 });
 afterEach(() => tmp.remove());
 
-async function setup(step = 5) {
+async function setup(step = 5, cfg = config) {
   const fake = fakeSidecar(step);
   const sidecar = fake as unknown as Sidecar;
   const paths = runPaths(tmp.dir);
   const log = new MetricsLog(paths.metrics);
-  const session = await RemoteSession.create(sidecar, config);
-  const state: ResumeState = { step: 0, skips: 0, consecutiveSkips: 0 };
-  return { fake, opts: { sidecar, config, paths, log }, session, state };
+  const session = await RemoteSession.create(sidecar, cfg);
+  const loop = new StepLoop(session, 'gram', { step: 0, skipped: 0, consecutiveSkips: 0 }, restartLimit(cfg));
+  return { fake, opts: { sidecar, config: cfg, paths, log }, session, loop };
 }
 
 const exited = () => new SidecarExitedError(null, 'SIGKILL', ['boom']);
@@ -74,15 +75,17 @@ test('only a dead or timed-out sidecar is recoverable', () => {
 });
 
 test('a failure is followed by a restart, a restore into the state, a resume record, and the body again', async () => {
-  const { fake, opts, session, state } = await setup(5);
+  const { fake, opts, session, loop } = await setup(5);
   let runs = 0;
-  await withRecovery(opts, session, state, async (_s, st) => {
+  await withRecovery(opts, loop, async (l) => {
     runs++;
     if (runs === 1) {
-      st.step = 7;
+      l.step = 7;
       throw exited();
     }
-    expect(st).toEqual({ step: 5, skips: 2, consecutiveSkips: 1 });
+    // The sidecar's counts (step, skipped) and the loop's own run of skips, as the checkpoint holds them.
+    expect([l.step, l.skipped, l.consecutiveSkips, l.pending, l.restarts]).toEqual([5, 2, 1, null, 1]);
+    expect(l.session).not.toBe(session);
   });
   expect(runs).toBe(2);
   expect(fake.restarts).toBe(1);
@@ -94,9 +97,9 @@ test('a failure is followed by a restart, a restore into the state, a resume rec
 });
 
 test('past train.max_restarts the run ends with SIDECAR_DEAD, the failure as its cause', async () => {
-  const { fake, opts, session, state } = await setup();
+  const { fake, opts, loop } = await setup();
   const last = exited();
-  const err = await withRecovery(opts, session, state, async () => {
+  const err = await withRecovery(opts, loop, async () => {
     throw last;
   }).catch((e: unknown) => e);
   expect(isGradpromError(err, 'SIDECAR_DEAD')).toBe(true);
@@ -105,27 +108,25 @@ test('past train.max_restarts the run ends with SIDECAR_DEAD, the failure as its
 });
 
 test('other errors pass through untouched, without a restart', async () => {
-  const { fake, opts, session, state } = await setup();
+  const { fake, opts, loop } = await setup();
   const boom = new GradpromError('RUN', 'diverged');
-  await expect(withRecovery(opts, session, state, async () => Promise.reject(boom))).rejects.toBe(boom);
+  await expect(withRecovery(opts, loop, async () => Promise.reject(boom))).rejects.toBe(boom);
   expect(fake.restarts).toBe(0);
 });
 
 test('once the run is being interrupted, a dead sidecar means INTERRUPTED, not a restart', async () => {
-  const { fake, opts, session, state } = await setup();
+  const { fake, opts, loop } = await setup();
   const ac = new AbortController();
   ac.abort();
-  const err = await withRecovery({ ...opts, signal: ac.signal }, session, state, async () => Promise.reject(exited())).catch(
-    (e: unknown) => e,
-  );
+  const err = await withRecovery({ ...opts, signal: ac.signal }, loop, async () => Promise.reject(exited())).catch((e: unknown) => e);
   expect(isGradpromError(err, 'INTERRUPTED')).toBe(true);
   expect(fake.restarts).toBe(0);
 });
 
 test('a config read back without max_restarts falls back to the default limit, never to none', async () => {
-  const { fake, opts, session, state } = await setup();
   const old = { ...config, train: { ...config.train, max_restarts: undefined as unknown as number } };
-  const err = await withRecovery({ ...opts, config: old }, session, state, async () => Promise.reject(exited())).catch((e: unknown) => e);
+  const { fake, opts, loop } = await setup(5, old);
+  const err = await withRecovery(opts, loop, async () => Promise.reject(exited())).catch((e: unknown) => e);
   expect(isGradpromError(err, 'SIDECAR_DEAD')).toBe(true);
   expect(fake.restarts).toBe(3);
 });

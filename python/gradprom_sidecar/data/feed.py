@@ -34,6 +34,7 @@ from gradprom_sidecar.data.base import SPLITS, DataBundle, Split
 from gradprom_sidecar.data.degrade import Degradation
 from gradprom_sidecar.data.storage import gatherable, stored, to_unit
 
+EVAL_SEED_OFFSET = 7919  # validation/test degradation seed = data seed + this
 DEVICE_CACHE_FRACTION = 0.25  # auto: the device holds the splits when they take at most this share of its free memory
 MODES = ("auto", "on", "off")
 

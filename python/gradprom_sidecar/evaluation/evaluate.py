@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gradprom_sidecar.data.feed import EVAL_SEED_OFFSET as EVAL_SEED_OFFSET  # defined beside the Feed that uses it
 from gradprom_sidecar.evaluation import metrics as M
 from gradprom_sidecar.evaluation.per_image import per_image_results
 from gradprom_sidecar.training.config import setting
@@ -27,8 +28,6 @@ from gradprom_sidecar.training.device import device_name, peak_memory_mb
 
 if TYPE_CHECKING:
     from gradprom_sidecar.training.session import Session
-
-EVAL_SEED_OFFSET = 7919  # validation/test degradation seed = data seed + this
 
 # (which VR, which image): the fixed VR (trained on clean images, then frozen) and the co-trained VR,
 # reading the clean image, the degraded input (upsampled to full size) or IP's output.

@@ -32,4 +32,4 @@ def checkpoint_load(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -
         ctx.state.session = new_session(ctx, ckpt["config"], load_model_weights=False)
     s = ctx.state.session
     restore(s, ckpt, path)
-    return {"step": s.step, "skipped": s.skipped, "extra": ckpt.get("extra"), "config": s.config}, []
+    return {"step": s.step, "skipped": s.pipeline.skipped, "extra": ckpt.get("extra"), "config": s.config}, []

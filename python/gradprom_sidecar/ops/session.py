@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from gradprom_sidecar.data.base import reporting
+from gradprom_sidecar.training.pretrain import pretrain
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.wire.registry import Context, Result, op, require
 
@@ -53,4 +54,4 @@ def vr_pretrain(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> Re
     steps = require(args, "steps", int)
     if steps < 0:
         raise ValueError(f"args.steps: expected >= 0, got {steps}")
-    return session_of(ctx).pretrain(steps, ctx.check_cancelled, lambda done: ctx.report("pretraining VR", done, steps)), []
+    return pretrain(session_of(ctx), steps, ctx.check_cancelled, lambda done: ctx.report("pretraining VR", done, steps)), []

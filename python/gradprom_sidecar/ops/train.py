@@ -2,8 +2,9 @@
 
 ``train.advance`` applies step t's decision and computes step t+1's gradients in one round trip;
 the reply carries t+1's losses and Gram (and both vectors in vectors transport). After the reply
-is sent, the sidecar makes VR's own update for t+1 and draws t+2's inputs (``Session.after_grads``),
-so that work overlaps TypeScript's decision. The same step in separate calls (``train.grads``,
+is sent, the sidecar makes VR's own update for t+1 and draws t+2's inputs (``PipelinedStep.after_grads``),
+so that work overlaps TypeScript's decision. The step's states and their order are ``training.step``'s;
+this module reads the request and shapes the reply. The same step in separate calls (``train.grads``,
 ``train.apply``, ``train.skip``) is for tests only: python/tests/extra_ops.py registers them from
 the helpers below, which production serves through ``train.advance``.
 """
@@ -38,7 +39,7 @@ def grads_reply(s: Session, vectors: bool, region: Region | None) -> Result:
     and the reply carries only ``region_seq``; otherwise they go as two frames, straight from the
     session's buffers (no clone: they stay as they are until the next step's gradients).
     """
-    g = s.grads(vectors)
+    g = s.pipeline.grads(vectors)
     result = {"step": s.step, "loss_ip": g.loss_ip, "loss_vr": g.loss_vr, "finite": g.finite, "gram": g.gram}
     if vectors and region is not None:
         return {**result, "region_seq": region.published()}, []
@@ -78,7 +79,7 @@ def merged_arg(s: Session, tensors: list[Tensor], what: str) -> Tensor:
 def apply_weights(s: Session, weights: Any, where: str) -> dict:
     """Apply the per-block weights ``weights.ip`` and ``weights.vr`` (errors name ``where``); the step applied."""
     n = len(s.layout)
-    return s.apply(_weights_arg(weights, "ip", n, where), _weights_arg(weights, "vr", n, where))
+    return s.pipeline.apply(_weights_arg(weights, "ip", n, where), _weights_arg(weights, "vr", n, where))
 
 
 @op("train.advance", all_ranks=True)
@@ -93,6 +94,7 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
     ``next`` in vectors transport without a shared region.
     """
     s = session_of(ctx)
+    step = s.pipeline
     vectors = transport_arg(args)
     want_next = args.get("next", True)
     if not isinstance(want_next, bool):
@@ -105,26 +107,23 @@ def train_advance(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) -> 
         raise ValueError(f"train.advance: tensors come only with a merged decision, got {len(tensors)}")
     region = region_for(ctx, s)  # checked before anything reads or writes it: a truncated file is an error, not a SIGBUS
     applied: dict[str, Any] = {"step": s.step, "lr_ip": 0.0, "lr_vr": 0.0, "ip_descent_actual": math.nan}
-    if kind is not None:
-        s.require_pending("train.advance")
+    step.expect_decision(kind is not None, "train.advance")
     if kind == "weights":
         applied = apply_weights(s, decision, "args.decision")
     elif kind == "merged" and "region_seq" in decision:
         if region is None:
             raise RuntimeError("args.decision.region_seq: no shared region is open for this session (vectors.region)")
-        applied = s.apply(merged=merged_arg(s, [region.merged_slot(decision["region_seq"])], "train.advance"))
+        applied = step.apply(merged=merged_arg(s, [region.merged_slot(decision["region_seq"])], "train.advance"))
     elif kind == "merged":
-        applied = s.apply(merged=merged_arg(s, tensors, "train.advance"))
+        applied = step.apply(merged=merged_arg(s, tensors, "train.advance"))
     elif kind == "skip":
-        s.skip()
-    elif s.pending is not None:
-        raise RuntimeError(f"train.advance: step {s.step + 1} is pending: give its decision (args.decision)")
-    result: dict[str, Any] = {**applied, "skipped": s.skipped, "next": None}
+        step.skip()
+    result: dict[str, Any] = {**applied, "skipped": step.skipped, "next": None}
     out: list[Tensor] = []
     if want_next:
         grads, out = grads_reply(s, vectors, region)
         result["next"] = {k: grads[k] for k in ("loss_ip", "loss_vr", "finite", "gram", "region_seq") if k in grads}
-        ctx.defer(s.after_grads)
+        ctx.defer(step.after_grads)
     if kind in ("weights", "merged"):
-        result["ip_descent_actual"] = s.ip_descent_actual()  # read back with the next step's numbers when they came
+        result["ip_descent_actual"] = step.ip_descent_actual()  # read back with the next step's numbers when they came
     return result, out

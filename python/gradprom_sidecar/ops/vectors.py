@@ -29,7 +29,7 @@ def vectors_region(ctx: Context, args: dict[str, Any], tensors: list[Tensor]) ->
     nonce = require(args, "nonce", bytes)
     if ctx.state.dist is not None:
         raise RuntimeError("vectors.region: not with several ranks (every rank needs the merged decision: it goes as a frame)")
-    if s.pending is not None:
+    if s.pipeline.pending is not None:
         raise RuntimeError(f"vectors.region: step {s.step + 1} is pending: give its decision first")
     close_region(ctx)
     region = Region(folder, s.layout.numel, nonce)

@@ -37,6 +37,7 @@ from gradprom_sidecar.tools.reference import reference_step
 from gradprom_sidecar.training import grads as G
 from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.optim import make_optimizer
+from gradprom_sidecar.training.pretrain import pretrain
 from gradprom_sidecar.training.session import Session
 
 
@@ -69,13 +70,13 @@ def gradcosine_step(s: Session, policy_cfg: dict) -> float:
     (loss_ip + w_vr[0] * loss_vr).backward()  # pass 3: the full backward, frees the graph
     for p, g in zip(phi, g_all[len(theta) :]):
         p.grad = g  # VR trains on its own loss, as in the two-pass step
-    s.set_lr(s.ip_optim, "train.ip_optim")
+    s.pipeline.set_lr(s.ip_optim, "train.ip_optim")
     s.ip_optim.step()
     if s.vr_optim is not None:
-        s.set_lr(s.vr_optim, "train.vr_optim")
+        s.pipeline.set_lr(s.vr_optim, "train.vr_optim")
         s.vr_optim.step()
-    s.zero_grads()
-    s.step += 1
+    s.pipeline.zero_grads()
+    s.pipeline.step += 1
     return (time.perf_counter() - t0) * 1000.0
 
 
@@ -210,7 +211,7 @@ def _handle(req: dict[str, Any], sessions: dict[str, Session]) -> dict[str, Any]
     if cmd == "create":
         t0 = time.perf_counter()
         s = Session(req["config"], torch.device("cpu"))
-        s.pretrain(int(req.get("pretrain", 0)))
+        pretrain(s, int(req.get("pretrain", 0)))
         sessions[req["name"]] = s
         return {"params": s.layout.numel, "ms": (time.perf_counter() - t0) * 1000.0}
     if cmd == "step":

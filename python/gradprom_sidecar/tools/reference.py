@@ -39,6 +39,7 @@ from gradprom_sidecar.training.config import read_config_file, resolve, setting
 from gradprom_sidecar.training.descent import ip_descent
 from gradprom_sidecar.training.device import resolve_device
 from gradprom_sidecar.training.grads import StepGrads
+from gradprom_sidecar.training.pretrain import pretrain
 from gradprom_sidecar.training.session import Session
 
 WARMUP_STEPS = 10  # steps left out of the timing median
@@ -55,15 +56,16 @@ def reference_step(session: Session, policy_cfg: dict) -> tuple[StepGrads, dict,
     :returns: the gradients' summary, the policy's telemetry, and the step's time in ms.
     """
     t0 = time.perf_counter()
-    g = session.grads()
-    session.after_grads()
+    step = session.pipeline
+    g = step.grads()
+    step.after_grads()
     if g.finite:
         context = {"seed": int(setting(session.config, "seed")), "step": session.step}  # what the TypeScript trainer passes
         w_ip, w_vr, tel = policies.weights(policy_cfg, g.gram, context)
-        session.apply(w_ip, w_vr)
-        tel = {**tel, "ip_descent": ip_descent(g.gram, w_ip, w_vr), "ip_descent_actual": session.ip_descent_actual()}
+        step.apply(w_ip, w_vr)
+        tel = {**tel, "ip_descent": ip_descent(g.gram, w_ip, w_vr), "ip_descent_actual": step.ip_descent_actual()}
     else:
-        session.skip()
+        step.skip()
         tel = {"cos": 0.0, "gate": None, "gate_rate": 0.0, "ip_norm": math.nan, "vr_norm": math.nan, "lambda_eff": 0.0}
     return g, tel, (time.perf_counter() - t0) * 1000.0
 
@@ -92,7 +94,7 @@ def run_reference(
             on_line(line)
 
     session = Session(config, dev)
-    pre = session.pretrain(int(setting(config, "vr.pretrain_steps")))
+    pre = pretrain(session, int(setting(config, "vr.pretrain_steps")))
     emit({"kind": "pretrain", **pre})
     evals: list[dict] = []
     times: list[float] = []
@@ -116,7 +118,7 @@ def run_reference(
     timed = times[WARMUP_STEPS:] if len(times) > WARMUP_STEPS else times
     return {
         "steps": session.step,
-        "skipped": session.skipped,
+        "skipped": session.pipeline.skipped,
         "pretrain": pre,
         "evals": evals,
         "log": log,

@@ -272,7 +272,7 @@ class StepGrads:
     """The outcome of one two-pass backward; ``g_ip``/``g_vr`` are the session's buffers (not copies).
 
     ``host`` holds host copies of g_IP and g_VR when they were asked for (vectors transport).
-    ``vr_stepped`` is set once VR's own update for this step has been made (``Session.after_grads``).
+    ``vr_stepped`` is set once VR's own update for this step has been made (``PipelinedStep.after_grads``).
     """
 
     loss_ip: float

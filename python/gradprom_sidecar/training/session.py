@@ -1,13 +1,13 @@
 """The training session: one experiment's data, networks, optimisers and RNG, and the GradProm step.
 
-One session per sidecar, held in ``ctx.state.session``. A step is :meth:`Session.grads` (two
-backward passes, see ``grads``; losses and Gram read back in one host-device sync), then
-:meth:`Session.after_grads` (VR's own update and the next step's inputs, which do not wait for the
-policy: the sidecar runs them after its reply), then :meth:`Session.apply` (the policy's decision)
-or :meth:`Session.skip`; those live in ``step`` (mixed in). Around it: ``evaluate`` scores a
-session, ``enhance`` runs its IP on images and files, ``snapshot`` packs it into a checkpoint and
-restores it, ``ops/`` serves it on the wire, ``distributed.DistributedSession`` computes a rank's
-share of it.
+One session per sidecar, held in ``ctx.state.session``. Its step is ``step.PipelinedStep``
+(``Session.pipeline``, by composition): two backward passes, VR's own update and the next inputs
+after the reply, the policy's decision applied; it holds the step count, the skip count and the
+pending gradients. The session gives it what it reads: networks, optimisers, buffers, and the
+inputs (:meth:`Session.take_inputs`, :meth:`Session.prefetch`). Around it: ``pretrain`` trains
+its VR on clean images, ``evaluate`` scores a session, ``enhance`` runs its IP on images and
+files, ``snapshot`` packs it into a checkpoint and restores it, ``ops/`` serves it on the wire,
+``distributed.DistributedSession`` computes a rank's share of it.
 
 Randomness: ``torch.manual_seed(seed)`` before the networks are built (their initialisation); a
 CPU ``torch.Generator`` seeded with ``seed`` drives batch sampling (an epoch-wise permutation of the
@@ -24,22 +24,19 @@ Data: ``data.cache.load_data`` (decoded once per sidecar, and kept on disk for t
 ``data.feed.Feed`` (the splits on the device, or pinned with the next batch copied ahead).
 
 The config must be resolved (``config.resolve``; TypeScript always sends it so): every value is
-read with ``config.at``, and a missing one is an error naming ``config.<path>``.
+read with ``config.setting``, and a missing one is an error naming ``config.<path>``.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from gradprom_sidecar.data.cache import load_data
 from gradprom_sidecar.data.degrade import build_degradation
-from gradprom_sidecar.data.feed import Feed
-from gradprom_sidecar.evaluation.evaluate import EVAL_SEED_OFFSET, clean_score
+from gradprom_sidecar.data.feed import EVAL_SEED_OFFSET, Feed
 from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights, resolve_ip_shape
 from gradprom_sidecar.models.checkpoint import CheckpointError
 from gradprom_sidecar.training import grads as G
@@ -47,7 +44,7 @@ from gradprom_sidecar.training.config import setting, setting_in
 from gradprom_sidecar.training.descent import StepProbe
 from gradprom_sidecar.training.optim import Sampler, make_optimizer
 from gradprom_sidecar.training.precision import Precision, set_backend_modes
-from gradprom_sidecar.training.step import Steps
+from gradprom_sidecar.training.step import PipelinedStep
 
 PRETRAIN_SEED_OFFSET = 104729  # VR pre-training draws from its own generator, seeded seed + this
 MODES = ("supervised", "unsupervised", "frozen")
@@ -71,7 +68,7 @@ def _arch_error(e: ValueError, where: str) -> ValueError:
     return ValueError(str(e) if str(e).startswith("config.") else f"config.{where}.arch: {e}")
 
 
-class Session(Steps):
+class Session:
     """Everything one experiment holds on the sidecar.
 
     :param config: the resolved experiment config.
@@ -145,12 +142,13 @@ class Session(Steps):
         self.draws = self._draw_generator(self.generator, self.seed)
         self.pretrain_draws = self._draw_generator(self.pretrain_generator, self.seed + PRETRAIN_SEED_OFFSET)
         self.sampler = Sampler(len(self.bundle.train), self.batch_size, self.generator)
-        self.step = 0
-        self.skipped = 0
-        self.pending: G.StepGrads | None = None
         self.prefetched: tuple[tuple[Tensor, Tensor, Tensor], dict] | None = None  # (inputs, RNG state before them)
-        self.descent_measured: tuple[Tensor, float] | None = None
-        self.descent_read: float | None = None
+        self.pipeline = PipelinedStep(self)  # the step and its state: steps taken, skips, pending gradients
+
+    @property
+    def step(self) -> int:
+        """IP steps taken (the pipeline's count)."""
+        return self.pipeline.step
 
     # ----------------------------------------------------------------- building
     def _task_classes(self) -> int:
@@ -228,50 +226,6 @@ class Session(Steps):
         :param generator: draws the augmentation (``draws`` or ``pretrain_draws``).
         """
         return self.feed.train_batch(idx, generator, self.flip, self.task == "segment", self.crop)
-
-    # ----------------------------------------------------------------- VR pre-training
-    def pretrain(self, steps: int, check: Callable[[], None] = lambda: None, report: Callable[[int], None] = lambda done: None) -> dict:
-        """Train VR on clean train images, then keep a frozen copy as the fixed evaluation VR.
-
-        :param steps: optimisation steps (0: the fixed VR is a copy of the current VR).
-        :param check: called before each step (raises when the request was cancelled).
-        :param report: called with the number of steps done after each step (progress).
-        :returns: ``{loss, accuracy, steps}``: the mean loss of the last 20 steps (NaN with none) and
-            the fixed VR's clean validation score (``evaluate.clean_score``).
-        """
-        losses: list[Tensor] = []
-        if steps > 0:
-            self.vr.requires_grad_(True)
-            self.vr.train()
-            opt = torch.optim.Adam(self.vr.parameters(), lr=float(setting(self.config, "vr.pretrain_lr")))
-            # One loss, one optimiser: torch's own scaler fits (its found-inf check syncs once a step; fp16 only).
-            scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler is not None)
-            sampler = Sampler(len(self.bundle.train), self.batch_size, self.pretrain_generator)
-            for done in range(steps):
-                check()
-                report(done)
-                clean, target = self.batch(sampler.next(), self.pretrain_draws)
-                self.feed.prefetch(sampler.peek())
-                clean, target = self.local(clean), self.local(target)
-                with self.precision.autocast():
-                    logits = self.vr_forward(self.precision.memory_format(clean))
-                loss = G.task_loss(logits.float(), target)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                losses.append(loss.detach())
-            self.vr.zero_grad(set_to_none=True)
-            if self.mode == "frozen":
-                self.vr.requires_grad_(False)
-                self.vr.eval()
-        self.fixed_vr = frozen_copy(self.vr)
-        tail = math.nan
-        if losses:
-            mean = torch.stack(losses[-20:]).mean()
-            self.average([mean])
-            tail = mean.item()  # host-device sync
-        return {"loss": tail, "accuracy": clean_score(self, "val"), "steps": steps}
 
     # ----------------------------------------------------------------- hooks (distributed.DistributedSession)
     # One process computes the whole batch; a rank of several overrides these to take its share.

@@ -33,7 +33,7 @@ def pack(s: Session, extra: Any = None) -> dict:
     :param extra: the caller's own data (TypeScript's run state), stored as given.
     :raises RuntimeError: a step is half-applied (VR updated, IP waiting for its decision).
     """
-    if s.pending is not None and s.pending.vr_stepped:
+    if s.pipeline.state == "vr_updated":
         raise RuntimeError(
             f"checkpoint: step {s.step + 1} is half-applied (VR updated, IP waiting for its decision): apply or skip it first"
         )
@@ -57,7 +57,7 @@ def pack(s: Session, extra: Any = None) -> dict:
         "version": CHECKPOINT_VERSION,
         "config": s.config,
         "step": s.step,
-        "skipped": s.skipped,
+        "skipped": s.pipeline.skipped,
         "seed": s.seed,
         "ip": _state_cpu(s.ip),
         "vr": _state_cpu(s.vr),
@@ -113,9 +113,7 @@ def restore(s: Session, ckpt: dict, path: str) -> None:
         s.pretrain_generator.set_state(rng["pretrain_generator"])
     if "pretrain_draws" in rng and s.pretrain_draws is not s.pretrain_generator:
         s.pretrain_draws.set_state(rng["pretrain_draws"])
-    s.step, s.skipped = int(ckpt["step"]), int(ckpt["skipped"])
-    s.zero_grads()
-    s.descent_measured = s.descent_read = None  # the descent of a step taken before the restore is not the restored run's
+    s.pipeline.reset(int(ckpt["step"]), int(ckpt["skipped"]))
 
 
 def restore_cuda_rng(states: list[Tensor], saved_index: int | None, device: torch.device) -> None:

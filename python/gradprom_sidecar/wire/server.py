@@ -52,6 +52,11 @@ _STOP = None  # queue sentinel
 # pushes is sent on by the I/O thread while the compute thread already runs the work deferred past it (VR's update,
 # the next batch: Python-heavy); at 5 ms that forwarding could wait a whole interval, at GPU step times a sizeable share.
 SWITCH_INTERVAL_S = 0.0005
+# How long the compute thread waits for the I/O thread to send a reply on before it runs the op's deferred work. Without
+# the wait the I/O thread competes for the GIL (and a core) with that work, and the reply can leave only after most of
+# it, so TypeScript decides late and the next request finds the compute thread idle. Bounded: a slow I/O thread delays
+# the deferred work by at most this, never the reply.
+FORWARD_WAIT_S = 0.05
 
 
 def error_header(request_id: Any, exc_type: str, message: str, tb: str = "") -> dict[str, Any]:
@@ -73,6 +78,7 @@ class Server:
         self.pending: dict[int, Context] = {}  # queued or running, by request id
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.forwarded = threading.Event()  # set by the I/O thread once it has sent the replies the compute thread pushed
         self.reply_addr = f"inproc://gradprom-replies-{id(self)}"
         self.router = self.zctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
@@ -96,6 +102,7 @@ class Server:
                     except zmq.Again:
                         break
                     self.router.send_multipart([f.buffer for f in frames], copy=False)
+                self.forwarded.set()
             if self.router in events:
                 while True:
                     try:
@@ -186,7 +193,12 @@ class Server:
                 if job is _STOP:
                     return
                 frames = self._run(job)
+                deferred = bool(job.ctx.after_reply)
+                if deferred:
+                    self.forwarded.clear()  # before the push: the I/O thread's set() after it is this reply's
                 push.send_multipart([job.identity, *frames], copy=False)
+                if deferred:
+                    self.forwarded.wait(FORWARD_WAIT_S)  # the reply leaves first, then the work TypeScript's decision overlaps
                 self._after_reply(job)
         finally:
             push.close(linger=1000)

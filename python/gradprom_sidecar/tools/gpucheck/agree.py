@@ -18,6 +18,7 @@ import torch
 from gradprom_sidecar.tools.gpucheck.scenarios import Scenario
 from gradprom_sidecar.tools.reference import reference_step
 from gradprom_sidecar.training.config import setting
+from gradprom_sidecar.training.pretrain import pretrain as pretrain_vr
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.training.snapshot import pack, restore
 
@@ -57,7 +58,7 @@ def agree(scenario: Scenario, device: torch.device, steps: int, pretrain: int) -
     :param pretrain: VR pre-training steps on the CPU first (so the gradients look like training's).
     """
     cpu = Session(scenario.resolved("cpu"), torch.device("cpu"))
-    cpu.pretrain(pretrain)
+    pretrain_vr(cpu, pretrain)
     other = Session(scenario.resolved(str(device)), device, load_model_weights=False)
     restore(other, pack(cpu), "(the CPU session)")
     policy_cfg = setting(cpu.config, "policy")

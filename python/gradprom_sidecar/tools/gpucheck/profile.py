@@ -4,8 +4,8 @@ The step is production's: the ``train.advance`` op as the sidecar serves it, les
 (:class:`AdvanceLoop`): the policy decides on the last reply's Gram, the op applies that decision,
 computes the next gradients (reading the last IP step's descent back with them), and its deferred
 work (VR's update, the next batch) runs after, as the server runs it after sending the reply.
-Each phase starts with a method of the session (``step.PHASES``), wrapped for the timed steps on
-this session alone (:func:`marking`) so that production's step carries no hook; the policy's phase
+Each phase starts with a method of the session's step (``step.PHASES``), wrapped for the timed steps on
+this session's step alone (:func:`marking`) so that production's step carries no hook; the policy's phase
 is this loop's own. On CUDA a CUDA event is recorded at each start, so a phase's time is what the
 GPU spent from reaching its start to reaching the next one (idle time waiting for the host
 included), on the CPU it is wall time. Syncs are counted with
@@ -32,8 +32,9 @@ from gradprom_sidecar.tools import policies
 from gradprom_sidecar.tools.gpucheck.scenarios import Scenario, Variant
 from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.device import SyncCount
+from gradprom_sidecar.training.pretrain import pretrain
 from gradprom_sidecar.training.session import Session
-from gradprom_sidecar.training.step import PHASES
+from gradprom_sidecar.training.step import PHASES, PipelinedStep
 from gradprom_sidecar.wire.registry import HANDLERS, Context, State
 
 # The phases in the report's order: the session's own (``step.PHASES``) and the policy's.
@@ -41,9 +42,9 @@ STEP_PHASES = ("inputs", "forward", "backward", "gram", "readback", "vr_step", "
 
 
 @contextmanager
-def marking(s: Session, mark: Callable[[str], None]) -> Iterator[None]:
+def marking(s: PipelinedStep, mark: Callable[[str], None]) -> Iterator[None]:
     """While inside, each part of ``s``'s step calls ``mark(phase)`` as it starts: the methods of ``step.PHASES`` are
-    wrapped on this one session (instance attributes), and unwrapped on the way out."""
+    wrapped on this one session's step (instance attributes), and unwrapped on the way out."""
 
     def wrapped(phase: str, method: Callable[..., Any]) -> Callable[..., Any]:
         def marked(*args: Any, **kwargs: Any) -> Any:
@@ -158,7 +159,7 @@ class AdvanceLoop:
 def _timed_step(loop: AdvanceLoop, clock: PhaseClock, gates: list[float | None]) -> tuple[float, bool]:
     """One production step with its phases marked, its gate appended to ``gates``; its host wall time (ms), and if skipped."""
     clock.begin()
-    with marking(loop.s, clock.mark):
+    with marking(loop.s.pipeline, clock.mark):
         t0 = time.perf_counter()
         gate, skipped = loop.step(clock.mark)
         gates.append(gate)
@@ -205,7 +206,7 @@ def profile(scenario: Scenario, variant: Variant, device: torch.device, warmup: 
     """
     config = scenario.resolved(str(device), variant.train)
     s = Session(config, device)
-    s.pretrain(0)  # the fixed VR: a copy (the step's cost does not depend on pre-training)
+    pretrain(s, 0)  # the fixed VR: a copy (the step's cost does not depend on pre-training)
     policy_cfg = setting(config, "policy")
     loop = AdvanceLoop(s, policy_cfg)
     gates: list[float | None] = []  # same seed, same inputs: comparable step by step with the fp32 row

@@ -23,6 +23,7 @@ from gradprom_sidecar.models.checkpoint import load_checkpoint, save_atomic
 from gradprom_sidecar.tools.gpucheck.scenarios import Scenario
 from gradprom_sidecar.tools.reference import reference_step
 from gradprom_sidecar.training.config import resolve, setting
+from gradprom_sidecar.training.pretrain import pretrain
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.training.snapshot import pack, restore
 
@@ -62,7 +63,7 @@ def resume_check(scenario: Scenario, device: torch.device, before: int, after: i
     )
     policy_cfg = setting(config, "policy")
     s = Session(config, device)
-    s.pretrain(2)
+    pretrain(s, 2)
     for _ in range(before):
         reference_step(s, policy_cfg)
     if s.prefetched is None:  # the point of the check: a save with the next inputs already drawn
