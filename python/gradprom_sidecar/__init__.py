@@ -13,7 +13,8 @@ The rooms, from the wire inwards (only ``wire`` and ``__main__`` need pyzmq and 
   ``snapshot`` (a session in and out of a checkpoint), ``distributed`` (one rank's share),
   ``config`` (reading the resolved config), ``device`` (where tensors live).
 - ``evaluation/``: ``evaluate`` (the one evaluation path), ``metrics``, ``per_image``, ``enhance``
-  (images, files, volumes), ``cross_table`` (several IPs × VRs: ESTR's table).
+  (images, files, volumes), ``cross_table`` (several IPs × VRs: ESTR's table), ``streaming`` (a
+  file-based split read batch by batch, never held whole), ``bench`` (the measurement of it).
 - ``data/``: data sets, readers, ``split`` (the seeded, stratified split), storage, the feed, the disk cache and ``degrade`` (degradations).
 - ``models/``: the networks (torchvision's state-dict names), ``checkpoint`` (safe weight files),
   ``pickled`` (whole pickled models, read without running them).

@@ -33,7 +33,7 @@ export interface SessionOptions {
   signal?: AbortSignal;
 }
 
-const TRANSFER_TIMEOUT_MS = 24 * 3600_000; // a whole ImageNet val split through many networks takes its time
+const EVAL_TIMEOUT_MS = 24 * 3600_000; // a whole ImageNet val split through many networks takes its time
 
 /** Parses `[LABEL=][ARCH:]WEIGHTS`: ARCH counts only when it is one of `archs`; otherwise the rest is the file. */
 export function parseSpec(text: string, archs: readonly string[]): Parsed {
@@ -116,11 +116,13 @@ export async function evaluate(options: EvaluateOptions): Promise<EvalMetrics> {
     ];
     config = await resolveConfig(options.config ?? {}, sets);
   }
+  // The sidecar builds the networks without a session; a file-based split is streamed, never decoded whole.
+  const checkpoint = options.run === undefined ? null : resolve(options.run, 'checkpoints', 'last.pt');
   return withSidecar(config, options, async (sidecar) => {
-    const session = await RemoteSession.create(sidecar, config);
-    if (options.run !== undefined) await session.load(join(options.run, 'checkpoints', 'last.pt'));
-    else await session.pretrain(0); // the loaded VR becomes the fixed evaluation VR
-    return session.evaluate(split, config.eval.limit, options.signal ? { signal: options.signal } : undefined);
+    const args = { config, split, limit: config.eval.limit, checkpoint };
+    const call = { timeoutMs: EVAL_TIMEOUT_MS, ...(options.signal ? { signal: options.signal } : {}) };
+    const { result } = await sidecar.call('eval.weights', args, [], call);
+    return Object.fromEntries(Object.entries(result).filter(([, v]) => v !== null)) as EvalMetrics;
   });
 }
 
@@ -134,7 +136,7 @@ export async function transferTable(
   const vrs = resolveSpecs('vr', options.vrs, config.vr.arch);
   return withSidecar(config, options, async (sc) => {
     const args = { config, ips, vrs, split: options.split ?? 'test', limit: config.eval.limit };
-    const call = { timeoutMs: TRANSFER_TIMEOUT_MS, ...(options.signal ? { signal: options.signal } : {}) };
+    const call = { timeoutMs: EVAL_TIMEOUT_MS, ...(options.signal ? { signal: options.signal } : {}) };
     return (await sc.call('eval.transfer', args, [], call)).result;
   });
 }

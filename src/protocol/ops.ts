@@ -179,6 +179,19 @@ export const OPS = {
     result: evalResult,
   },
   /**
+   * Trained weights scored on a split without a session (and changing none): `config`'s `ip.weights`/`vr.weights` (the VR
+   * also as the fixed one), or a gradprom `checkpoint`'s networks; a file-based split is streamed, never held whole.
+   */
+  'eval.weights': {
+    args: z.object({
+      config: z.custom<Config>(),
+      split: z.enum(['val', 'test']),
+      limit: int.nullable().optional(),
+      checkpoint: z.string().nullable().optional(),
+    }),
+    result: evalResult,
+  },
+  /**
    * The transfer table of several processing models (`ips`) read by several recognizers (`vrs`) on a split, built from
    * `config` (data, degradation, ip/vr sections, eval conventions); needs no session and changes none.
    */

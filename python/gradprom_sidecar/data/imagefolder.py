@@ -20,8 +20,8 @@ Transforms, with PIL as torchvision's did for ESTR:
 
 A session decodes every image into memory: ImageNet's val split (50 000 images) at 224 takes 7.5 GB
 (8-bit values), the train split (1.28 M) far more; ``data.max_per_class`` keeps the first N images
-of each class (sorted) per split. The transfer table streams an evaluation split instead
-(``evaluation.streaming``), from :func:`list_imagefolder`.
+of each class (sorted) per split. ``gradprom eval`` and the transfer table stream an evaluation split
+instead (``evaluation.streaming``), from :func:`list_imagefolder`.
 """
 
 from __future__ import annotations

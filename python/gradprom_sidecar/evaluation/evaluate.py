@@ -9,11 +9,16 @@ never from the training generator: every run sees the same test set, and results
 how often one evaluates; the session's ``data.feed.Feed`` makes them once and keeps them. With
 several ranks, each scores a contiguous share of the images (``Session.eval_range``) and the
 per-image values are gathered before the means are taken.
+
+``gradprom eval`` scores a file-based split without holding it: the ``eval.weights`` op gives a
+session that holds no images and a streamed ``source`` (``streaming.open_source``), read batch by batch
+and degraded exactly as the feed degrades held images, so the numbers are the same either way.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -21,8 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gradprom_sidecar.data.feed import EVAL_SEED_OFFSET as EVAL_SEED_OFFSET  # defined beside the Feed that uses it
+from gradprom_sidecar.data.storage import to_unit
 from gradprom_sidecar.evaluation import metrics as M
 from gradprom_sidecar.evaluation.per_image import per_image_results
+from gradprom_sidecar.evaluation.streaming import Progress, Source
 from gradprom_sidecar.training.config import setting
 from gradprom_sidecar.training.device import device_name, peak_memory_mb
 
@@ -41,6 +48,8 @@ def evaluate(
     limit: int | None = None,
     pairs: tuple[tuple[str, str], ...] = ALL_PAIRS,
     per_image_out: dict[str, Tensor] | None = None,
+    source: Source | None = None,
+    check: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Image quality and recognition on a split, with per-sample seeded degradation.
 
@@ -54,14 +63,18 @@ def evaluate(
     :param limit: the first ``limit`` images only (default ``eval.limit``; None there: all).
     :param pairs: which (VR, image) recognition scores to compute.
     :param per_image_out: when given, filled with the per-image values (``per_image.per_image_results``).
+    :param source: the split read batch by batch (``streaming.open_source``; one process, classification) instead of the
+        session's own data; progress lines go to the ``gradprom.eval`` logger.
+    :param check: called before each batch (raises when the request was cancelled).
     :returns: ``{split, step, n, device, peak_memory_mb, ...}`` with ``<vr>_<image>_acc`` (plus ``_bacc``, ``_f1``, ``_auc`` for
         fixed/enhanced) when classifying, ``_dice`` and ``_iou`` when segmenting.
     """
     s.sync_for_eval()
     split = s.bundle.split(split_name)
+    total, all_labels, size = (len(split), split.labels, s.bundle.size) if source is None else (source.n, source.labels, source.size)
     if limit is None:
         limit = setting(s.config, "eval.limit")
-    n = len(split) if limit is None else min(int(limit), len(split))
+    n = total if limit is None else min(int(limit), total)
     bs = int(setting(s.config, "eval.batch_size"))
     seg = s.task == "segment"
     vrs = {"cotrained": s.vr, **({"fixed": s.fixed_vr} if s.fixed_vr is not None else {})}
@@ -72,18 +85,23 @@ def evaluate(
     scores: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}  # preds or per-image dice
     ious: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}
     probs: list[Tensor] = []
-    do_ssim = s.bundle.size >= 11 or ssim_convention == "pytorch_ssim"
+    do_ssim = size >= 11 or ssim_convention == "pytorch_ssim"
     amp = s.precision  # the forwards in train.precision and memory format; the metrics in float32
+    lo, hi = s.eval_range(n)
+    if source is None:
+        inputs = _held(s, split_name, lo, hi, bs, with_ip)
+    elif seg or (lo, hi) != (0, n):
+        raise ValueError("a streamed evaluation scores classifiers in one process (segmentation and several ranks read held data)")
+    else:
+        inputs = _streamed(s, source, n, bs, with_ip)
+    progress = Progress(n, f"eval {split_name}") if source is not None else None
     s.ip.eval()
     s.vr.eval()
-    lo, hi = s.eval_range(n)
     try:
-        for start in range(lo, hi, bs):
-            end = min(hi, start + bs)
-            clean = s.feed.eval_clean(split_name, start, end)
+        for start, end, clean, x in inputs:
+            check()
             images = {"clean": clean}
-            if with_ip:
-                x = s.feed.eval_degraded(split_name, start, end)  # seeded per sample, kept after the first evaluation
+            if x is not None:
                 with amp.autocast():
                     enhanced = s.ip(amp.memory_format(x))
                 enhanced = enhanced.float().clamp_(0.0, 1.0)
@@ -94,7 +112,7 @@ def evaluate(
                     quality["ssim"].append(M.ssim(enhanced, clean, convention=ssim_convention).cpu())
                     quality["ssim_degraded"].append(M.ssim(x, clean, convention=ssim_convention).cpu())
                 images.update(degraded=x, enhanced=enhanced)
-            truth = s.feed.eval_masks(split_name, start, end) if seg else split.labels[start:end]
+            truth = s.feed.eval_masks(split_name, start, end) if seg else all_labels[start:end]
             for who, what in wanted:
                 with amp.autocast():
                     logits = vrs[who](amp.memory_format(images[what]))  # type: ignore[operator]
@@ -106,7 +124,10 @@ def evaluate(
                     scores[(who, what)].append(logits.argmax(1).cpu())
                     if (who, what) == ("fixed", "enhanced"):
                         probs.append(F.softmax(logits.float(), dim=1).cpu())
+            if progress is not None:
+                progress.update(end)
     finally:
+        inputs.close()  # a streamed source stops its decoding threads
         s.ip.train()
         s.vr.train(s.mode != "frozen")
     # Per-image results by name; with several processes, every process's share, in image order.
@@ -128,7 +149,7 @@ def evaluate(
         mse = per_image.get(f"mse{suffix}")
         out[f"psnr{suffix}"] = math.nan if mse is None else M.psnr_from_mse(mse, psnr_convention, bs)  # a perfect image: +inf
         out[f"ssim{suffix}"] = float(per_image[f"ssim{suffix}"].mean()) if f"ssim{suffix}" in per_image else math.nan
-    labels = split.labels[:n]
+    labels = all_labels[:n]
     if per_image_out is not None:
         per_image_out.update(per_image_results(per_image, labels, s.task))
     for who, what in wanted:
@@ -149,6 +170,25 @@ def evaluate(
         out["ssim_convention"] = M.SSIM_CONVENTIONS[ssim_convention]
         out["psnr_convention"] = M.PSNR_CONVENTIONS[psnr_convention]
     return out
+
+
+Inputs = Generator[tuple[int, int, Tensor, Tensor | None], None, None]  # (start, end, clean, degraded or None), on the session's device
+
+
+def _held(s: Session, split_name: str, lo: int, hi: int, bs: int, with_ip: bool) -> Inputs:
+    """The session's own images ``[lo, hi)`` by batch, their degraded inputs kept by its feed after the first evaluation."""
+    for start in range(lo, hi, bs):
+        end = min(hi, start + bs)
+        clean = s.feed.eval_clean(split_name, start, end)
+        yield start, end, clean, s.feed.eval_degraded(split_name, start, end) if with_ip else None  # seeded per sample
+
+
+def _streamed(s: Session, source: Source, n: int, bs: int, with_ip: bool) -> Inputs:
+    """The first ``n`` images of ``source`` by batch, degraded as the feed degrades held ones (on the CPU, the same seed)."""
+    for start, end, stored in source.batches(n, bs):
+        clean = to_unit(stored)
+        x = s.degradation.seeded(clean, range(start, end), s.feed.eval_seed).to(s.device) if with_ip else None
+        yield start, end, clean.to(s.device), x
 
 
 def clean_score(s: Session, split_name: str) -> float:

@@ -129,12 +129,22 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, convention: 
     if convention == "skimage" and (h < 11 or w < 11):
         raise ValueError(f"ssim: images must be at least 11x11, got {h}x{w}")
     dtype = torch.float32 if x.device.type == "mps" else torch.float64
-    win = _gaussian_window(device=x.device).to(dtype)
-    kh, kw = win.view(1, 1, 11, 1), win.view(1, 1, 1, 11)
-    pad = (5, 0) if convention == "pytorch_ssim" else (0, 0)
+    taps = [float(t) for t in _gaussian_window()]
+    pad = 5 if convention == "pytorch_ssim" else 0
+
+    def along(z: torch.Tensor, dim: int) -> torch.Tensor:
+        # The 11 taps as shifted multiply-adds: on the CPU, conv2d in float64 unfolds each image 11 times over (slow, and
+        # hundreds of MB a batch at 224 px); this reads each value 11 times in place.
+        if pad:
+            z = F.pad(z, (pad, pad) if dim == -1 else (0, 0, pad, pad))  # zero padding to full size
+        out = z.size(dim) - 10
+        acc = z.narrow(dim, 0, out) * taps[0]
+        for k in range(1, 11):
+            acc.add_(z.narrow(dim, k, out), alpha=taps[k])
+        return acc
 
     def filt(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(z, kh, padding=pad), kw, padding=pad[::-1])  # valid region, or zero-padded to full size
+        return along(along(z, -2), -1)  # valid region, or zero-padded to full size
 
     a = x.clamp(0.0, data_range).to(dtype).reshape(n * c, 1, h, w)
     b = y.to(dtype).reshape(n * c, 1, h, w)

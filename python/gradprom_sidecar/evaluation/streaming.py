@@ -6,6 +6,10 @@ while it decodes), at most :data:`AHEAD` batches ahead of the one being scored. 
 through the loader's own ``read_transformed`` and the batch through ``stack_images``, so a batch is
 the same uint8 tensor the in-memory split holds at those indices: the numbers cannot differ.
 Memory: about (AHEAD + 1) batches of decoded images, whatever the split's size.
+
+The ``eval`` op of a session scores the split the session holds; ``gradprom eval`` (the ``eval.weights``
+op) and the transfer table open the split here instead (:func:`open_source`), so a file-based one is
+never decoded whole: a session built for such an evaluation holds :func:`empty_bundle` as its data.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gradprom_sidecar.data.base import DataBundle, Split
 from gradprom_sidecar.data.imagefolder import list_imagefolder, read_transformed
 from gradprom_sidecar.data.storage import stack_images
 from gradprom_sidecar.training.config import setting
@@ -123,6 +128,7 @@ class Source:
     n: int
     labels: Tensor
     num_classes: int
+    class_names: list[str]
     channels: int
     size: int
     streamed: bool
@@ -138,7 +144,9 @@ def open_source(data_cfg: dict, seed: int, split_name: str) -> Source:
     """
     if streams(data_cfg):
         ls = list_split(data_cfg, split_name)
-        return Source(len(ls.files), ls.labels, ls.num_classes, ls.channels, ls.size, True, lambda n, bs: batches(ls, n, bs))
+        return Source(
+            len(ls.files), ls.labels, ls.num_classes, ls.class_names, ls.channels, ls.size, True, lambda n, bs: batches(ls, n, bs)
+        )
     from gradprom_sidecar.data.cache import load_data
 
     bundle = load_data(data_cfg, seed).bundle  # decoded once per sidecar, like a session's
@@ -148,7 +156,22 @@ def open_source(data_cfg: dict, seed: int, split_name: str) -> Source:
         for start in range(0, n, bs):
             yield start, min(n, start + bs), split.images[start : min(n, start + bs)]
 
-    return Source(len(split), split.labels, bundle.num_classes, bundle.channels, bundle.size, False, in_memory)
+    return Source(len(split), split.labels, bundle.num_classes, list(bundle.class_names), bundle.channels, bundle.size, False, in_memory)
+
+
+def empty_bundle(source: Source) -> DataBundle:
+    """A data set of no images with the source's classes, channels and side: what a session builds its networks from when its
+    evaluation streams (its train split is empty, so it cannot train).
+
+    :param source: the evaluation split.
+    """
+
+    def empty() -> Split:
+        return Split(
+            torch.empty((0, source.channels, source.size, source.size), dtype=torch.uint8), torch.empty(0, dtype=torch.long), None, []
+        )
+
+    return DataBundle(empty(), empty(), empty(), source.num_classes, source.channels, source.size, list(source.class_names))
 
 
 class Progress:

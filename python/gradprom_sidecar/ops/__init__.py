@@ -32,7 +32,7 @@ OPS: dict[str, tuple[str, ...]] = {
     "health": ("echo", "sleep"),
     "session": ("session.create", "vr.pretrain"),
     "train": ("train.advance",),
-    "evaluate": ("eval",),
+    "evaluate": ("eval", "eval.weights"),
     "enhance": ("enhance", "enhance.files"),
     "checkpoint": ("checkpoint.save", "checkpoint.load"),
     "cross_table": ("eval.transfer",),

@@ -34,7 +34,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from gradprom_sidecar.data.cache import load_data
+from gradprom_sidecar.data.cache import Loaded, load_data
 from gradprom_sidecar.data.degrade import build_degradation
 from gradprom_sidecar.data.feed import EVAL_SEED_OFFSET, Feed
 from gradprom_sidecar.models import SEGMENTERS, build_ip, build_vr, count_params, load_ip_weights, load_vr_weights, resolve_ip_shape
@@ -74,14 +74,16 @@ class Session:
     :param config: the resolved experiment config.
     :param device: where the networks live.
     :param load_model_weights: load ``ip.weights``/``vr.weights`` (False when a checkpoint follows).
+    :param data: the data, when the caller has it (default: ``load_data`` of ``config.data``); an evaluation that streams its
+        split passes one that holds no images (``evaluation.streaming.empty_bundle``).
     """
 
-    def __init__(self, config: dict, device: torch.device, load_model_weights: bool = True) -> None:
+    def __init__(self, config: dict, device: torch.device, load_model_weights: bool = True, data: Loaded | None = None) -> None:
         self.config = config
         self.device = device
         self.seed = int(setting(config, "seed"))
         self.data_seed = int(setting(config, "data.seed"))
-        self.data = load_data(setting(config, "data"), self.data_seed)
+        self.data = load_data(setting(config, "data"), self.data_seed) if data is None else data
         self.bundle = self.data.bundle
         self.degradation = build_degradation(setting(config, "degradation"))
         self.task = setting_in(config, "vr.task", ("classify", "segment"))
