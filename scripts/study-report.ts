@@ -159,6 +159,9 @@ function regimeSection(i: number, r: RegimeResult): string[] {
   const g0 = r.compare.groups;
   const o = c.train.ip_optim;
   const task = c.vr.task;
+  // A frozen VR is the fixed one: no co-trained column (it would copy the fixed VR's).
+  const frozen = c.vr.mode === 'frozen';
+  const noCotrained = (row: string[], at: number): string[] => (frozen ? row.filter((_, k) => k !== at) : row);
   const rows = g0.map((g) => [
     `\`${g.policy}\``,
     g.policy === 'ip-only' ? '–' : lam(g),
@@ -224,12 +227,18 @@ function regimeSection(i: number, r: RegimeResult): string[] {
       : []),
     `Means ± std over seeds (recognition: ${rec(task)} in %; descent: share of steps with a negative cosine, all seeds pooled):`,
     '',
-    ...table(['Policy', 'λ', 'seeds', 'PSNR (dB)', `fixed VR (%)`, `co-trained VR (%)`, 'gate open', 'planned < 0', 'taken < 0'], rows),
+    ...table(
+      noCotrained(['Policy', 'λ', 'seeds', 'PSNR (dB)', `fixed VR (%)`, `co-trained VR (%)`, 'gate open', 'planned < 0', 'taken < 0'], 5),
+      rows.map((row) => noCotrained(row, 5)),
+    ),
     '',
     ...belowText,
     'Paired differences, first − second: mean [95 % interval over seeds and test images], Holm-adjusted p (paired t / sign-flip) for primary endpoints; **bold**: both adjusted p-values below 0.05 (an ordering is shown).',
     '',
-    ...table(['Pair', 'λ', 'Δ PSNR (dB)', `Δ fixed VR (points)`, `Δ co-trained VR (points)`], pairRows),
+    ...table(
+      noCotrained(['Pair', 'λ', 'Δ PSNR (dB)', `Δ fixed VR (points)`, `Δ co-trained VR (points)`], 4),
+      pairRows.map((row) => noCotrained(row, 4)),
+    ),
     '',
     `![Trade-off fronts](${r.linked}/tradeoff.svg)`,
     '',
