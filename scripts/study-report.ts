@@ -147,7 +147,9 @@ function findings(r: RegimeResult): string[] {
     );
   }
   out.push(
-    `- Anything beyond this setting: ${r.config.data.size}×${r.config.data.size} synthetic images, ${r.config.train.steps} IP steps, one data set and one test set (data seed ${r.config.data.seed}); the seed interval covers training randomness and the image interval test-set sampling, neither covers other data, sizes, networks or training lengths.`,
+    r.config.compare.data_seed === 'per-seed'
+      ? `- Anything beyond this setting: ${r.config.data.size}×${r.config.data.size} synthetic images, ${r.config.train.steps} IP steps; each seed drew its own data set and test set (data seeds ${r.config.data.seed} onwards), so the seed interval covers training randomness and which data set was drawn, and the image interval test-set sampling; neither covers other kinds of data, sizes, networks or training lengths.`
+      : `- Anything beyond this setting: ${r.config.data.size}×${r.config.data.size} synthetic images, ${r.config.train.steps} IP steps, one data set and one test set (data seed ${r.config.data.seed}); the seed interval covers training randomness and the image interval test-set sampling, neither covers other data, sizes, networks or training lengths.`,
   );
   if (r.compare.missing.length) out.push(`- The ${r.compare.missing.length} runs that did not finish: ${r.compare.missing.join(', ')}.`);
   return out;

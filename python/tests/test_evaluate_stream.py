@@ -18,6 +18,7 @@ from gradprom_sidecar.models import build_ip, build_vr
 from gradprom_sidecar.models.checkpoint import save_atomic
 from gradprom_sidecar.ops.evaluate import weights_session
 from gradprom_sidecar.training.config import resolve
+from gradprom_sidecar.training.pretrain import pretrain
 from gradprom_sidecar.training.session import Session
 from gradprom_sidecar.training.snapshot import pack
 
@@ -61,7 +62,7 @@ def config(files: dict[str, Path], data: Path | None = None, **over: dict) -> di
 def in_memory(cfg: dict, split: str, per_image: dict) -> dict:
     """The evaluation a training session gives: the split decoded into memory, the loaded VR made the fixed one."""
     s = Session(cfg, CPU)
-    s.pretrain(0)
+    pretrain(s, 0)
     return evaluate(s, split, per_image_out=per_image)
 
 
@@ -110,7 +111,7 @@ def test_streamed_evaluation_equals_the_in_memory_one(files: dict[str, Path], ov
 def test_a_checkpoint_scores_the_same_streamed(files: dict[str, Path], tmp_path: Path) -> None:
     cfg = config(files)
     s = Session(cfg, CPU)
-    s.pretrain(0)
+    pretrain(s, 0)
     with torch.no_grad():
         for p in s.vr.parameters():  # the co-trained VR differs from the fixed one
             p.mul_(0.9)
