@@ -1,4 +1,5 @@
 /** Test helpers shared by the integration tests. */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,17 @@ import type { StepRecord } from '../src/report/index.js';
 export const root = join(new URL('.', import.meta.url).pathname, '..');
 export const realPython = process.env.GRADPROM_PYTHON ?? join(root, 'python', '.venv', 'bin', 'python');
 export const fakePython = join(root, 'test', 'fixtures', 'fake-python.sh');
+
+/** `gradprom ARGS` run to its end in `cwd` (two torch threads, 240 s at most): exit code and output. */
+export function runGradprom(cwd: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), ...args], {
+    encoding: 'utf8',
+    timeout: 240_000,
+    cwd,
+    env: { ...process.env, OMP_NUM_THREADS: '2' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 /** True while a process with this pid exists (and is not a zombie). */
 export function alive(pid: number): boolean {

@@ -7,22 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TransferTable } from 'gradprom';
-import { realPython, root } from '../helpers.js';
+import { realPython, root, runGradprom } from '../helpers.js';
 import { tempDir } from '../reliability/harness.js';
 
-const bin = join(root, 'bin', 'gradprom.js');
 const PRESET = join(root, 'configs', 'estr', 'eval-dn.yaml');
 let tmp: ReturnType<typeof tempDir>;
 
-function gradprom(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    timeout: 240_000,
-    cwd: tmp.dir,
-    env: { ...process.env, OMP_NUM_THREADS: '2' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const gradprom = (...args: string[]) => runGradprom(tmp.dir, ...args);
 
 // data/imagenet/val/ILSVRC2012_val_<k>.JPEG (7 images, 3 wnids) and data/imagenet/LOC_val_solution.csv, where the preset
 // looks for them; a small srresnet and smallresnet (the preset's own networks are too slow for a test at 224 px).

@@ -7,21 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TransferTable } from 'gradprom';
-import { realPython, root } from '../helpers.js';
+import { realPython, root, runGradprom } from '../helpers.js';
 import { tempDir } from '../reliability/harness.js';
 
-const bin = join(root, 'bin', 'gradprom.js');
 let tmp: ReturnType<typeof tempDir>;
 
-function gradprom(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    timeout: 240_000,
-    cwd: tmp.dir,
-    env: { ...process.env, OMP_NUM_THREADS: '2' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const gradprom = (...args: string[]) => runGradprom(tmp.dir, ...args);
 
 // Writes the fixture: 6 classes (2 val and 1 train image each), ESTR-like processing models and recognizers.
 const WRITER = `
