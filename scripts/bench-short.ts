@@ -5,7 +5,7 @@ import { median } from '../src/report/stats.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
 import { RemoteSession } from '../src/train/remote.js';
 import { spread, tsSteps } from './bench-step.js';
-import { fmt, noisy, verdict, type Figure, type Section } from './bench-util.js';
+import { fmt, noisy, procCpuMs, verdict, type Figure, type Section } from './bench-util.js';
 
 /** lean: the plain-PyTorch floor (`bench.lean`); step: the sidecar's own step in-process (`train.step`); ts: driven from TypeScript. */
 export type ShortMode = 'lean' | 'step' | 'ts';
@@ -36,6 +36,8 @@ export interface ShortResult {
   /** Median `train.advance` round trip and policy time of the TypeScript steps (ms). */
   advance: number;
   policy: number;
+  /** Median CPU time per step (ms) per mode, over rounds: the sidecar's process and Node's; null off Linux. */
+  cpu: Record<ShortMode, { sidecar: number; node: number }> | null;
 }
 
 /** The section's config: a model small enough that a CPU step takes milliseconds, GradProm, gram transport. */
@@ -66,9 +68,17 @@ export async function shortRounds(plan: ShortPlan, config: Config): Promise<Shor
     const ratios: Record<'step' | 'ts', number[]> = { step: [], ts: [] };
     const advance: number[] = [];
     const policyMs: number[] = [];
+    const cpu: Record<ShortMode, { sidecar: number[]; node: number[] }> = {
+      lean: { sidecar: [], node: [] },
+      step: { sidecar: [], node: [] },
+      ts: { sidecar: [], node: [] },
+    };
+    let linux = true;
     for (let r = 0; r < plan.warmup + plan.rounds; r++) {
       const round = {} as Record<ShortMode, number>;
       for (const mode of MODES.map((_, i) => MODES[(i + r) % MODES.length]!)) {
+        const side0 = procCpuMs(sc.pid);
+        const node0 = process.cpuUsage();
         if (mode === 'lean') {
           round.lean = mean((await sc.call('bench.lean', { steps: plan.burst })).result.ms);
         } else if (mode === 'step') {
@@ -83,6 +93,13 @@ export async function shortRounds(plan: ShortPlan, config: Config): Promise<Shor
             policyMs.push(...s.phases.map((p) => p.policy));
           }
         }
+        const side1 = procCpuMs(sc.pid);
+        const node = process.cpuUsage(node0);
+        if (side0 === null || side1 === null) linux = false;
+        else if (r >= plan.warmup) {
+          cpu[mode].sidecar.push((side1 - side0) / plan.burst);
+          cpu[mode].node.push((node.user + node.system) / 1000 / plan.burst);
+        }
       }
       if (r < plan.warmup) continue;
       for (const m of MODES) times[m].push(round[m]);
@@ -92,7 +109,16 @@ export async function shortRounds(plan: ShortPlan, config: Config): Promise<Shor
         `  short steps round ${r + 1 - plan.warmup}/${plan.rounds}: ${MODES.map((m) => `${m} ${fmt(round[m])} ms`).join(', ')}\n`,
       );
     }
-    return { plan, params: session.info.layout.numel, times, ratios, advance: median(advance), policy: median(policyMs) };
+    const perStep = (m: ShortMode) => ({ sidecar: median(cpu[m].sidecar), node: median(cpu[m].node) });
+    return {
+      plan,
+      params: session.info.layout.numel,
+      times,
+      ratios,
+      advance: median(advance),
+      policy: median(policyMs),
+      cpu: linux ? { lean: perStep('lean'), step: perStep('step'), ts: perStep('ts') } : null,
+    };
   } finally {
     await sc.stop();
   }
@@ -129,6 +155,16 @@ export function shortSection(r: ShortResult): Section {
     `TypeScript step phases (medians): policy ${fmt(r.policy)} ms, \`train.advance\` round trip ${fmt(r.advance)} ms ` +
       `(apply step t, gradients of step t+1; VR's update and the next inputs follow the reply).`,
   ];
+  if (r.cpu) {
+    const c = r.cpu;
+    notes.push(
+      `CPU time per step (medians over rounds; /proc and \`process.cpuUsage\`): the sidecar's process ${fmt(c.lean.sidecar)} ms lean, ` +
+        `${fmt(c.step.sidecar)} ms \`train.step\`, ${fmt(c.ts.sidecar)} ms TypeScript-driven; Node ${fmt(c.ts.node)} ms a step ` +
+        `TypeScript-driven (${fmt(c.step.node)} ms a \`train.step\` call, ${fmt(c.lean.node)} ms while it waits on the lean loop). ` +
+        `With as many torch threads as cores (the default), the bridge's CPU (Node, ZeroMQ's threads, the sidecar's I/O thread) is wall time ` +
+        `taken from the step; where cores are spare, as beside a GPU, it overlaps the step instead.`,
+    );
+  }
   if (lean < 5 || lean > 15) notes.push(`The floor's step took ${fmt(lean)} ms here, outside the 5–15 ms this section is sized for.`);
   return {
     id: '7',

@@ -131,6 +131,17 @@ export function procMemory(pid: number): { rss: number; peak: number } | null {
   }
 }
 
+/** CPU time (user + system, ms) a process has used so far, all its threads, from /proc; null off Linux. */
+export function procCpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // the name may hold spaces; fields after it are fixed
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ, 100 on Linux)
+  } catch {
+    return null;
+  }
+}
+
 /** A bench config: the defaults with `over` merged in (reported as the failing field when invalid). */
 export function benchConfig(over: Record<string, unknown>): Config {
   const r = parseConfig({ device: 'cpu', ...over });
