@@ -1,8 +1,9 @@
 /** Test helpers shared by the integration tests. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { loadConfig, Sidecar, silentLogger, type Config, type SidecarOptions } from 'gradprom';
 import type { StepRecord } from '../src/report/index.js';
 
@@ -19,6 +20,64 @@ export function runGradprom(cwd: string, ...args: string[]): { code: number | nu
     env: { ...process.env, OMP_NUM_THREADS: '2' },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** What the runner's Python side does with each request: run the script with its argv, answer on fd 3. */
+const RUNNER = `
+import contextlib, io, json, os, sys, traceback
+replies = os.fdopen(3, "w")
+for line in sys.stdin:
+    req, out = json.loads(line), io.StringIO()
+    sys.argv = ["-c", *req["argv"]]
+    error = None
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(req["script"], "<test script>", "exec"), {"__name__": "__main__"})
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            error = f"exit {exc.code}"
+    except BaseException:
+        error = traceback.format_exc()
+    replies.write(json.dumps({"stdout": out.getvalue(), "error": error}) + "\\n")
+    replies.flush()
+`;
+
+/**
+ * One real Python process (python/ on its path) that runs the scripts sent to it one after another, each with its own
+ * argv and namespace, and answers with what it printed: torch is imported once for many small checks, where a
+ * process per check would import it each time (seconds of CPU apiece).
+ */
+export class PythonRunner {
+  private readonly proc: ChildProcess;
+  private readonly waiting: Array<(reply: { stdout: string; error: string | null }) => void> = [];
+  private stderr = '';
+
+  constructor() {
+    this.proc = spawn(realPython, ['-c', RUNNER], { cwd: join(root, 'python'), stdio: ['pipe', 'inherit', 'pipe', 'pipe'] });
+    this.proc.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+    createInterface({ input: this.proc.stdio[3] as NodeJS.ReadableStream }).on('line', (l) => this.waiting.shift()?.(JSON.parse(l)));
+    this.proc.once('exit', (code, signal) => {
+      for (const answer of this.waiting.splice(0)) answer({ stdout: '', error: `the Python runner exited (${code ?? signal})` });
+    });
+  }
+
+  /** What `script` printed, run as `python -c script ...argv`; throws with the traceback (and stderr) when it fails. */
+  async run(script: string, argv: string[] = []): Promise<string> {
+    const reply = await new Promise<{ stdout: string; error: string | null }>((resolve) => {
+      if (this.proc.exitCode !== null) return resolve({ stdout: '', error: 'the Python runner has exited' });
+      this.waiting.push(resolve);
+      this.proc.stdin!.write(`${JSON.stringify({ script, argv })}\n`);
+    });
+    if (reply.error !== null) throw new Error(`python -c ... ${argv.join(' ')} failed:\n${reply.error}\n${this.stderr}`);
+    return reply.stdout;
+  }
+
+  async close(): Promise<void> {
+    if (this.proc.exitCode !== null) return;
+    const exited = new Promise((r) => this.proc.once('exit', r));
+    this.proc.stdin!.end();
+    await exited;
+  }
 }
 
 /** True while a process with this pid exists (and is not a zombie). */

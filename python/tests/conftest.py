@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 DEVICE = torch.device(os.environ.get("GRADPROM_TEST_DEVICE", "cpu"))
 SIDECAR_TOKEN = "test-token"
 
+if "OMP_NUM_THREADS" not in os.environ:
+    # `npm test` runs this suite beside lint and the build: torch's OpenMP threads spin-wait for a core that another
+    # process holds, which made the suite 5x slower under load (3 min with one thread, 15 with two). Tests are tiny.
+    # The variable reaches the Python processes the tests start; the call, this one (torch is already imported).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 if DEVICE.type == "cuda":
     # Bit-identity tests hold on CUDA only with deterministic kernels (where torch has them; a warning where not).
     torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,6 +1,5 @@
 /** Vega-Lite plot specifications for run and comparison reports, rendered headlessly to SVG. */
-import { View, parse } from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import type { EvalRecord, StepRecord } from './records.js';
 import { movingAverage } from './stats.js';
 
@@ -9,8 +8,16 @@ const MAX_POINTS = 800;
 const WIDTH = 520;
 const HEIGHT = 260;
 
-/** Render a Vega-Lite specification to an SVG document string. */
+let vega: Promise<[typeof import('vega'), typeof import('vega-lite')]> | undefined;
+/** Vega, then Vega-Lite, once per process (one after the other: they share modules, and Jest's ESM loader fails two at once). */
+const loadVega = () => (vega ??= import('vega').then(async (v) => [v, await import('vega-lite')]));
+
+/**
+ * Render a Vega-Lite specification to an SVG document string. Vega and Vega-Lite are loaded on the first plot: they
+ * take most of the package's import time (~0.5 s of CPU), which every command that draws nothing would pay.
+ */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const [{ View, parse }, { compile }] = await loadVega();
   const view = new View(parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

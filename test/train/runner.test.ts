@@ -1,10 +1,9 @@
 /** The training loop from TypeScript: equality with the in-process reference, run folders, resume. */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isGradpromError, runExperiment, Sidecar, silentLogger, type Config, type Progress } from 'gradprom';
-import { configOf, realPython, root } from '../helpers.js';
+import { configOf, PythonRunner } from '../helpers.js';
 
 /** Integration runs take seconds each on an idle 2-core machine, far more under load. */
 const LONG = 300_000;
@@ -29,12 +28,6 @@ const TINY = [
 
 const tinyConfig = (...sets: string[]): Promise<Config> => configOf([...TINY, ...sets]);
 
-function python(args: string[]): string {
-  const r = spawnSync(realPython, args, { cwd: join(root, 'python'), encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`python ${args.join(' ')} failed:\n${r.stderr}`);
-  return r.stdout;
-}
-
 /** Max |a - b| over the IP parameters of two files (checkpoint `last.pt` or a state-dict file), printed by Python. */
 const MAX_IP_DIFF = `
 import sys, torch
@@ -45,16 +38,15 @@ x, y = ip(sys.argv[1]), ip(sys.argv[2])
 assert x.keys() == y.keys(), (sorted(x), sorted(y))
 print(max(float((x[k].double() - y[k].double()).abs().max()) for k in x))`;
 
-function maxIpDiff(a: string, b: string): number {
-  return Number(python(['-c', MAX_IP_DIFF, a, b]).trim());
+async function maxIpDiff(a: string, b: string): Promise<number> {
+  return Number((await py.run(MAX_IP_DIFF, [a, b])).trim());
 }
 
 /**
  * The in-process reference run of `config` (its CLI, `python -m gradprom_sidecar.tools.reference config --out
- * ref --log log`), then the max IP difference from checkpoint `ckpt` to its result: one Python process, so torch
- * is imported once for both.
+ * ref --log log`), then the max IP difference from checkpoint `ckpt` to its result, in the file's Python runner.
  */
-function referenceDiff(config: string, ref: string, log: string, ckpt: string): number {
+async function referenceDiff(config: string, ref: string, log: string, ckpt: string): Promise<number> {
   const script = `
 import sys
 from gradprom_sidecar.tools.reference import main
@@ -62,7 +54,7 @@ if main([sys.argv[1], "--out", sys.argv[2], "--log", sys.argv[3]]) != 0:
     sys.exit("the reference run failed")
 sys.argv = [sys.argv[0], sys.argv[4], sys.argv[2]]
 ${MAX_IP_DIFF}`;
-  return Number(python(['-c', script, config, ref, log, ckpt]).trim().split('\n').at(-1));
+  return Number((await py.run(script, [config, ref, log, ckpt])).trim().split('\n').at(-1));
 }
 
 interface Line {
@@ -85,6 +77,11 @@ function lines(file: string): Line[] {
 }
 
 let dir: string;
+let py: PythonRunner; // the reference runs and weight comparisons, one torch import for all of them
+beforeAll(() => {
+  py = new PythonRunner();
+});
+afterAll(() => py.close());
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'gradprom-runner-'));
 });
@@ -119,7 +116,7 @@ describe('runExperiment', () => {
       const config = await tinyConfig(`train.grad_exchange=${wire}`, `policy.granularity=${granularity}`, `policy.lambda_mode=${mode}`);
       const sidecar = transport === 'vectors-frames' ? framesOnly : shared;
       const { runDir } = await runExperiment(config, { runDir: join(dir, 'ts'), sidecar });
-      const diff = referenceDiff(
+      const diff = await referenceDiff(
         join(runDir, 'config.json'),
         join(dir, 'ref.safetensors'),
         join(dir, 'ref.jsonl'),
@@ -196,7 +193,7 @@ describe('runExperiment', () => {
       // step 7's reply, and VR took its update from them), so the loop finishes step 8 before the checkpoint.
       expect(records.find((l) => l.type === 'resume')?.step).toBe(8);
       expect(records.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
-      expect(maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(whole.runDir, 'checkpoints', 'last.pt'))).toBe(0);
+      expect(await maxIpDiff(join(runDir, 'checkpoints', 'last.pt'), join(whole.runDir, 'checkpoints', 'last.pt'))).toBe(0);
     },
     LONG,
   );
