@@ -128,6 +128,7 @@ export const DEFAULTS = {
   output: {
     dir: 'runs', //                    parent folder of run folders
     name: null, //                     run folder name (null: generated from policy, λ and seed, e.g. gradprom-l0.003-s0)
+    plots: true, //                   draw the run report's plots (plots/*.svg: about 1.5 s of CPU a run; false for sweeps of many short runs)
     progress_every_s: 30, //           seconds between status lines when stderr is not a terminal (logs, nohup, Slurm, CI)
   },
   compare: {

@@ -194,7 +194,7 @@ export function configSchema(options: SchemaOptions = {}) {
         ssim: z.enum(['skimage', 'pytorch_ssim']),
         psnr: z.enum(['image', 'batch']),
       }),
-      output: z.strictObject({ dir: z.string().min(1), name: nullableName, progress_every_s: posNum }),
+      output: z.strictObject({ dir: z.string().min(1), name: nullableName, plots: z.boolean(), progress_every_s: posNum }),
       compare: z.strictObject({
         primary: z.array(z.enum(['psnr', 'ssim', 'fixed_vr', 'cotrained_vr'])).min(1),
         differences: z.strictObject({ psnr: posNum, ssim: posNum, fixed_vr: posNum, cotrained_vr: posNum }),

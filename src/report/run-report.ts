@@ -112,8 +112,8 @@ function descentRows(label: string, d: DescentStats | null): string[][] {
   ];
 }
 
-/** The Markdown text of a run report; `plots` lists the plot files written. */
-export function runMarkdown(s: RunSummary, plots: readonly string[]): string {
+/** The Markdown text of a run report; `plots` lists the plot files written, null when plots were switched off. */
+export function runMarkdown(s: RunSummary, plots: readonly string[] | null): string {
   const lines = [
     `# Run ${s.name}`,
     '',
@@ -129,16 +129,22 @@ export function runMarkdown(s: RunSummary, plots: readonly string[]): string {
   const { device, peakMemoryMb } = s.machine;
   if (device !== null) lines.push(`Device: ${device} · peak memory ${fmt(peakMemoryMb ?? NaN, 0)} MiB (at the final evaluation).`, '');
   lines.push('## Plots', '');
-  if (plots.length === 0) lines.push('No plot: the run recorded no steps or evaluations.');
-  for (const [file, caption] of RUN_PLOTS) if (plots.includes(file)) lines.push(`- [${caption}](plots/${file}.svg)`);
+  if (plots === null) lines.push('No plot: `output.plots` is off.');
+  else if (plots.length === 0) lines.push('No plot: the run recorded no steps or evaluations.');
+  for (const [file, caption] of RUN_PLOTS) if (plots?.includes(file)) lines.push(`- [${caption}](plots/${file}.svg)`);
   return `${lines.join('\n')}\n`;
 }
 
-/** Write report.md, summary.json and plots/*.svg into `runDir`; resolves with the run's summary. */
-export async function writeRunReport(runDir: string, meta: RunMeta, records: readonly MetricRecord[]): Promise<RunSummary> {
+/** Write report.md, summary.json and (unless `plots` is false) plots/*.svg into `runDir`; resolves with the run's summary. */
+export async function writeRunReport(
+  runDir: string,
+  meta: RunMeta,
+  records: readonly MetricRecord[],
+  { plots = true }: { plots?: boolean } = {},
+): Promise<RunSummary> {
   const live = latestRecords(records);
   const summary = summarizeRun(live, meta);
-  const specs = runPlotSpecs(live, meta.task);
+  const specs = plots ? runPlotSpecs(live, meta.task) : new Map<string, never>();
   const written: string[] = [];
   await mkdir(specs.size ? join(runDir, 'plots') : runDir, { recursive: true });
   for (const [file, spec] of specs) {
@@ -146,6 +152,6 @@ export async function writeRunReport(runDir: string, meta: RunMeta, records: rea
     written.push(file);
   }
   await writeFile(join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  await writeFile(join(runDir, 'report.md'), runMarkdown(summary, written));
+  await writeFile(join(runDir, 'report.md'), runMarkdown(summary, plots ? written : null));
   return summary;
 }

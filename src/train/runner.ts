@@ -120,6 +120,7 @@ export async function runExperiment(config: Config, options: RunOptions = {}): P
         config,
       },
       await readRecords(paths.metrics),
+      { plots: config.output.plots },
     );
     return { runDir: paths.dir, summary };
   } finally {

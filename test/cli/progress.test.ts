@@ -8,7 +8,7 @@ import { root } from '../helpers.js';
 const LONG = 600_000;
 const TINY =
   'device: cpu\ndata: {counts: {train: 64, val: 16, test: 16}}\nip: {channels: 8, blocks: 1}\nvr: {pretrain_steps: 200}\n' +
-  'train: {steps: 12, batch_size: 8, eval_every: 6, checkpoint_every: 6, tensorboard: false}\noutput: {progress_every_s: 0.2}\n';
+  'train: {steps: 12, batch_size: 8, eval_every: 6, checkpoint_every: 6, tensorboard: false}\noutput: {progress_every_s: 0.2, plots: false}\n';
 
 function gradprom(...args: string[]) {
   const r = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), ...args], { encoding: 'utf8', timeout: LONG });

@@ -38,6 +38,7 @@ const TINY = [
   'train.vr_optim.name=sgd',
   'train.vr_optim.lr=0.01',
   'train.tensorboard=false', // its writer is a Python process per run; test/train/tensorboard.test.ts covers it
+  'output.plots=false', // a second and a half of CPU per run; test/train/runner.test.ts draws them
 ];
 
 const tinyConfig = (...sets: string[]): Promise<Config> => configOf([...TINY, ...sets]);

@@ -29,6 +29,7 @@ const TINY = [
   'seed=3',
   'device=cpu',
   'train.tensorboard=false', // its writer is a Python process per run; test/train/tensorboard.test.ts covers it
+  'output.plots=false', // a second and a half of CPU per run; test/train/runner.test.ts draws them
 ];
 
 function jsonl(file: string): Array<Record<string, unknown>> {

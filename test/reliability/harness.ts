@@ -14,7 +14,8 @@ process.env.OMP_NUM_THREADS = '1';
 
 /**
  * A config that trains in seconds on 2 CPU cores: 64/16/32 images of 16 px, 20 steps, eval and checkpoint every 5;
- * no TensorBoard writer (a Python process of its own per run; test/train/tensorboard.test.ts covers it).
+ * no TensorBoard writer (a Python process of its own per run; test/train/tensorboard.test.ts covers it) and no
+ * report plots (a second and a half of CPU per run; test/train/runner.test.ts covers them).
  */
 export const TINY = {
   device: 'cpu',
@@ -23,6 +24,7 @@ export const TINY = {
   vr: { pretrain_steps: 5, kwargs: { widths: [4, 8] } },
   train: { steps: 20, batch_size: 8, eval_every: 5, checkpoint_every: 5, max_skips: 3, tensorboard: false },
   eval: { limit: 16, batch_size: 16 },
+  output: { plots: false },
 };
 
 /** TINY with `train` fields overridden. */
@@ -44,6 +46,7 @@ export function tinyYaml(train: Record<string, number> = {}): string {
       .map(([k, v]) => `${k}: ${v}`)
       .join(', ')}}`,
     'eval: {limit: 16, batch_size: 16}',
+    'output: {plots: false}',
     '',
   ].join('\n');
 }

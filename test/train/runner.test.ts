@@ -1,5 +1,5 @@
 /** The training loop from TypeScript: equality with the in-process reference, run folders, resume. */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isGradpromError, runExperiment, Sidecar, silentLogger, type Config, type Progress } from 'gradprom';
@@ -24,6 +24,7 @@ const TINY = [
   'policy.lambda=0.5',
   'device=cpu',
   'train.tensorboard=false', // its writer is a Python process per run; test/train/tensorboard.test.ts covers it
+  'output.plots=false', // a second and a half of CPU per run; 'writes a complete run folder' draws them
 ];
 
 const tinyConfig = (...sets: string[]): Promise<Config> => configOf([...TINY, ...sets]);
@@ -149,7 +150,7 @@ describe('runExperiment', () => {
   it(
     'writes a complete run folder',
     async () => {
-      const { runDir, summary } = await runExperiment(await tinyConfig(), { runDir: join(dir, 'run') });
+      const { runDir, summary } = await runExperiment(await tinyConfig('output.plots=true'), { runDir: join(dir, 'run') });
       for (const f of [
         'config.json',
         'metrics.jsonl',
@@ -205,7 +206,10 @@ describe('runExperiment', () => {
       await runExperiment(config, { runDir: join(dir, 'run'), sidecar: shared });
       const err = await runExperiment(config, { runDir: join(dir, 'run'), sidecar: shared }).catch((e: unknown) => e);
       expect(isGradpromError(err, 'RUN')).toBe(true);
-      expect(readFileSync(join(dir, 'run', 'report.md'), 'utf8')).toMatch(/Run run/);
+      const report = readFileSync(join(dir, 'run', 'report.md'), 'utf8');
+      expect(report).toMatch(/Run run/);
+      expect(report).toContain('No plot: `output.plots` is off.');
+      expect(existsSync(join(dir, 'run', 'plots'))).toBe(false);
     },
     LONG,
   );
