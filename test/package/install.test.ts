@@ -19,6 +19,7 @@ const TINY = JSON.stringify({
   vr: { pretrain_steps: 5, kwargs: { widths: [4, 8] } },
   train: { steps: 6, batch_size: 8, eval_every: 3, checkpoint_every: 3 },
   eval: { limit: 16, batch_size: 16 },
+  output: { plots: false }, // runner.test.ts draws them; here they would cost 1.5 s of CPU a run
 });
 
 // What a user's shell has: no GRADPROM_PYTHON (the shared environment is the one looked up), one thread.

@@ -1,7 +1,7 @@
 /**
  * Start/stop cycles of the real sidecar leave no process, socket file, shared region, temporary folder or descriptor
- * behind. 30 cycles in `npm test`, every kind of cycle (tcp, a crash, a restart, a shared region) several times in each
- * half; the soak of 100 or more: GRADPROM_TEST_CYCLES=100.
+ * behind. 20 cycles in `npm test`, every kind of cycle (tcp, a crash, a restart, a shared region) at least twice in
+ * each half; the soak of 100 or more: GRADPROM_TEST_CYCLES=100.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { RemoteSession, Sidecar, silentLogger, type Config } from 'gradprom';
 import { liveProcesses } from '../../src/sidecar/process.js';
 import { alive, configOf, waitFor } from '../helpers.js';
 
-const CYCLES = Number(process.env.GRADPROM_TEST_CYCLES ?? 30);
+const CYCLES = Number(process.env.GRADPROM_TEST_CYCLES ?? 20);
 const PARALLEL = 3; // three at a time: torch imports keep two cores busy while a third sidecar waits out its shutdown
 
 /** Pids of this process's live (non-zombie) children. */
