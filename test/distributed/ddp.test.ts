@@ -1,11 +1,11 @@
 /** Scale-out from TypeScript: 2 gloo ranks against 1 process, and a rank killed mid-run (CPU, 2 cores). */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { runExperiment, silentLogger, type Config, type RunResult } from 'gradprom';
-import { alive, configOf, realPython, root, waitFor } from '../helpers.js';
+import { alive, configOf, PythonRunner, realPython, root, waitFor } from '../helpers.js';
 
 /**
  * IP parameters of the 2-rank run may differ from the 1-process run's by float rounding only. Two things turn
@@ -43,11 +43,11 @@ const TINY = [
 
 const tinyConfig = (...sets: string[]): Promise<Config> => configOf([...TINY, ...sets]);
 
+let py: PythonRunner; // the checkpoint reads, one torch import for all of them
+
 /** Run a Python snippet in the sidecar's interpreter and parse its stdout as JSON. */
-function python<T>(script: string, ...args: string[]): T {
-  const r = spawnSync(realPython, ['-c', script, ...args], { cwd: join(root, 'python'), encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`python failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
+async function python<T>(script: string, ...args: string[]): Promise<T> {
+  return JSON.parse(await py.run(script, args)) as T;
 }
 
 const MAX_IP_DIFF = `
@@ -118,7 +118,7 @@ function freePort(): Promise<number> {
 const steps = (run: string) => lines(join(run, 'metrics.jsonl')).filter((l) => l.type === 'step');
 
 /** The same global batch and seed on several ranks as in one process: same decisions, same parameters to rounding. */
-function expectSameRun(one: RunResult, other: RunResult): void {
+async function expectSameRun(one: RunResult, other: RunResult): Promise<void> {
   const [a, b] = [steps(one.runDir), steps(other.runDir)];
   expect(b).toHaveLength(10);
   expect(b.map((l) => l.gate)).toEqual(a.map((l) => l.gate));
@@ -127,7 +127,7 @@ function expectSameRun(one: RunResult, other: RunResult): void {
     expect(l.loss_ip).toBeCloseTo(a[i]!.loss_ip!, 5);
     expect(l.cos).toBeCloseTo(a[i]!.cos!, 5); // the policy saw the global gradients
   });
-  const diff = python<number>(MAX_IP_DIFF, join(one.runDir, 'checkpoints', 'last.pt'), join(other.runDir, 'checkpoints', 'last.pt'));
+  const diff = await python<number>(MAX_IP_DIFF, join(one.runDir, 'checkpoints', 'last.pt'), join(other.runDir, 'checkpoints', 'last.pt'));
   expect(diff).toBeLessThanOrEqual(TOL);
   expect(Number(other.summary.final.psnr)).toBeCloseTo(Number(one.summary.final.psnr), 3); // evaluation gathered over the ranks
 }
@@ -139,10 +139,12 @@ let shared: string;
 let one: RunResult;
 beforeAll(async () => {
   process.env.OMP_NUM_THREADS = '1';
+  py = new PythonRunner();
   shared = mkdtempSync(join(tmpdir(), 'gradprom-ddp-one-'));
   one = await runExperiment(await tinyConfig(), { runDir: join(shared, 'one'), logger: silentLogger });
 }, 300_000);
-afterAll(() => {
+afterAll(async () => {
+  await py.close();
   rmSync(shared, { recursive: true, force: true });
   if (threads === undefined) delete process.env.OMP_NUM_THREADS;
   else process.env.OMP_NUM_THREADS = threads;
@@ -157,7 +159,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 describe('the sidecar on 2 ranks (torch.distributed, gloo)', () => {
   it('gives the same IP parameters and gate decisions as 1 process with the same global batch and seed', async () => {
     const two = await runExperiment(await tinyConfig('distributed.nproc=2'), { runDir: join(dir, 'two'), logger: silentLogger });
-    expectSameRun(one, two);
+    await expectSameRun(one, two);
   }, 300_000);
 
   it("follows README's several-machine recipe: node 0 started by gradprom, node 1 by torchrun (both on this machine)", async () => {
@@ -188,7 +190,7 @@ describe('the sidecar on 2 ranks (torch.distributed, gloo)', () => {
       const multi = await runExperiment(config, { runDir: join(dir, 'multi'), logger: silentLogger }).catch((e: unknown) => {
         throw new Error(`${String(e)}\n--- node 1 (torchrun) stderr ---\n${node1Err}`);
       });
-      expectSameRun(one, multi);
+      await expectSameRun(one, multi);
       expect({ code: await node1Exit, stderr: node1Err }).toMatchObject({ code: 0, stderr: expect.stringMatching(/rank 1 of 2 joined/) }); // rank 0 told it to exit
     } finally {
       node1.kill('SIGKILL');
@@ -219,7 +221,7 @@ describe('the sidecar on 2 ranks (torch.distributed, gloo)', () => {
     expect(stderr).toMatch(/sidecar rank 1 of 2 exited \(signal SIGKILL\)/);
     expect(stderr).toMatch(/--- last stderr of rank 1 ---\n.*rank 1 of 2 joined/);
     for (const pid of ranks.values()) expect(await waitFor(() => !alive(pid), 5_000)).toBeGreaterThanOrEqual(0);
-    const kept = python<number>(CHECKPOINT_STEP, join(runDir, 'checkpoints', 'last.pt'));
+    const kept = await python<number>(CHECKPOINT_STEP, join(runDir, 'checkpoints', 'last.pt'));
     expect(kept).toBeGreaterThanOrEqual(5);
     expect(kept % 5).toBe(0);
 
