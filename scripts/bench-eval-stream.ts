@@ -3,10 +3,10 @@
  * configs/estr/eval-dn.yaml on a generated ImageNet-like val folder (flat JPEGs plus LOC_val_solution.csv, small
  * networks), against the same evaluation through a session that decodes the split into memory first.
  *
- *   npm run build && node dist/scripts/bench-eval-stream.js [--images 3000] [--dir DIR]
+ *   npm run build && node dist/scripts/bench-eval-stream.js [--images 3000] [--dir DIR] [--streamed-only]
  *
  * `--dir` keeps the generated set there (and reuses it when it is already there); otherwise it goes to a temporary folder,
- * removed afterwards. Peak RSS comes from GNU time (`/usr/bin/time -v`, which counts the sidecar: Node waits for it) and
+ * removed afterwards. `--streamed-only` skips the in-memory evaluation (as long again, and its memory grows with the set). Peak RSS comes from GNU time (`/usr/bin/time -v`, which counts the sidecar: Node waits for it) and
  * from the sidecar's own `peak_memory_mb`; images/s from the sidecar's last progress line. Prints Markdown and one JSON line.
  */
 import { execFile } from 'node:child_process';
@@ -105,6 +105,10 @@ async function main(): Promise<void> {
     };
 
     console.error(`streamed: ${JSON.stringify({ ...streamed, metrics: undefined })}`);
+    if (process.argv.includes('--streamed-only')) {
+      console.log(JSON.stringify({ images, streamed: { ...streamed, metrics: undefined } }));
+      return;
+    }
 
     // In memory: the same evaluation through a session holding the split (what `gradprom eval` did before it streamed).
     const config = await resolveConfig(PRESET, [

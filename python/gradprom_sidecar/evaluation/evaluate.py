@@ -81,13 +81,12 @@ def evaluate(
     wanted = [w for w in pairs if w[0] in vrs]
     with_ip = any(what != "clean" for _, what in pairs)
     ssim_convention, psnr_convention = setting(s.config, "eval.ssim"), setting(s.config, "eval.psnr")
-    quality: dict[str, list[Tensor]] = {k: [] for k in ("mse", "ssim", "mse_degraded", "ssim_degraded")} if with_ip else {}
-    scores: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}  # preds or per-image dice
-    ious: dict[tuple[str, str], list[Tensor]] = {w: [] for w in wanted}
-    probs: list[Tensor] = []
     do_ssim = size >= 11 or ssim_convention == "pytorch_ssim"
     amp = s.precision  # the forwards in train.precision and memory format; the metrics in float32
     lo, hi = s.eval_range(n)
+    # This process's per-image values by name (mse, ssim and their _degraded twins, score:<vr>:<image> (preds or per-image
+    # dice), iou:<vr>:<image>, probs), on the CPU, in image order.
+    table = _Table(hi - lo)
     if source is None:
         inputs = _held(s, split_name, lo, hi, bs, with_ip)
     elif seg or (lo, hi) != (0, n):
@@ -106,11 +105,12 @@ def evaluate(
                     enhanced = s.ip(amp.memory_format(x))
                 enhanced = enhanced.float().clamp_(0.0, 1.0)
                 x = s.degradation.upsample(x, clean.shape[-2:])
-                quality["mse"].append(M.mse(enhanced, clean).cpu())
-                quality["mse_degraded"].append(M.mse(x, clean).cpu())
+                at = start - lo
+                table.put("mse", at, M.mse(enhanced, clean))
+                table.put("mse_degraded", at, M.mse(x, clean))
                 if do_ssim:
-                    quality["ssim"].append(M.ssim(enhanced, clean, convention=ssim_convention).cpu())
-                    quality["ssim_degraded"].append(M.ssim(x, clean, convention=ssim_convention).cpu())
+                    table.put("ssim", at, M.ssim(enhanced, clean, convention=ssim_convention))
+                    table.put("ssim_degraded", at, M.ssim(x, clean, convention=ssim_convention))
                 images.update(degraded=x, enhanced=enhanced)
             truth = s.feed.eval_masks(split_name, start, end) if seg else all_labels[start:end]
             for who, what in wanted:
@@ -118,12 +118,12 @@ def evaluate(
                     logits = vrs[who](amp.memory_format(images[what]))  # type: ignore[operator]
                 logits = logits.float()
                 if seg:
-                    scores[(who, what)].append(M.dice(logits, truth, s.num_classes).cpu())
-                    ious[(who, what)].append(M.iou(logits, truth, s.num_classes).cpu())
+                    table.put(f"score:{who}:{what}", start - lo, M.dice(logits, truth, s.num_classes))
+                    table.put(f"iou:{who}:{what}", start - lo, M.iou(logits, truth, s.num_classes))
                 else:
-                    scores[(who, what)].append(logits.argmax(1).cpu())
+                    table.put(f"score:{who}:{what}", start - lo, logits.argmax(1))
                     if (who, what) == ("fixed", "enhanced"):
-                        probs.append(F.softmax(logits.float(), dim=1).cpu())
+                        table.put("probs", start - lo, F.softmax(logits.float(), dim=1))
             if progress is not None:
                 progress.update(end)
     finally:
@@ -131,12 +131,7 @@ def evaluate(
         s.ip.train()
         s.vr.train(s.mode != "frozen")
     # Per-image results by name; with several processes, every process's share, in image order.
-    per_image = {k: torch.cat(v) for k, v in quality.items() if v}
-    per_image.update({f"score:{w[0]}:{w[1]}": torch.cat(v) for w, v in scores.items() if v})
-    per_image.update({f"iou:{w[0]}:{w[1]}": torch.cat(v) for w, v in ious.items() if v})
-    if probs:
-        per_image["probs"] = torch.cat(probs)
-    per_image = s.gather_eval(per_image)
+    per_image = s.gather_eval(table.columns)
     # What the run costs: the device it ran on and its peak memory so far (CUDA: allocated; CPU: peak RSS).
     out: dict[str, Any] = {
         "split": split_name,
@@ -170,6 +165,27 @@ def evaluate(
         out["ssim_convention"] = M.SSIM_CONVENTIONS[ssim_convention]
         out["psnr_convention"] = M.PSNR_CONVENTIONS[psnr_convention]
     return out
+
+
+class _Table:
+    """Per-image values by name, each written batch by batch into one CPU tensor made at its first batch.
+
+    One tensor per name, not a list of small per-batch ones: those stayed alive among each batch's freed working memory,
+    and in a process with decoding threads the allocator's heap then kept growing with the number of batches.
+
+    :param rows: the images this process scores.
+    """
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.columns: dict[str, Tensor] = {}
+
+    def put(self, name: str, at: int, values: Tensor) -> None:
+        """Write one batch's values (first dimension: its images) at row ``at``."""
+        column = self.columns.get(name)
+        if column is None:
+            column = self.columns[name] = torch.empty((self.rows, *values.shape[1:]), dtype=values.dtype)
+        column[at : at + len(values)] = values
 
 
 Inputs = Generator[tuple[int, int, Tensor, Tensor | None], None, None]  # (start, end, clean, degraded or None), on the session's device
