@@ -168,17 +168,3 @@ def test_what_a_streamed_evaluation_keeps_does_not_grow_with_the_images(files: d
     assert result["n"] == 15 and len(counts) == 15
     assert counts[2:] == [counts[2]] * 13, counts
 
-
-def test_ssim_and_mse_of_a_batch_are_those_of_its_images() -> None:
-    # The metrics score a batch a few images at a time (metrics.CHUNK_ELEMENTS): the values are each image's own, to the bit.
-    from gradprom_sidecar.evaluation import metrics as M
-
-    torch.manual_seed(0)
-    x, y = torch.rand(5, 3, 256, 256), torch.rand(5, 3, 256, 256)
-    assert 1 < len(M._chunks(x, y)) < 5
-    for convention in ("skimage", "pytorch_ssim"):
-        assert torch.equal(
-            M.ssim(x, y, convention=convention), torch.cat([M.ssim(x[i : i + 1], y[i : i + 1], convention=convention) for i in range(5)])
-        )
-    assert torch.equal(M.mse(x, y), torch.cat([M.mse(x[i : i + 1], y[i : i + 1]) for i in range(5)]))
-    assert M.ssim(x[:0], y[:0]).shape == (0,) and M.mse(x[:0], y[:0]).shape == (0,)
