@@ -167,4 +167,3 @@ def test_what_a_streamed_evaluation_keeps_does_not_grow_with_the_images(files: d
     result = evaluate(s, "test", source=source, check=count)
     assert result["n"] == 15 and len(counts) == 15
     assert counts[2:] == [counts[2]] * 13, counts
-
