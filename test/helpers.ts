@@ -1,7 +1,7 @@
 /** Test helpers shared by the integration tests. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadConfig, Sidecar, silentLogger, type Config, type SidecarOptions } from 'gradprom';
@@ -78,6 +78,19 @@ export class PythonRunner {
     this.proc.stdin!.end();
     await exited;
   }
+}
+
+/**
+ * Writes `script` to `dir`/writer.py and runs it with `dir` as its argument (the sidecar package on its path, two torch
+ * threads): the fixture writers of the CLI tests. Throws with its stderr when it fails.
+ */
+export function writeFixtures(dir: string, script: string): void {
+  writeFileSync(join(dir, 'writer.py'), script);
+  const r = spawnSync(realPython, [join(dir, 'writer.py'), dir], {
+    encoding: 'utf8',
+    env: { ...process.env, PYTHONPATH: join(root, 'python'), OMP_NUM_THREADS: '2' },
+  });
+  if (r.status !== 0) throw new Error(`the fixture writer failed:\n${r.stderr}`);
 }
 
 /** True while a process with this pid exists (and is not a zombie). */

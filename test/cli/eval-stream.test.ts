@@ -3,11 +3,10 @@
  * LOC_val_solution.csv, here generated and small): the split is streamed with progress lines, and one --ip with one --vr
  * gives the numbers the transfer table gives for the same networks.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TransferTable } from 'gradprom';
-import { realPython, root, runGradprom } from '../helpers.js';
+import { root, runGradprom, writeFixtures } from '../helpers.js';
 import { tempDir } from '../reliability/harness.js';
 
 const PRESET = join(root, 'configs', 'estr', 'eval-dn.yaml');
@@ -48,12 +47,7 @@ const SMALL = ['--set', 'vr.kwargs.widths=[4, 8, 8]', '--set', 'eval.batch_size=
 
 beforeAll(() => {
   tmp = tempDir('gradprom-eval-stream-');
-  writeFileSync(join(tmp.dir, 'writer.py'), WRITER);
-  const r = spawnSync(realPython, [join(tmp.dir, 'writer.py'), tmp.dir], {
-    encoding: 'utf8',
-    env: { ...process.env, PYTHONPATH: join(root, 'python'), OMP_NUM_THREADS: '2' },
-  });
-  if (r.status !== 0) throw new Error(`the fixture writer failed:\n${r.stderr}`);
+  writeFixtures(tmp.dir, WRITER);
 }, 120_000);
 afterAll(() => tmp.remove());
 

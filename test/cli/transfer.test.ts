@@ -3,11 +3,10 @@
  * processing models (legacy and zip formats, written from a class that exists only in the writing script), their
  * safetensors conversion, and torchvision-style recognizers, through `gradprom convert` and `gradprom eval`.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TransferTable } from 'gradprom';
-import { realPython, root, runGradprom } from '../helpers.js';
+import { runGradprom, writeFixtures } from '../helpers.js';
 import { tempDir } from '../reliability/harness.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -74,13 +73,8 @@ eval: {batch_size: 5, psnr: batch, ssim: pytorch_ssim}
 
 beforeAll(() => {
   tmp = tempDir('gradprom-transfer-');
-  writeFileSync(join(tmp.dir, 'writer.py'), WRITER);
   writeFileSync(join(tmp.dir, 'estr-eval.yaml'), CONFIG);
-  const r = spawnSync(realPython, [join(tmp.dir, 'writer.py'), tmp.dir], {
-    encoding: 'utf8',
-    env: { ...process.env, PYTHONPATH: join(root, 'python'), OMP_NUM_THREADS: '2' },
-  });
-  if (r.status !== 0) throw new Error(`the fixture writer failed:\n${r.stderr}`);
+  writeFixtures(tmp.dir, WRITER);
 }, 120_000);
 afterAll(() => tmp.remove());
 
