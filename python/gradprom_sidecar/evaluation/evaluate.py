@@ -99,13 +99,13 @@ def evaluate(
     try:
         for start, end, clean, x in inputs:
             check()
+            at = start - lo  # this batch's first row in the table
             images = {"clean": clean}
             if x is not None:
                 with amp.autocast():
                     enhanced = s.ip(amp.memory_format(x))
                 enhanced = enhanced.float().clamp_(0.0, 1.0)
                 x = s.degradation.upsample(x, clean.shape[-2:])
-                at = start - lo
                 table.put("mse", at, M.mse(enhanced, clean))
                 table.put("mse_degraded", at, M.mse(x, clean))
                 if do_ssim:
@@ -118,12 +118,12 @@ def evaluate(
                     logits = vrs[who](amp.memory_format(images[what]))  # type: ignore[operator]
                 logits = logits.float()
                 if seg:
-                    table.put(f"score:{who}:{what}", start - lo, M.dice(logits, truth, s.num_classes))
-                    table.put(f"iou:{who}:{what}", start - lo, M.iou(logits, truth, s.num_classes))
+                    table.put(f"score:{who}:{what}", at, M.dice(logits, truth, s.num_classes))
+                    table.put(f"iou:{who}:{what}", at, M.iou(logits, truth, s.num_classes))
                 else:
-                    table.put(f"score:{who}:{what}", start - lo, logits.argmax(1))
+                    table.put(f"score:{who}:{what}", at, logits.argmax(1))
                     if (who, what) == ("fixed", "enhanced"):
-                        table.put("probs", start - lo, F.softmax(logits.float(), dim=1))
+                        table.put("probs", at, F.softmax(logits.float(), dim=1))
             if progress is not None:
                 progress.update(end)
     finally:
