@@ -19,11 +19,15 @@ afterEach(async () => {
 });
 
 describe('where the sidecar listens', () => {
-  it('ipc: a socket in a folder only this user can enter, removed on stop', async () => {
+  it('ipc: a socket in a folder only this user can enter, removed on stop; the token is not on the command line', async () => {
     const sc = await start({ transport: 'ipc' });
     const socket = sc.endpoint.slice('ipc://'.length);
     expect(statSync(dirname(socket)).mode & 0o777).toBe(0o700);
     expect(statSync(socket).isSocket()).toBe(true);
+    // The session token travels in the environment, never on the command line.
+    const cmdline = readFileSync(`/proc/${sc.pid}/cmdline`, 'utf8');
+    expect(cmdline).toContain('gradprom_sidecar');
+    expect(cmdline).not.toMatch(/[0-9a-f]{64}/);
     await sc.stop();
     expect(existsSync(dirname(socket))).toBe(false);
   });
@@ -38,18 +42,17 @@ describe('where the sidecar listens', () => {
     expect(open.endpoint).toMatch(/^tcp:\/\/0\.0\.0\.0:\d+$/);
     expect((await open.call('ping')).result.pid).toBe(open.pid);
   });
-
-  it('the session token travels in the environment, never on the command line', async () => {
-    const sc = await start({});
-    const cmdline = readFileSync(`/proc/${sc.pid}/cmdline`, 'utf8');
-    expect(cmdline).toContain('gradprom_sidecar');
-    expect(cmdline).not.toMatch(/[0-9a-f]{64}/);
-  });
 });
 
 describe('the message size limit', () => {
+  // One sidecar with a 4 KiB limit for the two tests below: neither changes it, and the second checks it still serves.
+  let sc: Sidecar;
+  beforeAll(async () => {
+    sc = await Sidecar.start({ device: 'cpu', logger: silentLogger, maxMessageBytes: 4096 });
+  });
+  afterAll(() => sc.stop());
+
   it('refuses an oversized request before sending it, naming the frame; smaller ones pass', async () => {
-    const sc = await start({ maxMessageBytes: 4096 });
     const err = await sc.call('echo', {}, [tensor('uint8', new Uint8Array(8192))]).catch((e: unknown) => e);
     expect(isGradpromError(err, 'PROTOCOL')).toBe(true);
     expect((err as { field: string }).field).toBe('tensors[0]');
@@ -58,7 +61,6 @@ describe('the message size limit', () => {
   });
 
   it('a peer that sends more is dropped by libzmq before allocation, and the sidecar keeps serving', async () => {
-    const sc = await start({ maxMessageBytes: 4096 });
     const raw = new Dealer({ linger: 0, receiveTimeout: 1500 });
     raw.connect(sc.endpoint);
     await raw.send([
