@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import needs
@@ -50,3 +52,21 @@ def test_resume_purges_steps_past_the_checkpoint(tmp_path: Path) -> None:
 def test_no_records_no_event_file(tmp_path: Path) -> None:
     serve(str(tmp_path / "tb"), _lines({"type": "config", "config": {}}))
     assert not (tmp_path / "tb").exists()  # a run that failed before its first record leaves nothing behind
+
+
+def test_the_config_is_text_and_torch_is_not_imported(tmp_path: Path) -> None:
+    # A writer process per run: it must not pay for torch (seconds of CPU) to write a few protos.
+    script = (
+        "import io, json, sys\n"
+        "from gradprom_sidecar.tools.tbwriter import serve\n"
+        f"serve({str(tmp_path)!r}, io.StringIO(json.dumps({{'type': 'config', 'config': {{'seed': 7}}}}) + '\\n'"
+        " + json.dumps({'type': 'step', 'step': 1, 'loss_ip': 0.5}) + '\\n'))\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    python_dir = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=python_dir, check=True)
+    assert r.stdout.strip() == "[]"
+    ea = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    ea.Reload()
+    (text,) = ea.Tensors("config/text_summary")
+    assert json.loads(text.tensor_proto.string_val[0].decode().strip("`\n")) == {"seed": 7}

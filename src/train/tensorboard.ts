@@ -10,7 +10,7 @@ export interface RecordSink {
 }
 
 /**
- * Writes a run's records as TensorBoard events under `logdir` (PyTorch's SummaryWriter in a child process).
+ * Writes a run's records as TensorBoard events under `logdir` (a child process writing with the `tensorboard` package, without torch).
  *
  * A writer that cannot start or dies is reported once through `logger` and then ignored: TensorBoard is a view of
  * the run, and metrics.jsonl stays the record.
