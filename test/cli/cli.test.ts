@@ -56,7 +56,8 @@ describe('gradprom CLI', () => {
       const config = join(dir, 'tiny.yaml');
       writeFileSync(
         config,
-        'device: cpu\ndata: {counts: {train: 64, val: 16, test: 32}}\nip: {channels: 8, blocks: 1}\nvr: {pretrain_steps: 5}\ntrain: {steps: 4, batch_size: 8, tensorboard: false}\n',
+        'device: cpu\ndata: {counts: {train: 64, val: 16, test: 32}}\nip: {channels: 8, blocks: 1}\nvr: {pretrain_steps: 5}\n' +
+          'train: {steps: 4, batch_size: 8, tensorboard: false}\noutput: {plots: false}\n', // runner.test.ts checks the plots
       );
       const run = join(dir, 'run');
       expect(gradprom('train', '--config', config, '--out', run, '--quiet').code).toBe(0);
