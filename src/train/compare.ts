@@ -257,6 +257,8 @@ async function sweep(dir: string, plan: Plan, config: Config, opts: SweepOptions
           sidecar = await Sidecar.start(workerOptions(config, w, n, gpus, opts.logger));
           if (w === 0) gpus = sidecar.info.devices.filter((d) => d.startsWith('cuda')).length;
           firstUp();
+          // Another worker may have taken the last run while this sidecar started.
+          if (next >= todo.length) break;
         }
         const index = next++;
         const run = todo[index]!;

@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync, 
 import { join } from 'node:path';
 import { RemoteSession, Sidecar, silentLogger } from 'gradprom';
 import { realPython, root, snapshot } from '../helpers.js';
-import { tempDir, tinyConfig } from '../reliability/harness.js';
+import { tempDir, tinyConfig, tinyYaml } from '../reliability/harness.js';
 
 const bin = join(root, 'bin', 'gradprom.js');
 let tmp: ReturnType<typeof tempDir>;
@@ -39,7 +39,8 @@ function runFolder(name: string, config: object, checkpoint?: string): string {
 beforeAll(async () => {
   tmp = tempDir('gradprom-bad-inputs-');
   yaml = join(tmp.dir, 'tiny.yaml');
-  writeFileSync(yaml, 'device: cpu\ndata: {size: 16, classes: 3, counts: {train: 64, val: 16, test: 32}}\nip: {channels: 8, blocks: 1}\n');
+  // The tiny config: without a TensorBoard writer, a run that fails on its data starts no second Python process.
+  writeFileSync(yaml, tinyYaml());
   // A real checkpoint of the tiny architecture (8 IP channels), without any training.
   goodCheckpoint = join(tmp.dir, 'good.pt');
   const sc = await Sidecar.start({ device: 'cpu', logger: silentLogger });

@@ -1,11 +1,11 @@
 /**
  * gradprom as a user meets it: the packed tarball installed into an empty project (with install scripts, and without
- * them followed by `npx gradprom setup`), the examples type-checked with `tsc --strict` against it, and one tiny run
+ * them followed by `npx gradprom setup`), the examples type-checked with `tsc --strict` against it, and tiny runs
  * on the shared environment whose final PSNR equals the same run from the clone. The registry serves the
  * dependencies (from npm's cache when it can).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root } from '../helpers.js';
 import { tempDir } from '../reliability/harness.js';
@@ -17,7 +17,8 @@ const TINY = JSON.stringify({
   data: { size: 16, classes: 3, counts: { train: 64, val: 16, test: 32 } },
   ip: { channels: 8, blocks: 1 },
   vr: { pretrain_steps: 5, kwargs: { widths: [4, 8] } },
-  train: { steps: 6, batch_size: 8, eval_every: 3, checkpoint_every: 3 },
+  // No TensorBoard writer: a Python process of its own per run (test/train/tensorboard.test.ts covers it).
+  train: { steps: 6, batch_size: 8, eval_every: 3, checkpoint_every: 3, tensorboard: false },
   eval: { limit: 16, batch_size: 16 },
   output: { plots: false }, // runner.test.ts draws them; here they would cost 1.5 s of CPU a run
 });
@@ -46,24 +47,32 @@ function psnrOf(stdout: string): number {
   return (JSON.parse(last) as { psnr: number }).psnr;
 }
 
-/** An empty project with gradprom from the tarball, TypeScript and Node's types. */
-function project(name: string, scripts: boolean): string {
+/** An empty project with gradprom from the tarball and the `extra` packages. */
+function project(name: string, scripts: boolean, extra: string[] = []): string {
   const dir = join(tmp.dir, name);
   const allow = { gradprom: true, zeromq: true, koffi: true, 'msgpackr-extract': true };
   mkdirSync(dir);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, private: true, type: 'module', allowScripts: allow }));
   const flags = ['--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', ...(scripts ? [] : ['--ignore-scripts'])];
-  const out = ok(run('npm', ['install', ...flags, tarball, 'typescript@^5', '@types/node@^20'], dir), `npm install in ${name}`);
+  const out = ok(run('npm', ['install', ...flags, tarball, ...extra], dir), `npm install in ${name}`);
   if (scripts) expect(out).toMatch(/gradprom: environment ready/);
   return dir;
 }
 
 /**
- * Copies the examples and compiles them against the installed package: type-checked with `tsc --strict`, or, where a
- * test has checked them already and only needs their JavaScript, emitted without the check (`--noCheck`: a quarter
- * of the time). `extra` files join the examples in src/; the compiler's output is returned, whatever its status.
+ * The installed `gradprom` command, run as npx runs it (npx itself costs half a second of CPU a call; the documented
+ * `npx gradprom setup` still goes through it).
  */
-function compileExamples(dir: string, check: boolean, extra: Record<string, string> = {}): SpawnSyncReturns<string> {
+function gradprom(dir: string, ...args: string[]): SpawnSyncReturns<string> {
+  return run(join(dir, 'node_modules', '.bin', 'gradprom'), args, dir);
+}
+
+/**
+ * Copies the examples and type-checks them with `tsc --strict` against the installed package (TypeScript and Node's
+ * types installed there), emitting their JavaScript into out/. `extra` files join the examples in src/; the
+ * compiler's output is returned, whatever its status.
+ */
+function compileExamples(dir: string, extra: Record<string, string> = {}): SpawnSyncReturns<string> {
   cpSync(join(root, 'examples'), join(dir, 'src'), { recursive: true });
   for (const [name, text] of Object.entries(extra)) writeFileSync(join(dir, 'src', name), text);
   const tsconfig = {
@@ -71,7 +80,22 @@ function compileExamples(dir: string, check: boolean, extra: Record<string, stri
     include: ['src'],
   };
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(tsconfig));
-  return run('npx', ['tsc', '-p', '.', ...(check ? [] : ['--noCheck'])], dir);
+  return run(join(dir, 'node_modules', '.bin', 'tsc'), ['-p', '.'], dir);
+}
+
+/**
+ * The examples' JavaScript as the clone built it (dist/examples; the test above type-checks them against the installed
+ * package), copied into out/: each imports only `gradprom`, which resolves to the project's own install.
+ */
+function copyBuiltExamples(dir: string): void {
+  mkdirSync(join(dir, 'out'));
+  for (const f of readdirSync(join(root, 'dist', 'examples')).filter((n) => n.endsWith('.js')))
+    cpSync(join(root, 'dist', 'examples', f), join(dir, 'out', f));
+}
+
+/** The final PSNR in a run folder's summary.json: its last test evaluation, at full precision. */
+function summaryPsnr(runDir: string): number {
+  return (JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')) as { final: { psnr: number } }).final.psnr;
 }
 
 beforeAll(() => {
@@ -106,10 +130,10 @@ describe('the packed package', () => {
   it(
     'installs with its scripts, type-checks the examples, and runs as the clone does',
     () => {
-      const dir = project('with-scripts', true);
+      const dir = project('with-scripts', true, ['typescript@^5', '@types/node@^20']);
       // The examples type-check with `tsc --strict`, and a wrong field in a typed config is a compile error naming it:
       // one compile, whose only errors are the wrong file's (tsc still emits the examples' JavaScript).
-      const tsc = compileExamples(dir, true, {
+      const tsc = compileExamples(dir, {
         'wrong.ts': "import { parseConfig } from 'gradprom';\nparseConfig({ train: { stpes: 3 } });\n",
       });
       expect(tsc.status).not.toBe(0);
@@ -119,8 +143,6 @@ describe('the packed package', () => {
       expect(tsc.stdout).toContain('stpes');
       const r = ok(run(process.execPath, [join('out', 'quickstart.js'), 'runs/q', TINY], dir), 'the quickstart example');
       expect(psnrOf(r)).toBeCloseTo(clonePsnr, 6);
-      const doctor = ok(run('npx', ['gradprom', 'doctor'], dir), 'gradprom doctor');
-      expect(doctor).toMatch(/env +shared: /);
     },
     LONG,
   );
@@ -129,24 +151,24 @@ describe('the packed package', () => {
     'installs without scripts; `npx gradprom setup` then makes it run the same',
     () => {
       const dir = project('no-scripts', false);
-      ok(compileExamples(dir, false), 'tsc --noCheck on the examples'); // type-checked in the test above
+      copyBuiltExamples(dir);
       ok(run('npx', ['gradprom', 'setup'], dir), 'gradprom setup');
-      const r = ok(run(process.execPath, [join('out', 'quickstart.js'), 'runs/q', TINY], dir), 'the quickstart example');
-      expect(psnrOf(r)).toBeCloseTo(clonePsnr, 6);
 
-      // Every example runs at a tiny size from the project: a λ sweep, enhancing NIfTI files, the transfer table.
-      const sweep = ok(run(process.execPath, [join('out', 'lambda-sweep.js'), 'runs/sweep', TINY, '0.5,2'], dir), 'the λ sweep');
-      expect(sweep).toMatch(/\| 0\.5 \| \d+% \| \d+\.\d\d \|/);
+      // Every example runs at a tiny size from the project: a λ sweep, enhancing NIfTI files, the transfer table. The
+      // sweep's λ = 1 run is the quickstart's run (the same config: gradprom, λ = 1), so its final PSNR is the clone's.
+      const sweep = ok(run(process.execPath, [join('out', 'lambda-sweep.js'), 'runs/sweep', TINY, '1,2'], dir), 'the λ sweep');
+      expect(sweep).toMatch(/\| 1 \| \d+% \| \d+\.\d\d \|/);
       expect(sweep).toMatch(/\| 2 \| \d+% \| \d+\.\d\d \|/);
+      const q = 'runs/sweep/lambda-1';
+      expect(summaryPsnr(join(dir, q))).toBeCloseTo(clonePsnr, 6);
 
-      const doctor = JSON.parse(ok(run('npx', ['gradprom', 'doctor', '--json'], dir), 'doctor')) as { environment: { python: string } };
+      // The environment the runs used is the shared one, as the install with scripts left it.
+      const doctor = JSON.parse(ok(gradprom(dir, 'doctor', '--json'), 'doctor')) as { environment: { source: string; python: string } };
+      expect(doctor.environment.source).toBe('shared');
       const nifti =
         'import numpy as np, nibabel as nib, os\nos.makedirs("nii")\nfor i in range(2): nib.save(nib.Nifti1Image(np.random.default_rng(i).random((16, 16, 3)).astype(np.float32), np.eye(4)), f"nii/v{i}.nii.gz")';
       ok(run(doctor.environment.python, ['-c', nifti], dir), 'writing NIfTI volumes');
-      const enhanced = ok(
-        run(process.execPath, [join('out', 'enhance-folder.js'), 'runs/q', 'nii', 'enhanced', TINY], dir),
-        'enhance-folder',
-      );
+      const enhanced = ok(run(process.execPath, [join('out', 'enhance-folder.js'), q, 'nii', 'enhanced', TINY], dir), 'enhance-folder');
       expect(enhanced).toContain('wrote ');
       expect(
         readdirSync(join(dir, 'enhanced'))
@@ -154,7 +176,7 @@ describe('the packed package', () => {
           .sort(),
       ).toEqual(['v0.nii.gz', 'v1.nii.gz']);
 
-      ok(run('npx', ['gradprom', 'convert', 'runs/q/checkpoints/last.pt', 'vr.safetensors', '--part', 'vr'], dir), 'convert');
+      ok(gradprom(dir, 'convert', join(q, 'checkpoints', 'last.pt'), 'vr.safetensors', '--part', 'vr'), 'convert');
       const table = ok(
         run(
           process.execPath,
@@ -170,7 +192,7 @@ describe('the packed package', () => {
 
       // A corrupt weights file: the reason reaches the user whole, not an empty `gradprom: `.
       writeFileSync(join(dir, 'junk.pt'), 'not a checkpoint');
-      const junk = run('npx', ['gradprom', 'inspect', 'junk.pt'], dir);
+      const junk = gradprom(dir, 'inspect', 'junk.pt');
       expect(junk.status).toBe(1);
       expect(junk.stderr).toMatch(/gradprom: sidecar op .*inspect_checkpoint.* failed: \w+Error: .*junk\.pt/);
     },

@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { root } from '../helpers.js';
+import { tinyYaml } from '../reliability/harness.js';
 
 const bin = join(root, 'bin', 'gradprom.js');
 /** Integration sweeps take seconds each on an idle 2-core machine, far more under load. */
@@ -24,21 +25,9 @@ let children: ChildProcess[] = [];
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'gradprom-sweep-'));
   yaml = join(dir, 'tiny.yaml');
-  writeFileSync(
-    yaml,
-    [
-      'device: cpu',
-      'data: {counts: {train: 64, val: 16, test: 32}}',
-      'ip: {channels: 8, blocks: 1}',
-      'vr: {pretrain_steps: 5}',
-      // No TensorBoard writer: a Python process per run, and test/train/tensorboard.test.ts covers it.
-      'train: {steps: 16, batch_size: 8, eval_every: 5, checkpoint_every: 5, tensorboard: false}',
-      'eval: {limit: 32}',
-      'policy: {lambda: 0.5}',
-      'output: {plots: false}', // a second and a half of CPU per run; the comparison's own plots are still drawn
-      '',
-    ].join('\n'),
-  );
+  // The reliability tests' tiny config (16 px images, small VR, no TensorBoard writer, no run plots: the comparison's
+  // own plots are still drawn), 16 steps at λ = 0.5.
+  writeFileSync(yaml, `${tinyYaml({ steps: 16 })}policy: {lambda: 0.5}\n`);
 });
 afterEach(() => {
   for (const c of children) if (c.pid && c.exitCode === null && c.signalCode === null) process.kill(c.pid, 'SIGKILL');
@@ -120,7 +109,7 @@ describe('compare sweeps', () => {
       expect(existsSync(join(out, 'runs', cut!, 'summary.json'))).toBe(false);
 
       const r = gradprom(['compare', '--resume', out, '--quiet']);
-      expect(r.code).toBe(0);
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
       expect(comparable(out)).toEqual(reference);
       for (const [run, text] of Object.entries(kept)) expect(readFileSync(join(out, 'runs', run, 'metrics.jsonl'), 'utf8')).toBe(text);
       expect(readFileSync(join(out, 'runs', cut!, 'metrics.jsonl'), 'utf8')).toMatch(/"type":"resume","step":(5|10|15|20)\b/);
@@ -142,7 +131,7 @@ describe('compare sweeps', () => {
       expect(await exit).toBe(130);
       expect(stderr).toMatch(/--resume/);
       const r = gradprom(['compare', '--resume', out, '--parallel', '2', '--quiet'], twoThreads);
-      expect(r.code).toBe(0);
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 }); // the error, if any, shows
       expect(comparable(out)).toEqual(reference);
     },
     LONG,
