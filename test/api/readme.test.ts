@@ -24,12 +24,12 @@ export function testedExample(markdown: string): string {
 // Small enough for seconds per run; the example's own overrides (policy, λ) still apply on top.
 const TINY_YAML = (outDir: string) => `
 device: cpu
-data: {counts: {train: 64, val: 16, test: 32}}
+data: {size: 16, classes: 3, counts: {train: 64, val: 16, test: 32}}
 ip: {channels: 8, blocks: 1}
-vr: {pretrain_steps: 5}
+vr: {pretrain_steps: 5, kwargs: {widths: [4, 8]}}
 train: {steps: 6, batch_size: 8, eval_every: 0, checkpoint_every: 0, tensorboard: false}
 eval: {limit: 32}
-output: {dir: ${JSON.stringify(outDir)}}
+output: {dir: ${JSON.stringify(outDir)}, plots: false}
 `;
 
 let work: string; // the config and the runs
