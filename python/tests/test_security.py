@@ -86,9 +86,11 @@ def test_an_oversized_reply_becomes_an_error_reply(tmp_path: Path) -> None:
     assert reply.header["error"]["type"] == "FrameError" and "tensors[0]" in reply.header["error"]["message"]
 
 
-@pytest.fixture
-def small_sidecar(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A sidecar that accepts frames of at most 4096 bytes."""
+@pytest.fixture(scope="module")
+def small_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A sidecar that accepts frames of at most 4096 bytes, one for the module: each test leaves it serving (a dropped
+    peer, refused tokens and inert pickles change nothing in it), and a sidecar costs seconds of CPU to start."""
+    tmp_path = tmp_path_factory.mktemp("small-sidecar")
     os.chmod(tmp_path, 0o700)
     endpoint = f"ipc://{tmp_path}/s.sock"
     proc = subprocess.Popen(
