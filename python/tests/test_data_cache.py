@@ -150,7 +150,10 @@ def test_a_changed_source_file_invalidates_the_cache(tmp_path: Path, decodes: li
     assert after.key != before.key and after.source == "decoded" and len(decodes) == 2
     assert int(after.bundle.split(split).images[pos].float().mean().round()) == 7
     assert not torch.equal(after.bundle.split(split).images[pos], before.bundle.split(split).images[pos])
-    assert run_child(cfg)["cache"]["source"] == "disk"  # the rewritten cache holds the new pixels' key
+    C.clear_memory()
+    again = C.load_data(cfg["data"], 0)  # as a new process would (test_a_new_process_...): no memory cache, the disk's
+    assert again.source == "disk" and again.key == after.key and len(decodes) == 2  # the rewritten cache holds the new key
+    assert torch.equal(again.bundle.split(split).images[pos], after.bundle.split(split).images[pos])
     # A new file under the folder (even one the loader ignores) changes the key too: nothing stale is read.
     (root / "notes.txt").write_text("x")
     C.clear_memory()
