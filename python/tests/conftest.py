@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
+
+# Before torch loads (it reads the variable once): CPU tensors of 2 MB and more go on transparent huge pages. Filling
+# fresh memory page by page was half the CPU time of the ImageNet-network tests (hundreds of MB each, and their files
+# read back). The variable reaches the Python processes the tests start; it changes where memory lies, never a value.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+import torch  # noqa: E402
 
 if TYPE_CHECKING:
     import zmq
@@ -76,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
-    """A real sidecar on an ipc endpoint (token ``SIDECAR_TOKEN``) and a DEALER connected to it."""
+    """A real sidecar of the test's own on an ipc endpoint (token ``SIDECAR_TOKEN``) and a DEALER connected to it."""
     yield from start_sidecar(tmp_path, {})
 
 
@@ -86,12 +92,66 @@ def bench_sidecar(tmp_path: Path) -> Iterator[tuple[zmq.Socket, subprocess.Popen
     yield from start_sidecar(tmp_path, {"GRADPROM_BENCH_OPS": "1"})
 
 
-def start_sidecar(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
-    """Start a sidecar with ``env`` added to the environment, yield it with a connected DEALER, then kill it.
+@pytest.fixture(scope="session")
+def _shared_sidecar_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    tmp = tmp_path_factory.mktemp("shared-sidecar")
+    # Set here, not by _cache_home: a session fixture starts before the test's own fixtures.
+    endpoint, proc = launch_sidecar(tmp, {"XDG_CACHE_HOME": str(tmp_path_factory.getbasetemp() / "xdg-cache")})
+    yield endpoint, proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def shared_sidecar(_shared_sidecar_process: tuple[str, subprocess.Popen[str]]) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
+    """:func:`sidecar`, one process for every test that leaves it as it found it: alive and idle (no shutdown, no
+    signal, nothing left running; a session it made may stay). Each sidecar costs seconds of CPU, mostly importing
+    torch. The test gets a DEALER of its own; afterwards the sidecar must still answer and be idle."""
+    endpoint, proc = _shared_sidecar_process
+    sock = dealer(endpoint)
+    yield sock, proc
+    sock.close()
+    assert proc.poll() is None, "a test ended the shared sidecar: it needs the `sidecar` fixture"
+    assert not busy_for(endpoint, 30.0), "a test left work running in the shared sidecar"
+
+
+def busy_for(endpoint: str, timeout: float) -> bool:
+    """True if the sidecar at ``endpoint`` still runs an op after ``timeout`` seconds of asking (a ping every 50 ms)."""
+    import time
+
+    msgpack = needs("msgpack")
+    from gradprom_sidecar import PROTOCOL_VERSION
+
+    sock, deadline = dealer(endpoint), time.monotonic() + timeout
+    try:
+        for rid in range(1, 1_000_000):
+            sock.send_multipart([msgpack.packb({"v": PROTOCOL_VERSION, "token": SIDECAR_TOKEN, "id": rid, "op": "ping", "args": {}})])
+            if not msgpack.unpackb(sock.recv_multipart()[0])["result"]["busy"]:
+                return False
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return True
+    finally:
+        sock.close()
+
+
+def dealer(endpoint: str) -> zmq.Socket:
+    """A DEALER connected to ``endpoint`` (10 s receive timeout, no linger)."""
+    zmq = needs("zmq")
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock
+
+
+def launch_sidecar(tmp_path: Path, env: dict[str, str]) -> tuple[str, subprocess.Popen[str]]:
+    """Start a sidecar on ``ipc://{tmp_path}/s.sock`` with ``env`` added to the environment; its endpoint and process once ready.
 
     Its stderr goes to a file, not a pipe: a fuzz run logs more than a pipe holds unread.
     """
-    zmq = needs("zmq")
+    needs("zmq")
     endpoint = f"ipc://{tmp_path}/s.sock"
     log = tmp_path / "sidecar.stderr"
     base = {k: v for k, v in os.environ.items() if k != "GRADPROM_BENCH_OPS"}
@@ -105,11 +165,17 @@ def start_sidecar(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[zmq.Soc
         )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert line.startswith("GRADPROM_READY "), log.read_text() or line
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.RCVTIMEO, 10_000)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    if not line.startswith("GRADPROM_READY "):
+        proc.kill()
+        proc.wait()
+        raise AssertionError(log.read_text() or line)
+    return endpoint, proc
+
+
+def start_sidecar(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[zmq.Socket, subprocess.Popen[str]]]:
+    """Start a sidecar with ``env`` added to the environment, yield it with a connected DEALER, then kill it."""
+    endpoint, proc = launch_sidecar(tmp_path, env)
+    sock = dealer(endpoint)
     yield sock, proc
     sock.close()
     proc.kill()

@@ -101,21 +101,22 @@ def test_a_second_session_create_in_one_sidecar_does_not_decode_again(tmp_path: 
     assert len(decodes) == 2
 
 
+# The loader a session calls (session.create's use of it: test_a_second_session_create_...), without the session's
+# networks and optimisers: their first optimiser alone imports torch._dynamo, seconds of CPU in a new process.
 _CHILD = textwrap.dedent(
     """
-    import json, sys, torch
+    import json, sys
     from gradprom_sidecar.data import cache
-    from gradprom_sidecar.training.session import Session
-    s = Session(json.loads(sys.argv[1]), torch.device("cpu"))
-    storage = s.describe()["data"]["storage"]
-    print(json.dumps({"cache": storage["cache"], "decodes": cache.STATS.decodes, "disk_hits": cache.STATS.disk_hits,
-                      "images": s.bundle.train.images.sum().item(), "names": s.bundle.train.names}))
+    data = json.loads(sys.argv[1])["data"]
+    loaded = cache.load_data(data, int(data["seed"]))  # as Session calls it
+    print(json.dumps({"cache": loaded.describe(), "decodes": cache.STATS.decodes, "disk_hits": cache.STATS.disk_hits,
+                      "images": loaded.bundle.train.images.sum().item(), "names": loaded.bundle.train.names}))
     """
 )
 
 
 def run_child(cfg: dict) -> dict:
-    """A new Python process builds a session from ``cfg`` and says where its data came from."""
+    """A new Python process loads ``cfg``'s data as a session does and says where it came from."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
@@ -150,7 +151,10 @@ def test_a_changed_source_file_invalidates_the_cache(tmp_path: Path, decodes: li
     assert after.key != before.key and after.source == "decoded" and len(decodes) == 2
     assert int(after.bundle.split(split).images[pos].float().mean().round()) == 7
     assert not torch.equal(after.bundle.split(split).images[pos], before.bundle.split(split).images[pos])
-    assert run_child(cfg)["cache"]["source"] == "disk"  # the rewritten cache holds the new pixels' key
+    C.clear_memory()
+    again = C.load_data(cfg["data"], 0)  # as a new process would (test_a_new_process_...): no memory cache, the disk's
+    assert again.source == "disk" and again.key == after.key and len(decodes) == 2  # the rewritten cache holds the new key
+    assert torch.equal(again.bundle.split(split).images[pos], after.bundle.split(split).images[pos])
     # A new file under the folder (even one the loader ignores) changes the key too: nothing stale is read.
     (root / "notes.txt").write_text("x")
     C.clear_memory()

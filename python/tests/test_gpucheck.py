@@ -100,8 +100,11 @@ def test_a_suite_past_its_time_is_interrupted_keeps_its_results_and_leaves_no_ch
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_hang.py").write_text(HANGS)
     pid_file = tmp_path / "child.pid"
-    r = run_suite("cpu", [str(tmp_path / "tests" / "test_hang.py")], 20.0, {"CHILD_PID": str(pid_file)}, tmp_path, grace_s=10.0)
-    assert "pytest interrupted after 20 s, in " in r.note and "test_hang.py:13" in r.note and not r.ok
+    for timeout in (5.0, 20.0):  # a loaded machine may start pytest too slowly to reach the hang in 5 s: then once more
+        r = run_suite("cpu", [str(tmp_path / "tests" / "test_hang.py")], timeout, {"CHILD_PID": str(pid_file)}, tmp_path, grace_s=10.0)
+        if pid_file.exists():
+            break
+    assert f"pytest interrupted after {timeout:.0f} s, in " in r.note and "test_hang.py:13" in r.note and not r.ok
     assert r.passed == 1  # the report pytest wrote when interrupted
     pid, deadline = int(pid_file.read_text()), time.monotonic() + 10
     while _running(pid) and time.monotonic() < deadline:  # SIGKILL is sent; the kernel ends the process a moment later

@@ -117,8 +117,8 @@ def _session_then_step(sock: Any) -> dict:
     return call(sock, req("train.step", 3))
 
 
-def test_train_step_is_not_an_op_of_the_production_sidecar(sidecar: Any) -> None:
-    sock, _ = sidecar
+def test_train_step_is_not_an_op_of_the_production_sidecar(shared_sidecar: Any) -> None:
+    sock, _ = shared_sidecar
     r = _session_then_step(sock)
     assert r["status"] == "error" and r["error"]["type"] == "UnknownOp" and "'train.step'" in r["error"]["message"]
 

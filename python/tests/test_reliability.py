@@ -6,8 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
+import traceback
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,33 +18,55 @@ from helpers import signal_pending, wait_for
 from gradprom_sidecar import PROTOCOL_VERSION
 from gradprom_sidecar.models.checkpoint import load_checkpoint
 
-# A child that saves checkpoint A, then dies by SIGKILL while saving B at the given point.
-_CHILD = textwrap.dedent(
-    """
-    import os, signal, sys, torch
-    from gradprom_sidecar.models import checkpoint
-    path, where = sys.argv[1], sys.argv[2]
-    checkpoint.save_atomic({"step": 1, "w": torch.ones(1000)}, path)
-    die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
-    if where == "before-rename":  # the temporary file is written and fsynced
-        checkpoint.os = type("Os", (), {"__getattr__": lambda self, n: getattr(os, n), "replace": die})()
-    else:  # mid-write: half the bytes are out
-        real_save = torch.save
-        def half(obj, f, *a, **k):
-            f.write(b"PK\\x03\\x04" + b"\\0" * 4096)
-            f.flush()
-            die()
-        checkpoint.torch.save = half
-    checkpoint.save_atomic({"step": 2, "w": torch.zeros(1000)}, path)
-    """
-)
+
+def _save_then_die(path: Path, where: str) -> None:
+    """In a forked child: save checkpoint A, then die by SIGKILL while saving B at ``where``. Never returns."""
+    try:
+        from gradprom_sidecar.models import checkpoint
+
+        checkpoint.save_atomic({"step": 1, "w": torch.ones(1000)}, path)
+
+        def die(*args: object, **kwargs: object) -> None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        if where == "before-rename":  # the temporary file is written and fsynced
+            checkpoint.os = type("Os", (), {"__getattr__": lambda self, n: getattr(os, n), "replace": die})()  # type: ignore[assignment]
+        else:  # mid-write: half the bytes are out
+
+            def half(obj: object, f: Any, *args: object, **kwargs: object) -> None:
+                f.write(b"PK\x03\x04" + b"\0" * 4096)
+                f.flush()
+                die()
+
+            checkpoint.torch.save = half  # type: ignore[assignment]  # the child's torch only
+        checkpoint.save_atomic({"step": 2, "w": torch.zeros(1000)}, path)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(1)  # not killed where it should have been: the parent sees exit status 1
 
 
 @pytest.mark.parametrize("where", ["mid-write", "before-rename"])
 def test_a_kill_inside_save_atomic_keeps_the_previous_checkpoint(tmp_path: Path, where: str) -> None:
+    """The writer is a fork of this process (a new interpreter would spend seconds importing torch again)."""
     path = tmp_path / "last.pt"
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(path), where], capture_output=True, text=True, timeout=120)
-    assert r.returncode == -signal.SIGKILL, r.stderr
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _save_then_die(path, where)
+
+    def reaped() -> tuple[int, int] | None:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        return (got, status) if got else None
+
+    try:
+        _, status = wait_for(reaped, "the writer to die", timeout=120)
+    except AssertionError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"wait status {status}"
     ckpt = load_checkpoint(path)
     assert ckpt["step"] == 1 and torch.equal(ckpt["w"], torch.ones(1000))
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "last.pt"]

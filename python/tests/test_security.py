@@ -21,7 +21,7 @@ zmq = needs("zmq")
 # After the skip: these import pyzmq and msgpack.
 import gradprom_sidecar  # noqa: E402
 from gradprom_sidecar import PROTOCOL_VERSION, ops  # noqa: E402, F401  (importing ops registers echo)
-from gradprom_sidecar.__main__ import check_endpoint  # noqa: E402
+from gradprom_sidecar.__main__ import check_endpoint, main  # noqa: E402
 from gradprom_sidecar.wire import protocol  # noqa: E402
 from gradprom_sidecar.wire.registry import Context, State  # noqa: E402
 from gradprom_sidecar.wire.server import Job, Options, Server  # noqa: E402
@@ -54,15 +54,12 @@ def test_ipc_folder_must_be_private(tmp_path: Path) -> None:
     assert "expected ipc:// or tcp://" in (check_endpoint("udp://127.0.0.1:1") or "")
 
 
-def test_sidecar_refuses_to_start_on_a_public_address() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "gradprom_sidecar", "--endpoint", "tcp://0.0.0.0:0", "--device", "cpu"],
-        env={**os.environ, "GRADPROM_TOKEN": TOKEN},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 2 and "loopback" in r.stderr
+def test_sidecar_refuses_to_start_on_a_public_address(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sidecar's ``main`` in this process (a new one costs seconds of CPU; test_server's refusal without a token
+    runs ``python -m gradprom_sidecar`` and sees the exit status 2 it returns)."""
+    monkeypatch.setenv("GRADPROM_TOKEN", TOKEN)  # main takes it out of the environment; restored after
+    assert main(["--endpoint", "tcp://0.0.0.0:0", "--device", "cpu"]) == 2
+    assert "loopback" in capsys.readouterr().err
 
 
 def test_encode_refuses_frames_over_the_message_limit() -> None:
@@ -86,9 +83,11 @@ def test_an_oversized_reply_becomes_an_error_reply(tmp_path: Path) -> None:
     assert reply.header["error"]["type"] == "FrameError" and "tensors[0]" in reply.header["error"]["message"]
 
 
-@pytest.fixture
-def small_sidecar(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A sidecar that accepts frames of at most 4096 bytes."""
+@pytest.fixture(scope="module")
+def small_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A sidecar that accepts frames of at most 4096 bytes, one for the module: each test leaves it serving (a dropped
+    peer, refused tokens and inert pickles change nothing in it), and a sidecar costs seconds of CPU to start."""
+    tmp_path = tmp_path_factory.mktemp("small-sidecar")
     os.chmod(tmp_path, 0o700)
     endpoint = f"ipc://{tmp_path}/s.sock"
     proc = subprocess.Popen(

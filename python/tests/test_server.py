@@ -1,4 +1,7 @@
-"""The ROUTER loop, driven by a raw DEALER: token, version, liveness while busy, shutdown."""
+"""The ROUTER loop, driven by a raw DEALER: token, version, liveness while busy, shutdown.
+
+Tests that leave the sidecar alive and idle share one (``shared_sidecar``); shutdown has its own.
+"""
 
 from __future__ import annotations
 
@@ -28,22 +31,22 @@ def req(op: str, rid: int = 1, **kw: Any) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "token": TOKEN, "id": rid, "op": op, "args": {}, **kw}
 
 
-def test_hello_reports_versions(sidecar: Any) -> None:
-    sock, proc = sidecar
+def test_hello_reports_versions(shared_sidecar: Any) -> None:
+    sock, proc = shared_sidecar
     r = call(sock, req("hello"))
     assert r["status"] == "ok" and r["result"]["protocol"] == PROTOCOL_VERSION and r["result"]["pid"] == proc.pid
 
 
-def test_wrong_version_is_refused_and_serving_continues(sidecar: Any) -> None:
-    sock, _ = sidecar
+def test_wrong_version_is_refused_and_serving_continues(shared_sidecar: Any) -> None:
+    sock, _ = shared_sidecar
     r = call(sock, {**req("ping"), "v": PROTOCOL_VERSION + 1})
     assert r["status"] == "error" and r["error"]["type"] == "ProtocolVersionError"
     assert "protocol version" in r["error"]["message"]
     assert call(sock, req("ping", 2))["status"] == "ok"
 
 
-def test_wrong_token_and_unknown_op(sidecar: Any) -> None:
-    sock, _ = sidecar
+def test_wrong_token_and_unknown_op(shared_sidecar: Any) -> None:
+    sock, _ = shared_sidecar
     assert call(sock, {**req("ping"), "token": "x"})["error"]["type"] == "AuthError"
     r = call(sock, req("no.such.op"))
     assert r["error"]["type"] == "UnknownOp" and "header.op" in r["error"]["message"]
@@ -53,8 +56,8 @@ def test_wrong_token_and_unknown_op(sidecar: Any) -> None:
     assert call(sock, req("ping", 2))["status"] == "ok"
 
 
-def test_ping_answers_while_compute_is_busy(sidecar: Any) -> None:
-    sock, _ = sidecar
+def test_ping_answers_while_compute_is_busy(shared_sidecar: Any) -> None:
+    sock, _ = shared_sidecar
     sock.send_multipart([msgpack.packb(req("sleep", 1, args={"seconds": 60}))])
     pings = iter(range(2, 10_000))
 
@@ -67,12 +70,13 @@ def test_ping_answers_while_compute_is_busy(sidecar: Any) -> None:
 
     r = wait_for(busy_ping, "a ping to find the sleep running")
     assert r["result"]["op"] == "sleep"
+    assert call(sock, req("cancel", 999, args={"id": 1}))["result"]["cancelled"]  # the shared sidecar is left idle
 
 
-def test_ping_reports_how_far_pretraining_has_got(sidecar: Any) -> None:
+def test_ping_reports_how_far_pretraining_has_got(shared_sidecar: Any) -> None:
     from helpers import tiny_config
 
-    sock, _ = sidecar
+    sock, _ = shared_sidecar
     sock.setsockopt(zmq.RCVTIMEO, 120_000)  # building the session takes seconds on a loaded machine
     assert call(sock, req("session.create", 1, args={"config": tiny_config()}))["status"] == "ok"
     assert call(sock, req("ping", 2))["result"]["progress"] is None  # idle
@@ -88,7 +92,7 @@ def test_ping_reports_how_far_pretraining_has_got(sidecar: Any) -> None:
         return len(seen) >= 2 and seen[-1] > seen[0]
 
     wait_for(progressed, "pretraining progress to advance", timeout=60)
-    call(sock, req("cancel", 999, args={"id": 3}))
+    assert call(sock, req("cancel", 999, args={"id": 3}))["result"]["cancelled"]
     assert len(seen) >= 2 and seen == sorted(seen) and seen[-1] > seen[0], seen
 
 
