@@ -1,23 +1,25 @@
 /**
- * Jest's file order: the known-slow files first, longest first, so that neither worker is left with a long file
- * at the end while the other idles. Jest orders by its cache of past durations, and without one (a fresh clone, CI)
+ * Jest's file order: the known-slow files first, longest first, so that no worker is left with a long file
+ * at the end while the others idle. Jest orders by its cache of past durations, and without one (a fresh clone, CI)
  * by file size, which puts these files late: the slowest of them are small files that start many processes.
- * The weights are rough seconds on an idle 2-core machine (measured; only their order matters); a file that is
+ * The weights are rough seconds from a fresh-clone CI run (2 cores, loaded; only their order matters); a file that is
  * not listed keeps Jest's own order, after the listed ones.
  */
 import Sequencer from '@jest/test-sequencer';
 
 const SLOW = {
-  'test/reliability/cycles.test.ts': 290,
-  'test/package/install.test.ts': 185,
-  'test/train/runner.test.ts': 170,
-  'test/train/compare.test.ts': 130,
-  'test/distributed/ddp.test.ts': 80,
-  'test/cli/progress.test.ts': 70,
-  'test/reliability/signals.test.ts': 70,
-  'test/cli/volume-inputs.test.ts': 70,
-  'test/reliability/faults.test.ts': 60,
-  'test/cli/cli.test.ts': 60,
+  'test/package/install.test.ts': 180,
+  'test/train/runner.test.ts': 120,
+  'test/train/compare.test.ts': 120,
+  'test/reliability/cycles.test.ts': 90,
+  'test/distributed/ddp.test.ts': 70,
+  'test/reliability/faults.test.ts': 52,
+  'test/reliability/signals.test.ts': 41,
+  'test/sidecar/lifecycle.test.ts': 40,
+  'test/cli/volume-inputs.test.ts': 30,
+  'test/cli/bad-inputs.test.ts': 30,
+  'test/cli/progress.test.ts': 25,
+  'test/cli/cli.test.ts': 24,
 };
 
 export default class SlowFirst extends Sequencer {
