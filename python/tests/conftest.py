@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,18 +136,19 @@ def busy_for(endpoint: str, timeout: float) -> bool:
         sock.close()
 
 
-def dealer(endpoint: str) -> zmq.Socket:
-    """A DEALER connected to ``endpoint`` (10 s receive timeout, no linger)."""
+def dealer(endpoint: str, timeout_ms: int = 10_000) -> zmq.Socket:
+    """A DEALER connected to ``endpoint`` (receive timeout ``timeout_ms``, no linger)."""
     zmq = needs("zmq")
     sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     return sock
 
 
-def launch_sidecar(tmp_path: Path, env: dict[str, str]) -> tuple[str, subprocess.Popen[str]]:
-    """Start a sidecar on ``ipc://{tmp_path}/s.sock`` with ``env`` added to the environment; its endpoint and process once ready.
+def launch_sidecar(tmp_path: Path, env: dict[str, str], args: Sequence[str] = ()) -> tuple[str, subprocess.Popen[str]]:
+    """Start a sidecar on ``ipc://{tmp_path}/s.sock`` with ``env`` added to the environment and ``args`` to its command
+    line; its endpoint and process once ready.
 
     Its stderr goes to a file, not a pipe: a fuzz run logs more than a pipe holds unread.
     """
@@ -157,7 +158,7 @@ def launch_sidecar(tmp_path: Path, env: dict[str, str]) -> tuple[str, subprocess
     base = {k: v for k, v in os.environ.items() if k != "GRADPROM_BENCH_OPS"}
     with open(log, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu"],
+            [sys.executable, "-m", "gradprom_sidecar", "--endpoint", endpoint, "--device", "cpu", *args],
             env={**base, "GRADPROM_TOKEN": SIDECAR_TOKEN, "OMP_NUM_THREADS": "1", **env},
             stdout=subprocess.PIPE,
             stderr=err,

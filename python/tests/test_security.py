@@ -6,14 +6,13 @@ import ast
 import os
 import pickle
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from conftest import needs
+from conftest import dealer, launch_sidecar, needs
 
 msgpack = needs("msgpack")
 zmq = needs("zmq")
@@ -89,38 +88,10 @@ def small_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     peer, refused tokens and inert pickles change nothing in it), and a sidecar costs seconds of CPU to start."""
     tmp_path = tmp_path_factory.mktemp("small-sidecar")
     os.chmod(tmp_path, 0o700)
-    endpoint = f"ipc://{tmp_path}/s.sock"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gradprom_sidecar",
-            "--endpoint",
-            endpoint,
-            "--device",
-            "cpu",
-            "--max-message",
-            "4096",
-            "--parent-pid",
-            str(os.getpid()),
-        ],
-        env={**os.environ, "GRADPROM_TOKEN": TOKEN},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdout.readline().startswith("GRADPROM_READY ")
+    endpoint, proc = launch_sidecar(tmp_path, {"GRADPROM_TOKEN": TOKEN}, ["--max-message", "4096"])
     yield endpoint, proc
     proc.kill()
     proc.wait()
-
-
-def _dealer(endpoint: str, timeout_ms: int) -> zmq.Socket:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    return sock
 
 
 def _req(op: str, rid: int, token: str = TOKEN, **kw: Any) -> dict[str, Any]:
@@ -134,13 +105,13 @@ def _call(sock: zmq.Socket, frames: list[bytes]) -> dict[str, Any]:
 
 def test_an_oversized_message_is_dropped_before_allocation_and_serving_goes_on(small_sidecar: Any) -> None:
     endpoint, proc = small_sidecar
-    sock = _dealer(endpoint, 1500)
+    sock = dealer(endpoint, 1500)
     head = msgpack.packb({**_req("echo", 1), "tensors": [{"dtype": "uint8", "shape": [8192]}]})
     sock.send_multipart([head, b"\0" * 8192])
     with pytest.raises(zmq.Again):  # libzmq drops the peer on the frame's size prefix: nothing is decoded, nothing answered
         sock.recv_multipart()
     sock.close()
-    fresh = _dealer(endpoint, 10_000)
+    fresh = dealer(endpoint, 10_000)
     small = msgpack.packb({**_req("echo", 2), "tensors": [{"dtype": "uint8", "shape": [1024]}]})
     assert _call(fresh, [small, b"\1" * 1024])["status"] == "ok"
     assert _call(fresh, [msgpack.packb(_req("ping", 3))])["result"]["pid"] == proc.pid
@@ -149,7 +120,7 @@ def test_an_oversized_message_is_dropped_before_allocation_and_serving_goes_on(s
 
 def test_the_token_is_checked_on_every_message(small_sidecar: Any) -> None:
     endpoint, _ = small_sidecar
-    sock = _dealer(endpoint, 10_000)
+    sock = dealer(endpoint, 10_000)
     assert _call(sock, [msgpack.packb(_req("hello", 1))])["status"] == "ok"
     for rid, token in enumerate([TOKEN[:-1], TOKEN + "x", "", TOKEN.upper()], start=2):
         r = _call(sock, [msgpack.packb(_req("ping", rid, token))])
@@ -172,7 +143,7 @@ def test_pickles_on_the_wire_stay_inert_bytes(small_sidecar: Any, tmp_path: Path
     endpoint, _ = small_sidecar
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(_Boom(str(marker)))
-    sock = _dealer(endpoint, 10_000)
+    sock = dealer(endpoint, 10_000)
     head = {
         **_req("echo", 1),
         "args": {"blob": payload, "ext": msgpack.ExtType(1, payload)},
