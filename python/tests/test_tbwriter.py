@@ -56,15 +56,12 @@ def test_no_records_no_event_file(tmp_path: Path) -> None:
 
 def test_the_config_is_text_and_torch_is_not_imported(tmp_path: Path) -> None:
     # A writer process per run: it must not pay for torch (seconds of CPU) to write a few protos.
-    script = (
-        "import io, json, sys\n"
-        "from gradprom_sidecar.tools.tbwriter import serve\n"
-        f"serve({str(tmp_path)!r}, io.StringIO(json.dumps({{'type': 'config', 'config': {{'seed': 7}}}}) + '\\n'"
-        " + json.dumps({'type': 'step', 'step': 1, 'loss_ip': 0.5}) + '\\n'))\n"
-        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
-    )
+    script = "import sys\nfrom gradprom_sidecar.tools.tbwriter import serve\nserve(sys.argv[1], sys.stdin)\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    records = _lines({"type": "config", "config": {"seed": 7}}, step(1, 0.5)).getvalue()
     python_dir = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=python_dir, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], input=records, capture_output=True, text=True, cwd=python_dir, check=True
+    )
     assert r.stdout.strip() == "[]"
     ea = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
     ea.Reload()

@@ -50,7 +50,7 @@ class _Events:
         from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-        self._pb = (event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2)
+        self._event, self._summary, self._tensor, self._shape = event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
         self._file = EventFileWriter(logdir, flush_secs=flush_secs)
         if purge_step is not None:
             # TensorBoard drops the earlier files' events from this step on when it reads a session start.
@@ -58,18 +58,16 @@ class _Events:
             self._file.add_event(event_pb2.Event(step=purge_step, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
 
     def _add(self, value: Any, step: int) -> None:
-        event_pb2, summary_pb2 = self._pb[0], self._pb[1]
-        self._file.add_event(event_pb2.Event(summary=summary_pb2.Summary(value=[value]), wall_time=time.time(), step=step))
+        self._file.add_event(self._event.Event(summary=self._summary.Summary(value=[value]), wall_time=time.time(), step=step))
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
-        self._add(self._pb[1].Summary.Value(tag=tag, simple_value=value), step)
+        self._add(self._summary.Summary.Value(tag=tag, simple_value=value), step)
 
     def add_text(self, tag: str, text: str, step: int) -> None:
-        _, summary_pb2, tensor_pb2, tensor_shape_pb2 = self._pb
-        meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
-        shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)])
-        tensor = tensor_pb2.TensorProto(dtype="DT_STRING", string_val=[text.encode("utf-8")], tensor_shape=shape)
-        self._add(summary_pb2.Summary.Value(tag=f"{tag}/text_summary", metadata=meta, tensor=tensor), step)
+        meta = self._summary.SummaryMetadata(plugin_data=self._summary.SummaryMetadata.PluginData(plugin_name="text"))
+        shape = self._shape.TensorShapeProto(dim=[self._shape.TensorShapeProto.Dim(size=1)])
+        tensor = self._tensor.TensorProto(dtype="DT_STRING", string_val=[text.encode("utf-8")], tensor_shape=shape)
+        self._add(self._summary.Summary.Value(tag=f"{tag}/text_summary", metadata=meta, tensor=tensor), step)
 
     def flush(self) -> None:
         self._file.flush()
