@@ -2,6 +2,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { parseConfig, Sidecar, silentLogger, type Config, type Progress, type SidecarOptions } from 'gradprom';
 import { latestRecords, parseRecords, type MetricRecord } from '../../src/report/index.js';
 import { realPython, root } from '../helpers.js';
@@ -34,21 +35,9 @@ export function tinyConfig(train: Record<string, unknown> = {}): Config {
   return r.config;
 }
 
-/** The YAML text of TINY (for the command line), with extra `train` lines. */
+/** The YAML text of TINY (for the command line), with `train` fields overridden. */
 export function tinyYaml(train: Record<string, number> = {}): string {
-  const t = { ...TINY.train, ...train };
-  return [
-    'device: cpu',
-    'data: {size: 16, classes: 3, counts: {train: 64, val: 16, test: 32}}',
-    'ip: {channels: 8, blocks: 1}',
-    'vr: {pretrain_steps: 5, kwargs: {widths: [4, 8]}}',
-    `train: {${Object.entries(t)
-      .map(([k, v]) => `${k}: ${v}`)
-      .join(', ')}}`,
-    'eval: {limit: 16, batch_size: 16}',
-    'output: {plots: false}',
-    '',
-  ].join('\n');
+  return stringify({ ...TINY, train: { ...TINY.train, ...train } });
 }
 
 /** A sidecar whose FAULT_* variables stay set until `clearFaults` (restarts re-read them). */
