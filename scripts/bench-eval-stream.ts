@@ -6,8 +6,9 @@
  *   npm run build && node dist/scripts/bench-eval-stream.js [--images 3000] [--dir DIR] [--streamed-only]
  *
  * `--dir` keeps the generated set there (and reuses it when it is already there); otherwise it goes to a temporary folder,
- * removed afterwards. `--streamed-only` skips the in-memory evaluation (as long again, and its memory grows with the set). Peak RSS comes from GNU time (`/usr/bin/time -v`, which counts the sidecar: Node waits for it) and
- * from the sidecar's own `peak_memory_mb`; images/s from the sidecar's last progress line. Prints Markdown and one JSON line.
+ * removed afterwards. `--streamed-only` skips the in-memory evaluation (as long again, and its memory grows with the
+ * set). Peak RSS comes from GNU time (`/usr/bin/time -v`, which counts the sidecar: Node waits for it) and from the
+ * sidecar's own `peak_memory_mb`; images/s from the sidecar's last progress line. Prints Markdown and one JSON line.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
