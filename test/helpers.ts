@@ -2,22 +2,26 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { loadConfig, Sidecar, silentLogger, type Config, type SidecarOptions } from 'gradprom';
 import type { StepRecord } from '../src/report/index.js';
 
-export const root = join(new URL('.', import.meta.url).pathname, '..');
+/** The repository: the nearest folder above this file with a package.json (the tests run compiled, from dist/test). */
+export const root = ((dir: string): string => {
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+})(dirname(fileURLToPath(import.meta.url)));
 export const realPython = process.env.GRADPROM_PYTHON ?? join(root, 'python', '.venv', 'bin', 'python');
 export const fakePython = join(root, 'test', 'fixtures', 'fake-python.sh');
 
-/** `gradprom ARGS` run to its end in `cwd` (two torch threads, 240 s at most): exit code and output. */
+/** `gradprom ARGS` run to its end in `cwd` (240 s at most): exit code and output. */
 export function runGradprom(cwd: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [join(root, 'bin', 'gradprom.js'), ...args], {
     encoding: 'utf8',
     timeout: 240_000,
     cwd,
-    env: { ...process.env, OMP_NUM_THREADS: '2' },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -81,14 +85,14 @@ export class PythonRunner {
 }
 
 /**
- * Writes `script` to `dir`/writer.py and runs it with `dir` as its argument (the sidecar package on its path, two torch
- * threads): the fixture writers of the CLI tests. Throws with its stderr when it fails.
+ * Writes `script` to `dir`/writer.py and runs it with `dir` as its argument (the sidecar package on its path): the
+ * fixture writers of the CLI tests. Throws with its stderr when it fails.
  */
 export function writeFixtures(dir: string, script: string): void {
   writeFileSync(join(dir, 'writer.py'), script);
   const r = spawnSync(realPython, [join(dir, 'writer.py'), dir], {
     encoding: 'utf8',
-    env: { ...process.env, PYTHONPATH: join(root, 'python'), OMP_NUM_THREADS: '2' },
+    env: { ...process.env, PYTHONPATH: join(root, 'python') },
   });
   if (r.status !== 0) throw new Error(`the fixture writer failed:\n${r.stderr}`);
 }

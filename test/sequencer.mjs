@@ -24,7 +24,14 @@ const SLOW = {
 
 export default class SlowFirst extends Sequencer {
   sort(tests) {
-    const weight = (t) => SLOW[t.path.slice(t.context.config.rootDir.length + 1).replaceAll('\\', '/')] ?? 0;
+    // Jest runs the compiled files (dist/test/**/*.test.js); the weights name their sources.
+    const source = (t) =>
+      t.path
+        .slice(t.context.config.rootDir.length + 1)
+        .replaceAll('\\', '/')
+        .replace(/^dist\//, '')
+        .replace(/\.js$/, '.ts');
+    const weight = (t) => SLOW[source(t)] ?? 0;
     const ordered = super.sort([...tests]);
     const rank = new Map(ordered.map((t, i) => [t, i]));
     return ordered.sort((a, b) => weight(b) - weight(a) || rank.get(a) - rank.get(b));
