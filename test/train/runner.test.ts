@@ -10,12 +10,14 @@ const LONG = 300_000;
 
 /** A config small enough for seconds per run; λ large enough that a wrong gate decision shows in the parameters. */
 const TINY = [
+  'data.size=16',
   'data.counts.train=64',
   'data.counts.val=16',
   'data.counts.test=32',
   'ip.channels=8',
   'ip.blocks=1',
   'vr.pretrain_steps=5',
+  'vr.kwargs.widths=[4,8]',
   'train.steps=12',
   'train.batch_size=8',
   'train.eval_every=5',
