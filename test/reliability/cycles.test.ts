@@ -105,7 +105,7 @@ it(`${CYCLES} start/stop cycles leave nothing behind`, async () => {
   // The first half opens whatever Node and ZeroMQ open once (every kind of cycle has run in it); from there on, no
   // cycle may leave a descriptor behind, which a leak in one kind of cycle (a quarter of them) would.
   const warm = await half(Math.ceil(CYCLES / 2));
-  const end = await half(CYCLES);
+  await half(CYCLES);
   expect(pids.length).toBeGreaterThanOrEqual(CYCLES);
   expect(new Set(pids).size).toBe(pids.length);
   expect(pids.filter(alive)).toEqual([]);
@@ -115,5 +115,8 @@ it(`${CYCLES} start/stop cycles leave nothing behind`, async () => {
   expect(regions).toBe(Array.from({ length: CYCLES }, (_, i) => kind(i).region).filter(Boolean).length);
   expect(readdirSync(privateTmp)).toEqual([]); // no sidecar folder, no socket file, no region, nothing Python left
   expect(warm).toBeLessThanOrEqual(before.fds + 8); // zeromq's context may open a few once; not one per cycle
-  expect(end).toBeLessThanOrEqual(warm);
+  // A stopped sidecar's output pipes may close a moment after its exit (stop waits 200 ms for them): under load the
+  // last cycle's can still be open here, so the count is given until it settles; a leaked descriptor never goes.
+  await waitFor(() => openFds() <= warm, 10_000);
+  expect(openFds()).toBeLessThanOrEqual(warm);
 }, 600_000);
