@@ -8,18 +8,20 @@
 import Sequencer from '@jest/test-sequencer';
 
 const SLOW = {
-  'test/package/install.test.ts': 180,
-  'test/train/runner.test.ts': 120,
-  'test/train/compare.test.ts': 120,
-  'test/reliability/cycles.test.ts': 90,
-  'test/distributed/ddp.test.ts': 70,
-  'test/reliability/faults.test.ts': 52,
-  'test/reliability/signals.test.ts': 41,
-  'test/sidecar/lifecycle.test.ts': 40,
-  'test/cli/volume-inputs.test.ts': 30,
-  'test/cli/bad-inputs.test.ts': 30,
-  'test/cli/progress.test.ts': 25,
-  'test/cli/cli.test.ts': 24,
+  'test/package/install.test.ts': 200,
+  'test/train/compare.test.ts': 175,
+  'test/reliability/faults.test.ts': 110,
+  'test/train/runner.test.ts': 90,
+  'test/reliability/cycles.test.ts': 80,
+  'test/distributed/ddp.test.ts': 80,
+  'test/reliability/signals.test.ts': 68,
+  'test/sidecar/lifecycle.test.ts': 62,
+  'test/cli/bad-inputs.test.ts': 52,
+  'test/cli/volume-inputs.test.ts': 44,
+  'test/cli/eval-stream.test.ts': 37,
+  'test/cli/progress.test.ts': 35,
+  'test/sidecar/vectors.test.ts': 35,
+  'test/cli/cli.test.ts': 35,
 };
 
 export default class SlowFirst extends Sequencer {
