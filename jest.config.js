@@ -4,10 +4,11 @@
  * cost CPU on each fresh clone. Run `npm run build` before `npm run test:jest` (`npm run test:ts` does both).
  */
 
-// Three test files run at once (maxWorkers) beside pytest and lint: many tests wait on a process (a training run to
-// reach a step, a heartbeat to time out, npm), and a third file fills those waits on a 2-core machine. One torch
-// thread per process keeps them from fighting over the cores (the workers, and every sidecar they start, inherit
-// this). A test that needs another count sets it for its own child processes.
+// Two test files run at once (maxWorkers) beside pytest and lint, and every test process runs one torch thread, so
+// that they share a 2-core machine without fighting over it (the workers, and every sidecar they start, inherit the
+// thread count; a test that needs another sets it for its own child processes). A third worker filled more of the
+// tests' waits (a heartbeat to time out, npm) but cost more CPU in contention than it saved: on a fresh clone `npm
+// test` took 884 s of CPU and 465 s with two, 906-932 s and 468-486 s with three.
 process.env.OMP_NUM_THREADS ??= '1';
 
 export default {
@@ -17,6 +18,6 @@ export default {
   moduleNameMapper: { '^gradprom$': '<rootDir>/dist/src/index.js' },
   transform: {},
   testTimeout: 60000,
-  maxWorkers: 3,
+  maxWorkers: 2,
   testSequencer: '<rootDir>/test/sequencer.mjs',
 };
