@@ -5,7 +5,7 @@ import { median } from '../src/report/stats.js';
 import { Sidecar } from '../src/sidecar/sidecar.js';
 import { RemoteSession } from '../src/train/remote.js';
 import { spread, tsSteps } from './bench-step.js';
-import { fmt, noisy, procCpuMs, verdict, type Figure, type Section } from './bench-util.js';
+import { fmt, noisy, procCpuMs, threadCpuMs, verdict, type Figure, type Section } from './bench-util.js';
 
 /** lean: the plain-PyTorch floor (`bench.lean`); step: the sidecar's own step in-process (`train.step`); ts: driven from TypeScript. */
 export type ShortMode = 'lean' | 'step' | 'ts';
@@ -38,6 +38,28 @@ export interface ShortResult {
   policy: number;
   /** Median CPU time per step (ms) per mode, over rounds: the sidecar's process and Node's; null off Linux. */
   cpu: Record<ShortMode, { sidecar: number; node: number }> | null;
+  /**
+   * Mean CPU time per step (ms) per mode per thread group (`THREADS`), as `side: group` (e.g. `Node: main thread`), over
+   * all timed rounds: /proc counts in 10 ms ticks, too coarse for one round's median; null off Linux.
+   */
+  threads: Record<ShortMode, Record<string, number>> | null;
+}
+
+/** Thread groups for the per-thread CPU: ZeroMQ's own threads on either side, Node's main thread apart from V8's and libuv's. */
+const THREADS = {
+  Node: (name: string, main: boolean) => (main ? 'main thread' : name.startsWith('ZMQbg') ? 'ZeroMQ' : 'V8 and libuv'),
+  sidecar: (name: string) => (name.startsWith('ZMQbg') ? 'ZeroMQ' : 'Python and torch'),
+};
+
+/** Per-thread-group CPU of both processes now (`side: group` → ms), or null off Linux. */
+function threadsNow(sidecarPid: number): Record<string, number> | null {
+  const node = threadCpuMs(process.pid, THREADS.Node);
+  const side = threadCpuMs(sidecarPid, THREADS.sidecar);
+  if (!node || !side) return null;
+  const out: Record<string, number> = {};
+  for (const [g, ms] of Object.entries(node)) out[`Node: ${g}`] = ms;
+  for (const [g, ms] of Object.entries(side)) out[`sidecar: ${g}`] = ms;
+  return out;
 }
 
 /** The section's config: a model small enough that a CPU step takes milliseconds, GradProm, gram transport. */
@@ -73,10 +95,12 @@ export async function shortRounds(plan: ShortPlan, config: Config): Promise<Shor
       step: { sidecar: [], node: [] },
       ts: { sidecar: [], node: [] },
     };
+    const threadMs: Record<ShortMode, Record<string, number>> = { lean: {}, step: {}, ts: {} };
     let linux = true;
     for (let r = 0; r < plan.warmup + plan.rounds; r++) {
       const round = {} as Record<ShortMode, number>;
       for (const mode of MODES.map((_, i) => MODES[(i + r) % MODES.length]!)) {
+        const threads0 = threadsNow(sc.pid); // first and last: reading /proc costs Node a little, outside the other windows
         const side0 = procCpuMs(sc.pid);
         const node0 = process.cpuUsage();
         if (mode === 'lean') {
@@ -95,10 +119,12 @@ export async function shortRounds(plan: ShortPlan, config: Config): Promise<Shor
         }
         const side1 = procCpuMs(sc.pid);
         const node = process.cpuUsage(node0);
-        if (side0 === null || side1 === null) linux = false;
+        const threads1 = threadsNow(sc.pid);
+        if (side0 === null || side1 === null || !threads0 || !threads1) linux = false;
         else if (r >= plan.warmup) {
           cpu[mode].sidecar.push((side1 - side0) / plan.burst);
           cpu[mode].node.push((node.user + node.system) / 1000 / plan.burst);
+          for (const [g, ms] of Object.entries(threads1)) threadMs[mode][g] = (threadMs[mode][g] ?? 0) + ms - (threads0[g] ?? 0);
         }
       }
       if (r < plan.warmup) continue;
@@ -118,10 +144,17 @@ export async function shortRounds(plan: ShortPlan, config: Config): Promise<Shor
       advance: median(advance),
       policy: median(policyMs),
       cpu: linux ? { lean: perStep('lean'), step: perStep('step'), ts: perStep('ts') } : null,
+      threads: linux ? perThreadStep(threadMs, plan.rounds * plan.burst) : null,
     };
   } finally {
     await sc.stop();
   }
+}
+
+/** Each mode's per-thread-group CPU over its timed rounds, per step. */
+function perThreadStep(total: Record<ShortMode, Record<string, number>>, steps: number): Record<ShortMode, Record<string, number>> {
+  const per = (m: ShortMode) => Object.fromEntries(Object.entries(total[m]).map(([g, ms]) => [g, ms / steps]));
+  return { lean: per('lean'), step: per('step'), ts: per('ts') };
 }
 
 /** Section 7's figures and notes. */
@@ -163,6 +196,15 @@ export function shortSection(r: ShortResult): Section {
         `TypeScript-driven (${fmt(c.step.node)} ms a \`train.step\` call, ${fmt(c.lean.node)} ms while it waits on the lean loop). ` +
         `With as many torch threads as cores (the default), the bridge's CPU (Node, ZeroMQ's threads, the sidecar's I/O thread) is wall time ` +
         `taken from the step; where cores are spare, as beside a GPU, it overlaps the step instead.`,
+    );
+  }
+  if (r.threads) {
+    const t = r.threads;
+    const groups = Object.keys(t.ts).sort();
+    const row = (m: ShortMode) => groups.map((g) => `${g} ${fmt(t[m][g] ?? 0)}`).join(', ');
+    notes.push(
+      `CPU time per step by thread (ms, means over the timed rounds; /proc/<pid>/task): TypeScript-driven: ${row('ts')}; ` +
+        `\`train.step\`: ${row('step')}; lean: ${row('lean')}.`,
     );
   }
   if (lean < 5 || lean > 15) notes.push(`The floor's step took ${fmt(lean)} ms here, outside the 5–15 ms this section is sized for.`);

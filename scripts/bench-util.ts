@@ -1,6 +1,6 @@
 /** Shared pieces of `npm run bench`: timing, the Python bench worker, figures and configs (statistics: src/report/stats.ts). */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { parseConfig, type Config } from '../src/config/index.js';
@@ -131,15 +131,44 @@ export function procMemory(pid: number): { rss: number; peak: number } | null {
   }
 }
 
+/** User + system CPU time (ms) in a /proc stat line (a process's or a thread's). */
+function statCpuMs(stat: string): number {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // the name may hold spaces; fields after it are fixed
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ, 100 on Linux)
+}
+
 /** CPU time (user + system, ms) a process has used so far, all its threads, from /proc; null off Linux. */
 export function procCpuMs(pid: number): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // the name may hold spaces; fields after it are fixed
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ, 100 on Linux)
+    return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU time (ms) a process's live threads have used so far, summed by group: `group` names a thread's group from its
+ * name (as /proc shows it) and whether it is the main thread. Null off Linux.
+ */
+export function threadCpuMs(pid: number, group: (name: string, main: boolean) => string): Record<string, number> | null {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  const out: Record<string, number> = {};
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const g = group(stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), Number(tid) === pid);
+    out[g] = (out[g] ?? 0) + statCpuMs(stat);
+  }
+  return out;
 }
 
 /** A bench config: the defaults with `over` merged in (reported as the failing field when invalid). */
