@@ -8,7 +8,7 @@
 // that they share a 2-core machine without fighting over it (the workers, and every sidecar they start, inherit the
 // thread count; a test that needs another sets it for its own child processes). A third worker filled more of the
 // tests' waits (a heartbeat to time out, npm) but cost more CPU in contention than it saved: on a fresh clone `npm
-// test` took 884 s of CPU and 465 s with two, 906-932 s and 468-486 s with three.
+// test` took 884-902 s of CPU and 465-474 s with two, 906-932 s and 468-486 s with three.
 process.env.OMP_NUM_THREADS ??= '1';
 
 export default {
