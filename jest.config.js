@@ -7,8 +7,7 @@
 // Two test files run at once (maxWorkers) beside pytest and lint, and every test process runs one torch thread, so
 // that they share a 2-core machine without fighting over it (the workers, and every sidecar they start, inherit the
 // thread count; a test that needs another sets it for its own child processes). A third worker filled more of the
-// tests' waits (a heartbeat to time out, npm) but cost more CPU in contention than it saved: on a fresh clone `npm
-// test` took 884-902 s of CPU and 465-474 s with two, 906-932 s and 468-486 s with three.
+// tests' waits (a heartbeat to time out, npm) but cost more CPU in contention than it saved.
 process.env.OMP_NUM_THREADS ??= '1';
 
 export default {

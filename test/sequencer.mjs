@@ -1,6 +1,6 @@
 /**
- * Jest's file order: the known-slow files first, longest first, so that no worker is left with a long file
- * at the end while the others idle. Jest orders by its cache of past durations, and without one (a fresh clone, CI)
+ * Jest's file order: the known-slow files first, longest first, so that neither worker is left with a long file
+ * at the end while the other idles. Jest orders by its cache of past durations, and without one (a fresh clone, CI)
  * by file size, which puts these files late: the slowest of them are small files that start many processes.
  * The weights are rough seconds from a fresh-clone CI run (2 cores, loaded; only their order matters); a file that is
  * not listed keeps Jest's own order, after the listed ones.

@@ -8,20 +8,12 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root } from '../helpers.js';
-import { tempDir } from '../reliability/harness.js';
+import { TINY as RELIABILITY_TINY, tempDir } from '../reliability/harness.js';
 
 const LONG = 30 * 60_000; // a first install makes the shared environment (pip: minutes)
 
-const TINY = JSON.stringify({
-  device: 'cpu',
-  data: { size: 16, classes: 3, counts: { train: 64, val: 16, test: 32 } },
-  ip: { channels: 8, blocks: 1 },
-  vr: { pretrain_steps: 5, kwargs: { widths: [4, 8] } },
-  // No TensorBoard writer: a Python process of its own per run (test/train/tensorboard.test.ts covers it).
-  train: { steps: 6, batch_size: 8, eval_every: 3, checkpoint_every: 3, tensorboard: false },
-  eval: { limit: 16, batch_size: 16 },
-  output: { plots: false }, // runner.test.ts draws them; here they would cost 1.5 s of CPU a run
-});
+/** The reliability tests' tiny config, 6 steps with an evaluation and a checkpoint every 3, as the examples' JSON argument. */
+const TINY = JSON.stringify({ ...RELIABILITY_TINY, train: { ...RELIABILITY_TINY.train, steps: 6, eval_every: 3, checkpoint_every: 3 } });
 
 // What a user's shell has: no GRADPROM_PYTHON (the shared environment is the one looked up), one thread.
 const userEnv: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: '1' };
