@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -236,6 +240,34 @@ def test_errors_name_what_and_where() -> None:
         call(state, "train.grads", {"transport": "smoke"})
     with pytest.raises(ValueError, match="args.split"):
         call(state, "eval", {"split": "dev"})
+
+
+ONLY_SCORES = """
+import json, sys
+import torch
+from helpers import call, new_state, step, tiny_config
+state = new_state()
+call(state, "session.create", {"config": tiny_config()})
+call(state, "eval", {"split": "val"})
+call(state, "enhance", {}, [torch.rand(2, 1, 8, 8)])
+call(new_state(), "eval.weights", {"config": tiny_config(), "split": "val", "checkpoint": sys.argv[1]})
+before = "torch._dynamo" in sys.modules
+step(state)
+print(json.dumps([before, "torch._dynamo" in sys.modules]))
+"""
+
+
+def test_a_session_that_only_scores_or_enhances_makes_no_optimizer(tmp_path: Path) -> None:
+    """torch.optim's first optimiser imports torch._dynamo (about 1.4 s of CPU): evaluating, enhancing and scoring a
+    checkpoint make none, so a sidecar that only does those never pays for it; the first training step makes them."""
+    state, _ = make(pretrain=1)
+    step(state)
+    call(state, "checkpoint.save", {"path": str(tmp_path / "c.pt")})
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
+    r = subprocess.run([sys.executable, "-c", ONLY_SCORES, str(tmp_path / "c.pt")], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [False, True]
 
 
 def test_a_config_that_skipped_resolution_names_the_missing_field() -> None:

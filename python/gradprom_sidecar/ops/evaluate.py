@@ -62,7 +62,7 @@ def weights_session(config: dict, device: torch.device, split: str, checkpoint: 
         ckpt = load_checkpoint(checkpoint)
         if not isinstance(ckpt.get("config"), dict):
             raise CheckpointError(f"{checkpoint}: not a gradprom checkpoint (no config)")
-        restore(s, ckpt, checkpoint)
+        restore(s, ckpt, checkpoint, optimizers=False)
     return s, source
 
 

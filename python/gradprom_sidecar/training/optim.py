@@ -35,15 +35,22 @@ def lr_factor(o: dict, step: int, total: int, where: str = "train.ip_optim") -> 
     return f
 
 
-def make_optimizer(params: list[nn.Parameter], o: dict, where: str) -> torch.optim.Optimizer:
-    """Adam (beta1 = momentum) or SGD from an optimiser section; errors name ``config.<where>``.
+def optimizer_settings(o: dict, where: str) -> tuple[str, float, float, float]:
+    """An optimiser section's name, lr, momentum and weight decay; errors name ``config.<where>``.
 
-    :param params: the parameters to optimise.
     :param o: the section (name, lr, momentum, weight_decay, ...).
     :param where: its dotted path, e.g. ``train.ip_optim``.
     """
     name = setting_in(o, "name", ("adam", "sgd"), where)
-    lr, mom, wd = float(setting(o, "lr", where)), float(setting(o, "momentum", where)), float(setting(o, "weight_decay", where))
+    return name, float(setting(o, "lr", where)), float(setting(o, "momentum", where)), float(setting(o, "weight_decay", where))
+
+
+def make_optimizer(params: list[nn.Parameter], o: dict, where: str) -> torch.optim.Optimizer:
+    """Adam (beta1 = momentum) or SGD from an optimiser section (see :func:`optimizer_settings`).
+
+    :param params: the parameters to optimise.
+    """
+    name, lr, mom, wd = optimizer_settings(o, where)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=(mom, 0.999), weight_decay=wd)
     return torch.optim.SGD(params, lr=lr, momentum=mom, weight_decay=wd)

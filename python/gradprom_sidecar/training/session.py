@@ -42,7 +42,7 @@ from gradprom_sidecar.models.checkpoint import CheckpointError
 from gradprom_sidecar.training import grads as G
 from gradprom_sidecar.training.config import setting, setting_in
 from gradprom_sidecar.training.descent import StepProbe
-from gradprom_sidecar.training.optim import Sampler, make_optimizer
+from gradprom_sidecar.training.optim import Sampler, make_optimizer, optimizer_settings
 from gradprom_sidecar.training.precision import Precision, set_backend_modes
 from gradprom_sidecar.training.step import PipelinedStep
 
@@ -126,12 +126,14 @@ class Session:
             self.vr.eval()  # frozen also means fixed normalisation statistics
         else:
             self.vr.train()
-        self.ip_optim = make_optimizer(self.layout.params, setting(config, "train.ip_optim"), "train.ip_optim")
-        self.vr_optim = (
-            None
-            if self.mode == "frozen"
-            else make_optimizer([p for p in self.vr.parameters() if p.requires_grad], setting(config, "train.vr_optim"), "train.vr_optim")
-        )
+        # The optimisers are made on first use (below); their sections are checked now.
+        optimizer_settings(setting(config, "train.ip_optim"), "train.ip_optim")
+        self._ip_optim: torch.optim.Optimizer | None = None
+        self._vr_optim: torch.optim.Optimizer | None = None
+        self._vr_trained: list[nn.Parameter] | None = None  # what VR's optimiser updates; None: frozen, no optimiser
+        if self.mode != "frozen":
+            optimizer_settings(setting(config, "train.vr_optim"), "train.vr_optim")
+            self._vr_trained = [p for p in self.vr.parameters() if p.requires_grad]
         self.feed = Feed(
             self.bundle,
             device,
@@ -151,6 +153,22 @@ class Session:
     def step(self) -> int:
         """IP steps taken (the pipeline's count)."""
         return self.pipeline.step
+
+    # torch.optim's first optimiser imports torch._dynamo, about 1.4 s of CPU: a session that only evaluates or enhances
+    # never makes one.
+    @property
+    def ip_optim(self) -> torch.optim.Optimizer:
+        """IP's optimiser (``train.ip_optim``), made on first use."""
+        if self._ip_optim is None:
+            self._ip_optim = make_optimizer(self.layout.params, setting(self.config, "train.ip_optim"), "train.ip_optim")
+        return self._ip_optim
+
+    @property
+    def vr_optim(self) -> torch.optim.Optimizer | None:
+        """VR's optimiser (``train.vr_optim``), made on first use; None when VR is frozen."""
+        if self._vr_optim is None and self._vr_trained is not None:
+            self._vr_optim = make_optimizer(self._vr_trained, setting(self.config, "train.vr_optim"), "train.vr_optim")
+        return self._vr_optim
 
     # ----------------------------------------------------------------- building
     def _task_classes(self) -> int:

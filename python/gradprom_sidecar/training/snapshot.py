@@ -73,11 +73,12 @@ def pack(s: Session, extra: Any = None) -> dict:
     }
 
 
-def restore(s: Session, ckpt: dict, path: str) -> None:
+def restore(s: Session, ckpt: dict, path: str, optimizers: bool = True) -> None:
     """Load a :func:`pack` dict into ``s``; errors name ``path`` and the part.
 
     :param s: a session built from the checkpoint's config.
     :param path: its file, for messages.
+    :param optimizers: restore the optimisers' states too (False: a session that only evaluates, which makes none).
     :raises CheckpointError: another format or version, or networks that do not fit.
     """
     if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("version") != CHECKPOINT_VERSION:
@@ -100,9 +101,10 @@ def restore(s: Session, ckpt: dict, path: str) -> None:
             s.fixed_vr = frozen_copy(fixed)
         else:
             s.fixed_vr = None
-        s.ip_optim.load_state_dict(ckpt["ip_optim"])
-        if s.vr_optim is not None and ckpt.get("vr_optim") is not None:
-            s.vr_optim.load_state_dict(ckpt["vr_optim"])
+        if optimizers:
+            s.ip_optim.load_state_dict(ckpt["ip_optim"])
+            if s.vr_optim is not None and ckpt.get("vr_optim") is not None:
+                s.vr_optim.load_state_dict(ckpt["vr_optim"])
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
         raise CheckpointError(f"{path}: does not fit this session's models: {e}") from e
     torch.set_rng_state(rng["torch"])

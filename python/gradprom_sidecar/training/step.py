@@ -56,8 +56,11 @@ class StepHost(Protocol):
     layout: G.Layout
     buffers: G.GradBuffers
     probe: StepProbe
-    ip_optim: torch.optim.Optimizer
-    vr_optim: torch.optim.Optimizer | None
+
+    @property
+    def ip_optim(self) -> torch.optim.Optimizer: ...
+    @property
+    def vr_optim(self) -> torch.optim.Optimizer | None: ...
 
     def local(self, t: Tensor) -> Tensor: ...
     def average(self, tensors: list[Tensor]) -> None: ...
