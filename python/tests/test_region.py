@@ -105,16 +105,18 @@ def test_a_merged_decision_the_header_does_not_confirm_is_refused(mem_path: Path
     assert all(torch.equal(x, y) for x, y in zip(before, params(s.ip)))  # nothing applied
 
 
-def test_closing_removes_the_file_and_its_folder_and_a_new_session_closes_the_old_region(mem_path: Path) -> None:
+def test_a_new_session_closes_the_old_region_in_a_folder_its_own_can_use_and_stopping_removes_both(mem_path: Path) -> None:
+    """TypeScript makes its region folder once per sidecar: a new session's region goes there too, so the old one's
+    closing leaves the folder; when the sidecar stops, the file and the folder go (as after a SIGKILLed parent)."""
     state, _ = make()
     folder = private_dir(mem_path)
     path = open_region(state, folder)["path"]
     from helpers import tiny_config
 
     call(state, "session.create", {"config": tiny_config()})
-    assert state.region is None and not os.path.exists(path) and not os.path.exists(folder)
-    folder = private_dir(mem_path)
+    assert state.region is None and not os.path.exists(path) and os.listdir(folder) == []
     path = open_region(state, folder)["path"]
+    assert os.path.dirname(path) == folder and os.path.exists(path)
     R.close_all()
     assert not os.path.exists(path) and not os.path.exists(folder)
 

@@ -82,11 +82,16 @@ describe('vectors transport', () => {
     LONG,
   );
 
-  it(
-    'detaches the views of a step once the next step arrives, and the policy entry points name them',
-    async () => {
-      const sc = await Sidecar.start({ device: 'cpu' });
-      try {
+  describe('on one sidecar, a session each (the second session gets a region too)', () => {
+    let sc: Sidecar;
+    beforeAll(async () => {
+      sc = await Sidecar.start({ device: 'cpu' });
+    }, LONG);
+    afterAll(() => sc.stop());
+
+    it(
+      'detaches the views of a step once the next step arrives, and the policy entry points name them',
+      async () => {
         const session = await RemoteSession.create(sc, await configOf(TINY));
         const g1 = (await session.advance(null, true, 'vectors')).next!;
         expect(g1.gIp!.length).toBe(session.info.layout.numel);
@@ -98,48 +103,43 @@ describe('vectors transport', () => {
           expect.objectContaining({ code: 'STALE_VIEW' }),
         );
         expect(g2.gIp!.length).toBe(session.info.layout.numel);
-      } finally {
-        await sc.stop();
-      }
-    },
-    LONG,
-  );
+      },
+      LONG,
+    );
 
-  it(
-    'makes a damaged region an error naming it, on either side',
-    async () => {
-      const sc = await Sidecar.start({ device: 'cpu' });
-      try {
-        const session = await RemoteSession.create(sc, await configOf(TINY));
-        await session.advance(null, true, 'vectors');
-        const folder = join(
-          regionRoot,
-          readdirSync(regionRoot).find((f) => f.startsWith('gradprom-region-'))!,
-        );
-        const path = join(folder, readdirSync(folder)[0]!);
-        const fd = openSync(path, 'r+');
-        writeSync(fd, Buffer.from('XXXXXXXX'), 0, 8, 0);
+    it(
+      'makes a damaged region an error naming it, on either side',
+      async () => {
+        {
+          const session = await RemoteSession.create(sc, await configOf(TINY));
+          await session.advance(null, true, 'vectors');
+          const folder = join(
+            regionRoot,
+            readdirSync(regionRoot).find((f) => f.startsWith('gradprom-region-'))!,
+          );
+          const path = join(folder, readdirSync(folder)[0]!);
+          const fd = openSync(path, 'r+');
+          writeSync(fd, Buffer.from('XXXXXXXX'), 0, 8, 0);
+          closeSync(fd);
+          await expect(session.advance('skip', true, 'vectors')).rejects.toThrow(`region ${path}: header corrupted`);
+        }
+        // This side's checks, on a file made here: a truncated region and a foreign header are REGION errors naming it.
+        const mapper = await memoryMapper();
+        if (typeof mapper === 'string') throw new Error(mapper);
+        const dir = mkdtempSync(join(regionRoot, 'own-'));
+        const path = join(dir, 'r.bin');
+        const fd = openSync(path, 'w+', 0o600);
+        ftruncateSync(fd, 4096 + 3 * 4096);
         closeSync(fd);
-        await expect(session.advance('skip', true, 'vectors')).rejects.toThrow(`region ${path}: header corrupted`);
-      } finally {
-        await sc.stop();
-      }
-      // This side's checks, on a file made here: a truncated region and a foreign header are REGION errors naming it.
-      const mapper = await memoryMapper();
-      if (typeof mapper === 'string') throw new Error(mapper);
-      const dir = mkdtempSync(join(regionRoot, 'own-'));
-      const path = join(dir, 'r.bin');
-      const fd = openSync(path, 'w+', 0o600);
-      ftruncateSync(fd, 4096 + 3 * 4096);
-      closeSync(fd);
-      const info = { path, bytes: 4096 + 3 * 4096, numel: 10, header: 4096, slot: 4096 };
-      expect(() => SharedRegion.open(info, new Uint8Array(16), mapper)).toThrow(`region ${path}: header corrupted`);
-      expect(() => SharedRegion.open({ ...info, bytes: 99 }, new Uint8Array(16), mapper)).toThrow(
-        expect.objectContaining({ code: 'REGION', message: expect.stringContaining(`region ${path}: truncated or resized`) }),
-      );
-      expect(SharedRegion.open({ ...info, path: join(dir, 'elsewhere.bin') }, new Uint8Array(16), mapper)).toBeNull();
-      expect(existsSync(path)).toBe(true);
-    },
-    LONG,
-  );
+        const info = { path, bytes: 4096 + 3 * 4096, numel: 10, header: 4096, slot: 4096 };
+        expect(() => SharedRegion.open(info, new Uint8Array(16), mapper)).toThrow(`region ${path}: header corrupted`);
+        expect(() => SharedRegion.open({ ...info, bytes: 99 }, new Uint8Array(16), mapper)).toThrow(
+          expect.objectContaining({ code: 'REGION', message: expect.stringContaining(`region ${path}: truncated or resized`) }),
+        );
+        expect(SharedRegion.open({ ...info, path: join(dir, 'elsewhere.bin') }, new Uint8Array(16), mapper)).toBeNull();
+        expect(existsSync(path)).toBe(true);
+      },
+      LONG,
+    );
+  });
 });

@@ -45,6 +45,9 @@ _HEAD = struct.Struct("<8sIIQQQQ16sQ")  # magic, version, header, numel, slot by
 SEQ_VECTORS, SEQ_MERGED = 32, 40
 
 _open: list[Region] = []  # closed (file removed) however the sidecar stops: see close_all
+# TypeScript's folders that held a region: each stays while the sidecar serves (the next session's region goes there too),
+# and is removed when the sidecar stops, as TypeScript would have removed it (close_all).
+_folders: set[str] = set()
 
 
 class RegionError(ValueError):
@@ -103,6 +106,7 @@ class Region:
             )
         self.seq = 0
         _open.append(self)
+        _folders.add(folder)
 
     def describe(self) -> dict:
         """The region as announced to TypeScript: ``{path, bytes, numel, header, slot}``."""
@@ -158,20 +162,27 @@ class Region:
             log.warning("region %s: cudaHostRegister failed (%s); device → host copies into it will not overlap", self.path, err)
 
     def close(self) -> None:
-        """Unpin, remove the file and its folder when empty. The mapping goes when the last tensor over it does."""
+        """Unpin and remove the file (not its folder: see ``_folders``). The mapping goes when the last tensor over it does."""
         if self in _open:
             _open.remove(self)
         if self.pinned:
             torch.cuda.cudart().cudaHostUnregister(self.g_ip.data_ptr())
             self.pinned = False
-        for undo in (lambda: os.unlink(self.path), lambda: os.close(self.fd), lambda: os.rmdir(os.path.dirname(self.path))):
+        for undo in (lambda: os.unlink(self.path), lambda: os.close(self.fd)):
             try:
                 undo()
             except OSError:
-                pass  # already gone, or the folder holds something else: TypeScript removes it
+                pass  # already gone
 
 
 def close_all() -> None:
-    """Remove every open region's file (the sidecar is stopping, whatever stops it)."""
+    """Remove every open region's file, and the folders regions were made in when empty (the sidecar is stopping,
+    whatever stops it)."""
     for r in list(_open):
         r.close()
+    for folder in list(_folders):
+        _folders.discard(folder)
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # already gone, or it holds something else: TypeScript removes it
