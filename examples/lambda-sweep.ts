@@ -1,6 +1,7 @@
-// A λ sweep from code: one GradProm run per λ, the gate-open rate from the step records, a table of its own.
+// A λ sweep from code: one GradProm run per λ, all on one sidecar (Python and torch start once), the gate-open rate from
+// the step records, a table of its own.
 import { join } from 'node:path';
-import { parseConfig, runExperiment, type ConfigInput, type StepRecord } from 'gradprom';
+import { parseConfig, runExperiment, Sidecar, type Config, type ConfigInput, type StepRecord } from 'gradprom';
 
 export interface SweepRow {
   lambda: number;
@@ -11,26 +12,38 @@ export interface SweepRow {
 
 /** Runs `base` once per λ into `outDir/lambda-<λ>` and returns one row per λ. */
 export async function sweep(outDir: string, lambdas: number[], base: ConfigInput = {}): Promise<SweepRow[]> {
-  const rows: SweepRow[] = [];
-  for (const lambda of lambdas) {
+  // Every config is checked before any run starts.
+  const configs: Config[] = lambdas.map((lambda) => {
     const parsed = parseConfig({ ...base, policy: { ...base.policy, name: 'gradprom', lambda } });
     if (!parsed.ok) throw new Error(parsed.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-    const steps: StepRecord[] = [];
-    const row: SweepRow = { lambda, gateOpen: NaN, psnr: NaN, accuracy: NaN };
-    await runExperiment(parsed.config, {
-      runDir: join(outDir, `lambda-${lambda}`),
-      force: true,
-      onStep: (s) => steps.push(s),
-      onEval: (e) => {
-        if (e.split !== 'test') return;
-        if (typeof e.psnr === 'number') row.psnr = e.psnr;
-        const acc = e.fixed_enhanced_acc ?? e.fixed_enhanced_dice;
-        if (typeof acc === 'number') row.accuracy = acc;
-      },
-    });
-    const taken = steps.filter((s) => !s.skipped);
-    row.gateOpen = taken.filter((s) => s.gate === true).length / Math.max(1, taken.length);
-    rows.push(row);
+    return parsed.config;
+  });
+  const rows: SweepRow[] = [];
+  if (!configs.length) return rows;
+  const sidecar = await Sidecar.start({ device: configs[0]!.device });
+  try {
+    for (const config of configs) {
+      const lambda = config.policy.lambda;
+      const steps: StepRecord[] = [];
+      const row: SweepRow = { lambda, gateOpen: NaN, psnr: NaN, accuracy: NaN };
+      await runExperiment(config, {
+        runDir: join(outDir, `lambda-${lambda}`),
+        force: true,
+        sidecar,
+        onStep: (s) => steps.push(s),
+        onEval: (e) => {
+          if (e.split !== 'test') return;
+          if (typeof e.psnr === 'number') row.psnr = e.psnr;
+          const acc = e.fixed_enhanced_acc ?? e.fixed_enhanced_dice;
+          if (typeof acc === 'number') row.accuracy = acc;
+        },
+      });
+      const taken = steps.filter((s) => !s.skipped);
+      row.gateOpen = taken.filter((s) => s.gate === true).length / Math.max(1, taken.length);
+      rows.push(row);
+    }
+  } finally {
+    await sidecar.stop();
   }
   return rows;
 }
