@@ -105,52 +105,60 @@ describe(`pinned values on the shared example (tolerance ${PIN_TOL})`, () => {
   });
 });
 
+// The property tests gather what is wrong over all cases and assert once: a failure lists every case it failed on
+// (and an expect per value, thousands of them, costs seconds).
 describe('properties over the shared input set', () => {
-  const finiteTelemetry = (d: Decision) => {
+  /** What is wrong with a decision's telemetry: a non-finite value, cos outside [−1, 1], the gate rate outside [0, 1], a skip. */
+  const telemetryProblems = (label: string, d: Decision): unknown[] => {
     const t = d.telemetry;
-    for (const v of [t.cos, t.gateRate, t.ipNorm, t.vrNorm, t.lambdaEff]) expect(Number.isFinite(v)).toBe(true);
-    expect(t.cos).toBeGreaterThanOrEqual(-1);
-    expect(t.cos).toBeLessThanOrEqual(1);
-    expect(t.gateRate).toBeGreaterThanOrEqual(0);
-    expect(t.gateRate).toBeLessThanOrEqual(1);
-    expect(t.skipped).toBe(false);
+    const out: unknown[] = [];
+    for (const [k, v] of Object.entries({ cos: t.cos, gateRate: t.gateRate, ipNorm: t.ipNorm, vrNorm: t.vrNorm, lambdaEff: t.lambdaEff }))
+      if (!Number.isFinite(v)) out.push([label, k, v]);
+    if (!(t.cos >= -1 && t.cos <= 1)) out.push([label, 'cos', t.cos]);
+    if (!(t.gateRate >= 0 && t.gateRate <= 1)) out.push([label, 'gateRate', t.gateRate]);
+    if (t.skipped) out.push([label, 'skipped']);
+    return out;
   };
 
   test.each(ALL)('$name $granularity $lambdaMode: Gram cases give finite weights; a closed gate gives exactly [1, 0]', (c) => {
     const p = build(c.name, opts({ ...c, lambda: 0.003 }));
+    const problems: unknown[] = [];
     let closed = 0;
     for (const [i, { label, layout, gram }] of gramCases().entries()) {
       const d = weights(p.decide({ layout, gram, context: contextAt(i) }));
-      finiteTelemetry(d);
-      for (let b = 0; b < layout.length; b++) {
-        expect([label, Number.isFinite(d.ip[b]!) && Number.isFinite(d.vr[b]!)]).toEqual([label, true]);
-      }
+      problems.push(...telemetryProblems(label, d));
+      for (let b = 0; b < layout.length; b++)
+        if (!(Number.isFinite(d.ip[b]!) && Number.isFinite(d.vr[b]!))) problems.push([label, b, 'not finite', d.ip[b], d.vr[b]]);
       if (!GATED.includes(c.name)) continue;
       closedBlocks(c.name, c.granularity, d, gram, contextAt(i)).forEach((isClosed, b) => {
         if (!isClosed) return;
         closed++;
-        expect([label, b, d.ip[b], d.vr[b]]).toEqual([label, b, 1, 0]);
+        if (!Object.is(d.ip[b], 1) || !Object.is(d.vr[b], 0)) problems.push([label, b, 'closed, but', d.ip[b], d.vr[b]]);
       });
     }
+    expect(problems).toEqual([]);
     if (GATED.includes(c.name)) expect(closed).toBeGreaterThan(0); // the property was exercised
   });
 
   test.each(ALL)('$name $granularity $lambdaMode: vector cases give a finite merge; a closed gate returns g_IP bit for bit', (c) => {
     const p = build(c.name, opts({ ...c, lambda: 0.003 }));
+    const problems: unknown[] = [];
     let closed = 0;
     for (const [i, { label, layout, gIp, gVr }] of vectorCases().entries()) {
       const d = weights(p.decideFromVectors(layout, gIp, gVr, contextAt(i)));
-      finiteTelemetry(d);
+      problems.push(...telemetryProblems(label, d));
       const merged = applyDecision(d, layout, gIp, gVr);
-      expect([label, merged.every(Number.isFinite)]).toEqual([label, true]);
+      if (!merged.every(Number.isFinite)) problems.push([label, 'merge not finite']);
       if (!GATED.includes(c.name)) continue;
       closedBlocks(c.name, c.granularity, d, gramFromVectors(layout, gIp, gVr), contextAt(i)).forEach((isClosed, b) => {
         if (!isClosed) return;
         closed++;
         const { offset, numel } = layout[b]!;
-        expect([label, b, merged.subarray(offset, offset + numel)]).toEqual([label, b, gIp.subarray(offset, offset + numel)]);
+        for (let k = offset; k < offset + numel; k++)
+          if (!Object.is(merged[k], gIp[k])) return void problems.push([label, b, 'closed, but element', k, merged[k], 'is not', gIp[k]]);
       });
     }
+    expect(problems).toEqual([]);
     if (GATED.includes(c.name)) expect(closed).toBeGreaterThan(0);
   });
 
@@ -247,10 +255,9 @@ describe('equivalence: gram mode vs vectors mode', () => {
       expect([label, fromVectors]).toEqual([label, fromGram]);
       const ref = reference(c.name, o, layout, gIp, gVr, context);
       const scale = Math.max(...Array.from(ref, Math.abs), 0);
-      for (let i = 0; i < ref.length; i++) {
-        // float32 rounding of the merge: relative 1e-6 of the largest element.
-        expect([label, i, Math.abs(fromGram[i]! - ref[i]!) <= 1e-6 * scale]).toEqual([label, i, true]);
-      }
+      // float32 rounding of the merge: relative 1e-6 of the largest element.
+      const off = Array.from(ref.keys()).filter((i) => !(Math.abs(fromGram[i]! - ref[i]!) <= 1e-6 * scale));
+      expect([label, off.map((i) => [i, fromGram[i], ref[i]])]).toEqual([label, []]);
     }
   });
 });
