@@ -30,6 +30,7 @@ read with ``config.setting``, and a missing one is an error naming ``config.<pat
 from __future__ import annotations
 
 import copy
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -128,8 +129,6 @@ class Session:
             self.vr.train()
         # The optimisers are made on first use (below); their sections are checked now.
         optimizer_settings(setting(config, "train.ip_optim"), "train.ip_optim")
-        self._ip_optim: torch.optim.Optimizer | None = None
-        self._vr_optim: torch.optim.Optimizer | None = None
         self._vr_trained: list[nn.Parameter] | None = None  # what VR's optimiser updates; None: frozen, no optimiser
         if self.mode != "frozen":
             optimizer_settings(setting(config, "train.vr_optim"), "train.vr_optim")
@@ -156,19 +155,17 @@ class Session:
 
     # torch.optim's first optimiser imports torch._dynamo, about 1.4 s of CPU: a session that only evaluates or enhances
     # never makes one.
-    @property
+    @cached_property
     def ip_optim(self) -> torch.optim.Optimizer:
         """IP's optimiser (``train.ip_optim``), made on first use."""
-        if self._ip_optim is None:
-            self._ip_optim = make_optimizer(self.layout.params, setting(self.config, "train.ip_optim"), "train.ip_optim")
-        return self._ip_optim
+        return make_optimizer(self.layout.params, setting(self.config, "train.ip_optim"), "train.ip_optim")
 
-    @property
+    @cached_property
     def vr_optim(self) -> torch.optim.Optimizer | None:
         """VR's optimiser (``train.vr_optim``), made on first use; None when VR is frozen."""
-        if self._vr_optim is None and self._vr_trained is not None:
-            self._vr_optim = make_optimizer(self._vr_trained, setting(self.config, "train.vr_optim"), "train.vr_optim")
-        return self._vr_optim
+        if self._vr_trained is None:
+            return None
+        return make_optimizer(self._vr_trained, setting(self.config, "train.vr_optim"), "train.vr_optim")
 
     # ----------------------------------------------------------------- building
     def _task_classes(self) -> int:

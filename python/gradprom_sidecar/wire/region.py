@@ -180,8 +180,8 @@ def close_all() -> None:
     whatever stops it)."""
     for r in list(_open):
         r.close()
-    for folder in list(_folders):
-        _folders.discard(folder)
+    while _folders:
+        folder = _folders.pop()
         try:
             os.rmdir(folder)
         except OSError:
